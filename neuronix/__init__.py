@@ -1,0 +1,60 @@
+"""Neuronix: a deep-learning framework with its own reverse-mode autograd on torch kernels.
+
+``import neuronix as nx`` and use it as ``torch``: ``nx.tensor``, ``nx.exp``, ``x.sum()``,
+``y.backward()``, ``nx.autograd.grad``, ``nx.no_grad()``. Every differentiable op is
+declared once in ``neuronix.ops`` with its forward, its VJPs and the torch function it
+mirrors; the conformance harness (``python -m conformance``) checks each against torch.
+"""
+
+from __future__ import annotations
+
+import torch as _torch
+
+from neuronix import autograd, ops
+from neuronix.autograd import AutogradGraph, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from neuronix.ops.registry import FUNCTIONS as _FUNCTIONS
+from neuronix.tensor import CustomTensor, Tensor
+from neuronix import factories  # noqa: F401  (registers the factories as public functions)
+
+__version__ = "0.1.0"
+
+globals().update(_FUNCTIONS)
+
+# dtypes and devices are torch's own objects
+from torch import (  # noqa: E402
+    bfloat16,
+    bool,
+    device,
+    dtype,
+    float16,
+    float32,
+    float64,
+    int8,
+    int16,
+    int32,
+    int64,
+    uint8,
+    manual_seed,
+    get_default_dtype,
+    set_default_dtype,
+)
+
+float = float32
+double = float64
+half = float16
+long = int64
+int = int32
+
+__all__ = [
+    "AutogradGraph",
+    "CustomTensor",
+    "Tensor",
+    "autograd",
+    "enable_grad",
+    "is_grad_enabled",
+    "no_grad",
+    "ops",
+    "set_grad_enabled",
+    *sorted(_FUNCTIONS),
+]
+del _torch

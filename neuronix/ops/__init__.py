@@ -1,0 +1,8 @@
+"""All op families; importing this package fills the registry and installs Tensor methods."""
+
+from __future__ import annotations
+
+from neuronix.ops import elementwise, movement, reduce  # noqa: F401  (registration side effects)
+from neuronix.ops.install import install_tensor_methods
+
+install_tensor_methods()

@@ -1,0 +1,146 @@
+"""The op registry: every differentiable primitive is declared once, here-shaped.
+
+An ``OpSpec`` holds the op's name, its forward (a torch kernel call on raw tensors),
+one VJP per positional input (written in neuronix ops, so recording them gives higher
+derivatives), which inputs/outputs the VJPs read (only those are kept alive and
+version-checked) and the torch function it mirrors. ``apply`` is the single place that
+runs a forward and records a ``Node``; the engine (``autograd/engine.py``) is the single
+place that runs VJPs, reduces broadcast gradients and casts them to the input dtype.
+
+Public functions are plain Python functions marked with ``@public``; ``neuronix`` exports
+them and ``Tensor`` gets them as methods, so there is no second list to keep in sync.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from neuronix.autograd import mode
+from neuronix.autograd.graph import Node
+from neuronix.tensor import Tensor
+
+ALL = None  # ``saves=ALL``: the VJPs read every input
+
+
+class OpSpec:
+    """A differentiable primitive: forward kernel, per-input VJPs and what they read."""
+
+    __slots__ = ("name", "forward", "vjps", "saves", "saves_out", "aux", "torch_ref")
+
+    def __init__(self, name, forward, vjps, saves, saves_out, aux, torch_ref):
+        self.name = name
+        self.forward = forward
+        self.vjps = vjps
+        self.saves = saves
+        self.saves_out = saves_out
+        self.aux = aux
+        self.torch_ref = torch_ref
+
+    def __repr__(self) -> str:
+        return f"OpSpec({self.name!r})"
+
+
+OPS: dict[str, OpSpec] = {}
+FUNCTIONS: dict[str, Callable] = {}  # public ``nx.<name>`` functions
+METHODS: dict[str, Callable] = {}  # public ``Tensor.<name>`` methods
+
+
+def defop(
+    name: str,
+    forward: Callable,
+    *vjps: Callable | None,
+    saves: tuple[int, ...] | None = ALL,
+    saves_out: bool = False,
+    aux: bool = False,
+    torch_ref: Callable | None = None,
+) -> OpSpec:
+    """Register a primitive. ``vjps[i](g, out, *inputs, **attrs)`` is the gradient for input i.
+
+    ``g`` is the upstream gradient, ``out`` the op's output (``None`` unless ``saves_out``),
+    ``inputs`` the op's positional inputs (``None`` for those not in ``saves``). With
+    ``aux=True`` the forward returns ``(out, aux)``; ``aux`` (raw, non-differentiable: indices,
+    masks, statistics) is passed to the VJPs as the keyword ``aux``.
+    """
+    if name in OPS:
+        raise ValueError(f"op {name!r} is registered twice")
+    spec = OpSpec(name, forward, vjps, saves, saves_out, aux, torch_ref or forward)
+    OPS[name] = spec
+    return spec
+
+
+def public(fn: Callable | None = None, *, method: bool = True, function: bool = True, name: str | None = None):
+    """Mark ``fn`` as public API: ``nx.<name>`` (``function``) and ``Tensor.<name>`` (``method``)."""
+
+    def mark(f: Callable) -> Callable:
+        key = name or f.__name__
+        if function:
+            FUNCTIONS[key] = f
+        if method:
+            METHODS[key] = f
+        return f
+
+    return mark(fn) if fn is not None else mark
+
+
+def _describe(args) -> str:
+    parts = []
+    for a in args:
+        t = a.data if isinstance(a, Tensor) else a
+        if isinstance(t, torch.Tensor):
+            parts.append(f"Tensor(shape={tuple(t.shape)}, dtype={t.dtype}, device={t.device})")
+        else:
+            parts.append(repr(a))
+    return ", ".join(parts)
+
+
+def op_error(name: str, args, attrs: dict, err: Exception) -> Exception:
+    """The exception a failed forward raises: torch's reason plus the op and its inputs."""
+    extra = f", {attrs}" if attrs else ""
+    return type(err)(f"neuronix.{name}({_describe(args)}{extra}): {err}")
+
+
+def apply(spec: OpSpec, *args, **attrs):
+    """Run ``spec``'s forward on the raw values of ``args`` and, if recording, a ``Node``.
+
+    Returns a ``Tensor`` (or ``(Tensor, aux)`` for ``aux`` ops).
+    """
+    raws = [a.data if isinstance(a, Tensor) else a for a in args]
+    try:
+        out = spec.forward(*raws, **attrs)
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        raise op_error(spec.name, args, attrs, err) from err
+    aux = None
+    if spec.aux:
+        out, aux = out
+        attrs["aux"] = aux
+    node = None
+    if mode.grad_enabled:
+        edges = None
+        for i, a in enumerate(args):
+            if isinstance(a, Tensor) and a.requires_grad:
+                if edges is None:
+                    edges = [None] * len(args)
+                edges[i] = a.grad_fn or a
+        if edges is not None:
+            node = _record(spec, edges, raws, out, attrs)
+    result = Tensor._make(out, node)
+    return (result, aux) if spec.aux else result
+
+
+def _record(spec: OpSpec, edges, raws, out, attrs) -> Node:
+    saves = range(len(raws)) if spec.saves is None else spec.saves
+    saved = [None] * len(raws)
+    versions = [None] * len(raws)
+    for i in saves:
+        r = raws[i]
+        saved[i] = r
+        if isinstance(r, torch.Tensor):
+            versions[i] = r._version
+    meta = tuple(None if e is None else (r.shape, r.dtype) for e, r in zip(edges, raws))
+    saved_out = None
+    if spec.saves_out:
+        saved_out = out
+        versions.append(out._version)
+    return Node(spec, tuple(edges), tuple(saved), saved_out, tuple(versions), attrs, meta)
