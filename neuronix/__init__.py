@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch as _torch
 
 from neuronix import autograd, ops
+from neuronix import models, nn, optim  # noqa: F401
 from neuronix.autograd import AutogradGraph, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from neuronix.ops.registry import FUNCTIONS as _FUNCTIONS
 from neuronix.tensor import CustomTensor, Tensor

@@ -97,7 +97,9 @@ def mul(input, other):
 
 
 _FLOOR_DIVIDE = defop("floor_divide", torch.floor_divide, _zero, _zero, saves=())
-_TRUNC_DIVIDE = defop("trunc_divide", lambda x, y: torch.div(x, y, rounding_mode="trunc"), _zero, _zero, saves=(), torch_ref=torch.div)
+_TRUNC_DIVIDE = defop(
+    "trunc_divide", lambda x, y: torch.div(x, y, rounding_mode="trunc"), _zero, _zero, saves=(), torch_ref=torch.div
+)
 
 
 @public

@@ -13,7 +13,7 @@ them and ``Tensor`` gets them as methods, so there is no second list to keep in 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

@@ -1,0 +1,127 @@
+"""Hypothesis strategies for mirror inputs: shapes, broadcast shapes, tensors in a domain.
+
+Every tensor strategy takes ``draw`` and returns a *torch* tensor; specs compose them in
+plain functions ``sample(draw, dtype, device) -> Sample``. Shapes include 0-d tensors and
+size-0 / size-1 dims; tensors are sometimes non-contiguous (a transposed or strided view
+of a larger buffer) so ops cannot assume a layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import mutually_broadcastable_shapes
+
+from conformance.spec import Sample
+
+
+@dataclass(frozen=True)
+class Domain:
+    """Values are drawn uniformly from ``[low, high]``; ``away`` keeps ``|x - k| >= away`` for kinks ``k``."""
+
+    low: float
+    high: float
+    kinks: tuple[float, ...] = ()
+    away: float = 0.0
+
+
+REAL = Domain(-2.0, 2.0)
+POSITIVE = Domain(0.2, 2.0)
+UNIT = Domain(-0.9, 0.9)  # open interval (-1, 1): asin, atanh, ...
+NONZERO = Domain(-2.0, 2.0, kinks=(0.0,), away=0.2)  # abs, sign, relu, division by it
+PROB = Domain(0.05, 0.95)
+
+
+def shape(draw, min_dims: int = 0, max_dims: int = 4, min_side: int = 0, max_side: int = 5) -> tuple[int, ...]:
+    """A shape with 0-d, size-0 and size-1 dims all possible."""
+    return tuple(draw(st.lists(st.integers(min_side, max_side), min_size=min_dims, max_size=max_dims)))
+
+
+def nonempty_shape(draw, min_dims: int = 1, max_dims: int = 4, max_side: int = 5) -> tuple[int, ...]:
+    return shape(draw, min_dims, max_dims, 1, max_side)
+
+
+def broadcast_shapes(draw, n: int, min_dims: int = 0, max_dims: int = 4, min_side: int = 0, max_side: int = 5):
+    """``n`` mutually broadcastable input shapes (and their broadcast result shape)."""
+    shapes = draw(
+        mutually_broadcastable_shapes(
+            num_shapes=n, min_dims=min_dims, max_dims=max_dims, min_side=min_side, max_side=max_side
+        )
+    )
+    return list(shapes.input_shapes), shapes.result_shape
+
+
+def _values(draw, shape, dtype, device, domain: Domain) -> torch.Tensor:
+    seed = draw(st.integers(0, 2**31 - 1))
+    gen = torch.Generator().manual_seed(seed)
+    u = torch.rand(shape, generator=gen, dtype=torch.float64)
+    x = domain.low + (domain.high - domain.low) * u
+    for k in domain.kinks:
+        near = (x - k).abs() < domain.away
+        x = torch.where(near, k + torch.where(x >= k, domain.away, -domain.away) * (1 + u), x)
+    return x.to(dtype=dtype, device=device)
+
+
+def tensor(draw, shape, dtype, device, domain: Domain = REAL, contiguous: bool | None = None) -> torch.Tensor:
+    """A tensor of ``shape`` with values in ``domain``; non-contiguous when drawn so (or asked)."""
+    shape = tuple(shape)
+    layout = "contiguous" if contiguous else draw(st.sampled_from(["contiguous", "transposed", "strided"]))
+    if contiguous is False and layout == "contiguous":
+        layout = "strided"
+    if layout == "transposed" and len(shape) >= 2:
+        flipped = shape[:-2] + (shape[-1], shape[-2])
+        return _values(draw, flipped, dtype, device, domain).transpose(-1, -2)
+    if layout == "strided" and len(shape) >= 1:
+        wide = shape[:-1] + (shape[-1] * 2,)
+        return _values(draw, wide, dtype, device, domain)[..., ::2]
+    return _values(draw, shape, dtype, device, domain)
+
+
+def index_tensor(draw, shape, high: int, device) -> torch.Tensor:
+    """An int64 tensor of ``shape`` with values in ``[0, high)``."""
+    seed = draw(st.integers(0, 2**31 - 1))
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(0, max(high, 1), tuple(shape), generator=gen).to(device)
+
+
+# ----- ready-made samplers for the common op shapes -------------------------------------
+def unary(domain: Domain = REAL, **kwargs):
+    """``f(x)`` for any shape."""
+
+    def sample(draw, dtype, device):
+        return Sample((tensor(draw, shape(draw), dtype, device, domain),), dict(kwargs))
+
+    return sample
+
+
+def binary(a: Domain = REAL, b: Domain = REAL, **kwargs):
+    """``f(x, y)`` with mutually broadcastable shapes."""
+
+    def sample(draw, dtype, device):
+        (sa, sb), _ = broadcast_shapes(draw, 2)
+        return Sample((tensor(draw, sa, dtype, device, a), tensor(draw, sb, dtype, device, b)), dict(kwargs))
+
+    return sample
+
+
+def ternary(a: Domain = REAL, b: Domain = REAL, c: Domain = REAL, **kwargs):
+    """``f(x, y, z)`` with mutually broadcastable shapes."""
+
+    def sample(draw, dtype, device):
+        shapes, _ = broadcast_shapes(draw, 3)
+        doms = (a, b, c)
+        return Sample(tuple(tensor(draw, s, dtype, device, d) for s, d in zip(shapes, doms)), dict(kwargs))
+
+    return sample
+
+
+def method(name: str):
+    """``lambda x, *a, **k: x.<name>(*a, **k)``: call a Tensor method on either library's tensor."""
+
+    def call(x, *args, **kwargs):
+        return getattr(x, name)(*args, **kwargs)
+
+    call.__name__ = f"Tensor.{name}"
+    return call

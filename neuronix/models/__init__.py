@@ -1,0 +1,1 @@
+"""``nx.models``: reference architectures with torchvision's parameter names."""

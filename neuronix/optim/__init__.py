@@ -1,0 +1,1 @@
+"""``nx.optim``: optimizers and ``lr_scheduler`` (mirrors ``torch.optim``)."""
