@@ -105,6 +105,21 @@ class SchedulerMirror:
     dtypes: tuple = (torch.float64,)
 
 
+@dataclass
+class Comparison:
+    """One measured pair: ``actual`` (neuronix) against ``expected`` (the oracle).
+
+    ``check`` is the check kind that picks the tolerance rule: ``forward``, ``backward``,
+    ``double_backward``, ``finite_difference``, ``buffers``, ``trajectory``, ``lr``.
+    ``what`` names the compared quantity (``"output"``, ``"grad input 1"``, ``"weight @ step 17"``).
+    """
+
+    check: str
+    what: str
+    actual: Any
+    expected: Any
+
+
 Mirror = OpMirror | ModuleMirror | OptimizerMirror | SchedulerMirror
 REGISTRY: dict[str, Mirror] = {}
 
