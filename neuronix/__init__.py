@@ -16,6 +16,7 @@ from neuronix.autograd import AutogradGraph, enable_grad, is_grad_enabled, no_gr
 from neuronix.ops.registry import FUNCTIONS as _FUNCTIONS
 from neuronix.tensor import CustomTensor, Tensor
 from neuronix import factories  # noqa: F401  (registers the factories as public functions)
+from neuronix.serialization import save, load
 
 __version__ = "0.1.0"
 
