@@ -8,7 +8,10 @@ from neuronix.tensor import Tensor
 
 
 class Parameter(Tensor):
-    """A ``Tensor`` that requires grad by default and is picked up by ``Module.parameters()``."""
+    """A ``Tensor`` that requires grad by default and is picked up by ``Module.parameters()``.
+
+    ``Parameter(t)`` shares ``t``'s storage (a ``torch.Tensor`` or an ``nx.Tensor``), as torch does.
+    """
 
     __slots__ = ()
 
@@ -19,3 +22,7 @@ class Parameter(Tensor):
 
     def __repr__(self) -> str:
         return "Parameter containing:\n" + super().__repr__()
+
+    def __reduce_ex__(self, protocol):
+        # copy.deepcopy / pickle keep the Parameter type (Tensor's reduce would return a plain Tensor)
+        return (Parameter, (self.data, self.requires_grad))
