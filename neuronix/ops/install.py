@@ -6,6 +6,7 @@ import torch
 
 from neuronix.ops import compare
 from neuronix.ops import elementwise as ew
+from neuronix.ops import indexing, movement
 from neuronix.ops.registry import METHODS
 from neuronix.tensor import Tensor
 
@@ -68,6 +69,7 @@ OPERATORS = {
     "__xor__": compare.bitwise_xor,
     "__rxor__": _swap(compare.bitwise_xor),
     "__invert__": compare.bitwise_not,
+    "__getitem__": indexing.getitem,
 }
 
 CONVERSIONS = {
@@ -88,4 +90,6 @@ CONVERSIONS = {
 def install_tensor_methods() -> None:
     for name, fn in {**METHODS, **OPERATORS, **CONVERSIONS}.items():
         setattr(Tensor, name, fn)
+    Tensor.T = property(movement.T, doc=movement.T.__doc__)
+    Tensor.mT = property(movement.mT, doc=movement.mT.__doc__)
     Tensor.__hash__ = object.__hash__
