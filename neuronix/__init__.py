@@ -17,6 +17,7 @@ from neuronix.ops.registry import FUNCTIONS as _FUNCTIONS
 from neuronix.tensor import CustomTensor, Tensor
 from neuronix import factories  # noqa: F401  (registers the factories as public functions)
 from neuronix.serialization import save, load
+from neuronix import distributed
 
 __version__ = "0.1.0"
 

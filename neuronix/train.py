@@ -1,0 +1,356 @@
+"""``python -m neuronix.train``: train a classifier (ResNet-18 on CIFAR-10, or a quick digits demo).
+
+    python -m neuronix.train --dataset cifar10 --data-root data --epochs 30 --out runs/cifar
+    python -m neuronix.train --dataset digits --epochs 20 --out runs/digits
+    python -m neuronix.train ... --resume                        # continue from OUT/last.safetensors
+    torchrun --nproc_per_node 2 -m neuronix.train ...           # data-parallel (gloo on CPU, NCCL on GPU)
+
+Each epoch writes, under ``--out``: ``last.safetensors`` (model, optimizer, scheduler,
+epoch, history and every RNG state, via ``nx.save``: atomic, no pickle),
+``metrics.jsonl`` (one JSON object per epoch) and ``curves.png`` (loss and accuracy).
+Resuming restores all of it, so an interrupted run ends with the same parameters as an
+uninterrupted one (bit for bit on CPU, single process).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
+
+import neuronix as nx
+from neuronix import distributed as nxdist
+from neuronix import models, nn, optim
+from neuronix.nn import functional as F
+
+CIFAR_FILES = ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch", "batches.meta"]
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CHECKPOINT = "last.safetensors"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m neuronix.train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", choices=["cifar10", "digits"], default="cifar10")
+    p.add_argument("--data-root", default="data", help="folder holding cifar-10-batches-py/ (CIFAR-10 only)")
+    p.add_argument("--model", choices=["resnet18", "resnet34", "mlp"], default=None,
+                   help="default: resnet18 for cifar10, mlp for digits")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=128, help="per process")
+    p.add_argument("--optimizer", choices=["sgd-nesterov", "adamw"], default="sgd-nesterov")
+    p.add_argument("--schedule", choices=["onecycle", "cosine"], default="onecycle")
+    p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.1 for SGD, 2e-3 for AdamW)")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    p.add_argument("--out", default="runs/latest", help="folder for checkpoints, metrics.jsonl and curves.png")
+    p.add_argument("--resume", nargs="?", const="auto", default=None,
+                   help="continue from a checkpoint (default: OUT/last.safetensors)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training examples")
+    p.add_argument("--limit-test", type=int, default=None, help="use only the first N test examples")
+    p.add_argument("--stop-after", type=int, default=None,
+                   help="exit after this many epochs, as an interrupted run would (the schedule still spans --epochs)")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    args = p.parse_args(argv)
+    if args.model is None:
+        args.model = "resnet18" if args.dataset == "cifar10" else "mlp"
+    if args.lr is None:
+        args.lr = 0.1 if args.optimizer == "sgd-nesterov" else 2e-3
+    return args
+
+
+# ----- data -------------------------------------------------------------------------------
+@dataclass
+class Data:
+    train: Dataset
+    test: Dataset
+    in_channels: int
+    num_classes: int
+    image_size: int
+
+
+def cifar10(root: str) -> Data:
+    """CIFAR-10 through ``torchvision.datasets.CIFAR10`` (no download), with the standard augmentation."""
+    try:
+        import torchvision
+        from torchvision import transforms as T
+    except ImportError as e:
+        raise SystemExit(f"--dataset cifar10 needs torchvision ({e}); install it with `pip install torchvision`") from None
+    folder = os.path.join(root, "cifar-10-batches-py")
+    missing = [f for f in CIFAR_FILES if not os.path.isfile(os.path.join(folder, f))]
+    if missing:
+        raise SystemExit(
+            f"CIFAR-10 not found: expected {folder}/ with the files {', '.join(CIFAR_FILES)} "
+            f"(missing: {', '.join(missing)}). Download and unpack "
+            "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz into --data-root "
+            "(or run torchvision.datasets.CIFAR10(root, download=True) once)"
+        )
+    normalize = T.Normalize(CIFAR_MEAN, CIFAR_STD)
+    train_tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), normalize])
+    test_tf = T.Compose([T.ToTensor(), normalize])
+    train = torchvision.datasets.CIFAR10(root, train=True, transform=train_tf, download=False)
+    test = torchvision.datasets.CIFAR10(root, train=False, transform=test_tf, download=False)
+    return Data(train, test, 3, 10, 32)
+
+
+def digits() -> Data:
+    """scikit-learn's bundled 8x8 handwritten digits (1797 images), a fixed 80/20 split, standardised."""
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    order = np.random.default_rng(0).permutation(len(y))  # a fixed split, independent of --seed
+    x = torch.tensor(x[order], dtype=torch.float32).reshape(-1, 1, 8, 8)
+    y = torch.tensor(y[order], dtype=torch.int64)
+    n_train = int(0.8 * len(y))
+    mean, std = x[:n_train].mean(), x[:n_train].std()
+    x = (x - mean) / std
+    return Data(TensorDataset(x[:n_train], y[:n_train]), TensorDataset(x[n_train:], y[n_train:]), 1, 10, 8)
+
+
+def load_data(args) -> Data:
+    data = cifar10(args.data_root) if args.dataset == "cifar10" else digits()
+    if args.limit_train is not None:
+        data.train = Subset(data.train, range(min(args.limit_train, len(data.train))))
+    if args.limit_test is not None:
+        data.test = Subset(data.test, range(min(args.limit_test, len(data.test))))
+    return data
+
+
+def make_loaders(args, data: Data, info: nxdist.ProcessInfo, generator: torch.Generator):
+    pin = info.device.type == "cuda"
+    common = dict(batch_size=args.batch_size, num_workers=args.workers, pin_memory=pin,
+                  persistent_workers=False)
+    if info.distributed:
+        sampler = DistributedSampler(data.train, info.world_size, info.rank, shuffle=True, seed=args.seed)
+        train = DataLoader(data.train, sampler=sampler, generator=generator, **common)
+        # each rank evaluates a disjoint slice (no padding), the sums are all-reduced
+        test_set = Subset(data.test, range(info.rank, len(data.test), info.world_size))
+    else:
+        sampler = None
+        train = DataLoader(data.train, shuffle=True, generator=generator, **common)
+        test_set = data.test
+    test = DataLoader(test_set, shuffle=False, **common)
+    return train, test, sampler
+
+
+# ----- model and optimisation -------------------------------------------------------------
+def build_model(args, data: Data) -> nn.Module:
+    if args.model == "mlp":
+        return models.mlp(data.in_channels * data.image_size**2, data.num_classes)
+    build = models.resnet18 if args.model == "resnet18" else models.resnet34
+    # the CIFAR stem (3x3 stride 1, no max-pool) suits small images
+    return build(num_classes=data.num_classes, cifar_stem=data.image_size <= 64, in_channels=data.in_channels)
+
+
+def build_optimizer(args, model: nn.Module, steps_per_epoch: int):
+    params = model.parameters()
+    if args.optimizer == "sgd-nesterov":
+        opt = optim.SGD(params, lr=args.lr, momentum=args.momentum, nesterov=True, weight_decay=args.weight_decay)
+    else:
+        opt = optim.AdamW(params, lr=args.lr, weight_decay=args.weight_decay)
+    total = args.epochs * steps_per_epoch
+    if args.schedule == "onecycle":
+        sched = optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total)
+    else:
+        sched = optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total)
+    return opt, sched
+
+
+# ----- RNG state ------------------------------------------------------------------------------
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rng_state(generator: torch.Generator) -> dict:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+             "loader": generator.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict, generator: torch.Generator) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["loader"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----- one epoch ------------------------------------------------------------------------------
+def _progress(loader, desc: str, enabled: bool):
+    if not enabled:
+        return loader
+    from tqdm import tqdm
+
+    return tqdm(loader, desc=desc, leave=False, dynamic_ncols=True, file=sys.stderr)
+
+
+def _sum_over_ranks(values: list[float], info: nxdist.ProcessInfo) -> list[float]:
+    if not info.distributed:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=info.device)
+    torch.distributed.all_reduce(t)
+    return t.tolist()
+
+
+def train_one_epoch(model, ddp, loader, opt, sched, args, info, epoch: int, dtype) -> dict:
+    model.train()
+    loss_sum, correct, seen = 0.0, 0, 0
+    start = time.perf_counter()
+    bar = _progress(loader, f"epoch {epoch + 1}/{args.epochs} train", info.is_main and not args.no_progress)
+    for x, y in bar:
+        x = x.to(info.device, dtype, non_blocking=True)
+        y = y.to(info.device, non_blocking=True)
+        logits = (ddp or model)(nx.Tensor(x))
+        loss = F.cross_entropy(logits, y, label_smoothing=args.label_smoothing)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if ddp is not None:
+            ddp.reduce_gradients()
+        opt.step()
+        sched.step()
+        n = y.shape[0]
+        loss_sum += loss.item() * n
+        correct += int((logits.data.argmax(1) == y).sum())
+        seen += n
+        if bar is not loader:
+            rate = seen * info.world_size / (time.perf_counter() - start)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", img_s=f"{rate:.0f}")
+    if info.device.type == "cuda":
+        torch.cuda.synchronize(info.device)
+    elapsed = time.perf_counter() - start
+    loss_sum, correct, seen = _sum_over_ranks([loss_sum, correct, seen], info)
+    return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "images_per_s": seen / elapsed,
+            "epoch_time_s": elapsed}
+
+
+def evaluate(model, loader, info, dtype) -> dict:
+    model.eval()
+    loss_sum, correct, seen = 0.0, 0, 0
+    with nx.no_grad():
+        for x, y in loader:
+            x = x.to(info.device, dtype, non_blocking=True)
+            y = y.to(info.device, non_blocking=True)
+            logits = model(nx.Tensor(x))
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").item()
+            correct += int((logits.data.argmax(1) == y).sum())
+            seen += y.shape[0]
+    loss_sum, correct, seen = _sum_over_ranks([loss_sum, correct, seen], info)
+    return {"test_loss": loss_sum / max(seen, 1), "test_acc": correct / max(seen, 1)}
+
+
+# ----- outputs --------------------------------------------------------------------------------
+def write_metrics(out: str, history: list[dict]) -> None:
+    """Rewrite ``metrics.jsonl`` from the history (so a resumed run never shows duplicate epochs)."""
+    tmp = os.path.join(out, ".metrics.jsonl.tmp")
+    with open(tmp, "w") as fh:
+        fh.writelines(json.dumps(row) + "\n" for row in history)
+    os.replace(tmp, os.path.join(out, "metrics.jsonl"))
+
+
+def plot_curves(out: str, history: list[dict]) -> None:
+    """``curves.png``: train/test loss and accuracy per epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [row["epoch"] for row in history]
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for split in ("train", "test"):
+        ax_loss.plot(epochs, [row[f"{split}_loss"] for row in history], marker="o", label=split)
+        ax_acc.plot(epochs, [100 * row[f"{split}_acc"] for row in history], marker="o", label=split)
+    ax_loss.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (ax_loss, ax_acc):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    tmp = os.path.join(out, ".curves.tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, os.path.join(out, "curves.png"))
+
+
+def checkpoint(model, opt, sched, epoch: int, history: list[dict], generator, args) -> dict:
+    return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            "epoch": epoch, "history": history, "rng": rng_state(generator), "args": vars(args)}
+
+
+# ----- main -------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> list[dict]:
+    """Run training; returns the per-epoch metrics history."""
+    args = parse_args(argv)
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available to torch; use --device cpu")
+    info = nxdist.init_from_env(args.device)
+    dtype = getattr(torch, args.dtype)
+    seed_everything(args.seed)
+    data = load_data(args)
+    generator = torch.Generator()
+    generator.manual_seed(args.seed)
+    train_loader, test_loader, sampler = make_loaders(args, data, info, generator)
+
+    model = build_model(args, data).to(info.device, dtype)
+    ddp = nxdist.DistributedDataParallel(model) if info.distributed else None
+    opt, sched = build_optimizer(args, model, len(train_loader))
+
+    start_epoch, history = 0, []
+    if args.resume:
+        path = os.path.join(args.out, CHECKPOINT) if args.resume == "auto" else args.resume
+        if not os.path.exists(path):
+            raise SystemExit(f"--resume: no checkpoint at {path}")
+        state = nx.load(path, map_location=info.device)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, history = state["epoch"], state["history"]
+        set_rng_state(state["rng"], generator)
+        if info.is_main:
+            print(f"resumed from {path} after epoch {start_epoch}", file=sys.stderr)
+    if info.is_main:
+        os.makedirs(args.out, exist_ok=True)
+
+    last = args.epochs if args.stop_after is None else min(args.epochs, args.stop_after)
+    for epoch in range(start_epoch, last):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        row = {"epoch": epoch + 1}
+        row.update(train_one_epoch(model, ddp, train_loader, opt, sched, args, info, epoch, dtype))
+        row.update(evaluate(model, test_loader, info, dtype))
+        row["lr"] = sched.get_last_lr()[0]
+        history.append(row)
+        if info.is_main:
+            nx.save(checkpoint(model, opt, sched, epoch + 1, history, generator, args), os.path.join(args.out, CHECKPOINT))
+            write_metrics(args.out, history)
+            plot_curves(args.out, history)
+            print(f"epoch {epoch + 1}/{args.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "
+                  f"test loss {row['test_loss']:.4f} acc {row['test_acc']:.4f}  "
+                  f"{row['images_per_s']:.0f} img/s  lr {row['lr']:.3g}", file=sys.stderr)
+        if not math.isfinite(row["train_loss"]):
+            raise SystemExit(f"epoch {epoch + 1}: the training loss is {row['train_loss']}; lower --lr")
+    if info.distributed:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+    return history
+
+
+if __name__ == "__main__":
+    main()
