@@ -1,34 +1,80 @@
-"""Reductions. ``sum_to_shape`` lives here: the engine's one broadcast-undo rule."""
+"""Reductions and scans. ``sum_to_shape`` lives here: the engine's one broadcast-undo rule.
+
+Every reduction takes torch's ``dim`` (None, int or tuple) and ``keepdim``. Forwards get the
+user's ``dim`` as torch expects it; VJPs get ``dims`` (sorted non-negative) and the input
+``shape`` so they can re-insert the reduced dims (``_unreduce`` / ``_keep``).
+"""
 
 from __future__ import annotations
 
+import builtins
+import math
+from collections import namedtuple
+
 import torch
 
+from neuronix.autograd import mode
+from neuronix.ops import elementwise as ew
 from neuronix.ops.registry import apply, defop, public
+from neuronix.tensor import Tensor
+
+# torch.return_types.max & co.: named tuples with ``.values`` and ``.indices``
+MaxResult = namedtuple("max", ("values", "indices"))
+MinResult = namedtuple("min", ("values", "indices"))
 
 
 def _dims(dim, ndim: int) -> tuple[int, ...]:
-    """Normalise ``dim`` (None, int or sequence) to a sorted tuple of non-negative dims."""
-    if dim is None:
+    """Normalise ``dim`` (None, int or sequence) to a sorted tuple of non-negative dims.
+
+    ``None`` and an empty sequence mean every dim (torch's rule for sum/mean/amax); a 0-d
+    tensor accepts dim 0 / -1 and reduces nothing.
+    """
+    if dim is None or (not isinstance(dim, int) and len(dim) == 0):
         return tuple(range(ndim))
     if isinstance(dim, int):
         dim = (dim,)
-    rank = max(ndim, 1)
+    rank = builtins.max(ndim, 1)
     out = []
     for d in dim:
         if not -rank <= d < rank:
             raise IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {d})")
         out.append(d % rank)
-    return tuple(sorted(set(out)))
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"dim {tuple(dim)} appears multiple times in the list of dims")
+    return () if ndim == 0 else tuple(sorted(out))
+
+
+def _keep(g, shape, dims, keepdim):
+    """``g`` with the reduced dims re-inserted as size 1 (a no-op when ``keepdim``)."""
+    if keepdim or len(shape) == 0:
+        return g
+    return g.reshape([1 if i in dims else s for i, s in enumerate(shape)])
 
 
 def _unreduce(g, shape, dims, keepdim):
     """Broadcast a reduced gradient back to ``shape`` (re-inserting the reduced dims)."""
-    if not keepdim and len(shape) > 0:
-        g = g.reshape([1 if i in dims else s for i, s in enumerate(shape)])
-    return g.expand(shape)
+    return _keep(g, shape, dims, keepdim).expand(shape)
 
 
+def _count(shape, dims) -> int:
+    return math.prod(shape[d] for d in dims)
+
+
+def _nondiff_dtype(dtype) -> bool:
+    """An integer/bool result ``dtype`` is outside the graph, as in torch."""
+    return dtype is not None and not (dtype.is_floating_point or dtype.is_complex)
+
+
+def _reduce(spec, input, dim, keepdim, **attrs):
+    shape = tuple(input.shape)
+    dims = _dims(dim, len(shape))
+    if _nondiff_dtype(attrs.get("dtype")):
+        with mode.no_grad():
+            return apply(spec, input, dims=dims, keepdim=keepdim, shape=shape, **attrs)
+    return apply(spec, input, dims=dims, keepdim=keepdim, shape=shape, **attrs)
+
+
+# ----- sum, mean ----------------------------------------------------------------------
 _SUM = defop(
     "sum",
     lambda x, dims, keepdim, shape, dtype: torch.sum(x, dims, keepdim=keepdim, dtype=dtype),
@@ -40,12 +86,8 @@ _SUM = defop(
 
 @public
 def sum(input, dim=None, keepdim: bool = False, *, dtype=None):
-    """Sum over ``dim`` (None, int or tuple), as ``torch.sum``."""
-    shape = input.shape
-    dims = _dims(dim, len(shape))
-    if len(shape) == 0:
-        dims = ()
-    return apply(_SUM, input, dims=dims, keepdim=keepdim, shape=shape, dtype=dtype)
+    """Sum over ``dim`` (None, int or tuple), as ``torch.sum``; ``dtype`` casts before summing."""
+    return _reduce(_SUM, input, dim, keepdim, dtype=dtype)
 
 
 def sum_to_shape(g, shape):
@@ -57,3 +99,331 @@ def sum_to_shape(g, shape):
     if dims:
         g = sum(g, dims, keepdim=True)
     return g.reshape(shape) if lead else g
+
+
+_MEAN = defop(
+    "mean",
+    lambda x, dims, keepdim, shape, dtype: torch.mean(x, dims, keepdim=keepdim, dtype=dtype),
+    lambda g, out, x, dims, keepdim, shape, dtype: _unreduce(g, shape, dims, keepdim) / _count(shape, dims),
+    saves=(),
+    torch_ref=torch.mean,
+)
+
+
+@public
+def mean(input, dim=None, keepdim: bool = False, *, dtype=None):
+    """Mean over ``dim`` (None, int or tuple), as ``torch.mean`` (floating inputs or ``dtype``)."""
+    return _reduce(_MEAN, input, dim, keepdim, dtype=dtype)
+
+
+# ----- prod ---------------------------------------------------------------------------
+def _prod_others(x, dim: int):
+    """``out[i] = prod_{j != i} x[j]`` along ``dim``; exact with zeros in ``x``.
+
+    Without recording this is O(n) on raw values. When recording (create_graph) it is the
+    product of ``x`` broadcast to an extra axis with ones on the diagonal, so its own
+    derivative is again ``prod``'s, zeros included.
+    """
+    raw = x.data
+    n = raw.shape[dim]
+    if not mode.grad_enabled:
+        zero = raw == 0
+        zeros = zero.sum(dim, keepdim=True)
+        rest = torch.where(zero, torch.ones_like(raw), raw).prod(dim, keepdim=True)
+        safe = torch.where(zero, torch.ones_like(raw), raw)
+        others = torch.where(zeros == 0, rest / safe, torch.where(zero & (zeros == 1), rest, torch.zeros_like(raw)))
+        return Tensor._make(others, None)
+    shape = tuple(raw.shape)
+    rows = x.reshape(shape[:dim] + (1, n) + shape[dim + 1 :])
+    diagonal = torch.eye(n, dtype=torch.bool, device=raw.device).reshape((n, n) + (1,) * (len(shape) - dim - 1))
+    return prod(ew.where(diagonal, 1.0, rows), dim + 1)
+
+
+def _prod_vjp(g, out, x, dim, keepdim, dtype):
+    shape = tuple(x.shape)
+    if len(shape) == 0:
+        return g
+    if dim is None:
+        g_full = g.expand(shape)
+        if not bool((x.data == 0).any()):
+            return g_full * (out / x)
+        return g_full * _prod_others(x.reshape(-1), 0).reshape(shape)
+    g_k = _keep(g, shape, (dim,), keepdim)
+    if not bool((x.data == 0).any()):
+        return g_k * (_keep(out, shape, (dim,), keepdim) / x)
+    return g_k * _prod_others(x, dim)
+
+
+_PROD = defop(
+    "prod",
+    lambda x, dim, keepdim, dtype: torch.prod(x, dtype=dtype) if dim is None else torch.prod(x, dim, keepdim, dtype=dtype),
+    _prod_vjp,
+    saves_out=True,
+    torch_ref=torch.prod,
+)
+
+
+@public
+def prod(input, dim: int | None = None, keepdim: bool = False, *, dtype=None):
+    """Product of all elements, or over the single ``dim``, as ``torch.prod``.
+
+    The gradient is the product of the other elements (exact with zeros, as torch).
+    """
+    if dim is not None:
+        if not isinstance(dim, int):
+            raise TypeError(f"prod: dim must be an int or None (torch.prod reduces one dim at a time), got {dim!r}")
+        dim = _dims(dim, input.ndim)
+        dim = dim[0] if dim else 0
+    if _nondiff_dtype(dtype):
+        with mode.no_grad():
+            return apply(_PROD, input, dim=dim, keepdim=keepdim, dtype=dtype)
+    return apply(_PROD, input, dim=dim, keepdim=keepdim, dtype=dtype)
+
+
+# ----- max / min / amax / amin --------------------------------------------------------
+def _even_split(g, out, x, dims, keepdim, shape):
+    """Gradient of a max/min over ``dims`` shared evenly by the tied elements (torch's rule)."""
+    mask = x.data == _keep(out.data, shape, dims, keepdim)
+    count = mask.sum(dims, keepdim=True) if len(shape) else mask
+    return (_unreduce(g, shape, dims, keepdim) / count) * mask
+
+
+_AMAX = defop(
+    "amax",
+    lambda x, dims, keepdim, shape: torch.amax(x, dims, keepdim),
+    _even_split,
+    saves_out=True,
+    torch_ref=torch.amax,
+)
+_AMIN = defop(
+    "amin",
+    lambda x, dims, keepdim, shape: torch.amin(x, dims, keepdim),
+    _even_split,
+    saves_out=True,
+    torch_ref=torch.amin,
+)
+
+
+@public
+def amax(input, dim=(), keepdim: bool = False):
+    """Maximum over ``dim`` (default: all); tied maxima share the gradient evenly."""
+    return _reduce(_AMAX, input, dim, keepdim)
+
+
+@public
+def amin(input, dim=(), keepdim: bool = False):
+    """Minimum over ``dim`` (default: all); tied minima share the gradient evenly."""
+    return _reduce(_AMIN, input, dim, keepdim)
+
+
+def _select_vjp(g, out, x, dim, keepdim, shape, aux):
+    """Gradient of max/min along ``dim``: all of it to the element ``aux`` (the indices) names."""
+    if len(shape) == 0:
+        return g
+    index = aux if keepdim else aux.unsqueeze(dim)
+    hit = torch.zeros(shape, dtype=torch.bool, device=index.device).scatter_(dim, index, True)
+    return _unreduce(g, shape, (dim,), keepdim) * hit
+
+
+_MAX_DIM = defop(
+    "max_dim",
+    lambda x, dim, keepdim, shape: tuple(torch.max(x, dim, keepdim)),
+    _select_vjp,
+    saves=(),
+    aux=True,
+    torch_ref=torch.max,
+)
+_MIN_DIM = defop(
+    "min_dim",
+    lambda x, dim, keepdim, shape: tuple(torch.min(x, dim, keepdim)),
+    _select_vjp,
+    saves=(),
+    aux=True,
+    torch_ref=torch.min,
+)
+
+
+def _extremum(name, full, along, binary, result_type, input, dim, keepdim, other):
+    if other is not None or isinstance(dim, (Tensor, torch.Tensor)):
+        return binary(input, dim if other is None else other)
+    if dim is None:
+        if keepdim:
+            raise TypeError(f"{name}(): keepdim=True needs an int dim")
+        return apply(full, input, dims=tuple(range(input.ndim)), keepdim=False, shape=tuple(input.shape))
+    if not isinstance(dim, int):
+        raise TypeError(f"{name}(): dim must be an int (or a tensor for the elementwise form), got {dim!r}")
+    shape = tuple(input.shape)
+    dims = _dims(dim, len(shape))
+    values, indices = apply(along, input, dim=dims[0] if dims else 0, keepdim=keepdim, shape=shape)
+    return result_type(values, Tensor._make(indices, None))
+
+
+@public
+def max(input, dim=None, keepdim: bool = False, *, other=None):
+    """``torch.max``: the maximum of all elements; with an int ``dim`` a named tuple
+    ``(values, indices)``; with a tensor as second argument, ``maximum``.
+
+    The full reduction shares the gradient among tied maxima; the ``dim`` form sends it to
+    the element at ``indices``, both as torch.
+    """
+    return _extremum("max", _AMAX, _MAX_DIM, ew.maximum, MaxResult, input, dim, keepdim, other)
+
+
+@public
+def min(input, dim=None, keepdim: bool = False, *, other=None):
+    """``torch.min``: the minimum of all elements; with an int ``dim`` a named tuple
+    ``(values, indices)``; with a tensor as second argument, ``minimum``."""
+    return _extremum("min", _AMIN, _MIN_DIM, ew.minimum, MinResult, input, dim, keepdim, other)
+
+
+# ----- var / std ----------------------------------------------------------------------
+def _correction(unbiased, correction) -> float:
+    if unbiased is not None and correction is not None:
+        raise RuntimeError("var/std: pass either unbiased or correction, not both")
+    if correction is not None:
+        return correction
+    return 1 if unbiased is None or unbiased else 0
+
+
+def _var_vjp(g, out, x, dims, keepdim, shape, tdim, correction):
+    dof = _count(shape, dims) - correction
+    scale = 2.0 / dof if dof != 0 else math.inf
+    centered = x - mean(x, dims, keepdim=True) if len(shape) else x - x
+    return (_keep(g, shape, dims, keepdim) * scale) * centered
+
+
+def _std_vjp(g, out, x, dims, keepdim, shape, tdim, correction):
+    # d std = d var / (2 std); torch zeroes it where std == 0
+    g_var = ew.where(out.data == 0, 0.0, g / (out * 2))
+    return _var_vjp(g_var, None, x, dims, keepdim, shape, tdim, correction)
+
+
+_VAR = defop(
+    "var",
+    lambda x, dims, keepdim, shape, tdim, correction: torch.var(x, tdim, correction=correction, keepdim=keepdim),
+    _var_vjp,
+    torch_ref=torch.var,
+)
+_STD = defop(
+    "std",
+    lambda x, dims, keepdim, shape, tdim, correction: torch.std(x, tdim, correction=correction, keepdim=keepdim),
+    _std_vjp,
+    saves_out=True,
+    torch_ref=torch.std,
+)
+
+
+def _spread(spec, input, dim, unbiased, keepdim, correction):
+    if isinstance(dim, bool):  # var(x, unbiased) overload
+        dim, unbiased = None, dim
+    c = _correction(unbiased, correction)
+    tdim = None if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
+    return _reduce(spec, input, dim, keepdim, tdim=tdim, correction=c)
+
+
+@public
+def var(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
+    """Variance over ``dim`` with ``correction`` (default 1; ``unbiased=False`` means 0), as ``torch.var``."""
+    return _spread(_VAR, input, dim, unbiased, keepdim, correction)
+
+
+@public
+def std(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
+    """Standard deviation over ``dim`` with ``correction``, as ``torch.std``."""
+    return _spread(_STD, input, dim, unbiased, keepdim, correction)
+
+
+# ----- logsumexp ----------------------------------------------------------------------
+_LOGSUMEXP = defop(
+    "logsumexp",
+    lambda x, dims, keepdim, shape, tdim: torch.logsumexp(x, tdim, keepdim),
+    lambda g, out, x, dims, keepdim, shape, tdim: _keep(g, shape, dims, keepdim) * (x - _keep(out, shape, dims, keepdim)).exp(),
+    saves_out=True,
+    torch_ref=torch.logsumexp,
+)
+
+
+@public
+def logsumexp(input, dim, keepdim: bool = False):
+    """``log(sum(exp(input), dim))`` computed stably, as ``torch.logsumexp``."""
+    tdim = (dim,) if isinstance(dim, int) else tuple(dim)
+    return _reduce(_LOGSUMEXP, input, dim, keepdim, tdim=tdim)
+
+
+# ----- norm ---------------------------------------------------------------------------
+def _norm_vjp(g, out, x, dims, keepdim, shape, tdim, ord, dtype):
+    g_k = _keep(g, shape, dims, keepdim)
+    n_k = _keep(out, shape, dims, keepdim)
+    if ord == 0:
+        return _unreduce(g, shape, dims, keepdim) * 0
+    if ord == 1:
+        return g_k * x.sign()
+    zero = n_k.data == 0
+    if math.isinf(ord):
+        mask = x.data.abs() == n_k.data
+        count = mask.sum(dims, keepdim=True) if len(shape) else mask
+        return x.sign() * ((g_k / count) * mask)
+    if ord == 2:
+        return x * ew.where(zero, 0.0, g_k / n_k)
+    scaled = x.sign() * x.abs().pow(ord - 1)
+    return scaled * ew.where(zero, 0.0, g_k / n_k.pow(ord - 1))
+
+
+_NORM = defop(
+    "norm",
+    lambda x, dims, keepdim, shape, tdim, ord, dtype: torch.linalg.vector_norm(x, ord, tdim, keepdim, dtype=dtype),
+    _norm_vjp,
+    saves_out=True,
+    torch_ref=torch.norm,
+)
+
+
+@public
+def norm(input, p="fro", dim=None, keepdim: bool = False, dtype=None):
+    """``torch.norm``: the vector p-norm over ``dim`` (all dims when None).
+
+    ``p`` is a number (2, 1, inf, -inf, 0 or any other) or ``'fro'`` (the 2-norm over at
+    most two dims). The nuclear norm and matrix norms over more than two dims are not supported.
+    """
+    if isinstance(p, str):
+        n_dims = 0 if dim is None or isinstance(dim, int) else len(dim)
+        if p != "fro" or n_dims > 2:
+            raise NotImplementedError(
+                f"norm: p={p!r} with dim={dim!r} is a matrix norm; only vector norms (p a number, or 'fro' "
+                "over at most two dims) are supported"
+            )
+        p = 2
+    ord = float(p) if p is not None else 2.0
+    tdim = None if dim is None else (dim,) if isinstance(dim, int) else tuple(dim)
+    return _reduce(_NORM, input, dim, keepdim, tdim=tdim, ord=ord, dtype=dtype)
+
+
+# ----- cumulative sum -----------------------------------------------------------------
+def _reverse_cumsum(g, dim):
+    return g if g.ndim == 0 else apply(_REVERSE_CUMSUM, g, dim=dim)
+
+
+_REVERSE_CUMSUM = defop(
+    "reverse_cumsum",
+    lambda x, dim: x.flip(dim).cumsum(dim).flip(dim),
+    lambda g, out, x, dim: cumsum(g, dim),
+    saves=(),
+)
+_CUMSUM = defop(
+    "cumsum",
+    lambda x, dim, dtype: torch.cumsum(x, dim, dtype=dtype),
+    lambda g, out, x, dim, dtype: _reverse_cumsum(g, dim),
+    saves=(),
+    torch_ref=torch.cumsum,
+)
+
+
+@public
+def cumsum(input, dim: int, *, dtype=None):
+    """Cumulative sum along ``dim``, as ``torch.cumsum``."""
+    dims = _dims(dim, input.ndim)
+    d = dims[0] if dims else 0
+    if _nondiff_dtype(dtype):
+        with mode.no_grad():
+            return apply(_CUMSUM, input, dim=d, dtype=dtype)
+    return apply(_CUMSUM, input, dim=d, dtype=dtype)
