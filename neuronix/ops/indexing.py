@@ -253,7 +253,9 @@ def scatter(input, dim: int, index, src=None, *, value=None, reduce=None):
 _INDEX_SELECT = defop(
     "index_select",
     lambda x, dim, index, shape: torch.index_select(x, dim, index),
-    lambda g, out, x, dim, index, shape: apply(_INDEX_ADD, g.data.new_zeros(shape), g, dim=dim, index=index, alpha=1, source_shape=g.shape),
+    lambda g, out, x, dim, index, shape: apply(
+        _INDEX_ADD, g.data.new_zeros(shape), g, dim=dim, index=index, alpha=1, source_shape=g.shape
+    ),
     saves=(),
     torch_ref=torch.index_select,
 )

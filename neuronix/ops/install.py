@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from neuronix.ops import compare
+from neuronix.ops import compare, indexing, movement
 from neuronix.ops import elementwise as ew
-from neuronix.ops import indexing, movement
 from neuronix.ops.registry import METHODS
 from neuronix.tensor import Tensor
 
