@@ -1,0 +1,49 @@
+"""``Adagrad`` (mirrors ``torch.optim.Adagrad``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from neuronix.optim.optimizer import Optimizer, check_nonnegative, step_dtype
+from neuronix.tensor import Tensor
+
+
+class Adagrad(Optimizer):
+    """Adagrad (Duchi et al., 2011) (as ``torch.optim.Adagrad``).
+
+    ``s += g * g``; ``p -= lr / (1 + (t - 1) * lr_decay) * g / (sqrt(s) + eps)``, with ``s``
+    starting at ``initial_accumulator_value``. State (created with the group, as torch does):
+    ``step``, ``sum``.
+    """
+
+    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
+                 initial_accumulator_value: float = 0, eps: float = 1e-10, *, maximize: bool = False) -> None:
+        defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        super()._check_group(group)
+        check_nonnegative(self._name, "lr_decay", group["lr_decay"])
+        check_nonnegative(self._name, "weight_decay", group["weight_decay"])
+        check_nonnegative(self._name, "initial_accumulator_value", group["initial_accumulator_value"])
+        check_nonnegative(self._name, "epsilon", group["eps"])
+
+    def _init_state(self, param: Tensor, group: dict[str, Any]) -> None:
+        state = self.state[param]
+        state["step"] = torch.tensor(0.0, dtype=step_dtype())
+        state["sum"] = torch.full_like(param.data, group["initial_accumulator_value"], memory_format=torch.preserve_format)
+
+    def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        state["step"] += 1
+        step = state["step"].item()
+        if group["maximize"]:
+            grad = -grad
+        if group["weight_decay"] != 0:
+            grad = grad.add(param, alpha=group["weight_decay"])
+        clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
+        state["sum"].addcmul_(grad, grad, value=1)
+        std = state["sum"].sqrt().add_(group["eps"])
+        param.addcdiv_(grad, std, value=-clr)

@@ -1,0 +1,64 @@
+"""``SGD`` and the original project's ``Momentum`` / ``Nesterov`` (mirror ``torch.optim.SGD``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from neuronix.optim.optimizer import Optimizer, check_nonnegative
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum (as ``torch.optim.SGD``).
+
+    With ``g`` the gradient (negated when ``maximize``) plus ``weight_decay * p``:
+    ``b = g`` on the first step, then ``b = momentum * b + (1 - dampening) * g``;
+    the step direction is ``g + momentum * b`` (``nesterov``) or ``b``; ``p -= lr * direction``.
+    State: ``momentum_buffer`` (only when ``momentum != 0``).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False) -> None:
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        super()._check_group(group)
+        check_nonnegative(self._name, "momentum", group["momentum"])
+        check_nonnegative(self._name, "weight_decay", group["weight_decay"])
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"{self._name}: Nesterov momentum requires a momentum and zero dampening "
+                             f"(got momentum={group['momentum']}, dampening={group['dampening']})")
+
+    def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        if group["maximize"]:
+            grad = -grad
+        if group["weight_decay"] != 0:
+            grad = grad.add(param, alpha=group["weight_decay"])
+        momentum = group["momentum"]
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.clone()
+            else:
+                buf.mul_(momentum).add_(grad, alpha=1 - group["dampening"])
+            grad = grad.add(buf, alpha=momentum) if group["nesterov"] else buf
+        param.add_(grad, alpha=-group["lr"])
+
+
+class Momentum(SGD):
+    """SGD with heavy-ball momentum, ``momentum=0.9`` by default (the original project's name)."""
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False) -> None:
+        super().__init__(params, lr, momentum, dampening, weight_decay, nesterov, maximize=maximize)
+
+
+class Nesterov(SGD):
+    """SGD with Nesterov momentum, ``momentum=0.9`` by default (the original project's name)."""
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0.9, dampening: float = 0,
+                 weight_decay: float = 0, *, maximize: bool = False) -> None:
+        super().__init__(params, lr, momentum, dampening, weight_decay, nesterov=True, maximize=maximize)
