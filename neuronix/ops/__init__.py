@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from neuronix.ops import elementwise, indexing, movement, reduce  # noqa: F401  (registration side effects)
+from neuronix.ops import elementwise, indexing, linalg, movement, reduce, softmax  # noqa: F401  (registration side effects)
 from neuronix.ops.install import install_tensor_methods
 
 install_tensor_methods()

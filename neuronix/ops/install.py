@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from neuronix.ops import compare, indexing, movement
+from neuronix.ops import compare, indexing, linalg, movement
 from neuronix.ops import elementwise as ew
 from neuronix.ops.registry import METHODS
 from neuronix.tensor import Tensor
@@ -68,6 +68,8 @@ OPERATORS = {
     "__xor__": compare.bitwise_xor,
     "__rxor__": _swap(compare.bitwise_xor),
     "__invert__": compare.bitwise_not,
+    "__matmul__": linalg.matmul,
+    "__rmatmul__": _swap(linalg.matmul),
     "__getitem__": indexing.getitem,
 }
 
