@@ -84,11 +84,6 @@ class Data:
 
 def cifar10(root: str) -> Data:
     """CIFAR-10 through ``torchvision.datasets.CIFAR10`` (no download), with the standard augmentation."""
-    try:
-        import torchvision
-        from torchvision import transforms as T
-    except ImportError as e:
-        raise SystemExit(f"--dataset cifar10 needs torchvision ({e}); install it with `pip install torchvision`") from None
     folder = os.path.join(root, "cifar-10-batches-py")
     missing = [f for f in CIFAR_FILES if not os.path.isfile(os.path.join(folder, f))]
     if missing:
@@ -98,6 +93,11 @@ def cifar10(root: str) -> Data:
             "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz into --data-root "
             "(or run torchvision.datasets.CIFAR10(root, download=True) once)"
         )
+    try:
+        import torchvision
+        from torchvision import transforms as T
+    except ImportError as e:
+        raise SystemExit(f"--dataset cifar10 needs torchvision ({e}); install it with `pip install torchvision`") from None
     normalize = T.Normalize(CIFAR_MEAN, CIFAR_STD)
     train_tf = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), normalize])
     test_tf = T.Compose([T.ToTensor(), normalize])

@@ -1,0 +1,129 @@
+"""Mirrors of ``nx.models``: whole networks against torchvision (ResNets) and ``torch.nn`` (MLP).
+
+Each mirror's module takes ``(images, targets)`` and returns ``(logits, cross-entropy loss)``,
+so one case compares the logits, the loss, the input gradient and every parameter gradient,
+plus BatchNorm's running statistics, in train and eval mode. torch's weights are loaded into
+neuronix through ``load_state_dict``, which is itself the check that the key names and
+shapes are torchvision's.
+
+torchvision imports only where it matches the installed torch (CI installs both; the CPU
+development venv has none): the ResNet mirrors are always registered, and their torch
+builder raises ``ModuleNotFoundError("torchvision unavailable ...")`` for the driver to report.
+"""
+
+from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+
+import neuronix as nx
+from conformance.spec import ModuleMirror, Sample, register
+from conformance.strategies import tensor
+from neuronix.nn import functional as F
+
+# ----- neuronix side ---------------------------------------------------------------------------
+
+
+class _NxResNetLoss(nx.models.ResNet):
+    """``nx.models.ResNet`` returning ``(logits, cross_entropy(logits, targets))``."""
+
+    def forward(self, x, targets):
+        logits = super().forward(x)
+        return logits, F.cross_entropy(logits, targets)
+
+
+class _NxMLPLoss(nx.models.MLP):
+    def forward(self, x, targets):
+        logits = super().forward(x)
+        return logits, F.cross_entropy(logits, targets)
+
+
+DEPTHS = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3]}
+
+
+def _nx_resnet(depth: str):
+    def build(num_classes: int, cifar_stem: bool):
+        return _NxResNetLoss(DEPTHS[depth], num_classes=num_classes, cifar_stem=cifar_stem)
+
+    return build
+
+
+# ----- torch side ---------------------------------------------------------------------------------
+def _torchvision():
+    try:
+        import torchvision
+    except Exception as err:  # the CPU-only torch build makes torchvision fail with RuntimeError, not ImportError
+        raise ModuleNotFoundError(
+            f"torchvision unavailable ({type(err).__name__}: {err}); the ResNet mirrors compare against "
+            "torchvision.models.resnet18/34: install torchvision matching the installed torch"
+        ) from None
+    return torchvision
+
+
+def _torch_resnet(depth: str):
+    def build(num_classes: int, cifar_stem: bool):
+        models = _torchvision().models
+
+        class ResNetLoss(models.ResNet):
+            def forward(self, x, targets):
+                logits = super().forward(x)
+                return logits, torch.nn.functional.cross_entropy(logits, targets)
+
+        model = ResNetLoss(models.resnet.BasicBlock, DEPTHS[depth], num_classes=num_classes)
+        if cifar_stem:  # the CIFAR variant: same keys, 3x3 stride-1 conv1, no max-pool
+            model.conv1 = torch.nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            model.maxpool = torch.nn.Identity()
+        return model
+
+    return build
+
+
+class _TorchMLPLoss(torch.nn.Module):
+    """``torch.nn`` twin of ``nx.models.MLP`` (same ``layers.<i>`` keys)."""
+
+    def __init__(self, in_features: int, num_classes: int, hidden: tuple[int, ...] = (256, 256)) -> None:
+        super().__init__()
+        layers: list[torch.nn.Module] = [torch.nn.Flatten()]
+        for size in hidden:
+            layers += [torch.nn.Linear(in_features, size), torch.nn.ReLU()]
+            in_features = size
+        self.layers = torch.nn.Sequential(*layers, torch.nn.Linear(in_features, num_classes))
+
+    def forward(self, x, targets):
+        logits = self.layers(x)
+        return logits, torch.nn.functional.cross_entropy(logits, targets)
+
+
+# ----- drawing -----------------------------------------------------------------------------------
+def _build_resnet(draw):
+    return (), {"num_classes": draw(st.integers(2, 10)), "cifar_stem": draw(st.booleans())}
+
+
+def _sample_resnet(draw, args, kwargs, dtype, device):
+    # small images keep a full ResNet fast: 8x8 reaches 1x1 in layer4 with the CIFAR stem, 32x32 with ImageNet's
+    side = 8 if kwargs["cifar_stem"] else 32
+    batch = draw(st.integers(2, 3))  # train-mode BatchNorm needs more than one value per channel
+    x = tensor(draw, (batch, 3, side, side), dtype, device)
+    targets = torch.tensor(draw(st.lists(st.integers(0, kwargs["num_classes"] - 1), min_size=batch, max_size=batch)),
+                           device=device)
+    return Sample((x, targets), grad_args=(0,))
+
+
+def _build_mlp(draw):
+    return (draw(st.integers(1, 12)), draw(st.integers(2, 6))), {"hidden": tuple(draw(st.lists(st.integers(1, 8), max_size=2)))}
+
+
+def _sample_mlp(draw, args, kwargs, dtype, device):
+    batch = draw(st.integers(1, 4))
+    x = tensor(draw, (batch, args[0]), dtype, device)
+    targets = torch.tensor(draw(st.lists(st.integers(0, args[1] - 1), min_size=batch, max_size=batch)), device=device)
+    return Sample((x, targets), grad_args=(0,))
+
+
+register(
+    ModuleMirror("models.resnet18", _nx_resnet("resnet18"), _torch_resnet("resnet18"), _build_resnet, _sample_resnet,
+                 note="torchvision.models.resnet18 (conv1/maxpool swapped for the CIFAR stem); logits and loss"),
+    ModuleMirror("models.resnet34", _nx_resnet("resnet34"), _torch_resnet("resnet34"), _build_resnet, _sample_resnet,
+                 note="torchvision.models.resnet34 (conv1/maxpool swapped for the CIFAR stem); logits and loss"),
+    ModuleMirror("models.mlp", _NxMLPLoss, _TorchMLPLoss, _build_mlp, _sample_mlp, note="logits and loss"),
+)
