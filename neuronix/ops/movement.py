@@ -180,13 +180,12 @@ def T(self):
     """``Tensor.T``: the dims reversed (a transpose for matrices); torch deprecates it for other ranks."""
     if self.ndim == 2:
         return transpose(self, 0, 1)
-    if self.ndim > 0:
-        warnings.warn(
-            "The use of `x.T` on tensors of dimension other than 2 to reverse their shape is deprecated; "
-            "use `x.mT` to transpose batches of matrices or `x.permute(...)` to reverse the dims",
-            UserWarning,
-            stacklevel=2,
-        )
+    warnings.warn(
+        "The use of `x.T` on tensors of dimension other than 2 to reverse their shape is deprecated; "
+        "use `x.mT` to transpose batches of matrices or `x.permute(...)` to reverse the dims",
+        UserWarning,
+        stacklevel=2,
+    )
     return permute(self, tuple(range(self.ndim - 1, -1, -1)))
 
 
