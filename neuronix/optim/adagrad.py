@@ -7,15 +7,15 @@ from typing import Any
 import torch
 
 from neuronix.optim.optimizer import Optimizer, check_nonnegative, step_dtype
-from neuronix.tensor import Tensor
 
 
 class Adagrad(Optimizer):
     """Adagrad (Duchi et al., 2011) (as ``torch.optim.Adagrad``).
 
     ``s += g * g``; ``p -= lr / (1 + (t - 1) * lr_decay) * g / (sqrt(s) + eps)``, with ``s``
-    starting at ``initial_accumulator_value``. State (created with the group, as torch does):
-    ``step``, ``sum``.
+    starting at ``initial_accumulator_value``. As in torch, that start value is the
+    constructor's for every group, and the state of the constructor's parameters exists
+    from the start (of parameters added later, from their first step): ``step``, ``sum``.
     """
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
@@ -23,6 +23,9 @@ class Adagrad(Optimizer):
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
         super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                self._init_state(p.data, self.state[p])
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
@@ -31,12 +34,13 @@ class Adagrad(Optimizer):
         check_nonnegative(self._name, "initial_accumulator_value", group["initial_accumulator_value"])
         check_nonnegative(self._name, "epsilon", group["eps"])
 
-    def _init_state(self, param: Tensor, group: dict[str, Any]) -> None:
-        state = self.state[param]
+    def _init_state(self, param: torch.Tensor, state: dict[str, Any]) -> None:
         state["step"] = torch.tensor(0.0, dtype=step_dtype())
-        state["sum"] = torch.full_like(param.data, group["initial_accumulator_value"], memory_format=torch.preserve_format)
+        state["sum"] = torch.full_like(param, self.defaults["initial_accumulator_value"], memory_format=torch.preserve_format)
 
     def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        if not state:
+            self._init_state(param, state)
         state["step"] += 1
         step = state["step"].item()
         if group["maximize"]:

@@ -66,7 +66,7 @@ class Optimizer:
         defaults: the hyper-parameters of a group that does not set them.
 
     Subclasses implement ``_update(param, grad, state, group)`` on raw torch tensors and may
-    override ``_check_group(group)`` to validate hyper-parameters and ``_init_state``.
+    override ``_check_group(group)`` to validate hyper-parameters.
     """
 
     def __init__(self, params, defaults: dict[str, Any]) -> None:
@@ -105,9 +105,6 @@ class Optimizer:
         if "lr" in group and group["lr"] is not required:
             check_lr(self._name, group["lr"])
 
-    def _init_state(self, param: Tensor, group: dict[str, Any]) -> None:
-        """Create state eagerly when a group is added (Adagrad does; most optimizers create it lazily)."""
-
     def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
 
@@ -144,8 +141,6 @@ class Optimizer:
             param_group.setdefault(key, default)
         self._check_group(param_group)
         self.param_groups.append(param_group)
-        for p in params:
-            self._init_state(p, param_group)
 
     # ----- the update -----------------------------------------------------------------
     def zero_grad(self, set_to_none: bool = True) -> None:
