@@ -53,6 +53,7 @@ class OpMirror:
     output: Callable[[Any], Any] | None = None  # picks the compared/differentiated output(s)
     note: str = ""
     kind: str = "op"
+    devices: tuple[str, ...] = ("cpu", "cuda")  # device types this entry claims to support
 
 
 @dataclass
@@ -74,6 +75,7 @@ class ModuleMirror:
     output: Callable[[Any], Any] | None = None
     note: str = ""
     kind: str = "module"
+    devices: tuple[str, ...] = ("cpu", "cuda")  # device types this entry claims to support
 
 
 @dataclass
@@ -88,6 +90,7 @@ class OptimizerMirror:
     dtypes: tuple = FLOATS
     note: str = ""
     kind: str = "optimizer"
+    devices: tuple[str, ...] = ("cpu", "cuda")  # device types this entry claims to support
 
 
 @dataclass
@@ -103,6 +106,7 @@ class SchedulerMirror:
     note: str = ""
     kind: str = "scheduler"
     dtypes: tuple = (torch.float64,)
+    devices: tuple[str, ...] = ("cpu", "cuda")  # device types this entry claims to support
 
 
 @dataclass
@@ -118,6 +122,7 @@ class Comparison:
     what: str
     actual: Any
     expected: Any
+    explain: Callable[[], str] | None = None  # called only when the check fails: a longer diagnosis
 
 
 Mirror = OpMirror | ModuleMirror | OptimizerMirror | SchedulerMirror

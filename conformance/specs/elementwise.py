@@ -51,8 +51,9 @@ BINARY = {
     "floor_divide": binary(REAL, NONZERO), "remainder": binary(REAL, NONZERO),
 }
 for _name, _sample in BINARY.items():
-    gradgrad = _name not in ("floor_divide",)
-    register(_fn(_name, _sample), OpMirror(f"Tensor.{_name}", method(_name), method(_name), _sample))
+    # torch has no derivative for floor_divide ("derivative for aten::floor_divide is not implemented")
+    grad = _name != "floor_divide"
+    register(_fn(_name, _sample, grad=grad), OpMirror(f"Tensor.{_name}", method(_name), method(_name), _sample, grad=grad))
 
 
 def _alpha(draw, dtype, device):
@@ -78,8 +79,8 @@ def _div_mode(draw, dtype, device):
 
 
 def _clamp(draw, dtype, device):
-    shapes, _ = broadcast_shapes(draw, 3)
-    x = tensor(draw, shapes[0], dtype, device)
+    shapes, result = broadcast_shapes(draw, 3)
+    x = tensor(draw, result, dtype, device)  # tensor bounds broadcast to x (torch's backward needs that)
     kind = draw(st.sampled_from(["scalars", "tensors", "min_only", "max_only"]))
     if kind == "scalars":
         return Sample((x,), {"min": -0.5, "max": 0.7})
@@ -96,6 +97,10 @@ def _where(draw, dtype, device):
     shapes, _ = broadcast_shapes(draw, 3)
     cond = tensor(draw, shapes[0], torch.float64, device) > 0
     return Sample((cond, tensor(draw, shapes[1], dtype, device), tensor(draw, shapes[2], dtype, device)))
+
+
+def _where_method(condition, input, other):
+    return input.where(condition, other)
 
 
 def _lerp(draw, dtype, device):
@@ -125,6 +130,9 @@ SPECIAL = {
     "addcdiv": _addc(NONZERO),
 }
 for _name, _sample in SPECIAL.items():
+    if _name == "where":  # the method form is ``input.where(condition, other)``
+        register(_fn("where", _sample), OpMirror("Tensor.where", _where_method, _where_method, _sample))
+        continue
     if _name in ("add", "sub"):
         register(OpMirror(f"{_name}[alpha]", getattr(nx, _name), getattr(torch, _name), _sample))
         continue

@@ -1,0 +1,131 @@
+"""``python -m conformance run | gate | list | repro``.
+
+* ``run [--dtypes float32,float64] [--devices cpu,cuda] [--profile ci|thorough] [-n N] [-k PATTERN]``
+  runs the cases under pytest (sharded by pytest-xdist with ``-n``) and writes
+  ``reports/conformance.json``, ``.html`` and ``.junit.xml``. It exits 0 once the reports
+  are written, failures included: the gate is the judge.
+* ``gate [reports/conformance.json]`` prints a one-screen summary, exits 1 on any problem.
+* ``list [--missing]`` prints the registry, or only the public names without a mirror.
+* ``repro CASE_ID [--example K]`` replays one case and prints every comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def _run(args) -> int:
+    import pytest
+
+    pytest_args = [str(HERE / "test_cases.py"), "-p", "no:cacheprovider", "-q", "--tb=no", "-rN",
+                   "--rootdir", str(HERE.parent), "-c", str(HERE.parent / "pyproject.toml"),
+                   f"--conformance-dtypes={args.dtypes}", f"--conformance-profile={args.profile}",
+                   f"--conformance-report={args.report_dir}"]
+    if args.devices:
+        pytest_args.append(f"--conformance-devices={args.devices}")
+    if args.examples is not None:
+        pytest_args.append(f"--conformance-examples={args.examples}")
+    if args.tolerances:
+        pytest_args.append(f"--conformance-tolerances={args.tolerances}")
+    if args.n:
+        pytest_args += ["-n", args.n]
+    if args.k:
+        pytest_args += ["-k", args.k]
+    if args.verbose:
+        pytest_args += ["--tb=short", "-rf"]
+    code = pytest.main(pytest_args + args.pytest_args)
+    report = Path(args.report_dir) / "conformance.json"
+    if code in (0, 1) and report.exists():
+        print(f"conformance: reports in {args.report_dir}/; judge with: python -m conformance gate {report}")
+        return 0
+    return int(code) or 1
+
+
+def _list(args) -> int:
+    import conformance.specs  # noqa: F401
+    from conformance.coverage import coverage
+    from conformance.spec import REGISTRY
+
+    if args.missing:
+        for name in coverage().missing:
+            print(name)
+        return 0
+    for name, m in REGISTRY.items():
+        dtypes = ",".join(str(d).removeprefix("torch.") for d in m.dtypes)
+        claims = [c for c in ("grad", "gradgrad", "fd") if getattr(m, c, False)]
+        print(f"{name:40s} {m.kind:10s} {dtypes:16s} {' '.join(claims)}")
+    return 0
+
+
+def _repro(args) -> int:
+    import conformance.specs  # noqa: F401
+    from conformance.runner import parse_case_id, run_case
+    from conformance.spec import REGISTRY
+    from conformance.tolerances import load
+
+    name, dtype, device = parse_case_id(args.case_id)
+    if name not in REGISTRY:
+        print(f"repro: no mirror named {name!r}; `python -m conformance list` shows the registry")
+        return 2
+    case = run_case(REGISTRY[name], dtype, device, args.profile, load(args.tolerances), args.examples, args.example)
+    print(f"case {case.case_id}  seed {case.seed}  profile {case.profile}  {len(case.examples)} example(s)")
+    for ex in case.examples:
+        print(f"\nexample {ex.index} (seed {ex.seed}, {ex.status}, {ex.seconds * 1000:.1f} ms)")
+        for key, value in ex.info.items():
+            print(f"  {key}: {value}")
+        if ex.error:
+            print(f"  {ex.error_check}: {ex.error}")
+        for j in ex.judged:
+            verdict = "ok  " if j.ok else "FAIL"
+            print(f"  {verdict} {j.check:18s} {j.what:40s} abs {j.max_abs:.3e} rel {j.max_rel:.3e} "
+                  f"headroom {j.headroom:.3g} ({j.rule})" + (f"\n       {j.problem}" if j.problem else ""))
+        if ex.leak:
+            print(f"  LEAK {ex.leak}")
+    print()
+    print(case.failure_message() if case.failed else f"{case.case_id}: all checks pass")
+    return 1 if case.failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance", description="Neuronix conformance against torch")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the cases and write the reports")
+    run.add_argument("--dtypes", default="float32,float64")
+    run.add_argument("--devices", default=None, help="default: cpu, plus cuda when available")
+    run.add_argument("--profile", default="ci", choices=("ci", "thorough"))
+    run.add_argument("--thorough", dest="profile", action="store_const", const="thorough", help="same as --profile thorough")
+    run.add_argument("-n", default=None, help="pytest-xdist workers (a number or auto)")
+    run.add_argument("-k", default=None, help="pytest -k expression over case ids, e.g. 'exp and float64'")
+    run.add_argument("--examples", type=int, default=None, help="examples per case (overrides the profile)")
+    run.add_argument("--report-dir", default="reports")
+    run.add_argument("--tolerances", default=None)
+    run.add_argument("-v", "--verbose", action="store_true", help="print each failing case's details")
+    run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+    gate = sub.add_parser("gate", help="exit non-zero unless the report is a clean pass")
+    gate.add_argument("report", nargs="?", default="reports/conformance.json")
+    lst = sub.add_parser("list", help="print the mirror registry")
+    lst.add_argument("--missing", action="store_true", help="only the public names without a mirror")
+    repro = sub.add_parser("repro", help="replay one case and print its comparisons")
+    repro.add_argument("case_id", help="ENTRY|DTYPE|DEVICE, e.g. 'exp|float64|cpu'")
+    repro.add_argument("--profile", default="ci", choices=("ci", "thorough"))
+    repro.add_argument("--example", type=int, default=None, help="only this example index")
+    repro.add_argument("--examples", type=int, default=None)
+    repro.add_argument("--tolerances", default=None)
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return _run(args)
+    if args.command == "gate":
+        from conformance.gate import gate as run_gate
+
+        return run_gate(args.report)
+    if args.command == "list":
+        return _list(args)
+    return _repro(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The CI gate: reads ``conformance.json`` and fails on anything that is not a clean pass.
+
+Failures: a failed or erroring check, a leak, a public name without a mirror, an
+override without a reason, a stale override (matched no case of a complete run), and
+a report that is not this schema or holds no cases. The summary fits one screen.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conformance.report import SCHEMA
+
+MAX_LINES = 12  # per section, so the summary stays one screen
+
+
+def problems(data: dict) -> list[tuple[str, list[str]]]:
+    """``(section, lines)`` for every reason the gate fails; empty when it passes."""
+    found: list[tuple[str, list[str]]] = []
+    if data.get("schema") != SCHEMA:
+        return [("schema", [f"report schema {data.get('schema')!r} is not {SCHEMA!r}"])]
+    records = data["records"]
+    if not records:
+        found.append(("empty", ["the report holds no cases"]))
+    failing = [r for r in records if r["status"] != "pass" and r["check"] != "leak"]
+    if failing:
+        found.append(("failed checks", [f"{r['case_id']} [{r['check']}] {r['status']}: {_short(r['message'])}\n      {r['repro']}"
+                                        for r in failing]))
+    leaks = [r for r in records if r["check"] == "leak" and r["status"] != "pass"]
+    if leaks:
+        found.append(("leaks", [f"{r['case_id']}: {_short(r['message'])}\n      {r['repro']}" for r in leaks]))
+    missing = data["coverage"]["missing"]
+    if missing:
+        shown = ", ".join(missing[:40]) + (f", ... ({len(missing) - 40} more: python -m conformance list --missing)"
+                                           if len(missing) > 40 else "")
+        found.append(("public names without a mirror", [f"{len(missing)}: {shown}"]))
+    bad = [o for o in data["overrides"] if o["status"] in ("reasonless", "stale")]
+    if bad:
+        found.append(("overrides", [f"{o['rule']}: {o['status']}" + (" (add a reason = \"...\")" if o["status"] == "reasonless"
+                                    else " (it matched no case: remove it or fix its pattern)") for o in bad]))
+    return found
+
+
+def _short(text: str, width: int = 160) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
+def summary(data: dict, found: list[tuple[str, list[str]]]) -> str:
+    if data.get("schema") != SCHEMA:
+        return "\n".join(lines[0] for _, lines in found)
+    s, run = data["summary"], data["run"]
+    out = [
+        f"conformance gate: commit {run['commit'][:12]}, torch {run['torch']}, profile {run['profile']}, "
+        f"devices {', '.join(d['device'] for d in run['devices'])}, dtypes {', '.join(run['dtypes'])}"
+        + (" (filtered run)" if run.get("filtered") else ""),
+        f"  cases {s['cases']} ({s['failed_cases']} failing) · checks {s['passed']}/{s['records']} pass · "
+        f"{s['failed']} failed · {s['errors']} errors · leaks {s['leaks']}",
+        f"  coverage {s['coverage_mirrored']}/{s['coverage_public']} mirrored, {s['coverage_missing']} missing · "
+        f"overrides {s['overrides']} ({s['overrides_bad']} bad) · max headroom {s['max_headroom']:.3g}",
+    ]
+    for section, lines in found:
+        out.append(f"FAIL {section} ({len(lines)}):")
+        out += [f"  {line}" for line in lines[:MAX_LINES]]
+        if len(lines) > MAX_LINES:
+            out.append(f"  ... and {len(lines) - MAX_LINES} more (see reports/conformance.html)")
+    out.append("gate: FAIL" if found else "gate: PASS")
+    return "\n".join(out)
+
+
+def gate(path: str | Path) -> int:
+    """Print the summary; 0 when the report is a clean pass, 1 otherwise (2 when it cannot be read)."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        print(f"conformance gate: cannot read {path}: {err}")
+        return 2
+    found = problems(data)
+    print(summary(data, found))
+    return 1 if found else 0

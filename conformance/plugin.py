@@ -1,0 +1,103 @@
+"""The pytest plugin under ``python -m conformance run``: one test per case, one merged report.
+
+Loaded by ``conformance/conftest.py`` (so ``pytest conformance -n auto`` works from a
+checkout) and never through a ``pytest11`` entry point: an entry point would load it in
+every pytest run of the environment. It stays inert unless conformance cases run:
+``conformance/test_cases.py`` asks it for the case list, each case's records are kept,
+and only a session that ran cases writes ``reports/``.
+
+With pytest-xdist every worker sends its records to the controller through
+``workeroutput`` when it finishes; the controller merges them with the coverage check
+and the tolerance overrides into ``conformance.json``, ``.html`` and ``.junit.xml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+RECORDS_KEY = "conformance_records"
+
+
+def pytest_addoption(parser) -> None:
+    group = parser.getgroup("conformance", "neuronix conformance harness")
+    group.addoption("--conformance-dtypes", default="float32,float64", help="comma-separated dtypes (float32,float64)")
+    group.addoption("--conformance-devices", default=None, help="comma-separated devices (default: cpu, plus cuda if available)")
+    group.addoption("--conformance-profile", default="ci", choices=("ci", "thorough"), help="examples per case")
+    group.addoption("--conformance-examples", type=int, default=None, help="examples per case (overrides the profile)")
+    group.addoption("--conformance-report", default="reports", help="directory for conformance.json/.html/.junit.xml")
+    group.addoption("--conformance-tolerances", default=None, help="tolerances.toml to use (default: the repository's)")
+
+
+class _State:
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+        self.ran = False
+
+
+_KEY = pytest.StashKey[_State]()
+
+
+def _state(config) -> _State:
+    if _KEY not in config.stash:
+        config.stash[_KEY] = _State()
+    return config.stash[_KEY]
+
+
+def options(config) -> dict:
+    """The run's settings, as the case test and the report see them."""
+    devices = config.getoption("conformance_devices")
+    if not devices:
+        import torch
+
+        devices = "cpu,cuda" if torch.cuda.is_available() else "cpu"
+    return {
+        "dtypes": [d.strip() for d in config.getoption("conformance_dtypes").split(",") if d.strip()],
+        "devices": [d.strip() for d in devices.split(",") if d.strip()],
+        "profile": config.getoption("conformance_profile"),
+        "examples": config.getoption("conformance_examples"),
+        "tolerances": config.getoption("conformance_tolerances"),
+        "report": config.getoption("conformance_report"),
+    }
+
+
+def record_case(config, case) -> None:
+    """Called by the case test: keep the case's records for the report."""
+    state = _state(config)
+    state.ran = True
+    state.records.extend(case.records)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """xdist controller: merge a finished worker's records."""
+    payload = getattr(node, "workeroutput", {}).get(RECORDS_KEY)
+    if payload:
+        state = _state(node.config)
+        state.ran = True
+        state.records.extend(json.loads(payload))
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    config = session.config
+    state = _state(config)
+    if hasattr(config, "workerinput"):  # an xdist worker: hand the records to the controller
+        if state.ran:
+            config.workeroutput[RECORDS_KEY] = json.dumps(state.records)
+        return
+    if not state.ran:
+        return
+    from conformance import report
+
+    opts = options(config)
+    filtered = bool(config.getoption("keyword") or config.getoption("markexpr")
+                    or any("::" in str(a) for a in config.args))
+    data = report.build(state.records, opts, filtered=filtered)
+    paths = report.write_all(data, opts["report"])
+    summary = report.one_line(data)
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is not None:
+        tr.write_line(f"conformance: {summary}")
+        tr.write_line(f"conformance: wrote {', '.join(os.path.relpath(p) for p in paths)}")

@@ -1,0 +1,120 @@
+"""Tolerance rules from ``tolerances.toml``: defaults per (check kind, dtype) plus reasoned overrides.
+
+Every lookup returns the tolerance *and* the rule that set it, so the report can show
+which line of the file decided each verdict. Overrides remember how often they matched:
+an override that matched nothing in a complete run is stale and fails the gate.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+DEFAULT_PATH = Path(__file__).resolve().parent.parent / "tolerances.toml"
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """``|actual - expected| <= atol + rtol * |expected|``; ``rule`` names the line that set it."""
+
+    rtol: float
+    atol: float
+    rule: str
+
+
+@dataclass
+class Override:
+    """One ``[[override]]`` table; ``None`` fields match anything."""
+
+    index: int
+    op: str
+    check: str | None
+    dtype: str | None
+    device: str | None
+    rtol: float | None
+    atol: float | None
+    reason: str
+    matched: set = field(default_factory=set)  # case ids it set a tolerance for
+
+    def rule(self) -> str:
+        scope = " ".join(f"{k}={v}" for k, v in (("check", self.check), ("dtype", self.dtype), ("device", self.device)) if v)
+        return f"override[{self.index}] op={self.op}" + (f" {scope}" if scope else "")
+
+    def matches(self, name: str, check: str, dtype: str, device: str) -> bool:
+        pairs = ((self.op, name), (self.check, check), (self.dtype, dtype), (self.device, device))
+        return all(p is None or fnmatch.fnmatchcase(v, p) for p, v in pairs)
+
+    def as_dict(self) -> dict:
+        return {
+            "index": self.index, "op": self.op, "check": self.check, "dtype": self.dtype, "device": self.device,
+            "rtol": self.rtol, "atol": self.atol, "reason": self.reason, "rule": self.rule(),
+        }
+
+
+class Tolerances:
+    """The parsed file: ``lookup(name, check, dtype, device) -> Tolerance``."""
+
+    def __init__(self, data: dict, path: str = "<memory>") -> None:
+        self.path = str(path)
+        self.defaults: dict[str, dict[str, tuple[float, float]]] = {}
+        self.default_reasons: dict[str, str] = {}
+        for key, value in data.get("defaults", {}).items():
+            if key in ("float32", "float64", "float16", "bfloat16"):
+                self.defaults.setdefault("*", {})[key] = (float(value["rtol"]), float(value["atol"]))
+            elif isinstance(value, dict):  # a check kind's own defaults
+                self.default_reasons[key] = value.get("reason", "")
+                for dt, tol in value.items():
+                    if isinstance(tol, dict):
+                        self.defaults.setdefault(key, {})[dt] = (float(tol["rtol"]), float(tol["atol"]))
+        self.overrides = [
+            Override(
+                i, o.get("op", "*"), o.get("check"), o.get("dtype"), o.get("device"),
+                o.get("rtol"), o.get("atol"), str(o.get("reason", "")).strip(),
+            )
+            for i, o in enumerate(data.get("override", []))
+        ]
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> Tolerances:
+        path = Path(path) if path else DEFAULT_PATH
+        with open(path, "rb") as f:
+            return cls(tomllib.load(f), path)
+
+    def default(self, check: str, dtype: str) -> Tolerance:
+        if dtype in self.defaults.get(check, {}):
+            rtol, atol = self.defaults[check][dtype]
+            return Tolerance(rtol, atol, f"defaults.{check}.{dtype}")
+        if dtype not in self.defaults.get("*", {}):
+            raise KeyError(f"tolerances.toml ({self.path}): no default tolerance for dtype {dtype}; add [defaults] {dtype}")
+        rtol, atol = self.defaults["*"][dtype]
+        return Tolerance(rtol, atol, f"defaults.{dtype}")
+
+    def lookup(self, name: str, check: str, dtype: str, device: str, case_id: str | None = None) -> Tolerance:
+        """The tolerance for one check of one case; the last matching override wins."""
+        tol = self.default(check, dtype)
+        for o in self.overrides:
+            if o.matches(name, check, dtype, device):
+                o.matched.add(case_id or f"{name}|{dtype}|{device}")
+                tol = Tolerance(tol.rtol if o.rtol is None else float(o.rtol), tol.atol if o.atol is None else float(o.atol),
+                                o.rule())
+        return tol
+
+    def override_for(self, rule: str) -> Override | None:
+        return next((o for o in self.overrides if o.rule() == rule), None)
+
+
+_loaded: dict[str, Tolerances] = {}
+
+
+def load(path: str | Path | None = None) -> Tolerances:
+    """Cached ``Tolerances.load`` (one parse per process)."""
+    key = str(Path(path).resolve()) if path else str(DEFAULT_PATH)
+    if key not in _loaded:
+        _loaded[key] = Tolerances.load(key)
+    return _loaded[key]
