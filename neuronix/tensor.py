@@ -245,12 +245,16 @@ class Tensor:
         return self
 
     def __setitem__(self, index, value) -> None:
+        from neuronix.ops.indexing import raw_index  # ops import this module
+
         self._check_inplace("__setitem__")
-        if isinstance(index, Tensor):
-            index = index.data
-        elif isinstance(index, tuple):
-            index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
-        self.data[index] = value.data if isinstance(value, Tensor) else value
+        if isinstance(value, Tensor) and value.requires_grad and mode.grad_enabled:
+            raise RuntimeError(
+                f"__setitem__: the value (shape {tuple(value.shape)}) requires grad, but writing into a tensor is not "
+                "recorded by neuronix autograd; build the result out of place (e.g. nx.where, nx.cat, index_add) "
+                "or write value.detach()"
+            )
+        self.data[raw_index(index)] = value.data if isinstance(value, Tensor) else value
 
 
 def _inplace(name: str):

@@ -28,14 +28,14 @@ def _wrap_dim(dim: int, ndim: int) -> int:
 
 
 # ----- __getitem__ ---------------------------------------------------------------------------
-def _raw_index(index):
+def raw_index(index):
     """The index with every ``nx.Tensor`` replaced by its torch tensor (kept raw in the node)."""
     if isinstance(index, Tensor):
         return index.data
     if isinstance(index, tuple):
-        return tuple(_raw_index(i) for i in index)
+        return tuple(raw_index(i) for i in index)
     if isinstance(index, list):
-        return [_raw_index(i) for i in index]
+        return [raw_index(i) for i in index]
     if isinstance(index, slice) and any(isinstance(b, Tensor) for b in (index.start, index.stop, index.step)):
         return slice(*(int(b) if isinstance(b, Tensor) else b for b in (index.start, index.stop, index.step)))
     return index
@@ -83,7 +83,7 @@ def getitem(self, index):
 
     Differentiable: repeated integer indices accumulate their gradients, as in torch.
     """
-    index = _raw_index(index)
+    index = raw_index(index)
     return apply(_GETITEM, self, index=index, basic=_is_basic(index), shape=self.shape)
 
 
