@@ -110,7 +110,8 @@ class BackwardHookCall:
         self.hooks = hooks
         self.pre_hooks = pre_hooks
         self.n_inputs = 0
-        self.input_positions: list[int] = []
+        self.input_positions: list[int] = []  # the positional args routed through the gate
+        self.zero_inputs: dict = {}
         self.grad_outputs: list = []
         self.pending_outputs = 0
 
@@ -121,6 +122,9 @@ class BackwardHookCall:
         self.input_positions = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
         if not self.input_positions:
             return args
+        # as torch: once any input needs a gradient, the other floating tensor inputs report zeros
+        self.zero_inputs = {i: a.data for i, a in enumerate(args)
+                            if isinstance(a, Tensor) and a.is_floating_point() and not a.requires_grad}
         if len(self.input_positions) > _MAX_GATED:
             raise RuntimeError(f"full backward hooks support at most {_MAX_GATED} tensor inputs per module call")
         tensors = [args[i] for i in self.input_positions]
@@ -141,6 +145,8 @@ class BackwardHookCall:
     def _on_input_grads_factory(self, slots):
         def on_input_grads(g):
             grad_input = [None] * self.n_inputs
+            for i, raw in self.zero_inputs.items():
+                grad_input[i] = Tensor(torch.zeros_like(raw))
             for i, (begin, shape) in zip(self.input_positions, slots):
                 grad_input[i] = apply(_SEGMENT, g, start=begin, shape=shape)
             new = self._call_hooks(tuple(grad_input))
@@ -165,26 +171,16 @@ class BackwardHookCall:
     # ----- outputs --------------------------------------------------------------------
     def wrap_outputs(self, output):
         """Pass every output tensor that requires grad through an identity node that records its gradient."""
-        if isinstance(output, Tensor):
-            return self._wrap_output(output, 0, 1)
-        if isinstance(output, (tuple, list)):
-            tensors = [o for o in output if isinstance(o, Tensor) and o.requires_grad]
-            wrapped, k = [], 0
-            for o in output:
-                if isinstance(o, Tensor) and o.requires_grad:
-                    wrapped.append(self._wrap_output(o, k, len(tensors)))
-                    k += 1
-                else:
-                    wrapped.append(o)
-            return type(output)(wrapped)
-        return output
+        items = list(output) if isinstance(output, (tuple, list)) else [output]
+        tensors = [i for i, o in enumerate(items) if isinstance(o, Tensor)]
+        self.grad_outputs = [None] * len(tensors)  # one slot per tensor output, as torch
+        self.pending_outputs = sum(items[i].requires_grad for i in tensors)
+        for k, i in enumerate(tensors):
+            if items[i].requires_grad:
+                items[i] = self._wrap_output(items[i], k)
+        return type(output)(items) if isinstance(output, (tuple, list)) else items[0]
 
-    def _wrap_output(self, out: Tensor, k: int, n: int) -> Tensor:
-        if not out.requires_grad:
-            return out
-        if k == 0:
-            self.grad_outputs = [None] * n
-            self.pending_outputs = n
+    def _wrap_output(self, out: Tensor, k: int) -> Tensor:
         y = apply(_IDENTITY, out)
 
         def on_output_grad(g):

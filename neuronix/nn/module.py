@@ -478,7 +478,7 @@ class Module:
                 )
                 continue
             if assign:  # take the checkpoint's storage instead of copying into ours
-                target.data = raw.detach()
+                target.data = raw.detach() if raw.requires_grad else raw
             else:
                 target.data.copy_(raw.detach())
         if strict:
