@@ -80,6 +80,9 @@ class Optimizer:
                 f"{self._name}: params should be an iterable of Tensors or dicts, got a single tensor "
                 f"(shape {tuple(params.shape)}); wrap it in a list"
             )
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(f"{self._name}: parameters must be in an ordered collection (a set's order changes between "
+                            "runs, and with it the state_dict's indices); use a list")
         groups = list(params)
         if not groups:
             raise ValueError(f"{self._name}: optimizer got an empty parameter list")
@@ -116,7 +119,7 @@ class Optimizer:
         params = param_group["params"]
         if isinstance(params, Tensor):
             params = [params]
-        elif isinstance(params, set):
+        elif isinstance(params, (set, frozenset)):
             raise TypeError(
                 f"{self._name}: parameters must be in an ordered collection (a set's order changes between runs); use a list"
             )
