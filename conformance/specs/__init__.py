@@ -1,3 +1,3 @@
 """Mirror specs, one module per family; importing this package fills ``spec.REGISTRY``."""
 
-from conformance.specs import elementwise, movement, optim  # noqa: F401
+from conformance.specs import elementwise, linalg, movement, optim, reduce  # noqa: F401
