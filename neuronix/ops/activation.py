@@ -1,0 +1,119 @@
+"""Pointwise activations of ``nn.functional``: torch kernels forward, VJPs in neuronix ops.
+
+Masks that select a branch (``x > 0``) are computed on the raw values: they are
+piecewise constant, so they carry no derivative, exactly as in torch's formulas.
+``relu``, ``tanh`` and ``sigmoid`` are core elementwise ops and are reused as they are.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from neuronix.ops.elementwise import erf, exp, sigmoid, tanh, where
+from neuronix.ops.registry import apply, defop
+from neuronix.tensor import Tensor
+
+SELU_ALPHA = 1.6732632423543772848170429916717
+SELU_SCALE = 1.0507009873554804934193349852946
+
+
+def _gelu_grad(g, out, x, approximate):
+    if approximate == "tanh":
+        k = math.sqrt(2.0 / math.pi)
+        inner = (x + x * x * x * 0.044715) * k
+        t = tanh(inner)
+        d_inner = (x * x * (3 * 0.044715) + 1) * k
+        return g * ((t + 1) * 0.5 + x * 0.5 * (1 - t * t) * d_inner)
+    cdf = (erf(x * (1 / math.sqrt(2.0))) + 1) * 0.5
+    pdf = exp(x * x * -0.5) * (1 / math.sqrt(2.0 * math.pi))
+    return g * (cdf + x * pdf)
+
+
+def _silu_grad(g, out, x):
+    s = sigmoid(x)
+    return g * s * (x * (1 - s) + 1)
+
+
+def _elu_grad(g, out, x, alpha, scale=1.0):
+    # torch differentiates elu with scale * alpha * exp(x) on the negative side
+    return where(x.data > 0, g * scale, g * exp(x) * (alpha * scale))
+
+
+def _leaky_relu_grad(g, out, x, negative_slope):
+    return g * torch.where(x.data > 0, 1.0, negative_slope).to(g.dtype)
+
+
+def _softplus_grad(g, out, x, beta, threshold):
+    bx = x * beta
+    return where(bx.data > threshold, g, g * sigmoid(bx))
+
+
+def _hardtanh_grad(g, out, x, min_val, max_val):
+    return g * ((x.data > min_val) & (x.data < max_val))
+
+
+def _hardswish_grad(g, out, x):
+    middle = g * (x * (1 / 3) + 0.5)
+    return where(x.data < -3, g * 0, where(x.data <= 3, middle, g))
+
+
+def _mish_grad(g, out, x):
+    t = tanh(_softplus(x, 1.0, 20.0))
+    return g * (t + x * sigmoid(x) * (1 - t * t))
+
+
+GELU = defop("gelu", lambda x, approximate: F.gelu(x, approximate=approximate), _gelu_grad, torch_ref=F.gelu)
+SILU = defop("silu", F.silu, _silu_grad, torch_ref=F.silu)
+ELU = defop("elu", lambda x, alpha: F.elu(x, alpha), _elu_grad, torch_ref=F.elu)
+LEAKY_RELU = defop("leaky_relu", lambda x, negative_slope: F.leaky_relu(x, negative_slope), _leaky_relu_grad,
+                   torch_ref=F.leaky_relu)
+SOFTPLUS = defop("softplus", lambda x, beta, threshold: F.softplus(x, beta, threshold), _softplus_grad, torch_ref=F.softplus)
+HARDTANH = defop("hardtanh", lambda x, min_val, max_val: F.hardtanh(x, min_val, max_val), _hardtanh_grad,
+                 torch_ref=F.hardtanh)
+HARDSWISH = defop("hardswish", F.hardswish, _hardswish_grad, torch_ref=F.hardswish)
+MISH = defop("mish", F.mish, _mish_grad, torch_ref=F.mish)
+SELU = defop("selu", F.selu, lambda g, out, x: _elu_grad(g, out, x, SELU_ALPHA, SELU_SCALE), torch_ref=F.selu)
+
+
+def _softplus(x, beta, threshold) -> Tensor:
+    return apply(SOFTPLUS, x, beta=beta, threshold=threshold)
+
+
+def gelu(x, approximate: str) -> Tensor:
+    return apply(GELU, x, approximate=approximate)
+
+
+def silu(x) -> Tensor:
+    return apply(SILU, x)
+
+
+def elu(x, alpha: float) -> Tensor:
+    return apply(ELU, x, alpha=alpha)
+
+
+def selu(x) -> Tensor:
+    return apply(SELU, x)
+
+
+def leaky_relu(x, negative_slope: float) -> Tensor:
+    return apply(LEAKY_RELU, x, negative_slope=negative_slope)
+
+
+def softplus(x, beta: float, threshold: float) -> Tensor:
+    return _softplus(x, beta, threshold)
+
+
+def hardtanh(x, min_val: float, max_val: float) -> Tensor:
+    return apply(HARDTANH, x, min_val=min_val, max_val=max_val)
+
+
+def hardswish(x) -> Tensor:
+    return apply(HARDSWISH, x)
+
+
+def mish(x) -> Tensor:
+    return apply(MISH, x)
+

@@ -1,0 +1,76 @@
+"""Convolutions (1-d, 2-d, transposed) as one primitive plus its two backward ops.
+
+``convolution`` is bilinear in (input, weight), so its VJPs are two more bilinear ops,
+``convolution_backward_input`` and ``convolution_backward_weight`` (torch's fused
+``convolution_backward`` kernel, one gradient each). The three ops close under
+differentiation: by <h, B_in(g, w)> = <conv(h, w), g> and <k, B_w(g, x)> = <conv(x, k), g>,
+every VJP of a backward op is again one of the three, so double backward costs no
+extra rules and the first backward runs torch's fastest kernels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from neuronix.ops.registry import apply, defop
+from neuronix.tensor import Tensor
+
+_aten = torch.ops.aten
+
+
+def _params(attrs: dict) -> tuple:
+    return (attrs["stride"], attrs["padding"], attrs["dilation"], attrs["transposed"], attrs["output_padding"],
+            attrs["groups"])
+
+
+def _conv_forward(x, w, b, **attrs):
+    return _aten.convolution(x, w, b, *_params(attrs))
+
+
+def _backward_input_forward(g, w, x_ref, **attrs):
+    return _aten.convolution_backward(g, x_ref, w, None, *_params(attrs), [True, False, False])[0]
+
+
+def _backward_weight_forward(g, x, w_ref, **attrs):
+    return _aten.convolution_backward(g, x, w_ref, None, *_params(attrs), [False, True, False])[1]
+
+
+def _bias_grad(g, out, x, w, b, **attrs):
+    return g.sum((0, *range(2, g.ndim)))
+
+
+CONVOLUTION = defop(
+    "convolution",
+    _conv_forward,
+    lambda g, out, x, w, b, **a: apply(BACKWARD_INPUT, g, w, x.data, **a),
+    lambda g, out, x, w, b, **a: apply(BACKWARD_WEIGHT, g, x, w.data, **a),
+    _bias_grad,
+    saves=(0, 1),
+    torch_ref=_aten.convolution,
+)
+# d/dg of B_in(g, w) is conv(h, w); d/dw is the weight gradient of conv(h, w) under g.
+BACKWARD_INPUT = defop(
+    "convolution_backward_input",
+    _backward_input_forward,
+    lambda h, out, g, w, x_ref, **a: apply(CONVOLUTION, h, w, None, **a),
+    lambda h, out, g, w, x_ref, **a: apply(BACKWARD_WEIGHT, g, h, w.data, **a),
+    None,
+    saves=(0, 1),
+    torch_ref=_aten.convolution_backward,
+)
+# d/dg of B_w(g, x) is conv(x, k); d/dx is the input gradient of conv(x, k) under g.
+BACKWARD_WEIGHT = defop(
+    "convolution_backward_weight",
+    _backward_weight_forward,
+    lambda k, out, g, x, w_ref, **a: apply(CONVOLUTION, x, k, None, **a),
+    lambda k, out, g, x, w_ref, **a: apply(BACKWARD_INPUT, g, k, x.data, **a),
+    None,
+    saves=(0, 1),
+    torch_ref=_aten.convolution_backward,
+)
+
+
+def convolution(x, w, b, stride, padding, dilation, transposed, output_padding, groups) -> Tensor:
+    """``aten.convolution`` with all parameters as tuples (the checks live in ``nn.functional``)."""
+    return apply(CONVOLUTION, x, w, b, stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation),
+                 transposed=transposed, output_padding=tuple(output_padding), groups=groups)

@@ -1,0 +1,168 @@
+"""Losses. ``nll_loss`` is a primitive (torch's kernel forward, a scatter backward);
+the others are short compositions of differentiable neuronix ops, so their first and
+second derivatives, and the upstream-gradient scaling, come from those ops' rules.
+
+``nll_loss`` and its backward are adjoint linear maps of each other: the backward
+scatters ``-w[t] * g / total`` into the target positions, and the adjoint of that
+scatter is ``nll_loss`` itself, so the pair closes under differentiation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from neuronix.ops.elementwise import where
+from neuronix.ops.registry import apply, defop
+from neuronix.tensor import Tensor
+
+
+def _raw(t):
+    return t.data if isinstance(t, Tensor) else t
+
+
+# ----- nll_loss ----------------------------------------------------------------------------
+def _nll_forward(x, target, weight, reduction, ignore_index, shape, class_dim):
+    return F.nll_loss(x, target, weight, ignore_index=ignore_index, reduction=reduction)
+
+
+def _nll_coefficients(target, weight, reduction, ignore_index, dtype):
+    """Per-target factors ``w[t]`` (0 where ignored), divided by their sum for 'mean'."""
+    valid = target != ignore_index
+    safe = torch.where(valid, target, 0)
+    coef = weight[safe].to(dtype) if weight is not None else torch.ones(target.shape, dtype=dtype, device=target.device)
+    coef = coef * valid
+    if reduction == "mean":
+        coef = torch.where(valid, coef / coef.sum(), 0.0)  # all ignored: zero gradient, as torch
+    return safe, coef
+
+
+def _nll_backward_forward(g, target, weight, reduction, ignore_index, shape, class_dim):
+    safe, coef = _nll_coefficients(target, weight, reduction, ignore_index, g.dtype)
+    values = (coef * -g).unsqueeze(class_dim)
+    return g.new_zeros(shape).scatter_(class_dim, safe.unsqueeze(class_dim), values)
+
+
+NLL_LOSS = defop(
+    "nll_loss",
+    _nll_forward,
+    lambda g, out, x, target, weight, **a: apply(NLL_LOSS_BACKWARD, g, target, weight, **a),
+    None,
+    None,
+    saves=(1, 2),
+    torch_ref=F.nll_loss,
+)
+NLL_LOSS_BACKWARD = defop(
+    "nll_loss_backward",
+    _nll_backward_forward,
+    lambda h, out, g, target, weight, **a: apply(NLL_LOSS, h, target, weight, **a),
+    None,
+    None,
+    saves=(1, 2),
+)
+
+
+def nll_loss(x, target, weight, reduction: str, ignore_index: int) -> Tensor:
+    class_dim = 1 if x.ndim >= 2 else 0
+    return apply(NLL_LOSS, x, target, weight, reduction=reduction, ignore_index=ignore_index, shape=tuple(x.shape),
+                 class_dim=class_dim)
+
+
+# ----- compositions -------------------------------------------------------------------------
+def reduce(loss, reduction: str):
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.mean()
+
+
+def _class_view(weight, ndim: int, class_dim: int):
+    """A (C,) class weight shaped to broadcast along ``class_dim`` of an ``ndim`` input."""
+    shape = [1] * ndim
+    shape[class_dim] = -1
+    return weight.reshape(shape)
+
+
+def cross_entropy(x, target, weight, ignore_index: int, reduction: str, label_smoothing: float) -> Tensor:
+    class_dim = 1 if x.ndim >= 2 else 0
+    classes = x.shape[class_dim]
+    logp = x.log_softmax(class_dim)
+    if _raw(target).is_floating_point():
+        return _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim, classes)
+    loss = nll_loss(logp, target, weight, reduction, ignore_index)
+    if label_smoothing == 0.0:
+        return loss
+    # Label smoothing adds eps/C times the cross-entropy against the uniform distribution,
+    # masked and normalised like the nll term.
+    valid = _raw(target) != ignore_index
+    weighted = logp if weight is None else logp * _class_view(weight, x.ndim, class_dim)
+    smooth = -weighted.sum(class_dim) * valid
+    if reduction == "none":
+        uniform = smooth
+    elif reduction == "sum":
+        uniform = smooth.sum()
+    elif weight is None:
+        uniform = smooth.sum() / valid.sum()
+    else:
+        uniform = smooth.sum() / _raw(weight)[_raw(target)[valid]].sum()
+    return loss * (1 - label_smoothing) + uniform * (label_smoothing / classes)
+
+
+def _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim, classes):
+    if label_smoothing > 0.0:
+        target = target * (1 - label_smoothing) + label_smoothing / classes
+    terms = logp * target
+    if weight is not None:
+        terms = terms * _class_view(weight, logp.ndim, class_dim)
+    if reduction == "none":
+        return -terms.sum(class_dim)
+    if reduction == "sum":
+        return -terms.sum()
+    return -terms.sum() / (logp.numel() // classes)
+
+
+def binary_cross_entropy(x, target, weight, reduction: str) -> Tensor:
+    # torch clamps both logs at -100 so a saturated prediction gives a finite loss
+    log_x = x.log().clamp_min(-100.0)
+    log_1mx = (-x).log1p().clamp_min(-100.0)
+    loss = (target - 1) * log_1mx - target * log_x
+    if weight is not None:
+        loss = loss * weight
+    return reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(x, target, weight, reduction: str, pos_weight) -> Tensor:
+    # log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): stable for large |x|
+    log_sigmoid = x.clamp_max(0.0) - (-x.abs()).exp().log1p()
+    if pos_weight is None:
+        loss = (1 - target) * x - log_sigmoid
+    else:
+        loss = (1 - target) * x - ((pos_weight - 1) * target + 1) * log_sigmoid
+    if weight is not None:
+        loss = loss * weight
+    return reduce(loss, reduction)
+
+
+def kl_div(x, target, reduction: str, log_target: bool) -> Tensor:
+    if log_target:
+        loss = target.exp() * (target - x)
+    else:
+        # xlogy(t, t): 0 where t == 0; the inner where keeps log's gradient finite there
+        positive = target.data > 0
+        loss = where(positive, target * where(positive, target, 1.0).log(), 0.0) - target * x
+    if reduction == "batchmean":
+        return loss.sum() / x.shape[0] if x.ndim > 0 else loss.sum()
+    return reduce(loss, reduction)
+
+
+def smooth_l1(diff, beta: float) -> Tensor:
+    z = diff.abs()
+    if beta == 0.0:
+        return z
+    return where(z.data < beta, diff.square() * (0.5 / beta), z - 0.5 * beta)
+
+
+def huber(diff, delta: float) -> Tensor:
+    z = diff.abs()
+    return where(z.data < delta, diff.square() * 0.5, (z - 0.5 * delta) * delta)

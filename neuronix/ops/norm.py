@@ -1,0 +1,250 @@
+"""Normalisation: batch norm (train and eval), layer norm, group norm.
+
+Forwards are torch's ``native_*_norm`` kernels (batch norm updates the running
+statistics in place, exactly as torch). VJPs take one of two paths:
+
+* not recording (plain ``backward``): torch's fused ``native_*_norm_backward`` kernel,
+  called once per node for all three gradients (the first VJP stores the others in the
+  node's ``aux``, the later VJPs pick them up);
+* recording (``create_graph=True``): the same gradient written in neuronix ops from the
+  textbook formula  dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),
+  with mean and rstd recomputed from ``x`` so that second derivatives flow through them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from neuronix.autograd import mode
+from neuronix.ops.registry import apply, defop
+from neuronix.tensor import Tensor
+
+_aten = torch.ops.aten
+
+
+def _raw(t):
+    return None if t is None else t.data
+
+
+def _fused_grad(aux: dict, i: int, run) -> Tensor:
+    """Gradient ``i`` of a fused backward kernel; one kernel call serves all VJPs of a node."""
+    grads = aux.get("grads")
+    if grads is None or grads[i] is None:
+        grads = list(run())
+    value = grads[i]
+    grads[i] = None  # consumed: a later backward (retain_graph) recomputes
+    aux["grads"] = grads
+    return Tensor._make(value, None)
+
+
+def _normalize(x, dims, eps):
+    """``(xhat, rstd)`` of ``x`` over ``dims``, differentiable in neuronix ops."""
+    count = math.prod(x.shape[d] for d in dims)
+    xc = x - x.sum(dims, keepdim=True) / count
+    rstd = ((xc * xc).sum(dims, keepdim=True) / count + eps).rsqrt()
+    return xc * rstd, rstd
+
+
+def _input_grad(gxhat, xhat, rstd, dims):
+    count = math.prod(xhat.shape[d] for d in dims)
+    mean_g = gxhat.sum(dims, keepdim=True) / count
+    mean_gx = (gxhat * xhat).sum(dims, keepdim=True) / count
+    return rstd * (gxhat - mean_g - xhat * mean_gx)
+
+
+def _channel_view(t, ndim):
+    """A per-channel (C,) tensor shaped to broadcast against (N, C, *spatial)."""
+    return t.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _channel_dims(ndim):
+    return (0, *range(2, ndim))
+
+
+# ----- batch norm ------------------------------------------------------------------------
+def _bn_forward(x, w, b, running_mean, running_var, training, momentum, eps):
+    out, mean, rstd = _aten.native_batch_norm(x, w, b, running_mean, running_var, training, momentum, eps)
+    if not training:  # eval normalises with the running statistics: keep a copy of what was used
+        mean = running_mean.clone()
+        rstd = (running_var + eps).rsqrt()
+    return out, {"mean": mean, "rstd": rstd}
+
+
+def _bn_fused(g, x, w, aux, eps):
+    mask = [True, w is not None, True]
+    return _aten.native_batch_norm_backward(g.data, x.data, _raw(w), None, None, aux["mean"], aux["rstd"], True, eps, mask)
+
+
+def _bn_stats(x, aux, training, eps):
+    """(xhat, rstd) as the forward used them: recomputed from ``x`` in training, constants in eval."""
+    dims = _channel_dims(x.ndim)
+    if training:
+        return _normalize(x, dims, eps)
+    mean, rstd = (_channel_view(aux[k], x.ndim) for k in ("mean", "rstd"))
+    return (x - mean) * rstd, rstd
+
+
+def _bn_input_grad(g, out, x, w, b, rm, rv, aux, training, momentum, eps):
+    if training and not mode.grad_enabled:
+        return _fused_grad(aux, 0, lambda: _bn_fused(g, x, w, aux, eps))
+    gxhat = g if w is None else g * _channel_view(w, g.ndim)
+    xhat, rstd = _bn_stats(x, aux, training, eps)
+    if not training:
+        return gxhat * rstd
+    return _input_grad(gxhat, xhat, rstd, _channel_dims(x.ndim))
+
+
+def _bn_weight_grad(g, out, x, w, b, rm, rv, aux, training, momentum, eps):
+    if training and not mode.grad_enabled:
+        return _fused_grad(aux, 1, lambda: _bn_fused(g, x, w, aux, eps))
+    xhat, _ = _bn_stats(x, aux, training, eps)
+    return (g * xhat).sum(_channel_dims(g.ndim))
+
+
+def _bn_bias_grad(g, out, x, w, b, rm, rv, aux, training, momentum, eps):
+    if training and not mode.grad_enabled:
+        return _fused_grad(aux, 2, lambda: _bn_fused(g, x, w, aux, eps))
+    return g.sum(_channel_dims(g.ndim))
+
+
+BATCH_NORM = defop(
+    "batch_norm",
+    _bn_forward,
+    _bn_input_grad,
+    _bn_weight_grad,
+    _bn_bias_grad,
+    None,
+    None,
+    saves=(0, 1),
+    aux=True,
+    torch_ref=_aten.native_batch_norm,
+)
+
+
+def batch_norm(x, w, b, running_mean, running_var, training: bool, momentum: float, eps: float) -> Tensor:
+    out, _ = apply(BATCH_NORM, x, w, b, running_mean, running_var, training=training, momentum=momentum, eps=eps)
+    return out
+
+
+# ----- layer norm ------------------------------------------------------------------------
+def _ln_forward(x, w, b, normalized_shape, eps):
+    out, mean, rstd = _aten.native_layer_norm(x, normalized_shape, w, b, eps)
+    return out, {"mean": mean, "rstd": rstd}
+
+
+def _ln_fused(g, x, w, b, aux, normalized_shape):
+    mask = [True, w is not None, b is not None]
+    return _aten.native_layer_norm_backward(g.data, x.data, normalized_shape, aux["mean"], aux["rstd"], _raw(w), _raw(b),
+                                            mask)
+
+
+def _ln_dims(x, normalized_shape):
+    return tuple(range(x.ndim - len(normalized_shape), x.ndim))
+
+
+def _ln_input_grad(g, out, x, w, b, aux, normalized_shape, eps):
+    if not mode.grad_enabled:
+        return _fused_grad(aux, 0, lambda: _ln_fused(g, x, w, b, aux, normalized_shape))
+    dims = _ln_dims(x, normalized_shape)
+    xhat, rstd = _normalize(x, dims, eps)
+    return _input_grad(g if w is None else g * w, xhat, rstd, dims)
+
+
+def _ln_weight_grad(g, out, x, w, b, aux, normalized_shape, eps):
+    if not mode.grad_enabled:
+        return _fused_grad(aux, 1, lambda: _ln_fused(g, x, w, b, aux, normalized_shape))
+    xhat, _ = _normalize(x, _ln_dims(x, normalized_shape), eps)
+    return g * xhat  # the engine sums the leading dims away
+
+
+def _ln_bias_grad(g, out, x, w, b, aux, normalized_shape, eps):
+    if not mode.grad_enabled:
+        return _fused_grad(aux, 2, lambda: _ln_fused(g, x, w, b, aux, normalized_shape))
+    return g
+
+
+LAYER_NORM = defop(
+    "layer_norm",
+    _ln_forward,
+    _ln_input_grad,
+    _ln_weight_grad,
+    _ln_bias_grad,
+    saves=None,
+    aux=True,
+    torch_ref=_aten.native_layer_norm,
+)
+
+
+def layer_norm(x, normalized_shape, w, b, eps: float) -> Tensor:
+    out, _ = apply(LAYER_NORM, x, w, b, normalized_shape=tuple(normalized_shape), eps=eps)
+    return out
+
+
+# ----- group norm ------------------------------------------------------------------------
+def _gn_forward(x, w, b, groups, eps):
+    n, c = x.shape[0], x.shape[1]
+    x = _layout(x)
+    out, mean, rstd = _aten.native_group_norm(x, w, b, n, c, math.prod(x.shape[2:]), groups, eps)
+    return out, {"mean": mean, "rstd": rstd}
+
+
+def _layout(x, g=None):
+    """The group-norm kernels want a dense input (contiguous or channels-last) and ``g`` in the same layout."""
+    layout = torch.contiguous_format
+    if x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        layout = torch.channels_last
+    return x.contiguous(memory_format=layout) if g is None else g.contiguous(memory_format=layout)
+
+
+def _gn_fused(g, x, w, aux, groups):
+    n, c = x.shape[0], x.shape[1]
+    mask = [True, w is not None, True]
+    g, x = _layout(x.data, g.data), _layout(x.data)
+    return _aten.native_group_norm_backward(g, x, aux["mean"], aux["rstd"], _raw(w), n, c, math.prod(x.shape[2:]), groups,
+                                            mask)
+
+
+def _gn_normalized(x, groups, eps):
+    """(xhat, rstd) in the grouped shape (N, G, C/G * spatial)."""
+    grouped = x.reshape(x.shape[0], groups, -1)
+    return _normalize(grouped, (2,), eps)
+
+
+def _gn_input_grad(g, out, x, w, b, aux, groups, eps):
+    if not mode.grad_enabled:
+        return _fused_grad(aux, 0, lambda: _gn_fused(g, x, w, aux, groups))
+    xhat, rstd = _gn_normalized(x, groups, eps)
+    gxhat = g if w is None else g * _channel_view(w, g.ndim)
+    return _input_grad(gxhat.reshape(xhat.shape), xhat, rstd, (2,)).reshape(x.shape)
+
+
+def _gn_weight_grad(g, out, x, w, b, aux, groups, eps):
+    if not mode.grad_enabled:
+        return _fused_grad(aux, 1, lambda: _gn_fused(g, x, w, aux, groups))
+    xhat, _ = _gn_normalized(x, groups, eps)
+    return (g * xhat.reshape(x.shape)).sum(_channel_dims(g.ndim))
+
+
+def _gn_bias_grad(g, out, x, w, b, aux, groups, eps):
+    if not mode.grad_enabled:
+        return _fused_grad(aux, 2, lambda: _gn_fused(g, x, w, aux, groups))
+    return g.sum(_channel_dims(g.ndim))
+
+
+GROUP_NORM = defop(
+    "group_norm",
+    _gn_forward,
+    _gn_input_grad,
+    _gn_weight_grad,
+    _gn_bias_grad,
+    saves=(0, 1),
+    aux=True,
+    torch_ref=_aten.native_group_norm,
+)
+
+
+def group_norm(x, groups: int, w, b, eps: float) -> Tensor:
+    out, _ = apply(GROUP_NORM, x, w, b, groups=groups, eps=eps)
+    return out

@@ -1,0 +1,148 @@
+"""2-d pooling: max (with indices), average, adaptive max and adaptive average.
+
+Forwards and first backwards are torch's fused kernels. Each backward op is linear in
+the upstream gradient, so its VJP is the adjoint of a linear map:
+
+* average pooling's backward is the adjoint of the pooling itself: VJP = pool again;
+* max pooling's backward scatters into the argmax positions; its adjoint gathers from
+  them (``max_pool_gather``), and the gather's adjoint is a plain scatter-add
+  (``max_pool_scatter``). Gather and scatter close the set, so double backward works.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from neuronix.ops.registry import apply, defop
+from neuronix.tensor import Tensor
+
+_aten = torch.ops.aten
+
+
+def _shape_ref(t: torch.Tensor, shape) -> torch.Tensor:
+    """A zero-storage tensor with ``shape`` for kernels that only read the input's size."""
+    return t.new_empty(()).expand(shape)
+
+
+# ----- max pooling -------------------------------------------------------------------
+def _gather_forward(h, indices):
+    flat = h.flatten(-2).gather(-1, indices.flatten(-2))
+    return flat.view(indices.shape)
+
+
+def _scatter_forward(g, indices, shape):
+    out = g.new_zeros(shape)
+    out.flatten(-2).scatter_add_(-1, indices.flatten(-2), g.flatten(-2))
+    return out
+
+
+MAX_POOL_GATHER = defop(
+    "max_pool_gather",
+    _gather_forward,
+    lambda g, out, h, indices: apply(MAX_POOL_SCATTER, g, indices=indices, shape=h.shape),
+    saves=(0,),
+)
+MAX_POOL_SCATTER = defop(
+    "max_pool_scatter",
+    _scatter_forward,
+    lambda h, out, g, indices, shape: apply(MAX_POOL_GATHER, h, indices=indices),
+    saves=(),
+)
+
+
+def _max_pool2d_forward(x, kernel_size, stride, padding, dilation, ceil_mode):
+    return _aten.max_pool2d_with_indices(x, kernel_size, stride, padding, dilation, ceil_mode)
+
+
+MAX_POOL2D_BACKWARD = defop(
+    "max_pool2d_backward",
+    lambda g, x, kernel_size, stride, padding, dilation, ceil_mode, indices: _aten.max_pool2d_with_indices_backward(
+        g, x, kernel_size, stride, padding, dilation, ceil_mode, indices
+    ),
+    lambda h, out, g, x, indices, **_: apply(MAX_POOL_GATHER, h, indices=indices),
+    None,
+    saves=(),
+    torch_ref=_aten.max_pool2d_with_indices_backward,
+)
+MAX_POOL2D = defop(
+    "max_pool2d",
+    _max_pool2d_forward,
+    lambda g, out, x, aux, **a: apply(MAX_POOL2D_BACKWARD, g, x.data, indices=aux, **a),
+    saves=(0,),
+    aux=True,
+    torch_ref=_aten.max_pool2d_with_indices,
+)
+
+ADAPTIVE_MAX_POOL2D_BACKWARD = defop(
+    "adaptive_max_pool2d_backward",
+    lambda g, x, indices: _aten.adaptive_max_pool2d_backward(g, x, indices),
+    lambda h, out, g, x, indices: apply(MAX_POOL_GATHER, h, indices=indices),
+    None,
+    saves=(),
+    torch_ref=_aten.adaptive_max_pool2d_backward,
+)
+ADAPTIVE_MAX_POOL2D = defop(
+    "adaptive_max_pool2d",
+    lambda x, output_size: _aten.adaptive_max_pool2d(x, output_size),
+    lambda g, out, x, aux, output_size: apply(ADAPTIVE_MAX_POOL2D_BACKWARD, g, x.data, indices=aux),
+    saves=(0,),
+    aux=True,
+    torch_ref=_aten.adaptive_max_pool2d,
+)
+
+
+# ----- average pooling -----------------------------------------------------------------
+def _avg_params(a: dict) -> tuple:
+    return (a["kernel_size"], a["stride"], a["padding"], a["ceil_mode"], a["count_include_pad"], a["divisor_override"])
+
+
+AVG_POOL2D = defop(
+    "avg_pool2d",
+    lambda x, **a: _aten.avg_pool2d(x, *_avg_params(a)),
+    lambda g, out, x, **a: apply(AVG_POOL2D_BACKWARD, g, x.data, **a),
+    saves=(0,),
+    torch_ref=_aten.avg_pool2d,
+)
+# avg_pool2d is linear, so its backward's adjoint is avg_pool2d itself.
+AVG_POOL2D_BACKWARD = defop(
+    "avg_pool2d_backward",
+    lambda g, x, **a: _aten.avg_pool2d_backward(g, x, *_avg_params(a)),
+    lambda h, out, g, x, **a: apply(AVG_POOL2D, h, **a),
+    None,
+    saves=(),
+    torch_ref=_aten.avg_pool2d_backward,
+)
+
+ADAPTIVE_AVG_POOL2D = defop(
+    "adaptive_avg_pool2d",
+    lambda x, output_size, in_shape: _aten._adaptive_avg_pool2d(x, output_size),
+    lambda g, out, x, **a: apply(ADAPTIVE_AVG_POOL2D_BACKWARD, g, **a),
+    saves=(),
+    torch_ref=_aten._adaptive_avg_pool2d,
+)
+ADAPTIVE_AVG_POOL2D_BACKWARD = defop(
+    "adaptive_avg_pool2d_backward",
+    lambda g, output_size, in_shape: _aten._adaptive_avg_pool2d_backward(g, _shape_ref(g, in_shape)),
+    lambda h, out, g, **a: apply(ADAPTIVE_AVG_POOL2D, h, **a),
+    saves=(),
+    torch_ref=_aten._adaptive_avg_pool2d_backward,
+)
+
+
+def max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode) -> tuple[Tensor, torch.Tensor]:
+    """Max pooling with normalised 2-tuples; returns ``(output, raw indices)``."""
+    return apply(MAX_POOL2D, x, kernel_size=kernel_size, stride=stride, padding=padding, dilation=dilation,
+                 ceil_mode=ceil_mode)
+
+
+def adaptive_max_pool2d(x, output_size) -> tuple[Tensor, torch.Tensor]:
+    return apply(ADAPTIVE_MAX_POOL2D, x, output_size=output_size)
+
+
+def avg_pool2d(x, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override) -> Tensor:
+    return apply(AVG_POOL2D, x, kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode,
+                 count_include_pad=count_include_pad, divisor_override=divisor_override)
+
+
+def adaptive_avg_pool2d(x, output_size) -> Tensor:
+    return apply(ADAPTIVE_AVG_POOL2D, x, output_size=output_size, in_shape=tuple(x.shape))
