@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 import torch.nn.functional as F
 
 from neuronix.ops.elementwise import erf, exp, sigmoid, tanh, where
@@ -43,7 +42,7 @@ def _elu_grad(g, out, x, alpha, scale=1.0):
 
 
 def _leaky_relu_grad(g, out, x, negative_slope):
-    return g * torch.where(x.data > 0, 1.0, negative_slope).to(g.dtype)
+    return where(x.data > 0, g, g * negative_slope)
 
 
 def _softplus_grad(g, out, x, beta, threshold):
