@@ -83,8 +83,12 @@ def _override_rows(tolerances, records: list[dict], run: dict, registry_names) -
     return rows
 
 
-def build(records: list[dict], opts: dict, filtered: bool = False, coverage=None) -> dict:
-    """The report document from the merged records."""
+def build(records: list[dict], opts: dict, filtered: bool = False, coverage=None, names=None) -> dict:
+    """The report document from the merged records.
+
+    ``coverage`` and ``names`` (the mirror names an override may target) default to the
+    live registry; tests pass their own.
+    """
     import conformance.specs  # noqa: F401
     from conformance.coverage import coverage as compute_coverage
     from conformance.spec import REGISTRY
@@ -94,7 +98,8 @@ def build(records: list[dict], opts: dict, filtered: bool = False, coverage=None
     run = metadata(opts, filtered)
     tolerances = load(opts.get("tolerances"))
     cov = (coverage or compute_coverage()).as_dict()
-    overrides = _override_rows(tolerances, records, run, list(REGISTRY))
+    names = set(REGISTRY if names is None else names) | {r["entry"] for r in records}
+    overrides = _override_rows(tolerances, records, run, sorted(names))
     cases = sorted({r["case_id"] for r in records})
     leaks = sorted({r["case_id"] for r in records if r["check"] == "leak" and r["status"] != "pass"})
     summary = {

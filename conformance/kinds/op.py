@@ -12,6 +12,7 @@ leaves and the neuronix leaves wrap the same drawn (possibly non-contiguous) ten
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Iterator
 
 import torch
@@ -207,6 +208,8 @@ def _finite_differences(mirror, sample, slots, floats, upstream, n_grads, gen) -
             outs = _outputs(mirror, mirror.nx(*a, **k))
         return float(sum((to_torch(outs[k][1]).double() * u.double()).sum() for k, u in zip(floats, upstream)))
 
+    if not math.isfinite(objective(base)):
+        return  # the output is not finite here (torch agrees: the forward check compared it): nothing to differentiate
     for d in range(FD_DIRECTIONS):
         dirs = [torch.randn(x.shape, generator=gen, dtype=torch.float64).to(x.device) for x in base]
         plus = objective([x + FD_STEP * v for x, v in zip(base, dirs)])
