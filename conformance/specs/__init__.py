@@ -1,3 +1,5 @@
 """Mirror specs, one module per family; importing this package fills ``spec.REGISTRY``."""
 
 from conformance.specs import elementwise, linalg, movement, optim, reduce  # noqa: F401
+from conformance.specs import nn_modules  # noqa: F401
+from conformance.specs import nn_functional  # noqa: F401
