@@ -88,7 +88,7 @@ def test_buckets_respect_the_cap_dtype_and_reverse_order():
     params = [nx.nn.Parameter(torch.zeros(n, dtype=dt)) for n, dt in [(10, torch.float32), (100, torch.float32),
                                                                       (5, torch.float64), (200, torch.float32)]]
     buckets = nxdist.make_buckets(params, bucket_cap_mb=1000 / 2**20)  # 1000 bytes = 250 float32
-    ids = [[params.index(p) for p in b] for b in buckets]
+    ids = [[next(i for i, q in enumerate(params) if q is p) for p in b] for b in buckets]
     assert ids == [[3], [1, 0], [2]]
 
 

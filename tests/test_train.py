@@ -26,6 +26,15 @@ QUICK = ["--dataset", "digits", "--batch-size", "32", "--limit-train", "320", "-
          "--workers", "0", "--lr", "0.05"]
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small models run fastest on one thread, and CI's 2 cores are shared by the xdist workers."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _final_state(out) -> dict:
     return nx.load(Path(out) / train.CHECKPOINT)
 
@@ -40,6 +49,8 @@ def _assert_bitwise_equal(a, b, what=""):
             _assert_bitwise_equal(x, y, f"{what}[{i}]")
     elif isinstance(a, torch.Tensor):
         assert a.dtype == b.dtype and torch.equal(a, b), what
+    elif isinstance(a, np.ndarray):
+        assert a.dtype == b.dtype and np.array_equal(a, b), what
     else:
         assert a == b, what
 
@@ -111,7 +122,7 @@ def _cli(args, out, timeout=120):
 
 
 def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
-    args = QUICK + ["--epochs", "3", "--workers", "1", "--label-smoothing", "0.1"]
+    args = QUICK + ["--epochs", "2", "--workers", "1", "--label-smoothing", "0.1"]
     full = _cli(args, tmp_path / "full")
     killed = _cli(args, tmp_path / "cut")
     metrics = tmp_path / "cut" / "metrics.jsonl"
@@ -125,7 +136,7 @@ def test_sigkill_then_resume_equals_uninterrupted_run(tmp_path):
     for proc in (full, resumed):
         assert proc.wait(timeout=120) == 0, proc.stderr.read()[-2000:]
     a, b = _final_state(tmp_path / "full"), _final_state(tmp_path / "cut")
-    assert a["epoch"] == b["epoch"] == 3
+    assert a["epoch"] == b["epoch"] == 2
     for part in ("model", "optimizer", "scheduler"):
         _assert_bitwise_equal(a[part], b[part], part)
 
@@ -148,10 +159,11 @@ def test_trajectory_matches_torch_float64(optimizer, schedule):
         opt_t = torch.optim.AdamW(twin.parameters(), lr=args.lr, weight_decay=args.weight_decay)
         sched_t = torch.optim.lr_scheduler.CosineAnnealingLR(opt_t, T_max=steps)
     gen = torch.Generator().manual_seed(1)
+    batches = [(torch.randn(8, 3, 8, 8, generator=gen, dtype=torch.float64), torch.randint(0, 10, (8,), generator=gen))
+               for _ in range(4)]
     losses, losses_t = [], []
-    for _ in range(steps):
-        x = torch.randn(8, 3, 8, 8, generator=gen, dtype=torch.float64)
-        y = torch.randint(0, 10, (8,), generator=gen)
+    for step in range(steps):
+        x, y = batches[step % len(batches)]
         loss = F.cross_entropy(model(nx.Tensor(x)), y, label_smoothing=0.1)
         opt.zero_grad()
         loss.backward()
@@ -165,7 +177,7 @@ def test_trajectory_matches_torch_float64(optimizer, schedule):
         losses.append(loss.item())
         losses_t.append(loss_t.item())
     torch.testing.assert_close(torch.tensor(losses), torch.tensor(losses_t), rtol=1e-7, atol=1e-12)
-    assert losses[-1] < losses[0]  # the trajectory went somewhere
+    assert sum(losses[-4:]) < sum(losses[:4])  # the trajectory went somewhere: it fits the 4 batches
     for name, p in twin.state_dict().items():
         torch.testing.assert_close(model.state_dict()[name], p, rtol=1e-7, atol=1e-12, msg=lambda m, n=name: f"{n}: {m}")
 
