@@ -276,3 +276,26 @@ def test_training_loop_with_scheduler_matches_torch():
     for p, t in zip(nx_w, t_w):
         torch.testing.assert_close(p.data, t.detach(), rtol=1e-7, atol=1e-12)
     assert float(loss) < 0.5 * float((((x @ w1).tanh() @ w2 - y) ** 2).mean())
+
+
+def test_a_user_optimizer_with_its_own_step_works_with_schedulers():
+    class SignSGD(nx.optim.Optimizer):
+        def __init__(self, params, lr=0.1):
+            super().__init__(params, dict(lr=lr))
+
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.data.add_(p.grad.data.sign(), alpha=-group["lr"])
+
+    w = nx.nn.Parameter(torch.tensor([1.0, -1.0]))
+    opt = SignSGD([w], lr=0.5)
+    sched = S.StepLR(opt, step_size=1, gamma=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2):
+            w.grad = nx.Tensor(torch.tensor([1.0, -1.0]))
+            opt.step()
+            sched.step()
+    assert w.data.tolist() == [0.25, -0.25] and sched.get_last_lr() == [0.125]

@@ -11,6 +11,7 @@ in torch outside ``differentiable=True``.
 from __future__ import annotations
 
 import copy
+import functools
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -74,7 +75,7 @@ class Optimizer:
         self.defaults = defaults
         self.state: defaultdict[Tensor, dict[str, Any]] = defaultdict(dict)
         self.param_groups: list[dict[str, Any]] = []
-        self._step_count = 0  # read by the schedulers to warn about scheduler.step() before optimizer.step()
+        self._opt_called = False  # read by the schedulers to warn about scheduler.step() before optimizer.step()
         if isinstance(params, (Tensor, torch.Tensor)):
             raise TypeError(
                 f"{self._name}: params should be an iterable of Tensors or dicts, got a single tensor "
@@ -90,6 +91,19 @@ class Optimizer:
             groups = [{"params": groups}]
         for group in groups:
             self.add_param_group(group)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        # A subclass may write its own ``step`` (as torch users do): it still marks the optimizer as stepped.
+        super().__init_subclass__(**kwargs)
+        step = cls.__dict__.get("step")
+        if step is not None:
+
+            @functools.wraps(step)
+            def marking_step(self, *args, **kwargs):
+                self._opt_called = True
+                return step(self, *args, **kwargs)
+
+            cls.step = marking_step
 
     @property
     def _name(self) -> str:
@@ -177,7 +191,7 @@ class Optimizer:
                         raise RuntimeError(f"{self._name}.step: gradient shape {tuple(grad.shape)} does not match "
                                            f"parameter shape {tuple(p.data.shape)}")
                     self._update(p.data, grad, self.state[p], group)
-        self._step_count += 1
+        self._opt_called = True
         return loss
 
     # ----- checkpointing --------------------------------------------------------------

@@ -94,7 +94,7 @@ class LRScheduler:
     def step(self, epoch: int | None = None) -> None:
         """Advance one epoch (call after ``optimizer.step()``); ``epoch`` (deprecated) jumps to that epoch."""
         self._step_count += 1
-        if self._step_count == 2 and self.optimizer._step_count == 0:
+        if self._step_count == 2 and not getattr(self.optimizer, "_opt_called", False):
             warnings.warn("Detected call of `lr_scheduler.step()` before `optimizer.step()`: call `optimizer.step()` "
                           "first, or the first value of the learning rate schedule is skipped", UserWarning, stacklevel=2)
         if epoch is not None:
