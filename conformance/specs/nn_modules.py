@@ -377,7 +377,8 @@ def _class_sample(allow_probabilities: bool):
         extra = tuple(draw(st.lists(ints(1, 3), max_size=2)))
         batched = draw(ints(0, 4)) > 0 or extra
         lead = (n,) if batched else ()
-        x = tensor(draw, lead + (classes,) + extra, dtype, device)
+        # torch's nll_loss2d backward refuses a non-contiguous input ("grad_input must be contiguous")
+        x = tensor(draw, lead + (classes,) + extra, dtype, device, contiguous=not allow_probabilities or None)
         if allow_probabilities and draw(st.booleans()):
             gen = torch.Generator().manual_seed(draw(ints(0, 2**31 - 1)))
             if kwargs["ignore_index"] != -100:

@@ -122,7 +122,7 @@ class Swish(Module):
 
     def forward(self, input):
         if not self.learnable and self.beta == 1.0:
-            return F.silu(input, inplace=self.inplace)
+            return F.silu(input)
         return input * F.sigmoid(input * self.beta)
 
     def extra_repr(self) -> str:
