@@ -55,11 +55,11 @@ def _grow(sizes: list[int], dims: list[int], count: int) -> list[int]:
 
 
 def reduction(domain: Domain = REAL, *, tuple_ok: bool = True, none_ok: bool = True, nonempty: bool = False,
-              count: int = 1, keepdim: bool = True, **fixed):
+              count: int = 1, keepdim: bool = True, min_side: int = 0, **fixed):
     """``f(x, dim=..., keepdim=...)``; ``fixed`` kwargs are passed as drawn lists (one is picked)."""
 
     def sample(draw, dtype, device):
-        sizes = list(shape(draw))
+        sizes = list(shape(draw, min_side=min_side))
         if count > 1 and not sizes:
             sizes = [count]
         dim = _dim(draw, len(sizes), tuple_ok, none_ok)
@@ -164,7 +164,8 @@ for _name in ("amax", "amin"):
 def _spread(min_count: int):
     def sample(draw, dtype, device):
         correction = draw(st.sampled_from([0, 1, 2]))
-        s = reduction(nonempty=True, count=max(min_count, correction + 1))(draw, dtype, device)
+        # no empty dims at all: torch warns about "degrees of freedom <= 0" for an empty output
+        s = reduction(nonempty=True, count=max(min_count, correction + 1), min_side=1)(draw, dtype, device)
         s.kwargs["correction"] = correction
         return s
 
@@ -180,7 +181,7 @@ def _unbiased(min_count: int):
             sizes = [draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 3)))]
             sizes[0] = max(sizes[0], min_count)
             return Sample((tensor(draw, sizes, dtype, device), unbiased))
-        s = reduction(nonempty=True, count=min_count, tuple_ok=False, none_ok=False)(draw, dtype, device)
+        s = reduction(nonempty=True, count=min_count, tuple_ok=False, none_ok=False, min_side=1)(draw, dtype, device)
         return Sample(s.args + (s.kwargs["dim"], unbiased, s.kwargs["keepdim"]))
 
     return sample
