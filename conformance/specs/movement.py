@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import neuronix as nx
 from conformance.spec import OpMirror, Sample, register
-from conformance.strategies import index_tensor, method, nonempty_shape, shape, tensor
+from conformance.strategies import broadcast_shapes, index_tensor, method, nonempty_shape, shape, tensor
 
 
 # ----- drawing helpers ----------------------------------------------------------------------
@@ -321,6 +321,12 @@ def _masked_fill(draw, dtype, device):
     return Sample((x, mask, tensor(draw, (), dtype, device)))
 
 
+def _masked_select(draw, dtype, device):
+    (xs, ms), _ = broadcast_shapes(draw, 2)
+    mask = _seed_tensor(draw, lambda g: torch.rand(ms, generator=g) > 0.5).to(device)
+    return Sample((tensor(draw, xs, dtype, device), mask))
+
+
 # ----- reorderings, copies, triangles ----------------------------------------------------------------
 def _flip(draw, dtype, device):
     x = _x(draw, dtype, device)
@@ -497,6 +503,7 @@ register(
     *_fn("index_select", _index_select),
     *_fn("index_add", _index_add),
     *_fn("masked_fill", _masked_fill),
+    *_fn("masked_select", _masked_select),
     *_fn("flip", _flip),
     *_fn("fliplr", _batched_matrix),
     *_fn("flipud", lambda d, t, v: Sample((_x(d, t, v, min_dims=1),))),

@@ -333,3 +333,22 @@ _DIAGONAL_BACKWARD = defop(
 def diagonal(input, offset: int = 0, dim1: int = 0, dim2: int = 1):
     """``torch.diagonal``: the ``offset`` diagonal of dims ``dim1``/``dim2``, appended as the last dim."""
     return apply(_DIAGONAL, input, offset=offset, dim1=dim1, dim2=dim2, shape=input.shape)
+
+
+# ----- masked_select ----------------------------------------------------------------------------
+@public
+def masked_select(input, mask):
+    """``torch.masked_select``: the 1-d tensor of elements where ``mask`` is True (both broadcast first)."""
+    m = _raw(mask)
+    if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
+        raise TypeError(f"neuronix.masked_select: mask must be a bool tensor, got {getattr(m, 'dtype', type(m).__name__)}")
+    try:
+        shape = torch.broadcast_shapes(input.shape, m.shape)
+    except RuntimeError as err:
+        raise RuntimeError(
+            f"neuronix.masked_select: input of shape {tuple(input.shape)} and mask of shape {tuple(m.shape)} "
+            f"do not broadcast: {err}"
+        ) from err
+    if input.shape != shape:
+        input = input.expand(shape)
+    return getitem(input, m.expand(shape))
