@@ -3,3 +3,4 @@
 from conformance.specs import elementwise, linalg, movement, optim, reduce  # noqa: F401
 from conformance.specs import nn_modules  # noqa: F401
 from conformance.specs import nn_functional  # noqa: F401
+from conformance.specs import compare, factories, operators  # noqa: F401

@@ -17,6 +17,8 @@ def nondiff(name: str, torch_fn):
             out = torch_fn(*raws, **kwargs)
         except (RuntimeError, TypeError, ValueError, IndexError) as err:
             raise op_error(name, args, kwargs, err) from err
+        if isinstance(out, tuple):  # nonzero(as_tuple=True)
+            return tuple(Tensor._make(o, None) for o in out)
         return Tensor._make(out, None) if isinstance(out, torch.Tensor) else out
 
     fn.__name__ = fn.__qualname__ = name
