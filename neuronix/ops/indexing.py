@@ -55,6 +55,10 @@ def _getitem_backward_forward(g, index, basic, shape):
     if basic:
         z[index] = g
         return z
+    if isinstance(index, torch.Tensor) and index.dtype in (torch.int64, torch.int32) and shape[0] > 0:
+        # the common case, rows picked by one integer tensor: accumulate rows directly
+        rows = index.reshape(-1).to(z.device).remainder(shape[0])
+        return z.index_add_(0, rows, g.reshape((rows.numel(),) + tuple(shape[1:])))
     # Advanced indices may repeat an element: map each output element to its flat input
     # position (torch's own indexing computes the map, so every index form is covered) and
     # accumulate the gradient there.
