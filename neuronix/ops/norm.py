@@ -28,15 +28,23 @@ def _raw(t):
     return None if t is None else t.data
 
 
-def _fused_grad(aux: dict, i: int, run) -> Tensor:
-    """Gradient ``i`` of a fused backward kernel; one kernel call serves all VJPs of a node."""
+def _fused_grad(aux: dict, i: int, run, composite) -> Tensor:
+    """Gradient ``i`` of a fused backward kernel; one kernel call serves all VJPs of a node.
+
+    When recording (``create_graph=True``) the value is still the kernel's, so first derivatives
+    agree with torch to the last bit, while the graph is that of ``composite()``:
+    ``composite + (fused - composite)`` with the bracket a constant.
+    """
     grads = aux.get("grads")
     if grads is None or grads[i] is None:
         grads = list(run())
     value = grads[i]
     grads[i] = None  # consumed: a later backward (retain_graph) recomputes
     aux["grads"] = grads
-    return Tensor._make(value, None)
+    if not mode.grad_enabled:
+        return Tensor._make(value, None)
+    differentiable = composite()
+    return differentiable + (value - differentiable.data)
 
 
 def _normalize(x, dims, eps):
@@ -86,9 +94,7 @@ def _bn_stats(x, aux, training, eps):
     return (x - mean) * rstd, rstd
 
 
-def _bn_input_grad(g, out, x, w, b, rm, rv, aux, training, momentum, eps):
-    if training and not mode.grad_enabled:
-        return _fused_grad(aux, 0, lambda: _bn_fused(g, x, w, aux, eps))
+def _bn_input_composite(g, x, w, aux, training, eps):
     gxhat = g if w is None else g * _channel_view(w, g.ndim)
     xhat, rstd = _bn_stats(x, aux, training, eps)
     if not training:
@@ -96,17 +102,30 @@ def _bn_input_grad(g, out, x, w, b, rm, rv, aux, training, momentum, eps):
     return _input_grad(gxhat, xhat, rstd, _channel_dims(x.ndim))
 
 
-def _bn_weight_grad(g, out, x, w, b, rm, rv, aux, training, momentum, eps):
-    if training and not mode.grad_enabled:
-        return _fused_grad(aux, 1, lambda: _bn_fused(g, x, w, aux, eps))
+def _bn_weight_composite(g, x, aux, training, eps):
     xhat, _ = _bn_stats(x, aux, training, eps)
     return (g * xhat).sum(_channel_dims(g.ndim))
 
 
+def _bn_input_grad(g, out, x, w, b, rm, rv, aux, training, momentum, eps):
+    composite = lambda: _bn_input_composite(g, x, w, aux, training, eps)
+    if training:
+        return _fused_grad(aux, 0, lambda: _bn_fused(g, x, w, aux, eps), composite)
+    return composite()
+
+
+def _bn_weight_grad(g, out, x, w, b, rm, rv, aux, training, momentum, eps):
+    composite = lambda: _bn_weight_composite(g, x, aux, training, eps)
+    if training:
+        return _fused_grad(aux, 1, lambda: _bn_fused(g, x, w, aux, eps), composite)
+    return composite()
+
+
 def _bn_bias_grad(g, out, x, w, b, rm, rv, aux, training, momentum, eps):
-    if training and not mode.grad_enabled:
-        return _fused_grad(aux, 2, lambda: _bn_fused(g, x, w, aux, eps))
-    return g.sum(_channel_dims(g.ndim))
+    composite = lambda: g.sum(_channel_dims(g.ndim))
+    if training:
+        return _fused_grad(aux, 2, lambda: _bn_fused(g, x, w, aux, eps), composite)
+    return composite()
 
 
 BATCH_NORM = defop(
@@ -144,25 +163,32 @@ def _ln_dims(x, normalized_shape):
     return tuple(range(x.ndim - len(normalized_shape), x.ndim))
 
 
-def _ln_input_grad(g, out, x, w, b, aux, normalized_shape, eps):
-    if not mode.grad_enabled:
-        return _fused_grad(aux, 0, lambda: _ln_fused(g, x, w, b, aux, normalized_shape))
+def _ln_input_composite(g, x, w, normalized_shape, eps):
     dims = _ln_dims(x, normalized_shape)
     xhat, rstd = _normalize(x, dims, eps)
     return _input_grad(g if w is None else g * w, xhat, rstd, dims)
 
 
-def _ln_weight_grad(g, out, x, w, b, aux, normalized_shape, eps):
-    if not mode.grad_enabled:
-        return _fused_grad(aux, 1, lambda: _ln_fused(g, x, w, b, aux, normalized_shape))
+def _ln_weight_composite(g, x, normalized_shape, eps):
     xhat, _ = _normalize(x, _ln_dims(x, normalized_shape), eps)
-    return g * xhat  # the engine sums the leading dims away
+    leading = tuple(range(g.ndim - len(normalized_shape)))
+    return (g * xhat).sum(leading) if leading else g * xhat
+
+
+def _ln_input_grad(g, out, x, w, b, aux, normalized_shape, eps):
+    return _fused_grad(aux, 0, lambda: _ln_fused(g, x, w, b, aux, normalized_shape),
+                       lambda: _ln_input_composite(g, x, w, normalized_shape, eps))
+
+
+def _ln_weight_grad(g, out, x, w, b, aux, normalized_shape, eps):
+    return _fused_grad(aux, 1, lambda: _ln_fused(g, x, w, b, aux, normalized_shape),
+                       lambda: _ln_weight_composite(g, x, normalized_shape, eps))
 
 
 def _ln_bias_grad(g, out, x, w, b, aux, normalized_shape, eps):
-    if not mode.grad_enabled:
-        return _fused_grad(aux, 2, lambda: _ln_fused(g, x, w, b, aux, normalized_shape))
-    return g
+    leading = tuple(range(g.ndim - len(normalized_shape)))
+    return _fused_grad(aux, 2, lambda: _ln_fused(g, x, w, b, aux, normalized_shape),
+                       lambda: g.sum(leading) if leading else g)
 
 
 LAYER_NORM = defop(
@@ -186,6 +212,7 @@ def layer_norm(x, normalized_shape, w, b, eps: float) -> Tensor:
 def _gn_forward(x, w, b, groups, eps):
     n, c = x.shape[0], x.shape[1]
     x = _layout(x)
+    w, b = (None if t is None else t.contiguous() for t in (w, b))  # the kernel reads them densely
     out, mean, rstd = _aten.native_group_norm(x, w, b, n, c, math.prod(x.shape[2:]), groups, eps)
     return out, {"mean": mean, "rstd": rstd}
 
@@ -200,9 +227,10 @@ def _layout(x, g=None):
 
 def _gn_fused(g, x, w, aux, groups):
     n, c = x.shape[0], x.shape[1]
-    mask = [True, w is not None, True]
+    mask = [True, w is not None, w is not None]  # the kernel computes the bias gradient only with a weight
     g, x = _layout(x.data, g.data), _layout(x.data)
-    return _aten.native_group_norm_backward(g, x, aux["mean"], aux["rstd"], _raw(w), n, c, math.prod(x.shape[2:]), groups,
+    w = None if w is None else w.data.contiguous()
+    return _aten.native_group_norm_backward(g, x, aux["mean"], aux["rstd"], w, n, c, math.prod(x.shape[2:]), groups,
                                             mask)
 
 
@@ -212,25 +240,29 @@ def _gn_normalized(x, groups, eps):
     return _normalize(grouped, (2,), eps)
 
 
-def _gn_input_grad(g, out, x, w, b, aux, groups, eps):
-    if not mode.grad_enabled:
-        return _fused_grad(aux, 0, lambda: _gn_fused(g, x, w, aux, groups))
+def _gn_input_composite(g, x, w, groups, eps):
     xhat, rstd = _gn_normalized(x, groups, eps)
     gxhat = g if w is None else g * _channel_view(w, g.ndim)
     return _input_grad(gxhat.reshape(xhat.shape), xhat, rstd, (2,)).reshape(x.shape)
 
 
-def _gn_weight_grad(g, out, x, w, b, aux, groups, eps):
-    if not mode.grad_enabled:
-        return _fused_grad(aux, 1, lambda: _gn_fused(g, x, w, aux, groups))
+def _gn_weight_composite(g, x, groups, eps):
     xhat, _ = _gn_normalized(x, groups, eps)
     return (g * xhat.reshape(x.shape)).sum(_channel_dims(g.ndim))
 
 
+def _gn_input_grad(g, out, x, w, b, aux, groups, eps):
+    return _fused_grad(aux, 0, lambda: _gn_fused(g, x, w, aux, groups), lambda: _gn_input_composite(g, x, w, groups, eps))
+
+
+def _gn_weight_grad(g, out, x, w, b, aux, groups, eps):
+    return _fused_grad(aux, 1, lambda: _gn_fused(g, x, w, aux, groups), lambda: _gn_weight_composite(g, x, groups, eps))
+
+
 def _gn_bias_grad(g, out, x, w, b, aux, groups, eps):
-    if not mode.grad_enabled:
-        return _fused_grad(aux, 2, lambda: _gn_fused(g, x, w, aux, groups))
-    return g.sum(_channel_dims(g.ndim))
+    if w is None:
+        return g.sum(_channel_dims(g.ndim))
+    return _fused_grad(aux, 2, lambda: _gn_fused(g, x, w, aux, groups), lambda: g.sum(_channel_dims(g.ndim)))
 
 
 GROUP_NORM = defop(
