@@ -1,6 +1,7 @@
 """Mirror specs, one module per family; importing this package fills ``spec.REGISTRY``."""
 
 from conformance.specs import elementwise, linalg, movement, optim, reduce  # noqa: F401
-from conformance.specs import nn_modules  # noqa: F401
+from conformance.specs import models_e2e, nn_modules  # noqa: F401
 from conformance.specs import nn_functional  # noqa: F401
 from conformance.specs import compare, factories, operators  # noqa: F401
+from conformance.specs import models  # noqa: F401
