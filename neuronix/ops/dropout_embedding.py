@@ -12,9 +12,8 @@ _aten = torch.ops.aten
 
 # ----- dropout ------------------------------------------------------------------------------
 def _dropout_grad(g, out, x, aux, p):
-    # ``native_dropout`` returns the mask; torch's backward is grad * mask / (1 - p).
-    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
-    return g * (aux * scale if scale != 1.0 else aux)
+    # ``native_dropout`` returns the (bool) mask; torch's backward is grad * mask / (1 - p).
+    return g * (aux.to(g.dtype) * (1.0 / (1.0 - p)))
 
 
 # ``native_dropout`` is the kernel ``F.dropout`` runs (on CPU it draws the same Bernoulli
@@ -24,6 +23,11 @@ DROPOUT = defop("dropout", lambda x, p: _aten.native_dropout(x, p, True), _dropo
 
 
 def dropout(x, p: float) -> Tensor:
+    # torch draws no random numbers for p == 0 (identity) or p == 1 (all zeros); neither do we
+    if p == 0.0:
+        return x if isinstance(x, Tensor) else Tensor(x)
+    if p == 1.0:
+        return x * 0.0
     out, _ = apply(DROPOUT, x, p=p)
     return out
 
