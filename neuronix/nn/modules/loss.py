@@ -7,6 +7,8 @@ they follow ``.to()`` and appear in the state_dict.
 
 from __future__ import annotations
 
+import warnings
+
 from neuronix.nn import functional as F
 from neuronix.nn.module import Module
 
@@ -14,9 +16,10 @@ from neuronix.nn.module import Module
 def _legacy_reduction(size_average, reduce) -> str:
     size_average = True if size_average is None else size_average
     reduce = True if reduce is None else reduce
-    if size_average and reduce:
-        return "mean"
-    return "sum" if reduce else "none"
+    reduction = "mean" if size_average and reduce else "sum" if reduce else "none"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use reduction='{reduction}' instead.",
+                  stacklevel=4)
+    return reduction
 
 
 class _Loss(Module):
