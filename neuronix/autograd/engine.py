@@ -3,10 +3,14 @@
 1. Count, for every node reachable from the roots, how many edges point at it
    (an iterative walk: no recursion, so a 50 000-op chain is fine).
 2. Start from the roots with their seed gradients; a node runs once all its consumers
-   have delivered, its buffered gradient is dropped as soon as its VJPs have used it.
+   have delivered, its buffered gradient is dropped as soon as its VJPs have used it,
+   and (without ``retain_graph``) its saved tensors are released right after.
 3. Each VJP result is reduced to its input's shape (``sum_to_shape``: the only place
    broadcasting is undone) and cast to its input's dtype, then sent along its edge:
    into another node's buffer or into a leaf's ``.grad``.
+
+``grad`` and ``backward(inputs=...)`` first mark the nodes that lead to a requested
+input; the others are skipped, and so are VJPs of edges that lead nowhere requested.
 """
 
 from __future__ import annotations
@@ -17,9 +21,18 @@ from neuronix.autograd import mode
 from neuronix.autograd.graph import FREED, Node
 from neuronix.tensor import Tensor
 
+_NONES = tuple((None,) * n for n in range(9))  # the VJPs' inputs when an op saves none
+
 
 def _as_tensor(x) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor._make(torch.as_tensor(x), None)
+
+
+def _describe(t) -> str:
+    data = t.data if isinstance(t, Tensor) else t
+    if isinstance(data, torch.Tensor):
+        return f"shape {tuple(data.shape)}, dtype {data.dtype}, device {data.device}"
+    return f"a {type(t).__name__}"
 
 
 def _seed(out: Tensor, grad, index: int) -> Tensor:
@@ -27,7 +40,8 @@ def _seed(out: Tensor, grad, index: int) -> Tensor:
         if out.data.numel() != 1:
             raise RuntimeError(
                 f"backward: grad can be implicitly created only for scalar outputs; output {index} has shape "
-                f"{tuple(out.shape)}: pass gradient= (a tensor of that shape) or reduce the output first"
+                f"{tuple(out.shape)}: pass gradient= (a tensor of shape {tuple(out.shape)}) or reduce the output "
+                "first, e.g. out.sum().backward()"
             )
         return Tensor._make(torch.ones_like(out.data), None)
     grad = _as_tensor(grad)
@@ -36,6 +50,13 @@ def _seed(out: Tensor, grad, index: int) -> Tensor:
             f"backward: gradient for output {index} has shape {tuple(grad.shape)} but the output has shape "
             f"{tuple(out.shape)}; they must match"
         )
+    if grad.device != out.device:
+        raise RuntimeError(
+            f"backward: gradient for output {index} is on device {grad.device} but the output is on {out.device}; "
+            "they must be on the same device"
+        )
+    if grad.dtype != out.dtype:
+        grad = grad.to(out.dtype)  # as torch: the seed takes the output's dtype
     return grad
 
 
@@ -44,42 +65,65 @@ def _check_roots(outputs) -> None:
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise RuntimeError(
                 f"element {i} of tensors does not require grad and does not have a grad_fn "
-                f"(shape {tuple(t.shape)}, dtype {t.dtype}): nothing to differentiate; "
+                f"({_describe(t)}): nothing to differentiate; "
                 "did you forget requires_grad=True or run the forward under nx.no_grad()?"
             )
 
 
-def _dependencies(roots: list[Node]) -> dict[Node, int]:
+def _dependencies(roots: list[Node]) -> tuple[dict[Node, int], dict[int, int]]:
+    """How many edges point at every node below the roots, and at every leaf (by id)."""
     deps: dict[Node, int] = {}
-    seen = set(roots)
-    stack = list(seen)
+    leaf_deps: dict[int, int] = {}
+    root_set = set(roots)
+    stack = list(roots)
     while stack:
         for edge in stack.pop().edges:
             if edge.__class__ is Node:
-                deps[edge] = deps.get(edge, 0) + 1
-                if edge not in seen:
-                    seen.add(edge)
-                    stack.append(edge)
-    return deps
+                if edge in deps:
+                    deps[edge] += 1
+                else:
+                    deps[edge] = 1
+                    if edge not in root_set:
+                        stack.append(edge)
+            elif edge is not None:
+                key = id(edge)
+                leaf_deps[key] = leaf_deps.get(key, 0) + 1
+    return deps, leaf_deps
 
 
-def _unpack(raw, edge, create_graph: bool):
-    """A saved input as the VJPs see it: connected to the graph only when recording."""
-    if not isinstance(raw, torch.Tensor):
-        return raw
-    if not create_graph or edge is None:
-        return Tensor._make(raw, None)
-    if edge.__class__ is Node:
-        return Tensor._make(raw, edge)
-    return edge  # a leaf that requires grad: the input itself
+def _needed(roots: list[Node], deps: dict[Node, int], target_nodes: set, leaf_targets: set) -> set:
+    """The nodes from which a requested input can be reached (the only ones ``grad`` runs)."""
+    order = []
+    left = dict(deps)
+    ready = [n for n in roots if n not in left]
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for edge in node.edges:
+            if edge.__class__ is Node:
+                left[edge] -= 1
+                if left[edge] == 0:
+                    ready.append(edge)
+    needed = set()
+    for node in reversed(order):  # consumers come after their inputs in this order
+        if node in target_nodes:
+            needed.add(node)
+            continue
+        for edge in node.edges:
+            if edge in needed if edge.__class__ is Node else (edge is not None and id(edge) in leaf_targets):
+                needed.add(node)
+                break
+    return needed
 
 
 def _check_versions(node: Node) -> None:
-    saved, versions = node.saved, node.versions
-    values = saved + ((node.saved_out,) if node.spec.saves_out else ())
-    for i, (raw, expected) in enumerate(zip(values, versions)):
-        if expected is not None and raw._version != expected:
-            what = "its output" if i == len(saved) else f"input {i}"
+    saved = node.saved
+    for i, expected in enumerate(node.versions):
+        if expected is None:
+            continue
+        raw = saved[i] if i < len(saved) else node.saved_out
+        if raw._version != expected:
+            what = "its output" if i == len(node.edges) else f"input {i}"
             raise RuntimeError(
                 f"one of the variables needed for gradient computation has been modified by an inplace operation: "
                 f"{what} of '{node.spec.name}' (shape {tuple(raw.shape)}, dtype {raw.dtype}, device {raw.device}) "
@@ -88,10 +132,20 @@ def _check_versions(node: Node) -> None:
             )
 
 
-def input_grads(node: Node, g: Tensor, create_graph: bool) -> list:
-    """Run ``node``'s VJPs for every input that needs a gradient; reduce and cast the results."""
-    from neuronix.ops.reduce import sum_to_shape
+def _connected(raw, edge):
+    """A saved input as the VJPs see it under ``create_graph``: part of the graph again."""
+    if not isinstance(raw, torch.Tensor) or edge is None:
+        return Tensor._make(raw, None) if isinstance(raw, torch.Tensor) else raw
+    if edge.__class__ is Node:
+        return Tensor._make(raw, edge)
+    return edge  # a leaf that requires grad: the input itself
 
+
+def input_grads(node: Node, g: Tensor, create_graph: bool, wanted=None) -> list:
+    """Run ``node``'s VJPs for the inputs that need a gradient; reduce and cast the results.
+
+    ``wanted(edge)``, when given, says which edges lead to a requested input (pruning).
+    """
     spec = node.spec
     saved = node.saved
     if saved is FREED:
@@ -101,29 +155,35 @@ def input_grads(node: Node, g: Tensor, create_graph: bool) -> list:
             "you call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward through "
             "the graph a second time"
         )
-    _check_versions(node)
+    if node.versions is not None:
+        _check_versions(node)
     edges = node.edges
-    inputs = [_unpack(r, e, create_graph) for r, e in zip(saved, edges)]
+    if not saved:
+        inputs = _NONES[len(edges)] if len(edges) < 9 else (None,) * len(edges)
+    elif create_graph:
+        inputs = [_connected(r, e) for r, e in zip(saved, edges)]
+    else:
+        inputs = [Tensor._make(r, None) if isinstance(r, torch.Tensor) else r for r in saved]
     out = None
     if spec.saves_out:
         out = Tensor._make(node.saved_out, node if create_graph else None)
-    grads = []
+    vjps, attrs, meta = spec.vjps, node.attrs, node.meta
+    grads = [None] * len(edges)
     for i, edge in enumerate(edges):
-        gi = None
-        if edge is not None:
-            gi = spec.vjps[i](g, out, *inputs, **node.attrs)
-            if gi is not None:
-                shape, dtype = node.meta[i]
-                if gi.data.shape != shape:
-                    gi = sum_to_shape(gi, shape)
-                if gi.data.dtype != dtype:
-                    gi = gi.to(dtype)
-        grads.append(gi)
+        if edge is None or (wanted is not None and not wanted(edge)):
+            continue
+        gi = vjps[i](g, out, *inputs, **attrs)
+        if gi is not None:
+            shape, dtype = meta[i]
+            data = gi.data
+            if data.shape != shape:
+                from neuronix.ops.reduce import sum_to_shape  # ops import the engine's package
+
+                gi = sum_to_shape(gi, shape)
+            if data.dtype != dtype:
+                gi = gi.to(dtype)
+            grads[i] = gi
     return grads
-
-
-def _holds_tensors(node: Node) -> bool:
-    return node.saved_out is not None or any(isinstance(s, torch.Tensor) for s in node.saved)
 
 
 def _run_hooks(hooks, g: Tensor) -> Tensor:
@@ -134,8 +194,9 @@ def _run_hooks(hooks, g: Tensor) -> Tensor:
     return g
 
 
-def _accumulate_leaf(leaf: Tensor, g: Tensor, owned: bool, create_graph: bool) -> None:
-    if leaf._hooks:
+def _accumulate_leaf(leaf: Tensor, g: Tensor, owned: bool, create_graph: bool, hooks: bool = True) -> None:
+    """Add ``g`` into ``leaf.grad``; ``owned`` means nothing else holds ``g`` (no copy needed)."""
+    if hooks and leaf._hooks:
         g = _run_hooks(leaf._hooks, g)
         owned = False
     if leaf.grad is None:
@@ -152,61 +213,73 @@ def _accumulate_leaf(leaf: Tensor, g: Tensor, owned: bool, create_graph: bool) -
 def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets=None):
     """The shared core of ``backward`` and ``grad``.
 
-    With ``targets`` (``grad`` mode), leaves' ``.grad`` is left alone and the gradients of
-    the targets are returned; otherwise gradients accumulate into leaves' ``.grad``.
+    Without ``targets`` gradients accumulate into every leaf's ``.grad``. With ``targets``
+    (``grad`` and ``backward(inputs=...)``) no ``.grad`` is touched: only the nodes leading
+    to a target run, and the targets' gradients are returned (``None`` where unreached).
+    A leaf's contributions are summed first, so its hooks see its total gradient once, as torch.
     """
-    capture_leaf = {}  # id(leaf) -> gradient, for grad mode / backward(inputs=...)
-    capture_node = {}  # node -> gradient of a non-leaf target
-    target_nodes = set()
+    capture_leaf: dict[int, Tensor] = {}
+    capture_node: dict[Node, Tensor] = {}
+    target_nodes: set = set()
+    leaf_targets: set | None = None
     if targets is not None:
-        for t in targets:
-            if t.grad_fn is not None:
-                target_nodes.add(t.grad_fn)
-    leaf_targets = None if targets is None else {id(t) for t in targets if t.grad_fn is None}
+        target_nodes = {t.grad_fn for t in targets if t.grad_fn is not None}
+        leaf_targets = {id(t) for t in targets if t.grad_fn is None}
+    leaf_buffers: dict[int, list] = {}  # id(leaf) -> [leaf, summed gradient, owned]
 
-    def send_to_leaf(leaf, g, owned):
+    def flush(key):
+        leaf, g, owned = leaf_buffers.pop(key)
         if leaf_targets is None:
             _accumulate_leaf(leaf, g, owned, create_graph)
-        elif id(leaf) in leaf_targets:
-            if leaf._hooks:
-                g = _run_hooks(leaf._hooks, g)
-            prev = capture_leaf.get(id(leaf))
-            capture_leaf[id(leaf)] = g if prev is None else prev + g
+        elif key in leaf_targets:
+            capture_leaf[key] = _run_hooks(leaf._hooks, g) if leaf._hooks else g
 
-    switch = mode.enable_grad() if create_graph else mode.no_grad()
-    with switch:
+    def to_leaf(leaf, g, owned):
+        key = id(leaf)
+        entry = leaf_buffers.get(key)
+        if entry is None:
+            leaf_buffers[key] = [leaf, g, owned]
+        else:
+            entry[1] = entry[1] + g
+            entry[2] = True
+
+    with mode.set_grad_enabled(create_graph):
         buffers: dict[Node, Tensor] = {}
         roots = []
         for out, seed in zip(outputs, seeds):
             node = out.grad_fn
             if node is None:
-                send_to_leaf(out, seed, False)
-                continue
-            if node in buffers:
+                to_leaf(out, seed, False)
+            elif node in buffers:
                 buffers[node] = buffers[node] + seed
             else:
                 buffers[node] = seed
                 roots.append(node)
-        deps = _dependencies(roots)
+        deps, leaf_deps = _dependencies(roots)
+        needed = wanted = None
+        if targets is not None:
+            needed = _needed(roots, deps, target_nodes, leaf_targets)
+            wanted = lambda e: e in needed if e.__class__ is Node else id(e) in leaf_targets
         ready = [n for n in roots if n not in deps]
         while ready:
             node = ready.pop()
             g = buffers.pop(node, None)
-            if g is not None:
+            edges = node.edges
+            if g is None or (needed is not None and node not in needed):
+                grads = _NONES[len(edges)] if len(edges) < 9 else (None,) * len(edges)
+            else:
                 if node.hooks:
                     g = _run_hooks(node.hooks, g)
                 if node in target_nodes:
                     capture_node[node] = g
-                grads = input_grads(node, g, create_graph)
-                if not retain_graph and _holds_tensors(node):
-                    node.saved = FREED  # as torch: a graph without saved tensors may be re-run
+                grads = input_grads(node, g, create_graph, wanted)
+                if not retain_graph and (node.versions is not None or node.saved_out is not None):
+                    node.saved = FREED  # as torch: a node that saved no tensor may run again
                     node.saved_out = None
-            else:
-                grads = [None] * len(node.edges)
-            for edge, gi in zip(node.edges, grads):
-                if edge is None:
-                    continue
+            i = 0
+            for edge in edges:
                 if edge.__class__ is Node:
+                    gi = grads[i]
                     if gi is not None:
                         prev = buffers.get(edge)
                         buffers[edge] = gi if prev is None else prev + gi
@@ -214,8 +287,19 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
                     deps[edge] = left
                     if left == 0:
                         ready.append(edge)
-                elif gi is not None:
-                    send_to_leaf(edge, gi, gi is not g and gi.data._base is None)
+                elif edge is not None:
+                    gi = grads[i]
+                    if gi is not None:
+                        # owned: a fresh tensor nobody else holds, so .grad may take it without a copy
+                        to_leaf(edge, gi, gi is not g and gi.data._base is None)
+                    key = id(edge)
+                    left = leaf_deps[key] - 1
+                    leaf_deps[key] = left
+                    if left == 0 and key in leaf_buffers:
+                        flush(key)
+                i += 1
+        for key in list(leaf_buffers):  # leaves that were outputs themselves
+            flush(key)
     if targets is None:
         return None
     return [capture_node.get(t.grad_fn) if t.grad_fn is not None else capture_leaf.get(id(t)) for t in targets]
@@ -227,8 +311,24 @@ def _as_tuple(x) -> tuple:
     return tuple(x)
 
 
+def _check_inputs(where: str, inputs) -> list:
+    inputs = list(_as_tuple(inputs))
+    if not inputs:
+        raise RuntimeError(f"{where}: inputs is empty; pass at least one tensor to differentiate with respect to")
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError(
+                f"{where}: input {i} ({_describe(t)}) does not require grad; "
+                "only nx.Tensors with requires_grad=True (leaves) or results of ops on them can be differentiated"
+            )
+    return inputs
+
+
 def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, create_graph: bool = False, inputs=None) -> None:
-    """Accumulate gradients of ``tensors`` into the leaves' ``.grad`` (as ``torch.autograd.backward``)."""
+    """Accumulate gradients of ``tensors`` into the leaves' ``.grad`` (as ``torch.autograd.backward``).
+
+    With ``inputs``, only those tensors' ``.grad`` is accumulated (leaves or not), as torch.
+    """
     outputs = _as_tuple(tensors)
     grads = _as_tuple(grad_tensors) if grad_tensors is not None else (None,) * len(outputs)
     if len(grads) != len(outputs):
@@ -240,32 +340,25 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
     if inputs is None:
         run_backward(outputs, seeds, retain_graph, create_graph)
         return
-    targets = list(_as_tuple(inputs))
+    targets = _check_inputs("backward", inputs)
     results = run_backward(outputs, seeds, retain_graph, create_graph, targets)
     for t, g in zip(targets, results):
         if g is not None:
-            _accumulate_leaf(t, g, False, create_graph) if t.grad_fn is None else _set_grad(t, g)
-
-
-def _set_grad(t: Tensor, g: Tensor) -> None:
-    t.grad = g if t.grad is None else t.grad + g
+            _accumulate_leaf(t, g, False, create_graph, hooks=False)  # hooks already ran
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
          allow_unused: bool | None = None, materialize_grads: bool = False):
-    """Gradients of ``outputs`` w.r.t. ``inputs``, returned as a tuple (as ``torch.autograd.grad``)."""
+    """Gradients of ``outputs`` w.r.t. ``inputs``, returned as a tuple (as ``torch.autograd.grad``).
+
+    Leaves' ``.grad`` is not touched; only the part of the graph leading to ``inputs`` runs.
+    """
     outs = _as_tuple(outputs)
-    targets = list(_as_tuple(inputs))
+    targets = _check_inputs("grad", inputs)
     grads = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outs)
     if len(grads) != len(outs):
         raise RuntimeError(f"grad: got {len(grads)} grad_outputs for {len(outs)} outputs; they must pair up")
     _check_roots(outs)
-    for i, t in enumerate(targets):
-        if not isinstance(t, Tensor) or not t.requires_grad:
-            raise RuntimeError(
-                f"grad: input {i} (shape {tuple(t.shape)}, dtype {t.dtype}) does not require grad; "
-                "only tensors with requires_grad=True can be differentiated"
-            )
     seeds = [_seed(o, g, i) for i, (o, g) in enumerate(zip(outs, grads))]
     if retain_graph is None:
         retain_graph = create_graph
@@ -277,7 +370,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
                 g = Tensor._make(torch.zeros_like(t.data), None)
             elif not allow_unused:
                 raise RuntimeError(
-                    f"grad: input {i} (shape {tuple(t.shape)}) appears to not have been used in the graph; "
+                    f"grad: input {i} ({_describe(t)}) appears to not have been used in the graph; "
                     "set allow_unused=True if this is the desired behavior"
                 )
         elif not create_graph and g.grad_fn is not None:

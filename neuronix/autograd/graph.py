@@ -21,8 +21,11 @@ class Node:
 
     ``edges[i]`` says where the gradient of input ``i`` goes: another ``Node``, a leaf
     ``Tensor`` that requires grad, or ``None``. ``saved[i]`` holds the raw value of input
-    ``i`` when the op's VJPs read it, and ``versions`` the torch version counters at save
-    time, checked before use exactly as torch's ``SavedVariable`` does.
+    ``i`` when the op's VJPs read it (``()`` when they read none), ``saved_out`` the raw
+    output when they read it, and ``versions`` the torch version counters of the saved
+    tensors (inputs, then the output) at save time — ``None`` when no tensor is saved —
+    checked before use exactly as torch's ``SavedVariable`` does. ``meta[i]`` is input
+    ``i``'s ``(shape, dtype)`` for each edge: where the engine reduces broadcasts and casts.
     """
 
     __slots__ = ("spec", "edges", "saved", "saved_out", "versions", "attrs", "meta", "hooks", "__weakref__")
@@ -34,10 +37,11 @@ class Node:
         self.saved_out = saved_out
         self.versions = versions
         self.attrs = attrs
-        self.meta = meta  # (shape, dtype) per edge: where the engine reduces broadcasts and casts
+        self.meta = meta
         self.hooks = None
-        for graph in _active_graphs:
-            graph._nodes.add(self)
+        if _active_graphs:
+            for graph in _active_graphs:
+                graph._nodes.add(self)
 
     def name(self) -> str:
         """The op's registered name, e.g. ``MulBackward``-style ``"mul"``."""

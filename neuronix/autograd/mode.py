@@ -35,7 +35,7 @@ class _Switch:
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            switch = _Switch()
+            switch = _Switch()  # one per call: recursion and nesting keep their own previous mode
             switch.mode = mode
             with switch:
                 return fn(*args, **kwargs)
@@ -43,20 +43,35 @@ class _Switch:
         return wrapper
 
 
-class no_grad(_Switch):
-    """Ops inside record no graph (as ``torch.no_grad``)."""
+class _NoArgSwitch(_Switch):
+    """``@nx.no_grad`` works with or without parentheses, as torch's."""
+
+    def __new__(cls, fn=None):
+        switch = super().__new__(cls)
+        return switch if fn is None else switch(fn)
+
+    def __init__(self, fn=None) -> None:
+        pass
+
+
+class no_grad(_NoArgSwitch):
+    """Ops inside record no graph (as ``torch.no_grad``): a context manager or a decorator."""
 
     mode = False
 
 
-class enable_grad(_Switch):
+class enable_grad(_NoArgSwitch):
     """Ops inside record a graph even within ``no_grad`` (as ``torch.enable_grad``)."""
 
     mode = True
 
 
 class set_grad_enabled(_Switch):
-    """Sets recording on or off at once; as a context manager it restores the old mode on exit."""
+    """Sets recording on or off at once (as ``torch.set_grad_enabled``).
+
+    As a context manager it restores the previous mode on exit; as a decorator it
+    leaves the current mode alone and applies ``mode`` inside each call.
+    """
 
     def __init__(self, mode: bool) -> None:
         global grad_enabled
@@ -66,3 +81,8 @@ class set_grad_enabled(_Switch):
 
     def __enter__(self) -> None:
         return None
+
+    def __call__(self, fn):
+        global grad_enabled
+        grad_enabled = self.prev  # used as a decorator: undo the switch made by the constructor
+        return super().__call__(fn)

@@ -95,21 +95,41 @@ def _describe(args) -> str:
     return ", ".join(parts)
 
 
+def _hint(message: str) -> str:
+    """What would be valid, for the torch errors users hit most."""
+    if "must match the size of tensor" in message or "not broadcastable" in message:
+        return (" (inputs must be broadcastable: aligned from the last dimension, each pair of sizes"
+                " must be equal or one of them 1)")
+    if "same device" in message:
+        return " (all tensor inputs must be on one device: move them with .to(device))"
+    if "expected scalar type" in message.lower() or "dtype" in message and "expected" in message.lower():
+        return " (convert the inputs to one dtype with .to(dtype))"
+    return ""
+
+
 def op_error(name: str, args, attrs: dict, err: Exception) -> Exception:
     """The exception a failed forward raises: torch's reason plus the op and its inputs."""
     extra = f", {attrs}" if attrs else ""
-    return type(err)(f"neuronix.{name}({_describe(args)}{extra}): {err}")
+    message = f"neuronix.{name}({_describe(args)}{extra}): {err}{_hint(str(err))}"
+    try:
+        return type(err)(message)
+    except TypeError:  # an exception type whose constructor takes other arguments
+        return RuntimeError(message)
+
+
+_FORWARD_ERRORS = (RuntimeError, ValueError, TypeError, IndexError)
 
 
 def apply(spec: OpSpec, *args, **attrs):
     """Run ``spec``'s forward on the raw values of ``args`` and, if recording, a ``Node``.
 
-    Returns a ``Tensor`` (or ``(Tensor, aux)`` for ``aux`` ops).
+    Returns a ``Tensor`` (or ``(Tensor, aux)`` for ``aux`` ops). This is the hot path of
+    every op: one pass over the inputs, no helper calls unless a node is recorded.
     """
     raws = [a.data if isinstance(a, Tensor) else a for a in args]
     try:
         out = spec.forward(*raws, **attrs)
-    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+    except _FORWARD_ERRORS as err:
         raise op_error(spec.name, args, attrs, err) from err
     aux = None
     if spec.aux:
@@ -118,29 +138,46 @@ def apply(spec: OpSpec, *args, **attrs):
     node = None
     if mode.grad_enabled:
         edges = None
-        for i, a in enumerate(args):
+        i = 0
+        for a in args:
             if isinstance(a, Tensor) and a.requires_grad:
                 if edges is None:
                     edges = [None] * len(args)
+                    meta = [None] * len(args)
                 edges[i] = a.grad_fn or a
+                data = a.data
+                meta[i] = (data.shape, data.dtype)
+            i += 1
         if edges is not None:
-            node = _record(spec, edges, raws, out, attrs)
+            node = _record(spec, edges, meta, raws, out, attrs)
     result = Tensor._make(out, node)
     return (result, aux) if spec.aux else result
 
 
-def _record(spec: OpSpec, edges, raws, out, attrs) -> Node:
-    saves = range(len(raws)) if spec.saves is None else spec.saves
-    saved = [None] * len(raws)
-    versions = [None] * len(raws)
-    for i in saves:
-        r = raws[i]
-        saved[i] = r
-        if isinstance(r, torch.Tensor):
-            versions[i] = r._version
-    meta = tuple(None if e is None else (r.shape, r.dtype) for e, r in zip(edges, raws))
+def _record(spec: OpSpec, edges: list, meta: list, raws: list, out, attrs: dict) -> Node:
+    """Keep what the VJPs read (raw values and their version counters) in a new ``Node``."""
+    saves = spec.saves
+    if saves is None:
+        saved = raws
+    elif saves:
+        saved = [None] * len(raws)
+        for i in saves:
+            saved[i] = raws[i]
+    else:
+        saved = ()
+    versions = None
+    if saved:
+        i = 0
+        for r in saved:
+            if isinstance(r, torch.Tensor):
+                if versions is None:
+                    versions = [None] * len(saved)
+                versions[i] = r._version
+            i += 1
     saved_out = None
     if spec.saves_out:
         saved_out = out
+        if versions is None:
+            versions = [None] * len(raws)
         versions.append(out._version)
-    return Node(spec, tuple(edges), tuple(saved), saved_out, tuple(versions), attrs, meta)
+    return Node(spec, edges, saved, saved_out, versions, attrs, meta)
