@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from neuronix.ops.registry import public
-from neuronix.tensor import Tensor
+from neuronix.tensor import Tensor, _check_can_require_grad
 
 
 def _unwrap(x):
@@ -21,6 +21,8 @@ def _factory(name: str):
 
     def fn(*args, requires_grad: bool = False, **kwargs):
         data = torch_fn(*(_unwrap(a) for a in args), **kwargs)
+        if requires_grad:
+            _check_can_require_grad(data, f"nx.{name}")
         return Tensor(data, requires_grad=requires_grad)
 
     fn.__name__ = fn.__qualname__ = name

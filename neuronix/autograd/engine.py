@@ -60,11 +60,11 @@ def _seed(out: Tensor, grad, index: int) -> Tensor:
     return grad
 
 
-def _check_roots(outputs) -> None:
+def _check_roots(where: str, outputs) -> None:
     for i, t in enumerate(outputs):
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise RuntimeError(
-                f"element {i} of tensors does not require grad and does not have a grad_fn "
+                f"{where}: element {i} of tensors does not require grad and does not have a grad_fn "
                 f"({_describe(t)}): nothing to differentiate; "
                 "did you forget requires_grad=True or run the forward under nx.no_grad()?"
             )
@@ -333,7 +333,7 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
     grads = _as_tuple(grad_tensors) if grad_tensors is not None else (None,) * len(outputs)
     if len(grads) != len(outputs):
         raise RuntimeError(f"backward: got {len(grads)} gradients for {len(outputs)} tensors; they must pair up")
-    _check_roots(outputs)
+    _check_roots("backward", outputs)
     seeds = [_seed(o, g, i) for i, (o, g) in enumerate(zip(outputs, grads))]
     if retain_graph is None:
         retain_graph = create_graph
@@ -358,7 +358,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
     grads = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outs)
     if len(grads) != len(outs):
         raise RuntimeError(f"grad: got {len(grads)} grad_outputs for {len(outs)} outputs; they must pair up")
-    _check_roots(outs)
+    _check_roots("grad", outs)
     seeds = [_seed(o, g, i) for i, (o, g) in enumerate(zip(outs, grads))]
     if retain_graph is None:
         retain_graph = create_graph

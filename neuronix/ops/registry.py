@@ -97,12 +97,13 @@ def _describe(args) -> str:
 
 def _hint(message: str) -> str:
     """What would be valid, for the torch errors users hit most."""
-    if "must match the size of tensor" in message or "not broadcastable" in message:
+    lower = message.lower()
+    if "must match the size of tensor" in lower or "broadcast" in lower:
         return (" (inputs must be broadcastable: aligned from the last dimension, each pair of sizes"
                 " must be equal or one of them 1)")
-    if "same device" in message:
+    if "same device" in lower or "expected device" in lower:
         return " (all tensor inputs must be on one device: move them with .to(device))"
-    if "expected scalar type" in message.lower() or "dtype" in message and "expected" in message.lower():
+    if "expected scalar type" in lower or ("dtype" in lower and "expected" in lower):
         return " (convert the inputs to one dtype with .to(dtype))"
     return ""
 
