@@ -105,6 +105,17 @@ def test_first_backward_matches_torch(case):
         torch.testing.assert_close(g.data, e, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("name", ["gelu", "silu", "elu", "selu", "leaky_relu", "softplus", "hardtanh", "hardswish", "mish"])
+def test_activation_first_backward_is_torch_kernel_exactly(name):
+    x = torch.randn(5, 7) * 3
+    upstream = torch.randn(5, 7)
+    tx = torch_leaf(x)
+    expected = torch.autograd.grad(getattr(TF, name)(tx), tx, upstream)[0]
+    nx_x = leaf(x)
+    getattr(F, name)(nx_x).backward(nx.Tensor(upstream))
+    assert torch.equal(nx_x.grad.data, expected)
+
+
 def test_runs_under_torch_no_grad():
     x, w = leaf(torch.randn(2, 3, 6, 6)), leaf(torch.randn(4, 3, 3, 3))
     with torch.no_grad():

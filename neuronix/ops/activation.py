@@ -1,6 +1,8 @@
 """Pointwise activations of ``nn.functional``: torch kernels forward, VJPs in neuronix ops.
 
-Masks that select a branch (``x > 0``) are computed on the raw values: they are
+A plain backward runs torch's fused ``*_backward`` kernel (one kernel instead of a chain of
+elementwise ops); with ``create_graph=True`` the VJP is the formula in neuronix ops, so
+higher derivatives are recorded. Masks that select a branch (``x > 0``) are computed on the raw values: they are
 piecewise constant, so they carry no derivative, exactly as in torch's formulas.
 ``relu``, ``tanh`` and ``sigmoid`` are core elementwise ops and are reused as they are.
 """
@@ -9,9 +11,11 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 
-from neuronix.ops.elementwise import erf, exp, sigmoid, tanh, where
+from neuronix.autograd import mode
+from neuronix.ops.elementwise import cosh, erf, exp, sigmoid, tanh, where
 from neuronix.ops.registry import apply, defop
 from neuronix.tensor import Tensor
 
@@ -23,9 +27,12 @@ def _gelu_grad(g, out, x, approximate):
     if approximate == "tanh":
         k = math.sqrt(2.0 / math.pi)
         inner = (x + x * x * x * 0.044715) * k
-        t = tanh(inner)
         d_inner = (x * x * (3 * 0.044715) + 1) * k
-        return g * ((t + 1) * 0.5 + x * 0.5 * (1 - t * t) * d_inner)
+        # sech^2 as 1 / cosh^2 rather than 1 - tanh^2: no cancellation in the tails, so the
+        # recorded second derivative keeps float32 accuracy too (clamped: cosh overflows, and
+        # sech^2(40) ~ 1e-34 is zero for every purpose here)
+        sech2 = cosh(inner.clamp(-40.0, 40.0)).square().reciprocal()
+        return g * ((tanh(inner) + 1) * 0.5 + x * 0.5 * sech2 * d_inner)
     cdf = (erf(x * (1 / math.sqrt(2.0))) + 1) * 0.5
     pdf = exp(x * x * -0.5) * (1 / math.sqrt(2.0 * math.pi))
     return g * (cdf + x * pdf)
@@ -64,17 +71,40 @@ def _mish_grad(g, out, x):
     return g * (t + x * sigmoid(x) * (1 - t * t))
 
 
-GELU = defop("gelu", lambda x, approximate: F.gelu(x, approximate=approximate), _gelu_grad, torch_ref=F.gelu)
-SILU = defop("silu", F.silu, _silu_grad, torch_ref=F.silu)
-ELU = defop("elu", lambda x, alpha: F.elu(x, alpha), _elu_grad, torch_ref=F.elu)
-LEAKY_RELU = defop("leaky_relu", lambda x, negative_slope: F.leaky_relu(x, negative_slope), _leaky_relu_grad,
+_aten = torch.ops.aten
+
+
+def _fast(fused, composite):
+    """A VJP that runs torch's fused backward kernel unless recording (``create_graph=True``),
+    where the composite formula in neuronix ops gives the differentiable graph."""
+
+    def vjp(g, out, x, **attrs):
+        if mode.grad_enabled:
+            return composite(g, out, x, **attrs)
+        return Tensor._make(fused(g.data, x.data, **attrs), None)
+
+    return vjp
+
+
+GELU = defop("gelu", lambda x, approximate: F.gelu(x, approximate=approximate),
+             _fast(lambda g, x, approximate: _aten.gelu_backward(g, x, approximate=approximate), _gelu_grad),
+             torch_ref=F.gelu)
+SILU = defop("silu", F.silu, _fast(_aten.silu_backward, _silu_grad), torch_ref=F.silu)
+ELU = defop("elu", lambda x, alpha: F.elu(x, alpha),
+            _fast(lambda g, x, alpha: _aten.elu_backward(g, alpha, 1.0, 1.0, False, x), _elu_grad), torch_ref=F.elu)
+LEAKY_RELU = defop("leaky_relu", lambda x, negative_slope: F.leaky_relu(x, negative_slope),
+                   _fast(lambda g, x, negative_slope: _aten.leaky_relu_backward(g, x, negative_slope, False), _leaky_relu_grad),
                    torch_ref=F.leaky_relu)
-SOFTPLUS = defop("softplus", lambda x, beta, threshold: F.softplus(x, beta, threshold), _softplus_grad, torch_ref=F.softplus)
-HARDTANH = defop("hardtanh", lambda x, min_val, max_val: F.hardtanh(x, min_val, max_val), _hardtanh_grad,
-                 torch_ref=F.hardtanh)
-HARDSWISH = defop("hardswish", F.hardswish, _hardswish_grad, torch_ref=F.hardswish)
-MISH = defop("mish", F.mish, _mish_grad, torch_ref=F.mish)
-SELU = defop("selu", F.selu, lambda g, out, x: _elu_grad(g, out, x, SELU_ALPHA, SELU_SCALE), torch_ref=F.selu)
+SOFTPLUS = defop("softplus", lambda x, beta, threshold: F.softplus(x, beta, threshold),
+                 _fast(_aten.softplus_backward, _softplus_grad), torch_ref=F.softplus)
+HARDTANH = defop("hardtanh", lambda x, min_val, max_val: F.hardtanh(x, min_val, max_val),
+                 _fast(_aten.hardtanh_backward, _hardtanh_grad), torch_ref=F.hardtanh)
+HARDSWISH = defop("hardswish", F.hardswish, _fast(_aten.hardswish_backward, _hardswish_grad), torch_ref=F.hardswish)
+MISH = defop("mish", F.mish, _fast(_aten.mish_backward, _mish_grad), torch_ref=F.mish)
+SELU = defop("selu", F.selu,
+             _fast(lambda g, x: _aten.elu_backward(g, SELU_ALPHA, SELU_SCALE, 1.0, False, x),
+                   lambda g, out, x: _elu_grad(g, out, x, SELU_ALPHA, SELU_SCALE)),
+             torch_ref=F.selu)
 
 
 def _softplus(x, beta, threshold) -> Tensor:
