@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of neuronix against torch eager (``python -m benchmarks.suite``)."""
