@@ -192,6 +192,24 @@ def test_forward_pre_and_post_hooks_modify_and_remove():
     assert m(x).tolist() != [0.0, 0.0, 0.0]
 
 
+def test_always_call_forward_hook_runs_when_forward_raises():
+    m = _scale_module(nn)
+    seen = []
+    m.register_forward_hook(lambda mod, args, out: seen.append(out), always_call=True)
+    m.register_forward_hook(lambda mod, args, out: seen.append("normal"))
+    with pytest.raises(RuntimeError):
+        m(nx.ones(4))  # shape mismatch inside forward
+    assert seen == [None]
+
+
+def test_to_memory_format():
+    m = nn.Module()
+    m.w = nn.Parameter(torch.randn(2, 3, 4, 4))
+    m.b = nn.Parameter(torch.randn(2))
+    m.to(memory_format=torch.channels_last)
+    assert m.w.data.is_contiguous(memory_format=torch.channels_last) and m.b.dim() == 1
+
+
 def test_forward_pre_hook_with_kwargs():
     m = Pair()
     m.register_forward_pre_hook(lambda mod, args, kwargs: ((args[0],), {"y": kwargs["y"] * 0}), with_kwargs=True)

@@ -34,7 +34,6 @@ def _parse_to(args, kwargs):
     """``Module.to`` overloads: (device), (dtype), (device, dtype), (tensor), keywords."""
     device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
     kwargs.pop("non_blocking", None)
-    kwargs.pop("memory_format", None)
     if kwargs:
         raise TypeError(f"Module.to() got unexpected keyword arguments {sorted(kwargs)}")
     for a in args:
@@ -74,6 +73,7 @@ class Module:
         set_(self, "_forward_pre_hooks_with_kwargs", OrderedDict())
         set_(self, "_forward_hooks", OrderedDict())
         set_(self, "_forward_hooks_with_kwargs", OrderedDict())
+        set_(self, "_forward_hooks_always_called", OrderedDict())
         set_(self, "_backward_hooks", OrderedDict())
         set_(self, "_backward_pre_hooks", OrderedDict())
 
@@ -289,8 +289,10 @@ class Module:
                 continue
             if set_to_none:
                 p.grad = None
-            else:
-                p.grad = Tensor._make(torch.zeros_like(p.grad.data), None)
+            else:  # zero in place (an optimizer may hold this tensor), out of any graph
+                if p.grad.grad_fn is not None:
+                    p.grad = p.grad.detach()
+                p.grad.data.zero_()
 
     def apply(self, fn: Callable[[Module], None]) -> Module:
         """Call ``fn`` on every child (recursively) then on this module, e.g. for custom init."""
@@ -315,10 +317,14 @@ class Module:
 
     def to(self, *args, **kwargs) -> Module:
         """Move and/or cast in place (floating tensors only change dtype), as ``torch.nn.Module.to``."""
-        device, dtype = _parse_to(args, dict(kwargs))
+        kwargs = dict(kwargs)
+        memory_format = kwargs.pop("memory_format", None)
+        device, dtype = _parse_to(args, kwargs)
 
         def convert(t: torch.Tensor) -> torch.Tensor:
             cast = dtype if dtype is not None and (t.is_floating_point() or t.is_complex()) else None
+            if memory_format is not None and t.dim() in (4, 5):  # as torch: only conv-shaped tensors change layout
+                return t.to(device=device, dtype=cast, memory_format=memory_format)
             return t.to(device=device, dtype=cast)
 
         return self._apply(convert)
@@ -359,9 +365,12 @@ class Module:
         self, hook, *, prepend: bool = False, with_kwargs: bool = False, always_call: bool = False
     ) -> RemovableHandle:
         """``hook(module, args, output)`` (``hook(module, args, kwargs, output)``) runs after ``forward``; may replace output."""
-        handle = add_hook(self._forward_hooks, hook, prepend, (self._forward_hooks_with_kwargs,))
+        handle = add_hook(self._forward_hooks, hook, prepend,
+                          (self._forward_hooks_with_kwargs, self._forward_hooks_always_called))
         if with_kwargs:
             self._forward_hooks_with_kwargs[handle.id] = True
+        if always_call:  # also run (with output None) when forward raises
+            self._forward_hooks_always_called[handle.id] = True
         return handle
 
     def register_full_backward_hook(self, hook, prepend: bool = False) -> RemovableHandle:
@@ -394,17 +403,25 @@ class Module:
         if (self._backward_hooks or self._backward_pre_hooks) and mode.grad_enabled:
             backward_call = BackwardHookCall(self, list(self._backward_hooks.values()), list(self._backward_pre_hooks.values()))
             args = backward_call.wrap_inputs(args)
-        output = self.forward(*args, **kwargs)
-        for hid, hook in list(self._forward_hooks.items()):
-            if hid in self._forward_hooks_with_kwargs:
-                result = hook(self, args, kwargs, output)
-            else:
-                result = hook(self, args, output)
+        try:
+            output = self.forward(*args, **kwargs)
+        except Exception:
+            for hid in self._forward_hooks_always_called:
+                self._call_forward_hook(hid, args, kwargs, None)
+            raise
+        for hid in list(self._forward_hooks):
+            result = self._call_forward_hook(hid, args, kwargs, output)
             if result is not None:
                 output = result
         if backward_call is not None:
             output = backward_call.wrap_outputs(output)
         return output
+
+    def _call_forward_hook(self, hid, args, kwargs, output):
+        hook = self._forward_hooks[hid]
+        if hid in self._forward_hooks_with_kwargs:
+            return hook(self, args, kwargs, output)
+        return hook(self, args, output)
 
     # ----- state_dict -------------------------------------------------------------------
     def state_dict(self, *args, destination=None, prefix: str = "", keep_vars: bool = False):
