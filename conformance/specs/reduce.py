@@ -219,7 +219,24 @@ def _cumsum(with_dtype: bool):
     return sample
 
 
-register(*_pair("cumsum", _cumsum(False)), _variant("cumsum", "dtype", _cumsum(True)))
+def _cumprod(zeros: bool):
+    def sample(draw, dtype, device):
+        sizes = shape(draw, min_side=1 if zeros else 0)
+        x = tensor(draw, sizes, dtype, device, PROD).clone()
+        if zeros and sizes:
+            for _ in range(draw(st.integers(1, 2))):
+                x[tuple(draw(st.integers(0, n - 1)) for n in sizes)] = 0
+        return Sample((x, _dim(draw, len(sizes), tuple_ok=False, none_ok=False)))
+
+    return sample
+
+
+register(
+    *_pair("cumsum", _cumsum(False)),
+    _variant("cumsum", "dtype", _cumsum(True)),
+    *_pair("cumprod", _cumprod(False)),
+    _variant("cumprod", "zeros", _cumprod(True)),
+)
 
 
 # ----- softmax / log_softmax ----------------------------------------------------------

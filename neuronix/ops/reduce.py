@@ -427,3 +427,41 @@ def cumsum(input, dim: int, *, dtype=None):
         with mode.no_grad():
             return apply(_CUMSUM, input, dim=d, dtype=dtype)
     return apply(_CUMSUM, input, dim=d, dtype=dtype)
+
+
+# ----- cumulative product -------------------------------------------------------------
+def _cumprod_vjp(g, out, x, dim, dtype):
+    if x.ndim == 0:
+        return g
+    if not bool((x.data == 0).any()):
+        return _reverse_cumsum(g * out, dim) / x
+    # With zeros, out / x is undefined: d out_i / d x_k = prod_{j <= i, j != k} x_j, the cumprod
+    # of x with x_k replaced by 1, along an extra axis k. Recording it keeps higher orders exact.
+    shape = tuple(x.shape)
+    n = shape[dim]
+    trailing = (1,) * (len(shape) - dim - 1)
+    rows = x.reshape(shape[:dim] + (1, n) + shape[dim + 1 :])
+    eye = torch.eye(n, dtype=torch.bool, device=x.device)
+    partial = cumprod(ew.where(eye.reshape((n, n) + trailing), 1.0, rows), dim + 1)
+    later = torch.ones(n, n, dtype=torch.bool, device=x.device).triu().reshape((n, n) + trailing)  # i >= k
+    return sum(g.unsqueeze(dim) * partial * later, dim + 1)
+
+
+_CUMPROD = defop(
+    "cumprod",
+    lambda x, dim, dtype: torch.cumprod(x, dim, dtype=dtype),
+    _cumprod_vjp,
+    saves_out=True,
+    torch_ref=torch.cumprod,
+)
+
+
+@public
+def cumprod(input, dim: int, *, dtype=None):
+    """Cumulative product along ``dim``, as ``torch.cumprod`` (exact gradient with zeros)."""
+    dims = _dims(dim, input.ndim)
+    d = dims[0] if dims else 0
+    if _nondiff_dtype(dtype):
+        with mode.no_grad():
+            return apply(_CUMPROD, input, dim=d, dtype=dtype)
+    return apply(_CUMPROD, input, dim=d, dtype=dtype)
