@@ -224,6 +224,12 @@ def where(condition, input=None, other=None):
     return apply(_WHERE, cond, input, other)
 
 
+@public(function=False, name="where")
+def _where_method(self, condition, other):
+    """``Tensor.where(condition, other)``: ``self`` where ``condition`` else ``other`` (as torch)."""
+    return where(condition, self, other)
+
+
 def _clamp_input_grad(g, out, x, lo, hi):
     mask = torch.ones_like(x.data, dtype=torch.bool)
     if lo is not None:
