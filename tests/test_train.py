@@ -86,7 +86,8 @@ def test_cifar10_epoch_writes_checkpoint_metrics_and_plot(tmp_path, monkeypatch)
     monkeypatch.setattr(tv_cifar, "check_integrity", lambda path, md5=None: os.path.isfile(path))
     out = tmp_path / "run"
     history = train.main(["--dataset", "cifar10", "--data-root", str(tmp_path / "data"), "--epochs", "1",
-                          "--batch-size", "50", "--workers", "2", "--device", "cpu", "--out", str(out), "--no-progress"])
+                          "--limit-train", "96", "--limit-test", "48", "--batch-size", "48", "--workers", "2",
+                          "--device", "cpu", "--out", str(out), "--no-progress"])
     assert len(history) == 1 and np.isfinite(history[0]["train_loss"])
     state = _final_state(out)
     assert state["epoch"] == 1 and tuple(state["model"]["conv1.weight"].shape) == (64, 3, 3, 3)  # the CIFAR stem

@@ -6,6 +6,11 @@ plus BatchNorm's running statistics, in train and eval mode. torch's weights are
 neuronix through ``load_state_dict``, which is itself the check that the key names and
 shapes are torchvision's.
 
+The CIFAR stem is built by swapping ``conv1``/``maxpool`` after construction on both sides
+(torchvision has no such option), so the default initialisations agree draw for draw;
+``nx.models.resnet18(cifar_stem=True)`` itself is checked against a torch twin in
+tests/test_models.py.
+
 torchvision imports only where it matches the installed torch (CI installs both; the CPU
 development venv has none): the ResNet mirrors are always registered, and their torch
 builder raises ``ModuleNotFoundError("torchvision unavailable ...")`` for the driver to report.
@@ -43,7 +48,11 @@ DEPTHS = {"resnet18": [2, 2, 2, 2], "resnet34": [3, 4, 6, 3]}
 
 def _nx_resnet(depth: str):
     def build(num_classes: int, cifar_stem: bool):
-        return _NxResNetLoss(DEPTHS[depth], num_classes=num_classes, cifar_stem=cifar_stem)
+        model = _NxResNetLoss(DEPTHS[depth], num_classes=num_classes)
+        if cifar_stem:  # swapped in after construction exactly as on the torch side, so both draw the same weights
+            model.conv1 = nx.nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+            model.maxpool = nx.nn.Identity()
+        return model
 
     return build
 
@@ -70,7 +79,7 @@ def _torch_resnet(depth: str):
                 return logits, torch.nn.functional.cross_entropy(logits, targets)
 
         model = ResNetLoss(models.resnet.BasicBlock, DEPTHS[depth], num_classes=num_classes)
-        if cifar_stem:  # the CIFAR variant: same keys, 3x3 stride-1 conv1, no max-pool
+        if cifar_stem:  # the CIFAR variant (nx.models' cifar_stem=True): same keys, 3x3 stride-1 conv1, no max-pool
             model.conv1 = torch.nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
             model.maxpool = torch.nn.Identity()
         return model
@@ -100,9 +109,9 @@ def _build_resnet(draw):
 
 
 def _sample_resnet(draw, args, kwargs, dtype, device):
-    # small images keep a full ResNet fast: 8x8 reaches 1x1 in layer4 with the CIFAR stem, 32x32 with ImageNet's
-    side = 8 if kwargs["cifar_stem"] else 32
-    batch = draw(st.integers(2, 3))  # train-mode BatchNorm needs more than one value per channel
+    # small images keep a full ResNet fast: 8x8 (CIFAR stem) and 16x16 (ImageNet stem) both reach 1x1 by layer4
+    side = 8 if kwargs["cifar_stem"] else 16
+    batch = 2  # train-mode BatchNorm needs more than one value per channel, even at 1x1
     x = tensor(draw, (batch, 3, side, side), dtype, device)
     targets = torch.tensor(draw(st.lists(st.integers(0, kwargs["num_classes"] - 1), min_size=batch, max_size=batch)),
                            device=device)
