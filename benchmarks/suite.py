@@ -39,9 +39,12 @@ def run_worker(name: str, device: str, rounds: int, quick: bool) -> dict:
     workload = WORKLOADS[name](device, quick)
     load_before = timing.load_average()
     start = time.perf_counter()
+    cpu: dict[str, list[float]] = {}
     times = timing.interleave({"neuronix": workload.neuronix, "torch": workload.torch}, rounds=rounds,
-                              repeat=workload.repeat, warmup=2, device=device)
+                              repeat=workload.repeat, warmup=2, device=device, cpu_times=cpu)
     result = timing.compare(times["neuronix"], times["torch"])
+    cpu_ratio = timing.compare(cpu["neuronix"], cpu["torch"])
+    result["cpu_time"] = {k: cpu_ratio[k] for k in ("ratio_median", "ratio_min", "ratio_max", "ratios")}
     result.update(
         name=name, device=device, rounds=rounds, repeat=workload.repeat, unit=workload.unit,
         neuronix_median=result["neuronix_median_s"] * workload.scale, torch_median=result["torch_median_s"] * workload.scale,
@@ -120,7 +123,8 @@ def _print(result: dict) -> None:
     verdict = "" if target is None else ("  ok" if result["ratio_median"] <= target else f"  above target {target}")
     print(f"  {result['name']:<16} {result['device']:<5} ratio {result['ratio_median']:.3f} "
           f"[{result['ratio_min']:.3f}-{result['ratio_max']:.3f}]  neuronix {result['neuronix_median']:.3f} "
-          f"torch {result['torch_median']:.3f} {result['unit']}{verdict}", flush=True)
+          f"torch {result['torch_median']:.3f} {result['unit']}{verdict}"
+          + (f"  (cpu-time ratio {result['cpu_time']['ratio_median']:.3f})" if "cpu_time" in result else ""), flush=True)
 
 
 def main(argv=None) -> int:

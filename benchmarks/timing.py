@@ -50,13 +50,17 @@ def _cpu_timer():
 
 
 def interleave(fns: dict[str, Callable[[], object]], rounds: int, repeat: int = 1, warmup: int = 1,
-               device: str = "cpu") -> dict[str, list[float]]:
+               device: str = "cpu", cpu_times: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
     """Seconds per call of each function, one figure per round (the mean of ``repeat`` calls).
 
     Every function is first called ``warmup`` times (allocator pools, kernel selection,
     lazy imports). Round ``r`` runs the functions starting from the ``r``-th (mod n), so
     the order rotates. The cyclic garbage collector is run before each timed block, so
     garbage one contender left does not get collected on the other's clock.
+
+    ``cpu_times``, when given, receives the process CPU time per call as well (all threads):
+    on a machine shared with other jobs it is steadier than the wall clock, though it also
+    counts the time torch's worker threads spin.
     """
     names = list(fns)
     start, stop = _cuda_timer(device) if device.startswith("cuda") else _cpu_timer()
@@ -71,10 +75,13 @@ def interleave(fns: dict[str, Callable[[], object]], rounds: int, repeat: int = 
             name = names[(r + k) % len(names)]
             fn = fns[name]
             gc.collect()
+            cpu = time.process_time()
             start()
             for _ in range(repeat):
                 fn()
             times[name].append(stop() / repeat)
+            if cpu_times is not None:
+                cpu_times.setdefault(name, []).append((time.process_time() - cpu) / repeat)
     return times
 
 

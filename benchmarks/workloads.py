@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import torch
 
 import neuronix as nx
-from benchmarks import transformer
 
 LR, MOMENTUM = 0.01, 0.9
 
@@ -139,23 +138,39 @@ def setup_resnet18(device: str = "cpu", quick: bool = False) -> Workload:
 
 
 # ----- 4. transformer block ------------------------------------------------------------------------
+# The nn issue's end-to-end mirror (conformance/specs/models_e2e.py), at benchmark size.
+TRANSFORMER = {"vocab": 256, "width": 128, "heads": 4, "context": 64}
+
+
 def setup_transformer(device: str = "cpu", quick: bool = False) -> Workload:
+    from conformance.specs.models_e2e import transformer_block
+
     torch.manual_seed(0)
-    nx_model = transformer.build(nx)().to_device(device)
-    torch_model = transformer.build(torch)().to_device(device)
+    torch_model = transformer_block(torch, **TRANSFORMER).to(device)
+    nx_model = transformer_block(nx, **TRANSFORMER)
     nx_model.load_state_dict(torch_model.state_dict())
+    nx_model.to(device)
     nx_opt, torch_opt = _sgd(nx_model, torch_model)
     gen = torch.Generator().manual_seed(2)
-    batch, steps = (2, 16) if quick else (8, transformer.CONTEXT)
-    idx = torch.randint(0, transformer.VOCAB, (batch, steps + 1), generator=gen).to(device)
-    inputs, targets = idx[:, :-1].contiguous(), idx[:, 1:].contiguous()
+    batch, steps = (2, 16) if quick else (8, TRANSFORMER["context"])
+    ids = torch.randint(0, TRANSFORMER["vocab"], (batch, steps + 1), generator=gen).to(device)
+    inputs, targets = ids[:, :-1].contiguous(), ids[:, 1:].contiguous()
+
+    def step(model, optimizer, inputs, targets):
+        def run():
+            optimizer.zero_grad()
+            loss = model(inputs, targets)  # the model returns its label-smoothed cross-entropy
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        return run
+
     return Workload(
-        "transformer",
-        _train_step(nx_model, nx_opt, lambda out, t: transformer.loss(nx, out, t), inputs, targets),
-        _train_step(torch_model, torch_opt, lambda out, t: transformer.loss(torch, out, t), inputs, targets),
-        repeat=2 if quick else 5,
-        info={"batch": batch, "tokens": steps, "width": transformer.WIDTH, "heads": transformer.HEADS,
-              "vocab": transformer.VOCAB, "label_smoothing": 0.1})
+        "transformer", step(nx_model, nx_opt, nx.Tensor(inputs), nx.Tensor(targets)),
+        step(torch_model, torch_opt, inputs, targets), repeat=2 if quick else 5,
+        info={"batch": batch, "tokens": steps, **TRANSFORMER, "label_smoothing": 0.1,
+              "model": "conformance.specs.models_e2e.transformer_block"})
 
 
 WORKLOADS = {

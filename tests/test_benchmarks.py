@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import json
-import math
 
-import torch
-
-import neuronix as nx
-from benchmarks import suite, timing, transformer, workloads
+from benchmarks import suite, timing, workloads
 
 
 def test_interleave_rotates_the_order_and_keeps_one_time_per_round():
@@ -20,26 +16,12 @@ def test_interleave_rotates_the_order_and_keeps_one_time_per_round():
     assert (result["ratio_median"], result["ratio_min"], result["ratio_max"]) == (2.0, 1.5, 2.0)
 
 
-def test_transformer_twins_match_loss_and_gradients():
-    """The two sides of the transformer benchmark compute the same thing (else the ratio means nothing)."""
-    torch.manual_seed(0)
-    nx_model, torch_model = transformer.build(nx)(context=8), transformer.build(torch)(context=8)
-    nx_model.load_state_dict(torch_model.state_dict())
-    idx = torch.randint(0, transformer.VOCAB, (2, 9))
-    nx_loss = transformer.loss(nx, nx_model(idx[:, :-1]), idx[:, 1:])
-    torch_loss = transformer.loss(torch, torch_model(idx[:, :-1]), idx[:, 1:])
-    nx_loss.backward()
-    torch_loss.backward()
-    assert math.isclose(nx_loss.item(), torch_loss.item(), rel_tol=1e-5)
-    for (name, p), q in zip(nx_model.named_parameters(), torch_model.parameters()):
-        torch.testing.assert_close(p.grad.data, q.grad, rtol=1e-4, atol=1e-5, msg=name)
-
-
-def test_every_workload_steps_both_libraries():
+def test_every_workload_steps_both_libraries_on_the_same_problem():
     for setup in workloads.WORKLOADS.values():
         w = setup("cpu", quick=True)
-        w.neuronix()
-        w.torch()
+        nx_loss, torch_loss = w.neuronix(), w.torch()
+        if torch_loss is not None:  # same weights, same batch: the first losses agree
+            assert abs(nx_loss.item() - torch_loss.item()) <= 1e-4 * abs(torch_loss.item()), w.name
 
 
 def test_quick_suite_writes_json_and_png(tmp_path):
