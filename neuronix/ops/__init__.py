@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from neuronix.ops import elementwise, indexing, linalg, movement, reduce, softmax  # noqa: F401  (registration side effects)
-from neuronix.ops import activation, conv, dropout_embedding, linear, loss, norm, padding, pool  # noqa: F401  (nn.functional)
+from neuronix.ops import (  # noqa: F401  (registration side effects)
+    activation,
+    conv,
+    dropout_embedding,
+    elementwise,
+    indexing,
+    linalg,
+    linear,
+    loss,
+    movement,
+    norm,
+    padding,
+    pool,
+    reduce,
+    softmax,
+)
 from neuronix.ops.install import install_tensor_methods
 
 install_tensor_methods()
