@@ -22,9 +22,10 @@ def _run(args) -> int:
     import pytest
 
     pytest_args = [str(HERE / "test_cases.py"), "-p", "no:cacheprovider", "-q", "--tb=no", "-rN",
-                   "--rootdir", str(HERE.parent), "-c", str(HERE.parent / "pyproject.toml"),
                    f"--conformance-dtypes={args.dtypes}", f"--conformance-profile={args.profile}",
                    f"--conformance-report={args.report_dir}"]
+    if (HERE.parent / "pyproject.toml").exists():  # a checkout (not an installed package): its pytest settings
+        pytest_args += ["--rootdir", str(HERE.parent), "-c", str(HERE.parent / "pyproject.toml")]
     if args.devices:
         pytest_args.append(f"--conformance-devices={args.devices}")
     if args.examples is not None:
