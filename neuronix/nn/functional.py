@@ -64,10 +64,10 @@ def _tuple(value, n: int, op: str, what: str) -> tuple:
 def _check_rank(op: str, x, spatial: int) -> bool:
     """Accept (C, *spatial) or (N, C, *spatial); return whether the input is batched."""
     if x.ndim not in (spatial + 1, spatial + 2):
+        sizes = {1: "L", 2: "H, W"}[spatial]
         raise ValueError(
             f"{op}: expected a {spatial + 1}-D (unbatched) or {spatial + 2}-D (batched) input of shape "
-            f"({'N, ' if spatial else ''}C, {', '.join('LHW'[3 - spatial:] if spatial < 3 else 'DHW')}), "
-            f"got a {x.ndim}-D input of shape {_shape(x)}"
+            f"(C, {sizes}) or (N, C, {sizes}), got a {x.ndim}-D input of shape {_shape(x)}"
         )
     return x.ndim == spatial + 2
 
