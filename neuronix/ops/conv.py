@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from neuronix.autograd import mode
 from neuronix.ops.registry import apply, defop
 from neuronix.tensor import Tensor
 
@@ -36,7 +37,14 @@ def _backward_weight_forward(g, x, w_ref, **attrs):
 
 
 def _bias_grad(g, out, x, w, b, **attrs):
-    return g.sum((0, *range(2, g.ndim)))
+    # The value is torch's kernel's (its summation order, bit for bit); when recording, the graph
+    # is that of the plain sum over (N, *spatial): ``sum + (kernel - sum)`` with the bracket constant.
+    value = _aten.convolution_backward(g.data, x.data, w.data, [w.shape[1] * attrs["groups"] if attrs["transposed"]
+                                                                else w.shape[0]], *_params(attrs), [False, False, True])[2]
+    if not mode.grad_enabled:
+        return Tensor._make(value, None)
+    summed = g.sum((0, *range(2, g.ndim)))
+    return summed + (value - summed.data)
 
 
 CONVOLUTION = defop(
