@@ -1,7 +1,7 @@
 """``python -m neuronix.train``: train a classifier (ResNet-18 on CIFAR-10, or a quick digits demo).
 
     python -m neuronix.train --dataset cifar10 --data-root data --epochs 30 --out runs/cifar
-    python -m neuronix.train --dataset digits --epochs 20 --out runs/digits
+    python -m neuronix.train --dataset digits --epochs 12 --batch-size 64 --out runs/digits
     python -m neuronix.train ... --resume                        # continue from OUT/last.safetensors
     torchrun --nproc_per_node 2 -m neuronix.train ...           # data-parallel (gloo on CPU, NCCL on GPU)
 
@@ -38,37 +38,44 @@ CHECKPOINT = "last.safetensors"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m neuronix.train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", choices=["cifar10", "digits"], default="cifar10")
-    p.add_argument("--data-root", default="data", help="folder holding cifar-10-batches-py/ (CIFAR-10 only)")
+    p = argparse.ArgumentParser(prog="python -m neuronix.train", epilog=__doc__.split("\n\n")[1],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Train ResNet-18 on CIFAR-10 (or a small model on scikit-learn's digits).")
+    p.add_argument("--dataset", choices=["cifar10", "digits"], default="cifar10", help="default: cifar10")
+    p.add_argument("--data-root", default="data", help="folder holding cifar-10-batches-py/ (default: data)")
     p.add_argument("--model", choices=["resnet18", "resnet34", "mlp"], default=None,
                    help="default: resnet18 for cifar10, mlp for digits")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=128, help="per process")
-    p.add_argument("--optimizer", choices=["sgd-nesterov", "adamw"], default="sgd-nesterov")
-    p.add_argument("--schedule", choices=["onecycle", "cosine"], default="onecycle")
+    p.add_argument("--epochs", type=int, default=30, help="default: 30")
+    p.add_argument("--batch-size", type=int, default=128, help="per process (default: 128)")
+    p.add_argument("--optimizer", choices=["sgd-nesterov", "adamw"], default="sgd-nesterov", help="default: sgd-nesterov")
+    p.add_argument("--schedule", choices=["onecycle", "cosine"], default="onecycle",
+                   help="learning rate per step: OneCycleLR or CosineAnnealingLR (default: onecycle)")
     p.add_argument("--lr", type=float, default=None, help="peak learning rate (default: 0.1 for SGD, 2e-3 for AdamW)")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float32")
-    p.add_argument("--out", default="runs/latest", help="folder for checkpoints, metrics.jsonl and curves.png")
-    p.add_argument("--resume", nargs="?", const="auto", default=None,
-                   help="continue from a checkpoint (default: OUT/last.safetensors)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit-train", type=int, default=None, help="use only the first N training examples")
-    p.add_argument("--limit-test", type=int, default=None, help="use only the first N test examples")
-    p.add_argument("--stop-after", type=int, default=None,
-                   help="exit after this many epochs, as an interrupted run would (the schedule still spans --epochs)")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
+    p.add_argument("--weight-decay", type=float, default=None, help="default: 5e-4 for SGD, 0.05 for AdamW")
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="default: 0")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (default: 2)")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="cpu or cuda (default: cuda when available)")
+    p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="default: float32")
+    p.add_argument("--out", default="runs/latest",
+                   help="folder for last.safetensors, metrics.jsonl and curves.png (default: runs/latest)")
+    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
+                   help="continue from CHECKPOINT (default: OUT/last.safetensors)")
+    p.add_argument("--seed", type=int, default=0, help="default: 0")
+    p.add_argument("--limit-train", type=int, default=None, metavar="N", help="use only the first N training examples")
+    p.add_argument("--limit-test", type=int, default=None, metavar="N", help="use only the first N test examples")
+    p.add_argument("--stop-after", type=int, default=None, metavar="N",
+                   help="exit after epoch N, as an interrupted run would (the schedule still spans --epochs)")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     args = p.parse_args(argv)
     if args.model is None:
         args.model = "resnet18" if args.dataset == "cifar10" else "mlp"
+    sgd = args.optimizer == "sgd-nesterov"
     if args.lr is None:
-        args.lr = 0.1 if args.optimizer == "sgd-nesterov" else 2e-3
+        args.lr = 0.1 if sgd else 2e-3
+    if args.weight_decay is None:
+        args.weight_decay = 5e-4 if sgd else 0.05
     return args
 
 
@@ -232,7 +239,7 @@ def train_one_epoch(model, ddp, loader, opt, sched, args, info, epoch: int, dtyp
         seen += n
         if bar is not loader:
             rate = seen * info.world_size / (time.perf_counter() - start)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", img_s=f"{rate:.0f}")
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", img_s=f"{rate:.0f}", refresh=False)
     if info.device.type == "cuda":
         torch.cuda.synchronize(info.device)
     elapsed = time.perf_counter() - start
