@@ -132,7 +132,10 @@ def _sample_mlp(draw, args, kwargs, dtype, device):
 register(
     ModuleMirror("models.resnet18", _nx_resnet("resnet18"), _torch_resnet("resnet18"), _build_resnet, _sample_resnet,
                  note="torchvision.models.resnet18 (conv1/maxpool swapped for the CIFAR stem); logits and loss"),
+    # resnet34 is resnet18's blocks, deeper: float64 checks its wiring; float32 rounding of the same blocks is resnet18's
+    # case, and a 21M-parameter float32 case would double this entry's CI cost for no new kernel
     ModuleMirror("models.resnet34", _nx_resnet("resnet34"), _torch_resnet("resnet34"), _build_resnet, _sample_resnet,
-                 note="torchvision.models.resnet34 (conv1/maxpool swapped for the CIFAR stem); logits and loss"),
+                 dtypes=(torch.float64,),
+                 note="torchvision.models.resnet34 (conv1/maxpool swapped for the CIFAR stem); logits and loss; float64"),
     ModuleMirror("models.mlp", _NxMLPLoss, _TorchMLPLoss, _build_mlp, _sample_mlp, note="logits and loss"),
 )
