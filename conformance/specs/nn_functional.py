@@ -231,8 +231,10 @@ def _batch_norm(*, training=(True, False), stats=(True, False), affine=(True, Fa
             kwargs["running_mean"] = tensor(draw, (c,), dtype, device, contiguous=True)
             kwargs["running_var"] = tensor(draw, (c,), dtype, device, POSITIVE, contiguous=True)
         with_affine = draw(st.sampled_from(affine))
-        w = tensor(draw, (c,), dtype, device) if with_affine else None
-        b = tensor(draw, (c,), dtype, device) if with_affine else None
+        # Contiguous affine parameters: torch 2.13's CPU eval-mode batch-norm backward returns a wrong
+        # input gradient for a strided weight (e.g. w = t[::2]; neuronix matches g * w / sqrt(var + eps)).
+        w = tensor(draw, (c,), dtype, device, contiguous=True) if with_affine else None
+        b = tensor(draw, (c,), dtype, device, contiguous=True) if with_affine else None
         return Sample((x, w, b), kwargs)
 
     return sample
