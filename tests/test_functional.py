@@ -61,6 +61,17 @@ def test_batch_norm_updates_running_stats_in_place_like_torch():
     assert torch.equal(rm_n.data, before)  # eval mode leaves them alone
 
 
+def test_batch_norm_eval_gradient_is_right_for_a_strided_weight():
+    # torch 2.13's CPU kernel gets this one wrong; the closed form is g * w / sqrt(running_var + eps)
+    x = torch.randn(5, 3, dtype=torch.float64)
+    w = torch.randn(6, dtype=torch.float64)[::2]
+    rm, rv = torch.randn(3, dtype=torch.float64), torch.rand(3, dtype=torch.float64) + 0.2
+    g = torch.randn(5, 3, dtype=torch.float64)
+    xs = leaf(x)
+    F.batch_norm(xs, rm, rv, nx.Tensor(w), training=False, eps=1e-3).backward(nx.Tensor(g))
+    torch.testing.assert_close(xs.grad.data, g * w / (rv + 1e-3).sqrt(), rtol=1e-14, atol=1e-14)
+
+
 def test_batch_norm_cumulative_average_matches_torch_module_with_momentum_none():
     torch.manual_seed(0)
     batches = [torch.randn(5, 2, dtype=torch.float64) * (i + 1) for i in range(4)]
