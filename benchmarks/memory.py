@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import tempfile
 
 import torch
 
@@ -40,6 +42,30 @@ def _reset_hwm() -> bool:
         return True
     except OSError:
         return False
+
+
+def allocator_peak(step) -> int:
+    """Peak bytes of live torch tensors during ``step()`` above its start, from the profiler's memory events.
+
+    Deterministic where RSS is not (glibc keeps freed pages, arenas fragment): the CPU analogue
+    of ``torch.cuda.max_memory_allocated``. Blocks allocated before the profiler started are
+    freed without a known size, so the step must start with the gradients already released.
+    """
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    fd, path = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    try:
+        prof.export_chrome_trace(path)
+        with open(path) as f:
+            events = [e for e in json.load(f)["traceEvents"] if e.get("name") == "[memory]"]
+    finally:
+        os.remove(path)
+    events.sort(key=lambda e: e["ts"])
+    start = events[0]["args"]["Total Allocated"] - events[0]["args"]["Bytes"]
+    return max(e["args"]["Total Allocated"] for e in events) - start
 
 
 def measure(lib: str, device: str = "cpu", batch: int = 32, steps: int = 3) -> dict:
@@ -71,8 +97,15 @@ def measure(lib: str, device: str = "cpu", batch: int = 32, steps: int = 3) -> d
         return {"lib": lib, "device": device, "metric": "cuda max_memory_allocated", "before_bytes": before,
                 "peak_bytes": peak, "step_peak_bytes": peak - before}
     peak = (_status_kib("VmHWM") * 1024) if hwm_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    opt.zero_grad()  # outside the profiled step: it must not see frees of blocks it never saw allocated
+
+    def train_step():
+        loss_fn(model(inputs), y).backward()
+        opt.step()
+
     return {"lib": lib, "device": device, "metric": "RSS high-water mark" + ("" if hwm_reset else " (ru_maxrss)"),
-            "before_bytes": before, "peak_bytes": peak, "step_peak_bytes": peak - before}
+            "before_bytes": before, "peak_bytes": peak, "step_peak_bytes": peak - before,
+            "allocator_peak_bytes": allocator_peak(train_step)}
 
 
 def main(argv=None) -> None:

@@ -20,7 +20,12 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--interval", type=float, default=0.0002, help="sampling interval (s)")
     parser.add_argument("--html", default=None, help="also write an HTML report here")
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     args = parser.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     from pyinstrument import Profiler
 
     workload = WORKLOADS[args.workload]("cpu", args.quick)

@@ -91,6 +91,8 @@ def memory(device: str, rounds: int, quick: bool, threads: int | None) -> dict:
     step_torch = [o["step_peak_bytes"] for o in runs["torch"]]
     ratios = [a / b for a, b in zip(step_nx, step_torch)]
     total_ratios = [a["peak_bytes"] / b["peak_bytes"] for a, b in zip(runs["neuronix"], runs["torch"])]
+    alloc_nx = [o["allocator_peak_bytes"] for o in runs["neuronix"] if "allocator_peak_bytes" in o]
+    alloc_torch = [o["allocator_peak_bytes"] for o in runs["torch"] if "allocator_peak_bytes" in o]
     mib = 1 / 2**20
     return {
         "name": "resnet18_memory", "device": device, "metric": runs["torch"][0]["metric"] + " above the pre-step baseline",
@@ -100,6 +102,10 @@ def memory(device: str, rounds: int, quick: bool, threads: int | None) -> dict:
         "total_peak_ratio_median": statistics.median(total_ratios),
         "neuronix_total_peak_mib": statistics.median(o["peak_bytes"] for o in runs["neuronix"]) * mib,
         "torch_total_peak_mib": statistics.median(o["peak_bytes"] for o in runs["torch"]) * mib,
+        "allocator_peak": None if not alloc_nx else {
+            "metric": "peak live torch-tensor bytes in one step (torch.profiler memory events)",
+            "ratio_median": statistics.median(a / b for a, b in zip(alloc_nx, alloc_torch)),
+            "neuronix_mib": statistics.median(alloc_nx) * mib, "torch_mib": statistics.median(alloc_torch) * mib},
         "info": {"batch": batch, "steps": steps}, "rounds": rounds, "target": TARGETS["resnet18_memory"],
     }
 

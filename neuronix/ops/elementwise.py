@@ -11,6 +11,7 @@ import operator
 
 import torch
 
+from neuronix.autograd import mode
 from neuronix.ops.registry import ALL, apply, defop, public
 from neuronix.tensor import Tensor
 
@@ -30,6 +31,21 @@ def _unary(name: str, forward, vjp, *, saves_out: bool = False, doc: str = ""):
     return public(fn)
 
 
+def _fused(kernel, composite):
+    """A VJP from the saved output: torch's fused backward kernel for a plain backward (one
+    kernel, as torch's own autograd runs), the composite formula when recording (create_graph)."""
+
+    def vjp(g, out, x):
+        if mode.grad_enabled:
+            return composite(g, out, x)
+        return Tensor._make(kernel(g.data, out.data), None)
+
+    return vjp
+
+
+_aten = torch.ops.aten
+
+
 # ----- unary math ------------------------------------------------------------------
 exp = _unary("exp", torch.exp, lambda g, out, x: g * out, saves_out=True)
 expm1 = _unary("expm1", torch.expm1, lambda g, out, x: g * (out + 1), saves_out=True)
@@ -47,9 +63,12 @@ cos = _unary("cos", torch.cos, lambda g, out, x: -(g * x.sin()))
 tan = _unary("tan", torch.tan, lambda g, out, x: g * (out * out + 1), saves_out=True)
 sinh = _unary("sinh", torch.sinh, lambda g, out, x: g * x.cosh())
 cosh = _unary("cosh", torch.cosh, lambda g, out, x: g * x.sinh())
-tanh = _unary("tanh", torch.tanh, lambda g, out, x: g * (1 - out * out), saves_out=True)
-sigmoid = _unary("sigmoid", torch.sigmoid, lambda g, out, x: g * out * (1 - out), saves_out=True)
-relu = _unary("relu", torch.relu, lambda g, out, x: g * (out > 0), saves_out=True)
+tanh = _unary("tanh", torch.tanh, _fused(_aten.tanh_backward.default, lambda g, out, x: g * (1 - out * out)),
+              saves_out=True)
+sigmoid = _unary("sigmoid", torch.sigmoid, _fused(_aten.sigmoid_backward.default, lambda g, out, x: g * out * (1 - out)),
+                 saves_out=True)
+relu = _unary("relu", torch.relu, _fused(lambda g, y: _aten.threshold_backward.default(g, y, 0),
+                                         lambda g, out, x: g * (out > 0)), saves_out=True)
 reciprocal = _unary("reciprocal", torch.reciprocal, lambda g, out, x: -(g * out * out), saves_out=True)
 square = _unary("square", torch.square, lambda g, out, x: g * x * 2)
 erf = _unary("erf", torch.erf, lambda g, out, x: g * (2 / math.sqrt(math.pi)) * (-(x * x)).exp())

@@ -92,6 +92,8 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None):
 
 def sum_to_shape(g, shape):
     """Sum ``g`` over the dims that broadcasting expanded so it has ``shape`` (differentiable)."""
+    if not mode.grad_enabled and g.ndim >= len(shape):  # a plain backward: one torch call on the raw value
+        return Tensor._make(g.data.sum_to_size(shape), None)
     lead = g.ndim - len(shape)
     if lead < 0:
         raise RuntimeError(f"sum_to_shape: gradient of shape {tuple(g.shape)} has fewer dims than its input {tuple(shape)}")

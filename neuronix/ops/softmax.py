@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import torch
 
+from neuronix.autograd import mode
 from neuronix.ops.reduce import _dims, sum
 from neuronix.ops.registry import apply, defop, public
+from neuronix.tensor import Tensor
+
+# A plain backward runs torch's fused kernels (one kernel instead of four); recording
+# (create_graph) runs the formulas in neuronix ops, so higher derivatives are recorded.
 
 
 def _softmax_vjp(g, out, x, dim, dtype):
+    if not mode.grad_enabled:
+        return Tensor._make(torch._softmax_backward_data(g.data, out.data, dim, out.data.dtype), None)
     return out * (g - sum(g * out, dim, keepdim=True))
 
 
 def _log_softmax_vjp(g, out, x, dim, dtype):
+    if not mode.grad_enabled:
+        return Tensor._make(torch._log_softmax_backward_data(g.data, out.data, dim, out.data.dtype), None)
     return g - out.exp() * sum(g, dim, keepdim=True)
 
 
