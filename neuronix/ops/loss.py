@@ -122,14 +122,31 @@ def _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothin
     return -terms.sum() / (logp.numel() // classes)
 
 
+def _bce_input_grad(g, out, x, target, weight):
+    # torch's form (x - t) / (x (1 - x)): its derivative is the (x^2 - 2xt + t) / (x (1 - x))^2 of
+    # torch's double backward, so second derivatives agree in rounding as well as in value
+    grad = g * (x - target) / (x * (1 - x)).clamp_min(1e-12)
+    return grad if weight is None else grad * weight
+
+
+def _bce_target_grad(g, out, x, target, weight):
+    # torch clamps both logs at -100 so a saturated prediction gives a finite loss and gradient
+    grad = g * ((-x).log1p().clamp_min(-100.0) - x.log().clamp_min(-100.0))
+    return grad if weight is None else grad * weight
+
+
+BINARY_CROSS_ENTROPY = defop(
+    "binary_cross_entropy",
+    lambda x, target, weight: F.binary_cross_entropy(x, target, weight, reduction="none"),
+    _bce_input_grad,
+    _bce_target_grad,
+    None,
+    torch_ref=F.binary_cross_entropy,
+)
+
+
 def binary_cross_entropy(x, target, weight, reduction: str) -> Tensor:
-    # torch clamps both logs at -100 so a saturated prediction gives a finite loss
-    log_x = x.log().clamp_min(-100.0)
-    log_1mx = (-x).log1p().clamp_min(-100.0)
-    loss = (target - 1) * log_1mx - target * log_x
-    if weight is not None:
-        loss = loss * weight
-    return reduce(loss, reduction)
+    return reduce(apply(BINARY_CROSS_ENTROPY, x, target, weight), reduction)
 
 
 def binary_cross_entropy_with_logits(x, target, weight, reduction: str, pos_weight) -> Tensor:
