@@ -1,6 +1,8 @@
-"""Losses. ``nll_loss`` is a primitive (torch's kernel forward, a scatter backward);
-the others are short compositions of differentiable neuronix ops, so their first and
-second derivatives, and the upstream-gradient scaling, come from those ops' rules.
+"""Losses. ``nll_loss`` (torch's kernel forward, a scatter backward) and
+``binary_cross_entropy`` (torch's kernel forward, torch's gradient formula in neuronix
+ops) are primitives; the others are short compositions of differentiable neuronix ops,
+so their first and second derivatives, and the upstream-gradient scaling, come from
+those ops' rules.
 
 ``nll_loss`` and its backward are adjoint linear maps of each other: the backward
 scatters ``-w[t] * g / total`` into the target positions, and the adjoint of that
