@@ -5,35 +5,38 @@ model and trains on its own slice of each batch. Replicas stay identical because
 
 1. ``DistributedDataParallel(module)`` broadcasts rank 0's parameters and buffers once,
    so every replica starts from the same weights;
-2. after ``loss.backward()``, ``ddp.reduce_gradients()`` averages the gradients over all
-   processes, so every replica takes the same optimizer step.
+2. when a ``backward()`` through the wrapper's output finishes, the gradients are averaged
+   over all processes, so every replica takes the same optimizer step.
 
 Gradients travel in buckets (``bucket_cap_mb``, 25 MB by default, as in torch): each
 bucket's gradients are flattened into one tensor and all-reduced asynchronously, so a
 ResNet needs a handful of collective calls instead of one per parameter.
 
-Unlike torch's DDP, the reduction is an explicit call rather than an autograd hook:
-neuronix's engine delivers a leaf's gradient once per use, so "this gradient is final"
-is only known when ``backward`` has returned, and an explicit call keeps that obvious.
+How the reduction is triggered: ``forward`` hooks the output; when ``backward`` reaches it,
+the hook queues the all-reduce with the engine's ``queue_callback``, which runs it once the
+pass has written every ``.grad`` (neuronix delivers a leaf's gradient once per total, so
+"final" is only known at the end of the pass). ``no_sync()`` skips it for gradient
+accumulation; ``reduce_gradients()`` runs it by hand.
 
 Backends: gloo on CPU, NCCL on CUDA (``init_from_env`` picks one).
 
     info = nx.distributed.init_from_env()          # reads RANK / WORLD_SIZE / LOCAL_RANK
     model = nx.distributed.DistributedDataParallel(model)
     loss = criterion(model(x), y)
-    loss.backward()
-    model.reduce_gradients()
+    loss.backward()                                # gradients averaged over processes here
     optimizer.step()
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
+from neuronix.autograd import engine, mode
 from neuronix.nn import Module
 from neuronix.tensor import Tensor
 
@@ -146,14 +149,29 @@ def all_reduce_gradients(buckets: list[list[Tensor]], group=None) -> None:
                 p.grad.data.copy_(g)
 
 
+def _output_tensors(out):
+    """The tensors in a (possibly nested) tuple, list or dict output."""
+    if isinstance(out, Tensor):
+        yield out
+    elif isinstance(out, (tuple, list)):
+        for o in out:
+            yield from _output_tensors(o)
+    elif isinstance(out, dict):
+        for o in out.values():
+            yield from _output_tensors(o)
+
+
 class DistributedDataParallel(Module):
     """Data-parallel wrapper of ``module`` (as ``torch.nn.parallel.DistributedDataParallel``).
 
     On construction, broadcasts rank 0's parameters and buffers. ``forward`` runs the
     wrapped module (first re-broadcasting rank 0's buffers when ``broadcast_buffers``, so
-    BatchNorm running statistics agree, as torch does). Call ``reduce_gradients()`` after
-    ``backward`` and before ``optimizer.step()``. ``state_dict`` keys gain the ``module.``
-    prefix, as torch's; save ``ddp.module.state_dict()`` for a checkpoint that loads anywhere.
+    BatchNorm running statistics agree, as torch does); with grad mode on, a ``backward()``
+    through its output averages every parameter's ``.grad`` over all processes when it
+    finishes, before ``optimizer.step()``. As torch's, ``nx.autograd.grad`` (which writes no
+    ``.grad``) reduces nothing, and outputs computed under ``no_sync()`` are not reduced.
+    ``state_dict`` keys gain the ``module.`` prefix, as torch's; save ``ddp.module.state_dict()``
+    for a checkpoint that loads anywhere.
     """
 
     def __init__(self, module: Module, device_ids=None, output_device=None, broadcast_buffers: bool = True,
@@ -167,6 +185,8 @@ class DistributedDataParallel(Module):
         self.module = module
         self.broadcast_buffers = broadcast_buffers
         self.process_group = process_group
+        self.require_backward_grad_sync = True
+        self._reduction_queued = False
         params = [p for p in module.parameters() if p.requires_grad]
         self._buckets = make_buckets(params, bucket_cap_mb)
         broadcast_tensors(list(module.parameters()) + list(module.buffers()), group=process_group)
@@ -174,10 +194,39 @@ class DistributedDataParallel(Module):
     def forward(self, *args, **kwargs):
         if self.broadcast_buffers and self.module.training:
             broadcast_tensors(list(self.module.buffers()), group=self.process_group)
-        return self.module(*args, **kwargs)
+        out = self.module(*args, **kwargs)
+        if mode.is_grad_enabled() and self.require_backward_grad_sync:
+            self._reduction_queued = False  # a new iteration: a pass that raised left nothing behind
+            for t in _output_tensors(out):
+                if t.requires_grad:
+                    t.register_hook(self._queue_reduction)
+        return out
+
+    def _queue_reduction(self, grad) -> None:
+        # several outputs (or forwards) feeding one backward still reduce once, at its end
+        if not self._reduction_queued:
+            self._reduction_queued = engine.queue_callback(self._finish_backward)
+
+    def _finish_backward(self) -> None:
+        self._reduction_queued = False
+        self.reduce_gradients()
+
+    @contextmanager
+    def no_sync(self):
+        """Within this context, backward passes through outputs computed here do not average gradients.
+
+        For gradient accumulation, as torch's: run the micro-batches but the last under ``no_sync()``;
+        the last ``backward()`` (outside) averages the accumulated ``.grad``.
+        """
+        previous = self.require_backward_grad_sync
+        self.require_backward_grad_sync = False
+        try:
+            yield
+        finally:
+            self.require_backward_grad_sync = previous
 
     def reduce_gradients(self) -> None:
-        """Average every parameter's ``.grad`` over all processes (call after ``backward``)."""
+        """Average every parameter's ``.grad`` over all processes now (``backward()`` does it by itself)."""
         all_reduce_gradients(self._buckets, self.process_group)
 
     @property

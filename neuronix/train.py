@@ -228,9 +228,7 @@ def train_one_epoch(model, ddp, loader, opt, sched, args, info, epoch: int, dtyp
         logits = (ddp or model)(nx.Tensor(x))
         loss = F.cross_entropy(logits, y, label_smoothing=args.label_smoothing)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if ddp is not None:
-            ddp.reduce_gradients()
+        loss.backward()  # under DDP, gradients are averaged over the processes when this returns
         opt.step()
         sched.step()
         n = y.shape[0]

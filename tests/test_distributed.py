@@ -40,10 +40,28 @@ def _batch(step: int):
 def _step(model, opt, x, y, ddp=None):
     loss = F.cross_entropy((ddp or model)(nx.Tensor(x)), y)
     opt.zero_grad()
-    loss.backward()
-    if ddp is not None:
-        ddp.reduce_gradients()
+    loss.backward()  # under DDP, the gradients are averaged over the processes when this returns
     opt.step()
+
+
+def _accumulated_step(model, opt, x, y, ddp):
+    """Two half-batches, the first under ``no_sync()``: the same step as the whole batch."""
+    opt.zero_grad()
+    half = x.shape[0] // 2
+    with ddp.no_sync():
+        (F.cross_entropy(ddp(nx.Tensor(x[:half])), y[:half]) / 2).backward()
+    local = [p.grad.data.clone() for p in model.parameters()]
+    (F.cross_entropy(ddp(nx.Tensor(x[half:])), y[half:]) / 2).backward()
+    opt.step()
+    return local
+
+
+def _check_grad_reduces_nothing(model, ddp, x, y) -> None:
+    """``nx.autograd.grad`` writes no ``.grad``, so (as torch's DDP) it must not all-reduce or create any."""
+    model.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(ddp(nx.Tensor(x)), y)
+    grads = nx.autograd.grad(loss, list(model.parameters()))
+    assert all(g is not None for g in grads) and all(p.grad is None for p in model.parameters())
 
 
 def _worker(rank: int, world: int, port: int, out: str) -> None:
@@ -56,10 +74,19 @@ def _worker(rank: int, world: int, port: int, out: str) -> None:
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     opt = nx.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, nesterov=True)
     per_rank = GLOBAL_BATCH // world
+    unsynced = []
     for step in range(STEPS):
         x, y = _batch(step)
-        _step(model, opt, x[rank * per_rank : (rank + 1) * per_rank], y[rank * per_rank : (rank + 1) * per_rank], ddp)
-    nx.save({"initial": initial, "final": model.state_dict(), "buckets": ddp.bucket_sizes}, os.path.join(out, f"rank{rank}.st"))
+        mine = slice(rank * per_rank, (rank + 1) * per_rank)
+        if step == 0:
+            _check_grad_reduces_nothing(model, ddp, x[mine], y[mine])
+        if step % 2:
+            unsynced += _accumulated_step(model, opt, x[mine], y[mine], ddp)
+        else:
+            _step(model, opt, x[mine], y[mine], ddp)
+    saved = {"initial": initial, "final": model.state_dict(), "buckets": ddp.bucket_sizes}
+    saved.update({f"unsynced{i}": g for i, g in enumerate(unsynced)})
+    nx.save(saved, os.path.join(out, f"rank{rank}.st"))
     dist.barrier()
     dist.destroy_process_group()
 
@@ -73,6 +100,8 @@ def test_two_gloo_processes_match_single_process_on_concatenated_batch(tmp_path)
     for k in r0["initial"]:
         assert torch.equal(r0["initial"][k], r1["initial"][k]), f"{k}: rank 0's weights were not broadcast"
         assert torch.equal(r0["final"][k], r1["final"][k]), f"{k}: replicas diverged"
+    unsynced = [k for k in r0 if k.startswith("unsynced")]
+    assert unsynced and all(not torch.equal(r0[k], r1[k]) for k in unsynced), "no_sync() must leave gradients local"
 
     model = _model()
     model.load_state_dict(r0["initial"])
@@ -109,3 +138,18 @@ def test_torchrun_launches_the_training_command(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     assert (tmp_path / "last.safetensors").exists() and (tmp_path / "metrics.jsonl").exists()
     assert nx.load(tmp_path / "last.safetensors")["epoch"] == 1
+
+
+def test_queue_callback_runs_once_backward_has_written_every_grad():
+    from neuronix.autograd.engine import queue_callback
+
+    w = nx.tensor([1.0, 2.0], requires_grad=True)
+    seen = []
+    y = (w * w).sum()
+    y.register_hook(lambda g: seen.append(queue_callback(lambda: seen.append(w.grad.tolist()))))
+    y.backward(retain_graph=True)
+    assert seen == [True, [2.0, 4.0]], "the callback must run after the leaf's .grad is final"
+    nx.autograd.grad(y, [w])
+    assert seen[2:] == [False], "grad() writes no .grad: nothing is queued"
+    with pytest.raises(RuntimeError, match="no backward pass is running"):
+        queue_callback(print)

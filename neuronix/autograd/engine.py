@@ -15,6 +15,8 @@ input; the others are skipped, and so are VJPs of edges that lead nowhere reques
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from neuronix.autograd import mode
@@ -305,6 +307,46 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
     return [capture_node.get(t.grad_fn) if t.grad_fn is not None else capture_leaf.get(id(t)) for t in targets]
 
 
+_pending: list[list | None] = []  # per pass in progress (a hook may nest one): backward()'s callbacks; None for grad()
+
+
+def queue_callback(callback) -> bool:
+    """Call ``callback()`` once the ``backward()`` now running has written every ``.grad``.
+
+    As torch's ``Variable._execution_engine.queue_callback``: for hooks that need the final
+    gradients (DDP's all-reduce). Callbacks run in queue order, one may queue another, and a
+    pass that raises runs none. Inside ``nx.autograd.grad`` (which writes no ``.grad``) nothing
+    is queued and the result is False.
+    """
+    if not _pending:
+        raise RuntimeError("queue_callback: no backward pass is running; call it from a hook during backward()")
+    if _pending[-1] is None:
+        return False
+    _pending[-1].append(callback)
+    return True
+
+
+def _callbacks(accumulates: bool):
+    """Give each pass of the decorated function its own callback queue, run when it returns."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            queue = [] if accumulates else None
+            _pending.append(queue)
+            try:
+                result = fn(*args, **kwargs)
+                for callback in queue or ():  # a list grows under iteration: late callbacks run too
+                    callback()
+            finally:
+                _pending.pop()
+            return result
+
+        return run
+
+    return wrap
+
+
 def _as_tuple(x) -> tuple:
     if isinstance(x, (Tensor, torch.Tensor)) or x is None:
         return (x,)
@@ -324,6 +366,7 @@ def _check_inputs(where: str, inputs) -> list:
     return inputs
 
 
+@_callbacks(accumulates=True)
 def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, create_graph: bool = False, inputs=None) -> None:
     """Accumulate gradients of ``tensors`` into the leaves' ``.grad`` (as ``torch.autograd.backward``).
 
@@ -347,6 +390,7 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
             _accumulate_leaf(t, g, False, create_graph, hooks=False)  # hooks already ran
 
 
+@_callbacks(accumulates=False)
 def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, create_graph: bool = False,
          allow_unused: bool | None = None, materialize_grads: bool = False):
     """Gradients of ``outputs`` w.r.t. ``inputs``, returned as a tuple (as ``torch.autograd.grad``).
