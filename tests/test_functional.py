@@ -243,3 +243,32 @@ def test_embedding_padding_row_gets_no_gradient():
     F.embedding(torch.tensor([[0, 2, 2], [4, 0, 1]]), w, padding_idx=2).sum().backward()
     assert torch.equal(w.grad.data[2], torch.zeros(3))
     assert torch.equal(w.grad.data[0], torch.full((3,), 2.0))
+
+
+def test_group_norm_refuses_one_value_per_group_like_torch():
+    x = torch.randn(1, 3, 1)
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        torch.nn.functional.group_norm(x, 3)
+    with pytest.raises(ValueError, match=r"group_norm: expected more than 1 value per group.*\[1, 3, 1\]"):
+        F.group_norm(nx.Tensor(x), 3)
+
+
+def test_cross_entropy_refuses_ignore_index_with_probability_targets():
+    x, target = torch.randn(3, 4), torch.rand(3, 4).softmax(1)
+    with pytest.raises(RuntimeError, match="ignore_index"):
+        torch.nn.functional.cross_entropy(x, target, ignore_index=1)
+    with pytest.raises(RuntimeError, match="cross_entropy: ignore_index=1 is not supported"):
+        F.cross_entropy(nx.Tensor(x), nx.Tensor(target), ignore_index=1)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_cross_entropy_all_targets_ignored_with_smoothing_has_zero_gradient(weighted):
+    x = torch.randn(3, 4, dtype=torch.float64, requires_grad=True)
+    target = torch.full((3,), -100)
+    weight = torch.rand(4, dtype=torch.float64) if weighted else None
+    torch.nn.functional.cross_entropy(x, target, weight=weight, label_smoothing=0.1).backward()
+    xn = nx.Tensor(x.detach(), requires_grad=True)
+    loss = F.cross_entropy(xn, nx.Tensor(target), weight=weight, label_smoothing=0.1)
+    loss.backward()
+    assert torch.isnan(loss.data)  # as torch: 0/0 in the mean
+    assert torch.equal(xn.grad.data, x.grad) and not xn.grad.data.any()

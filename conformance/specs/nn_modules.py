@@ -195,7 +195,7 @@ def _gn_build(draw):
 def _gn_sample(draw, args, kwargs, dtype, device):
     s = (draw(ints(1, 3)), args[1]) + shape(draw, 0, 2, 1, 4)
     if math.prod(s[2:]) * args[1] // args[0] == 1:
-        # one value per group: torch raises, neuronix's F.group_norm does not yet (reported); keep them apart
+        # one value per group: both libraries raise (tests/test_functional.py), nothing to compare
         s = s + (2,)
     return Sample((_maybe_channels_last(draw, tensor(draw, s, dtype, device)),))
 
@@ -382,7 +382,7 @@ def _class_sample(allow_probabilities: bool):
         if allow_probabilities and draw(st.booleans()):
             gen = torch.Generator().manual_seed(draw(ints(0, 2**31 - 1)))
             if kwargs["ignore_index"] != -100:
-                # torch refuses ignore_index with probability targets; neuronix does not yet (reported)
+                # ignore_index with probability targets: both libraries raise (tests/test_functional.py)
                 return Sample((x, index_tensor(draw, lead + extra, classes, device)))
             target = torch.rand(x.shape, generator=gen, dtype=torch.float64).softmax(1 if batched else 0)
             return Sample((x, target.to(dtype=dtype, device=device)), grad_args=(0,))

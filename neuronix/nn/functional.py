@@ -274,6 +274,12 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
         )
     for what, t in (("weight", weight), ("bias", bias)):
         _check_channels("group_norm", what, t, channels, input)
+    values_per_group = input.shape[0] * channels // num_groups * _math.prod(input.shape[2:])
+    if values_per_group == 1:
+        raise ValueError(
+            f"group_norm: expected more than 1 value per group when training, got input size {list(input.shape)} "
+            f"with num_groups={num_groups}"
+        )
     return _norm.group_norm(input, num_groups, weight, bias, float(eps))
 
 

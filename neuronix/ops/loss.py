@@ -91,6 +91,11 @@ def cross_entropy(x, target, weight, ignore_index: int, reduction: str, label_sm
     classes = x.shape[class_dim]
     logp = x.log_softmax(class_dim)
     if _raw(target).is_floating_point():
+        if ignore_index != -100:
+            raise RuntimeError(
+                f"cross_entropy: ignore_index={ignore_index} is not supported for floating point (probability) targets; "
+                "use class-index targets or leave ignore_index at -100"
+            )
         return _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim, classes)
     loss = nll_loss(logp, target, weight, reduction, ignore_index)
     if label_smoothing == 0.0:
@@ -104,10 +109,11 @@ def cross_entropy(x, target, weight, ignore_index: int, reduction: str, label_sm
         uniform = smooth
     elif reduction == "sum":
         uniform = smooth.sum()
-    elif weight is None:
-        uniform = smooth.sum() / valid.sum()
     else:
-        uniform = smooth.sum() / _raw(weight)[_raw(target)[valid]].sum()
+        total = valid.sum() if weight is None else _raw(weight)[_raw(target)[valid]].sum()
+        # every target ignored: torch's loss is nan (from the nll term) but its gradient is zero, so the
+        # smoothing term must not divide by zero (0/0 would put nan into the gradient)
+        uniform = smooth.sum() / torch.where(total == 0, torch.ones_like(total), total)
     return loss * (1 - label_smoothing) + uniform * (label_smoothing / classes)
 
 
