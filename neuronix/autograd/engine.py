@@ -24,6 +24,7 @@ from neuronix.autograd.graph import FREED, Node
 from neuronix.tensor import Tensor
 
 _NONES = tuple((None,) * n for n in range(9))  # the VJPs' inputs when an op saves none
+_new = object.__new__
 
 
 def _as_tensor(x) -> Tensor:
@@ -118,74 +119,87 @@ def _needed(roots: list[Node], deps: dict[Node, int], target_nodes: set, leaf_ta
     return needed
 
 
-def _check_versions(node: Node) -> None:
-    saved = node.saved
-    for i, expected in enumerate(node.versions):
-        if expected is None:
-            continue
-        raw = saved[i] if i < len(saved) else node.saved_out
-        if raw._version != expected:
-            what = "its output" if i == len(node.edges) else f"input {i}"
-            raise RuntimeError(
+def _version_error(node: Node) -> RuntimeError:
+    n = len(node.edges)
+    values = list(node.saved or (None,) * n) + [node.saved_out]
+    for i, (raw, expected) in enumerate(zip(values, node.versions)):
+        if expected is not None and raw._version != expected:
+            what = "its output" if i == n else f"input {i}"
+            return RuntimeError(
                 f"one of the variables needed for gradient computation has been modified by an inplace operation: "
                 f"{what} of '{node.spec.name}' (shape {tuple(raw.shape)}, dtype {raw.dtype}, device {raw.device}) "
                 f"is at version {raw._version}; expected version {expected} instead. "
                 "Use an out-of-place op or .clone() the tensor before modifying it"
             )
+    return RuntimeError(f"saved tensors of '{node.spec.name}' changed in place")
+
+
+def _freed_error(node: Node) -> RuntimeError:
+    return RuntimeError(
+        f"Trying to backward through the graph a second time (or directly access saved tensors after they "
+        f"have already been freed) at op '{node.spec.name}'. Saved intermediate values of the graph are freed when "
+        "you call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward through "
+        "the graph a second time"
+    )
 
 
 def _connected(raw, edge):
     """A saved input as the VJPs see it under ``create_graph``: part of the graph again."""
-    if not isinstance(raw, torch.Tensor) or edge is None:
-        return Tensor._make(raw, None) if isinstance(raw, torch.Tensor) else raw
+    if not isinstance(raw, torch.Tensor):
+        return raw
+    if edge is None:
+        return Tensor._make(raw, None)
     if edge.__class__ is Node:
         return Tensor._make(raw, edge)
     return edge  # a leaf that requires grad: the input itself
 
 
-def input_grads(node: Node, g: Tensor, create_graph: bool, wanted=None) -> list:
-    """Run ``node``'s VJPs for the inputs that need a gradient; reduce and cast the results.
-
-    ``wanted(edge)``, when given, says which edges lead to a requested input (pruning).
-    """
-    spec = node.spec
+def _vjp_arguments(node: Node, create_graph: bool) -> tuple:
+    """``(out, inputs)`` as the node's VJPs receive them, after torch's saved-tensor checks."""
     saved = node.saved
     if saved is FREED:
-        raise RuntimeError(
-            f"Trying to backward through the graph a second time (or directly access saved tensors after they "
-            f"have already been freed) at op '{spec.name}'. Saved intermediate values of the graph are freed when "
-            "you call .backward() or autograd.grad(). Specify retain_graph=True if you need to backward through "
-            "the graph a second time"
-        )
-    if node.versions is not None:
-        _check_versions(node)
-    edges = node.edges
+        raise _freed_error(node)
+    versions = node.versions
+    if versions is not None:
+        for raw, expected in zip(saved, versions):
+            if expected is not None and raw._version != expected:
+                raise _version_error(node)
+        if node.saved_out is not None and node.saved_out._version != versions[-1]:
+            raise _version_error(node)
+    n = len(node.edges)
     if not saved:
-        inputs = _NONES[len(edges)] if len(edges) < 9 else (None,) * len(edges)
+        inputs = _NONES[n] if n < 9 else (None,) * n
     elif create_graph:
-        inputs = [_connected(r, e) for r, e in zip(saved, edges)]
+        inputs = [_connected(r, e) for r, e in zip(saved, node.edges)]
     else:
-        inputs = [Tensor._make(r, None) if isinstance(r, torch.Tensor) else r for r in saved]
+        inputs = [_wrap(r) if isinstance(r, torch.Tensor) else r for r in saved]
     out = None
-    if spec.saves_out:
-        out = Tensor._make(node.saved_out, node if create_graph else None)
-    vjps, attrs, meta = spec.vjps, node.attrs, node.meta
-    grads = [None] * len(edges)
-    for i, edge in enumerate(edges):
-        if edge is None or (wanted is not None and not wanted(edge)):
-            continue
-        gi = vjps[i](g, out, *inputs, **attrs)
-        if gi is not None:
-            shape, dtype = meta[i]
-            data = gi.data
-            if data.shape != shape:
-                from neuronix.ops.reduce import sum_to_shape  # ops import the engine's package
+    if node.saved_out is not None:
+        out = Tensor._make(node.saved_out, node) if create_graph else _wrap(node.saved_out)
+    return out, inputs
 
-                gi = sum_to_shape(gi, shape)
-            if data.dtype != dtype:
-                gi = gi.to(dtype)
-            grads[i] = gi
-    return grads
+
+def _wrap(data: torch.Tensor) -> Tensor:
+    """``Tensor._make(data, None)`` without the method call: a constant for the VJPs."""
+    t = _new(Tensor)
+    t.data = data
+    t.grad = None
+    t.requires_grad = False
+    t.grad_fn = None
+    t._hooks = None
+    return t
+
+
+def _reduce(gi: Tensor, shape, dtype) -> Tensor:
+    """Undo broadcasting (the one place it is done) and cast to the input's dtype."""
+    data = gi.data
+    if data.shape != shape:
+        from neuronix.ops.reduce import sum_to_shape  # the ops package imports this one
+
+        gi = sum_to_shape(gi, shape)
+    if data.dtype != dtype:
+        gi = gi.to(dtype)
+    return gi
 
 
 def _run_hooks(hooks, g: Tensor) -> Tensor:
@@ -212,6 +226,20 @@ def _accumulate_leaf(leaf: Tensor, g: Tensor, owned: bool, create_graph: bool, h
         leaf.grad.data += g.data
 
 
+def _release(node: Node, deps: dict, ready: list, leaf_deps: dict, leaf_buffers: dict, flush) -> None:
+    """Count a node's edges as delivered without running its VJPs (no gradient, or pruned)."""
+    for edge in node.edges:
+        if edge.__class__ is Node:
+            deps[edge] -= 1
+            if deps[edge] == 0:
+                ready.append(edge)
+        elif edge is not None:
+            key = id(edge)
+            leaf_deps[key] -= 1
+            if leaf_deps[key] == 0 and key in leaf_buffers:
+                flush(key)
+
+
 def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets=None):
     """The shared core of ``backward`` and ``grad``.
 
@@ -219,6 +247,10 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
     (``grad`` and ``backward(inputs=...)``) no ``.grad`` is touched: only the nodes leading
     to a target run, and the targets' gradients are returned (``None`` where unreached).
     A leaf's contributions are summed first, so its hooks see its total gradient once, as torch.
+
+    Gradients arriving at one node or leaf are summed into a buffer; a buffer this pass
+    created itself (a sum) is owned, so later contributions are added in place unless
+    ``create_graph`` needs the sum recorded.
     """
     capture_leaf: dict[int, Tensor] = {}
     capture_node: dict[Node, Tensor] = {}
@@ -228,6 +260,7 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
         target_nodes = {t.grad_fn for t in targets if t.grad_fn is not None}
         leaf_targets = {id(t) for t in targets if t.grad_fn is None}
     leaf_buffers: dict[int, list] = {}  # id(leaf) -> [leaf, summed gradient, owned]
+    owned_buffers: set = set()  # nodes whose buffer is a sum made here
 
     def flush(key):
         leaf, g, owned = leaf_buffers.pop(key)
@@ -241,6 +274,8 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
         entry = leaf_buffers.get(key)
         if entry is None:
             leaf_buffers[key] = [leaf, g, owned]
+        elif entry[2] and not create_graph:
+            entry[1].data.add_(g.data)
         else:
             entry[1] = entry[1] + g
             entry[2] = True
@@ -258,48 +293,73 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
                 buffers[node] = seed
                 roots.append(node)
         deps, leaf_deps = _dependencies(roots)
-        needed = wanted = None
+        needed = None
         if targets is not None:
             needed = _needed(roots, deps, target_nodes, leaf_targets)
-            wanted = lambda e: e in needed if e.__class__ is Node else id(e) in leaf_targets
         ready = [n for n in roots if n not in deps]
         while ready:
             node = ready.pop()
             g = buffers.pop(node, None)
-            edges = node.edges
             if g is None or (needed is not None and node not in needed):
-                grads = _NONES[len(edges)] if len(edges) < 9 else (None,) * len(edges)
-            else:
-                if node.hooks:
-                    g = _run_hooks(node.hooks, g)
-                if node in target_nodes:
-                    capture_node[node] = g
-                grads = input_grads(node, g, create_graph, wanted)
-                if not retain_graph and (node.versions is not None or node.saved_out is not None):
-                    node.saved = FREED  # as torch: a node that saved no tensor may run again
-                    node.saved_out = None
-            i = 0
-            for edge in edges:
+                _release(node, deps, ready, leaf_deps, leaf_buffers, flush)  # nothing flows through it
+                continue
+            if owned_buffers:
+                owned_buffers.discard(node)
+            if node.hooks:
+                g = _run_hooks(node.hooks, g)
+            if node in target_nodes:
+                capture_node[node] = g
+            out, inputs = _vjp_arguments(node, create_graph)
+            vjps, attrs = node.spec.vjps, node.attrs
+            i = -1
+            for edge in node.edges:
+                i += 1
+                if edge is None:
+                    continue
                 if edge.__class__ is Node:
-                    gi = grads[i]
-                    if gi is not None:
-                        prev = buffers.get(edge)
-                        buffers[edge] = gi if prev is None else prev + gi
+                    if needed is None or edge in needed:
+                        gi = vjps[i](g, out, *inputs, **attrs) if attrs else vjps[i](g, out, *inputs)
+                        if gi is not None:
+                            data = gi.data
+                            if data.shape != edge.shape or data.dtype != edge.dtype:
+                                gi = _reduce(gi, edge.shape, edge.dtype)
+                            prev = buffers.get(edge)
+                            if prev is None:
+                                buffers[edge] = gi
+                            elif edge in owned_buffers and not create_graph:
+                                prev.data.add_(gi.data)
+                            else:
+                                buffers[edge] = prev + gi
+                                owned_buffers.add(edge)
                     left = deps[edge] - 1
                     deps[edge] = left
                     if left == 0:
                         ready.append(edge)
-                elif edge is not None:
-                    gi = grads[i]
+                    continue
+                key = id(edge)  # a leaf
+                if leaf_targets is None or key in leaf_targets:
+                    gi = vjps[i](g, out, *inputs, **attrs) if attrs else vjps[i](g, out, *inputs)
                     if gi is not None:
-                        # owned: a fresh tensor nobody else holds, so .grad may take it without a copy
-                        to_leaf(edge, gi, gi is not g and gi.data._base is None)
-                    key = id(edge)
-                    left = leaf_deps[key] - 1
-                    leaf_deps[key] = left
-                    if left == 0 and key in leaf_buffers:
-                        flush(key)
-                i += 1
+                        data, leaf_data = gi.data, edge.data
+                        if data.shape != leaf_data.shape or data.dtype != leaf_data.dtype:
+                            gi = _reduce(gi, leaf_data.shape, leaf_data.dtype)
+                        entry = leaf_buffers.get(key)
+                        if entry is None:
+                            # owned: a fresh tensor nobody else holds, so it may become .grad without a copy
+                            data = gi.data
+                            leaf_buffers[key] = [edge, gi, gi is not g and data is not g.data and data._base is None]
+                        elif entry[2] and not create_graph:
+                            entry[1].data.add_(gi.data)
+                        else:
+                            entry[1] = entry[1] + gi
+                            entry[2] = True
+                left = leaf_deps[key] - 1
+                leaf_deps[key] = left
+                if left == 0 and key in leaf_buffers:
+                    flush(key)
+            if not retain_graph and (node.versions is not None or node.saved_out is not None):
+                node.saved = FREED  # as torch: a node that saved no tensor may run again
+                node.saved_out = None
         for key in list(leaf_buffers):  # leaves that were outputs themselves
             flush(key)
     if targets is None:

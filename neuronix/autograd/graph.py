@@ -24,20 +24,22 @@ class Node:
     ``i`` when the op's VJPs read it (``()`` when they read none), ``saved_out`` the raw
     output when they read it, and ``versions`` the torch version counters of the saved
     tensors (inputs, then the output) at save time — ``None`` when no tensor is saved —
-    checked before use exactly as torch's ``SavedVariable`` does. ``meta[i]`` is input
-    ``i``'s ``(shape, dtype)`` for each edge: where the engine reduces broadcasts and casts.
+    checked before use exactly as torch's ``SavedVariable`` does. ``shape`` and ``dtype``
+    describe the node's output: a gradient sent along an edge to this node is reduced and
+    cast to them (one op application has exactly one output tensor).
     """
 
-    __slots__ = ("spec", "edges", "saved", "saved_out", "versions", "attrs", "meta", "hooks", "__weakref__")
+    __slots__ = ("spec", "edges", "saved", "saved_out", "versions", "attrs", "shape", "dtype", "hooks", "__weakref__")
 
-    def __init__(self, spec, edges, saved, saved_out, versions, attrs, meta):
+    def __init__(self, spec, edges, saved, saved_out, versions, attrs, shape, dtype):
         self.spec = spec
         self.edges = edges
         self.saved = saved
         self.saved_out = saved_out
         self.versions = versions
         self.attrs = attrs
-        self.meta = meta
+        self.shape = shape
+        self.dtype = dtype
         self.hooks = None
         if _active_graphs:
             for graph in _active_graphs:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from neuronix.autograd import mode
-from neuronix.autograd.graph import Node
+from neuronix.autograd.graph import Node, _active_graphs
 from neuronix.tensor import Tensor
 
 ALL = None  # ``saves=ALL``: the VJPs read every input
@@ -119,23 +119,31 @@ def op_error(name: str, args, attrs: dict, err: Exception) -> Exception:
 
 
 _FORWARD_ERRORS = (RuntimeError, ValueError, TypeError, IndexError)
+_new = object.__new__
 
 
 def apply(spec: OpSpec, *args, **attrs):
     """Run ``spec``'s forward on the raw values of ``args`` and, if recording, a ``Node``.
 
     Returns a ``Tensor`` (or ``(Tensor, aux)`` for ``aux`` ops). This is the hot path of
-    every op: one pass over the inputs, no helper calls unless a node is recorded.
+    every op (VJPs included), so it makes one pass over the inputs and builds the result
+    in place (``Tensor._make`` inlined).
     """
-    raws = [a.data if isinstance(a, Tensor) else a for a in args]
+    n = len(args)
+    if n == 2:  # unrolled for the common arities: a comprehension costs a frame
+        a, b = args
+        raws = [a.data if isinstance(a, Tensor) else a, b.data if isinstance(b, Tensor) else b]
+    elif n == 1:
+        a = args[0]
+        raws = [a.data if isinstance(a, Tensor) else a]
+    else:
+        raws = [a.data if isinstance(a, Tensor) else a for a in args]
     try:
-        out = spec.forward(*raws, **attrs)
+        out = spec.forward(*raws, **attrs) if attrs else spec.forward(*raws)
     except _FORWARD_ERRORS as err:
         raise op_error(spec.name, args, attrs, err) from err
-    aux = None
     if spec.aux:
-        out, aux = out
-        attrs["aux"] = aux
+        out, attrs["aux"] = out
     node = None
     if mode.grad_enabled:
         edges = None
@@ -143,42 +151,60 @@ def apply(spec: OpSpec, *args, **attrs):
         for a in args:
             if isinstance(a, Tensor) and a.requires_grad:
                 if edges is None:
-                    edges = [None] * len(args)
-                    meta = [None] * len(args)
+                    edges = [None] * n
                 edges[i] = a.grad_fn or a
-                data = a.data
-                meta[i] = (data.shape, data.dtype)
             i += 1
         if edges is not None:
-            node = _record(spec, edges, meta, raws, out, attrs)
-    result = Tensor._make(out, node)
-    return (result, aux) if spec.aux else result
+            node = _record(spec, edges, raws, out, attrs)
+    result = _new(Tensor)
+    result.data = out
+    result.grad = None
+    result.requires_grad = node is not None
+    result.grad_fn = node
+    result._hooks = None
+    return (result, attrs["aux"]) if spec.aux else result
 
 
-def _record(spec: OpSpec, edges: list, meta: list, raws: list, out, attrs: dict) -> Node:
-    """Keep what the VJPs read (raw values and their version counters) in a new ``Node``."""
+def _record(spec: OpSpec, edges: list, raws: list, out, attrs: dict) -> Node:
+    """A new ``Node`` keeping what the VJPs read: raw values and their version counters."""
     saves = spec.saves
+    versions = None
     if saves is None:
         saved = raws
+        i = 0
+        for r in raws:
+            if isinstance(r, torch.Tensor):
+                if versions is None:
+                    versions = [None] * len(raws)
+                versions[i] = r._version
+            i += 1
     elif saves:
         saved = [None] * len(raws)
         for i in saves:
-            saved[i] = raws[i]
-    else:
-        saved = ()
-    versions = None
-    if saved:
-        i = 0
-        for r in saved:
+            r = saved[i] = raws[i]
             if isinstance(r, torch.Tensor):
                 if versions is None:
-                    versions = [None] * len(saved)
+                    versions = [None] * len(raws)
                 versions[i] = r._version
-            i += 1
+    else:
+        saved = ()
     saved_out = None
     if spec.saves_out:
         saved_out = out
         if versions is None:
             versions = [None] * len(raws)
         versions.append(out._version)
-    return Node(spec, edges, saved, saved_out, versions, attrs, meta)
+    node = _new(Node)  # Node.__init__ inlined: this runs once per recorded op
+    node.spec = spec
+    node.edges = edges
+    node.saved = saved
+    node.saved_out = saved_out
+    node.versions = versions
+    node.attrs = attrs
+    node.shape = out.shape
+    node.dtype = out.dtype
+    node.hooks = None
+    if _active_graphs:
+        for graph in _active_graphs:
+            graph._nodes.add(node)
+    return node
