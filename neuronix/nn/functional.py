@@ -510,22 +510,32 @@ def _check_class_target(op, input, target, weight, ignore_index):
     classes = input.shape[1 if input.ndim >= 2 else 0]
     if weight is not None and _shape(weight) != (classes,):
         raise ValueError(f"{op}: weight must have shape ({classes},) (one per class), got {_shape(weight)}")
-    if t.numel() and not t.is_cuda:  # on CUDA torch's kernel asserts on the device; no host sync here
-        bad = (t != ignore_index) & ((t < 0) | (t >= classes))
-        if bad.any():
-            value = t[bad][0].item()
-            raise IndexError(
-                f"{op}: target {value} is out of bounds: input of shape {_shape(input)} has {classes} classes, so "
-                f"targets must be in [0, {classes - 1}] or equal ignore_index={ignore_index}"
-            )
     return t if t.dtype == _torch.int64 else t.long()
+
+
+def _check_class_range(op, input, t, ignore_index):
+    """Raise the clear error for an out-of-range class target. Called only once torch's kernel has
+    failed (its CPU kernel checks every target; on CUDA it asserts on the device), so a valid
+    batch pays for no extra comparisons and no host sync."""
+    classes = input.shape[1 if input.ndim >= 2 else 0]
+    bad = (t != ignore_index) & ((t < 0) | (t >= classes))
+    if bad.any():
+        value = t[bad][0].item()
+        raise IndexError(
+            f"{op}: target {value} is out of bounds: input of shape {_shape(input)} has {classes} classes, so "
+            f"targets must be in [0, {classes - 1}] or equal ignore_index={ignore_index}"
+        )
 
 
 def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean"):
     """Negative log likelihood of log-probabilities ``input`` (N, C, ...) at class indices ``target`` (N, ...)."""
     reduction = _reduction("nll_loss", size_average, reduce, reduction)
     t = _check_class_target("nll_loss", input, target, weight, ignore_index)
-    return _loss.nll_loss(input, t, _raw(weight), reduction, int(ignore_index))
+    try:
+        return _loss.nll_loss(input, t, _raw(weight), reduction, int(ignore_index))
+    except IndexError:
+        _check_class_range("nll_loss", input, t, ignore_index)
+        raise
 
 
 def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None, reduction="mean",
@@ -545,7 +555,11 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
             raise ValueError(f"cross_entropy: weight must have shape ({classes},) (one per class), got {_shape(weight)}")
         return _loss.cross_entropy(_nx(input), _nx(target), _nx(weight), ignore_index, reduction, float(label_smoothing))
     t = _check_class_target("cross_entropy", input, target, weight, ignore_index)
-    return _loss.cross_entropy(_nx(input), t, _raw(weight), int(ignore_index), reduction, float(label_smoothing))
+    try:
+        return _loss.cross_entropy(_nx(input), t, _raw(weight), int(ignore_index), reduction, float(label_smoothing))
+    except IndexError:
+        _check_class_range("cross_entropy", input, t, ignore_index)
+        raise
 
 
 def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):

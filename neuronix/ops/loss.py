@@ -39,7 +39,20 @@ def _nll_coefficients(target, weight, reduction, ignore_index, dtype):
     return safe, coef
 
 
+_REDUCTION_ENUM = {"none": 0, "mean": 1, "sum": 2}
+
+
 def _nll_backward_forward(g, target, weight, reduction, ignore_index, shape, class_dim):
+    if len(shape) <= 2:  # (C,) or (N, C): torch's fused kernel, one call instead of a scatter chain
+        if reduction == "mean":
+            valid = target != ignore_index
+            total = valid.sum() if weight is None else (weight[target.masked_fill(~valid, 0)] * valid).sum()
+            total = total.to(g.dtype)
+        else:
+            total = g.new_zeros(())
+        like_input = g.new_empty((1,) * len(shape)).expand(shape)  # the kernel reads only its shape
+        return torch.ops.aten.nll_loss_backward.default(g, like_input, target, weight, _REDUCTION_ENUM[reduction],
+                                                        ignore_index, total)
     safe, coef = _nll_coefficients(target, weight, reduction, ignore_index, g.dtype)
     values = (coef * -g).unsqueeze(class_dim)
     return g.new_zeros(shape).scatter_(class_dim, safe.unsqueeze(class_dim), values)
