@@ -142,6 +142,7 @@ def test_create_graph_second_and_third_derivatives_match_torch():
     assert not g3.requires_grad
 
 
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph=True")
 def test_backward_create_graph_makes_grad_differentiable():
     x, xt = pair(4, seed=6)
     (x * x * x).sum().backward(create_graph=True)
