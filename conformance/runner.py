@@ -40,7 +40,10 @@ class Profile:
     name: str
     examples: dict
 
-    def count(self, kind: str) -> int:
+    def count(self, kind: str, mirror_examples: dict | None = None) -> int:
+        """Examples per case: the mirror's own count for this profile when it sets one, else its kind's."""
+        if mirror_examples and self.name in mirror_examples:
+            return mirror_examples[self.name]
         return self.examples.get(kind, self.examples["op"])
 
 
@@ -224,7 +227,7 @@ def run_case(mirror, dtype: torch.dtype | str, device: str | torch.device = "cpu
     device_name = device.type
     cid = case_id(mirror.name, dtype, device_name)
     prof = PROFILES[profile]
-    n = examples if examples is not None else prof.count(mirror.kind)
+    n = examples if examples is not None else prof.count(mirror.kind, getattr(mirror, "examples", None))
     case = CaseResult(cid, mirror.name, mirror.kind, str(dtype).removeprefix("torch."), device_name, profile, seed_of(cid))
     start = time.perf_counter()
     try:

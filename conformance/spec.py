@@ -75,6 +75,7 @@ class ModuleMirror:
     output: Callable[[Any], Any] | None = None
     note: str = ""
     kind: str = "module"
+    examples: dict[str, int] = field(default_factory=dict)  # per profile ("ci"): examples per case, replacing the kind's
     devices: tuple[str, ...] = ("cpu", "cuda")  # device types this entry claims to support
 
 
