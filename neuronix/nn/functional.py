@@ -312,13 +312,19 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         )
     elif padding_idx < 0:
         padding_idx += rows
-    if indices.numel() and not indices.is_cuda and (indices.min() < 0 or indices.max() >= rows):
-        bad = indices[(indices < 0) | (indices >= rows)][0].item()
-        raise IndexError(f"embedding: index {bad} is out of range for a table of {rows} rows (weight {_shape(weight)})")
-    if max_norm is not None:
-        with _torch.no_grad():
-            _torch.embedding_renorm_(_raw(weight), indices, max_norm, norm_type)
-    return _de.embedding(indices, weight, padding_idx, bool(scale_grad_by_freq))
+    try:
+        if max_norm is not None:
+            with _torch.no_grad():
+                _torch.embedding_renorm_(_raw(weight), indices, max_norm, norm_type)
+        return _de.embedding(indices, weight, padding_idx, bool(scale_grad_by_freq))
+    except IndexError:  # torch's CPU kernel checks every index; only then find the culprit for a clear message
+        out_of_range = (indices < 0) | (indices >= rows)
+        if out_of_range.any():
+            bad = indices[out_of_range][0].item()
+            raise IndexError(
+                f"embedding: index {bad} is out of range for a table of {rows} rows (weight {_shape(weight)})"
+            ) from None
+        raise
 
 
 _PAD_MODES = ("constant", "reflect", "replicate", "circular")

@@ -71,7 +71,7 @@ def _check_matmul(op: str, a, b) -> None:
     if k_a != k_b:
         where = "size" if b.ndim == 1 else "second-to-last dim"
         raise _shape_error(op, a, b, f"the last dim of input ({k_a}) must equal the {where} of other ({k_b})")
-    if a.ndim > 2 or b.ndim > 2:
+    if (a.ndim > 2 or b.ndim > 2) and a.shape[:-2] != b.shape[:-2]:  # equal batch dims need no check
         try:
             torch.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
         except RuntimeError:
