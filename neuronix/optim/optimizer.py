@@ -125,6 +125,16 @@ class Optimizer:
     def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def _update_group(self, params: list, grads: list, states: list, group: dict[str, Any]) -> None:
+        """Update every parameter of ``group`` that has a gradient; by default one ``_update`` each.
+
+        A subclass may override it to update the whole group with torch's multi-tensor
+        (``_foreach_*``) kernels: the same arithmetic, one call per operation instead of one per
+        parameter and operation.
+        """
+        for param, grad, state in zip(params, grads, states):
+            self._update(param, grad, state, group)
+
     # ----- param groups ---------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of parameters (a dict with ``"params"``), filling unset hyper-parameters from ``defaults``."""
@@ -182,7 +192,9 @@ class Optimizer:
             with enable_grad():
                 loss = closure()
         with no_grad():
+            state = self.state
             for group in self.param_groups:
+                params, grads, states = [], [], []
                 for p in group["params"]:
                     if p.grad is None:
                         continue
@@ -190,7 +202,11 @@ class Optimizer:
                     if grad.shape != p.data.shape:
                         raise RuntimeError(f"{self._name}.step: gradient shape {tuple(grad.shape)} does not match "
                                            f"parameter shape {tuple(p.data.shape)}")
-                    self._update(p.data, grad, self.state[p], group)
+                    params.append(p.data)
+                    grads.append(grad)
+                    states.append(state[p])
+                if params:
+                    self._update_group(params, grads, states, group)
         self._opt_called = True
         return loss
 
