@@ -3,6 +3,8 @@
     python -m benchmarks.suite                 # CPU (and CUDA when available), default rounds
     python -m benchmarks.suite --quick         # small sizes, few rounds: a smoke run
     python -m benchmarks.suite --conformance   # also time the CI conformance run (minutes)
+    python -m benchmarks.suite --threads 1     # one torch thread (a machine shared with other jobs)
+    python -m benchmarks.suite --malloc keep   # glibc keeps freed memory: no page-fault churn
 
 Each timing workload runs in its own fresh process (``--worker NAME``) holding both
 libraries; inside it the two steps alternate in rotating order for ``--rounds`` rounds and
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -40,16 +43,19 @@ def run_worker(name: str, device: str, rounds: int, quick: bool) -> dict:
     load_before = timing.load_average()
     start = time.perf_counter()
     cpu: dict[str, list[float]] = {}
+    faults: dict[str, list[float]] = {}
     times = timing.interleave({"neuronix": workload.neuronix, "torch": workload.torch}, rounds=rounds,
-                              repeat=workload.repeat, warmup=2, device=device, cpu_times=cpu)
+                              repeat=workload.repeat, warmup=2, device=device, cpu_times=cpu, faults=faults)
     result = timing.compare(times["neuronix"], times["torch"])
     cpu_ratio = timing.compare(cpu["neuronix"], cpu["torch"])
     result["cpu_time"] = {k: cpu_ratio[k] for k in ("ratio_median", "ratio_min", "ratio_max", "ratios")}
+    result["page_faults_per_call"] = {lib: statistics.median(v) for lib, v in faults.items()}
     result.update(
         name=name, device=device, rounds=rounds, repeat=workload.repeat, unit=workload.unit,
         neuronix_median=result["neuronix_median_s"] * workload.scale, torch_median=result["torch_median_s"] * workload.scale,
         info=workload.info, wall_s=round(time.perf_counter() - start, 2), target=TARGETS.get(name),
         load_before=load_before, load_after=timing.load_average(), torch_threads=torch.get_num_threads(),
+        malloc=timing.malloc_settings(),
     )
     return result
 
@@ -58,8 +64,14 @@ def _python() -> list[str]:
     return [sys.executable]
 
 
+KEEP_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(2**32), "MALLOC_TRIM_THRESHOLD_": str(2**32),
+               "MALLOC_TOP_PAD_": str(2**28)}
+_worker_env: dict[str, str] = {}
+
+
 def _subprocess_json(args: list[str], timeout: float) -> dict:
-    proc = subprocess.run(_python() + args, capture_output=True, text=True, timeout=timeout, cwd=_root())
+    env = {**os.environ, **_worker_env}
+    proc = subprocess.run(_python() + args, capture_output=True, text=True, timeout=timeout, cwd=_root(), env=env)
     if proc.returncode != 0:
         return {"error": f"exit {proc.returncode}: {proc.stderr.strip()[-2000:]}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -144,6 +156,9 @@ def main(argv=None) -> int:
     parser.add_argument("--conformance", action="store_true", help="also time the CI conformance run (minutes)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads in every worker (default: torch's choice)")
+    parser.add_argument("--malloc", choices=["default", "keep"], default="default",
+                        help="keep: run the workers with glibc told to keep freed memory (no trimming, no per-block mmap), "
+                             "so neither library pays page faults for the other's frees")
     parser.add_argument("--out", default="reports/benchmarks.json")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
@@ -156,6 +171,8 @@ def main(argv=None) -> int:
         print(json.dumps(run_worker(args.worker, args.device, rounds, args.quick)))
         return 0
 
+    if args.malloc == "keep":
+        _worker_env.update(KEEP_MALLOC)
     devices = ["cpu"] if args.device == "cpu" else ["cuda"] if args.device == "cuda" else ["cpu"]
     if args.device == "all" and torch.cuda.is_available():
         devices.append("cuda")
@@ -165,6 +182,7 @@ def main(argv=None) -> int:
     report = {
         "command": "python -m benchmarks.suite " + " ".join(argv if argv is not None else sys.argv[1:]),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %z"), "quick": args.quick, "machine": timing.machine(),
+        "worker_malloc_env": dict(_worker_env),
         "load_before": timing.load_average(), "busy_before": timing.busy_processes(), "results": [],
     }
     print(f"machine: {report['machine']['cpu_count']} cpus, torch threads {report['machine']['torch_threads']}, "

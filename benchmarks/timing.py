@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import os
+import resource
 import statistics
 import time
 from collections.abc import Callable
@@ -50,7 +51,8 @@ def _cpu_timer():
 
 
 def interleave(fns: dict[str, Callable[[], object]], rounds: int, repeat: int = 1, warmup: int = 1,
-               device: str = "cpu", cpu_times: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
+               device: str = "cpu", cpu_times: dict[str, list[float]] | None = None,
+               faults: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
     """Seconds per call of each function, one figure per round (the mean of ``repeat`` calls).
 
     Every function is first called ``warmup`` times (allocator pools, kernel selection,
@@ -60,7 +62,9 @@ def interleave(fns: dict[str, Callable[[], object]], rounds: int, repeat: int = 
 
     ``cpu_times``, when given, receives the process CPU time per call as well (all threads):
     on a machine shared with other jobs it is steadier than the wall clock, though it also
-    counts the time torch's worker threads spin.
+    counts the time torch's worker threads spin. ``faults`` receives the minor page faults per
+    call (memory the allocator had to get fresh from the kernel: glibc returns freed blocks to the
+    system and the next allocation faults them back in, page by page).
     """
     names = list(fns)
     start, stop = _cuda_timer(device) if device.startswith("cuda") else _cpu_timer()
@@ -75,6 +79,7 @@ def interleave(fns: dict[str, Callable[[], object]], rounds: int, repeat: int = 
             name = names[(r + k) % len(names)]
             fn = fns[name]
             gc.collect()
+            minflt = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             cpu = time.process_time()
             start()
             for _ in range(repeat):
@@ -82,6 +87,8 @@ def interleave(fns: dict[str, Callable[[], object]], rounds: int, repeat: int = 
             times[name].append(stop() / repeat)
             if cpu_times is not None:
                 cpu_times.setdefault(name, []).append((time.process_time() - cpu) / repeat)
+            if faults is not None:
+                faults.setdefault(name, []).append((resource.getrusage(resource.RUSAGE_SELF).ru_minflt - minflt) / repeat)
     return times
 
 
