@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 
+from neuronix.autograd import mode
 from neuronix.ops.registry import apply, defop, op_error, public
 from neuronix.tensor import Tensor
 
@@ -101,10 +102,17 @@ def _dim_index(dim: int, item) -> tuple:
 
 
 # ----- narrow / select and the splits built on them ------------------------------------------
+def _narrow_grad(g, out, x, dim, start, length, src):
+    if not mode.grad_enabled:  # a plain backward: one zero-padding kernel writes each element once
+        pads = [0, 0] * (len(src) - 1 - dim) + [start, src[dim] - start - length]
+        return Tensor._make(torch.constant_pad_nd(g.data, pads, 0), None)
+    return _embed(g, src, _dim_index(dim, slice(start, start + length)))
+
+
 _NARROW = defop(
     "narrow",
     lambda x, dim, start, length, src: x.narrow(dim, start, length),
-    lambda g, out, x, dim, start, length, src: _embed(g, src, _dim_index(dim, slice(start, start + length))),
+    _narrow_grad,
     saves=(),
     torch_ref=torch.narrow,
 )
