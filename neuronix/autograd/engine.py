@@ -426,18 +426,26 @@ def _check_inputs(where: str, inputs) -> list:
     return inputs
 
 
+def _roots_and_seeds(op: str, outputs, grads, names: tuple[str, str]):
+    """The differentiated outputs as a tuple, checked, and their seed gradients (ones for scalars).
+
+    ``names`` are the caller's words for the two arguments, for the error message.
+    """
+    outs = _as_tuple(outputs)
+    grads = _as_tuple(grads) if grads is not None else (None,) * len(outs)
+    if len(grads) != len(outs):
+        raise RuntimeError(f"{op}: got {len(grads)} {names[0]} for {len(outs)} {names[1]}; they must pair up")
+    _check_roots(op, outs)
+    return outs, [_seed(o, g, i) for i, (o, g) in enumerate(zip(outs, grads))]
+
+
 @_callbacks(accumulates=True)
 def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, create_graph: bool = False, inputs=None) -> None:
     """Accumulate gradients of ``tensors`` into the leaves' ``.grad`` (as ``torch.autograd.backward``).
 
     With ``inputs``, only those tensors' ``.grad`` is accumulated (leaves or not), as torch.
     """
-    outputs = _as_tuple(tensors)
-    grads = _as_tuple(grad_tensors) if grad_tensors is not None else (None,) * len(outputs)
-    if len(grads) != len(outputs):
-        raise RuntimeError(f"backward: got {len(grads)} gradients for {len(outputs)} tensors; they must pair up")
-    _check_roots("backward", outputs)
-    seeds = [_seed(o, g, i) for i, (o, g) in enumerate(zip(outputs, grads))]
+    outputs, seeds = _roots_and_seeds("backward", tensors, grad_tensors, ("gradients", "tensors"))
     if retain_graph is None:
         retain_graph = create_graph
     if inputs is None:
@@ -457,13 +465,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
 
     Leaves' ``.grad`` is not touched; only the part of the graph leading to ``inputs`` runs.
     """
-    outs = _as_tuple(outputs)
     targets = _check_inputs("grad", inputs)
-    grads = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outs)
-    if len(grads) != len(outs):
-        raise RuntimeError(f"grad: got {len(grads)} grad_outputs for {len(outs)} outputs; they must pair up")
-    _check_roots("grad", outs)
-    seeds = [_seed(o, g, i) for i, (o, g) in enumerate(zip(outs, grads))]
+    outs, seeds = _roots_and_seeds("grad", outputs, grad_outputs, ("grad_outputs", "outputs"))
     if retain_graph is None:
         retain_graph = create_graph
     results = run_backward(outs, seeds, retain_graph, create_graph, targets)

@@ -411,6 +411,18 @@ _REVERSE_CUMSUM = defop(
     lambda g, out, x, dim: cumsum(g, dim),
     saves=(),
 )
+
+
+def _scan(spec, input, dim: int, dtype):
+    """Apply a cumulative op along ``dim``; an integer ``dtype`` result stays out of the graph, as torch."""
+    dims = _dims(dim, input.ndim)
+    d = dims[0] if dims else 0
+    if _nondiff_dtype(dtype):
+        with mode.no_grad():
+            return apply(spec, input, dim=d, dtype=dtype)
+    return apply(spec, input, dim=d, dtype=dtype)
+
+
 _CUMSUM = defop(
     "cumsum",
     lambda x, dim, dtype: torch.cumsum(x, dim, dtype=dtype),
@@ -423,12 +435,7 @@ _CUMSUM = defop(
 @public
 def cumsum(input, dim: int, *, dtype=None):
     """Cumulative sum along ``dim``, as ``torch.cumsum``."""
-    dims = _dims(dim, input.ndim)
-    d = dims[0] if dims else 0
-    if _nondiff_dtype(dtype):
-        with mode.no_grad():
-            return apply(_CUMSUM, input, dim=d, dtype=dtype)
-    return apply(_CUMSUM, input, dim=d, dtype=dtype)
+    return _scan(_CUMSUM, input, dim, dtype)
 
 
 # ----- cumulative product -------------------------------------------------------------
@@ -461,9 +468,4 @@ _CUMPROD = defop(
 @public
 def cumprod(input, dim: int, *, dtype=None):
     """Cumulative product along ``dim``, as ``torch.cumprod`` (exact gradient with zeros)."""
-    dims = _dims(dim, input.ndim)
-    d = dims[0] if dims else 0
-    if _nondiff_dtype(dtype):
-        with mode.no_grad():
-            return apply(_CUMPROD, input, dim=d, dtype=dtype)
-    return apply(_CUMPROD, input, dim=d, dtype=dtype)
+    return _scan(_CUMPROD, input, dim, dtype)
