@@ -14,39 +14,46 @@ from __future__ import annotations
 import inspect
 from dataclasses import dataclass
 
+
+def _same_reason(reason: str, *names: str) -> dict[str, str]:
+    return dict.fromkeys(names, reason)
+
+
 EXEMPT: dict[str, str] = {
     # metadata: plain reads of the wrapped torch tensor, no arithmetic to verify
-    "Tensor.shape": "metadata read from .data", "Tensor.dtype": "metadata read from .data",
-    "Tensor.device": "metadata read from .data", "Tensor.ndim": "metadata read from .data",
-    "Tensor.is_cuda": "metadata read from .data", "Tensor.size": "metadata read from .data",
-    "Tensor.dim": "metadata read from .data", "Tensor.numel": "metadata read from .data",
-    "Tensor.element_size": "metadata read from .data", "Tensor.is_floating_point": "metadata read from .data",
-    "Tensor.is_contiguous": "metadata read from .data", "Tensor.stride": "metadata read from .data",
-    "Tensor.data_ptr": "metadata read from .data", "Tensor.data": "the wrapped torch.Tensor itself",
+    **_same_reason(
+        "metadata read from .data",
+        "Tensor.shape", "Tensor.dtype", "Tensor.device", "Tensor.ndim", "Tensor.is_cuda", "Tensor.size", "Tensor.dim",
+        "Tensor.numel", "Tensor.element_size", "Tensor.is_floating_point", "Tensor.is_contiguous", "Tensor.stride",
+        "Tensor.data_ptr",
+    ),
+    "Tensor.data": "the wrapped torch.Tensor itself",
     # conversions out of the framework: no gradient, tested in tests/test_tensor*.py
     "Tensor.item": "returns a Python number", "Tensor.tolist": "returns Python lists",
     "Tensor.numpy": "returns a numpy array",
     # autograd bookkeeping: the engine is what every mirror's gradient checks exercise
-    "Tensor.grad": "autograd state", "Tensor.requires_grad": "autograd state", "Tensor.grad_fn": "autograd state",
-    "Tensor.is_leaf": "autograd state", "Tensor.backward": "the engine entry point; every backward check runs it",
-    "Tensor.register_hook": "engine hook; tested in tests/", "Tensor.retain_grad": "engine hook; tested in tests/",
-    "Tensor.requires_grad_": "autograd flag", "Tensor.detach": "leaves the graph by definition",
-    "Tensor.detach_": "leaves the graph by definition",
+    **_same_reason("autograd state", "Tensor.grad", "Tensor.requires_grad", "Tensor.grad_fn", "Tensor.is_leaf"),
+    "Tensor.backward": "the engine entry point; every backward check runs it",
+    **_same_reason("engine hook; tested in tests/", "Tensor.register_hook", "Tensor.retain_grad"),
+    "Tensor.requires_grad_": "autograd flag",
+    **_same_reason("leaves the graph by definition", "Tensor.detach", "Tensor.detach_"),
     # in-place updates of .data outside the graph (optimizer steps): checked by the optimizer trajectories
-    "Tensor.zero_": "in-place, outside the graph", "Tensor.fill_": "in-place, outside the graph",
-    "Tensor.copy_": "in-place, outside the graph", "Tensor.add_": "in-place, outside the graph",
-    "Tensor.sub_": "in-place, outside the graph", "Tensor.mul_": "in-place, outside the graph",
-    "Tensor.div_": "in-place, outside the graph", "Tensor.clamp_min_": "in-place, outside the graph",
-    "Tensor.clamp_max_": "in-place, outside the graph", "Tensor.pow_": "in-place, outside the graph",
-    "Tensor.lerp_": "in-place, outside the graph", "Tensor.addcmul_": "in-place, outside the graph",
-    "Tensor.addcdiv_": "in-place, outside the graph", "Tensor.__setitem__": "in-place, outside the graph",
+    **_same_reason(
+        "in-place, outside the graph",
+        "Tensor.zero_", "Tensor.fill_", "Tensor.copy_", "Tensor.add_", "Tensor.sub_", "Tensor.mul_", "Tensor.div_",
+        "Tensor.clamp_min_", "Tensor.clamp_max_", "Tensor.pow_", "Tensor.lerp_", "Tensor.addcmul_", "Tensor.addcdiv_",
+        "Tensor.__setitem__",
+    ),
     # factories build leaves from Python data / RNG: no gradient; values tested in tests/
-    **{f"{n}": "factory: builds a leaf, nothing to differentiate; tested in tests/" for n in (
-        "tensor", "as_tensor", "from_numpy", "empty", "empty_like")},
+    **_same_reason(
+        "factory: builds a leaf, nothing to differentiate; tested in tests/",
+        "tensor", "as_tensor", "from_numpy", "empty", "empty_like",
+    ),
     # base classes: abstract, exercised through every subclass's mirror
     "nn.Module": "abstract base; exercised by every layer's mirror", "optim.Optimizer": "abstract base",
     "optim.lr_scheduler.LRScheduler": "abstract base",
 }
+
 
 # Dunder operators that are ops (others, like __repr__ or __len__, are Python protocol plumbing).
 OPERATORS = (
