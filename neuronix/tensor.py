@@ -11,13 +11,19 @@ import weakref
 
 import torch
 
-from neuronix.autograd import mode
-
 
 def _check_can_require_grad(data: torch.Tensor, where: str) -> None:
-    if not (data.is_floating_point() or data.is_complex()):
+    if data.is_complex():
+        # torch differentiates complex tensors with the conjugate (Wirtinger) convention; Neuronix's
+        # rules are written for real inputs, so it refuses rather than return a different value.
         raise RuntimeError(
-            f"{where}: only floating point and complex tensors can require gradients, "
+            f"{where}: complex tensors cannot require gradients in Neuronix (got dtype {data.dtype}, shape "
+            f"{tuple(data.shape)}); its autograd supports real floating-point dtypes: differentiate the .real and "
+            ".imag parts as two real tensors"
+        )
+    if not data.is_floating_point():
+        raise RuntimeError(
+            f"{where}: only floating point tensors can require gradients, "
             f"got dtype {data.dtype} (shape {tuple(data.shape)}); convert with .float() or .double() first"
         )
 
@@ -25,7 +31,9 @@ def _check_can_require_grad(data: torch.Tensor, where: str) -> None:
 class Tensor:
     """A tensor with neuronix autograd; ``data`` is the wrapped ``torch.Tensor`` (never requires grad)."""
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "_hooks", "__weakref__")
+    # ``_view``: for a tensor that is a view of another one, what an in-place change needs to
+    # rewrite the base's history (see ``neuronix/ops/inplace.py``); ``None`` otherwise.
+    __slots__ = ("data", "_grad", "requires_grad", "grad_fn", "_hooks", "_view", "__weakref__")
     __array_priority__ = 1000  # numpy defers binary operators to us
 
     def __init__(self, data, requires_grad: bool = False) -> None:
@@ -40,21 +48,49 @@ class Tensor:
         if requires_grad:
             _check_can_require_grad(data, "nx.Tensor")
         self.data = data
-        self.grad = None
+        self._grad = None
         self.requires_grad = bool(requires_grad)
         self.grad_fn = None
         self._hooks = None
+        self._view = None
 
     @classmethod
     def _make(cls, data: torch.Tensor, node) -> Tensor:
         """Fast constructor for op results: ``node`` is the recording ``Node`` or ``None``."""
         t = object.__new__(cls)
         t.data = data
-        t.grad = None
+        t._grad = None
         t.requires_grad = node is not None
         t.grad_fn = node
         t._hooks = None
+        t._view = None
         return t
+
+    @property
+    def grad(self):
+        """The accumulated gradient (``None`` until a backward reaches this tensor)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        if value is not None:
+            if isinstance(value, torch.Tensor):
+                value = Tensor._make(value.detach(), None)
+            if not isinstance(value, Tensor):
+                raise TypeError(f"assigned grad expected to be a Tensor or None but got {type(value).__name__}")
+            for what, mine, theirs in (("size", self.data.shape, value.data.shape),
+                                       ("type", self.data.dtype, value.data.dtype),
+                                       ("device", self.data.device, value.data.device)):
+                if mine != theirs:
+                    raise RuntimeError(
+                        f"assigned grad has data of a different {what}: the tensor has {what} {_show(mine)}, "
+                        f"the grad {_show(theirs)}; a grad must match its tensor's shape, dtype and device"
+                    )
+        self._grad = value
+
+    @grad.deleter
+    def grad(self) -> None:
+        self._grad = None
 
     # ----- metadata -----------------------------------------------------------------
     @property
@@ -193,7 +229,10 @@ class Tensor:
         else:
             hooks = self.grad_fn.hooks if self.grad_fn.hooks is not None else []
             self.grad_fn.hooks = hooks
-        hooks.append(hook)
+        if hooks and getattr(hooks[-1], "retains_grad", False):
+            hooks.insert(len(hooks) - 1, hook)  # as torch: retain_grad sees the value after every hook
+        else:
+            hooks.append(hook)
         return _RemovableHandle(hooks, hook)
 
     def retain_grad(self) -> None:
@@ -212,6 +251,9 @@ class Tensor:
                 else:
                     t.grad = Tensor._make(t.grad.data + grad.data, None)
 
+        keep.retains_grad = True
+        if any(getattr(h, "retains_grad", False) for h in self.grad_fn.hooks or ()):
+            return  # already retained: a second call changes nothing, as torch
         self.register_hook(keep)
 
     def backward(self, gradient=None, retain_graph: bool | None = None, create_graph: bool = False, inputs=None) -> None:
@@ -220,56 +262,9 @@ class Tensor:
 
         backward(self, gradient, retain_graph=retain_graph, create_graph=create_graph, inputs=inputs)
 
-    # ----- in-place updates (outside the graph) --------------------------------------
-    def _check_inplace(self, op: str) -> None:
-        if self.requires_grad and mode.grad_enabled:
-            kind = "a leaf Variable that requires grad" if self.is_leaf else "a tensor that is part of a graph"
-            raise RuntimeError(
-                f"{op}: in-place operation on {kind} (shape {tuple(self.shape)}); "
-                "wrap it in nx.no_grad() or operate on .detach()"
-            )
 
-    def zero_(self) -> Tensor:
-        self._check_inplace("zero_")
-        self.data.zero_()
-        return self
-
-    def fill_(self, value) -> Tensor:
-        self._check_inplace("fill_")
-        self.data.fill_(value.data if isinstance(value, Tensor) else value)
-        return self
-
-    def copy_(self, src) -> Tensor:
-        self._check_inplace("copy_")
-        self.data.copy_(src.data if isinstance(src, Tensor) else src)
-        return self
-
-    def __setitem__(self, index, value) -> None:
-        from neuronix.ops.indexing import raw_index  # ops import this module
-
-        self._check_inplace("__setitem__")
-        if isinstance(value, Tensor) and value.requires_grad and mode.grad_enabled:
-            raise RuntimeError(
-                f"__setitem__: the value (shape {tuple(value.shape)}) requires grad, but writing into a tensor is not "
-                "recorded by neuronix autograd; build the result out of place (e.g. nx.where, nx.cat, index_add) "
-                "or write value.detach()"
-            )
-        self.data[raw_index(index)] = value.data if isinstance(value, Tensor) else value
-
-
-def _inplace(name: str):
-    def method(self, *args, **kwargs):
-        self._check_inplace(name)
-        getattr(self.data, name)(*(a.data if isinstance(a, Tensor) else a for a in args), **kwargs)
-        return self
-
-    method.__name__ = name
-    method.__doc__ = f"In-place ``{name}`` on the data (outside the graph), as ``torch.Tensor.{name}``."
-    return method
-
-
-for _name in ("add_", "sub_", "mul_", "div_", "clamp_min_", "clamp_max_", "pow_", "lerp_", "addcmul_", "addcdiv_"):
-    setattr(Tensor, _name, _inplace(_name))
+def _show(value) -> str:
+    return str(tuple(value)) if isinstance(value, torch.Size) else str(value)
 
 
 class _RemovableHandle:

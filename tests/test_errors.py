@@ -75,7 +75,7 @@ def test_grad_of_unused_input_says_how_to_allow_it():
 
 def test_integer_tensors_asked_to_require_grad():
     with pytest.raises(
-        RuntimeError, match=r"nx\.tensor: only floating point and complex" r".*torch\.int64.*\(shape \(2,\)\).*\.float\(\)"
+        RuntimeError, match=r"nx\.tensor: only floating point tensors" r".*torch\.int64.*\(shape \(2,\)\).*\.float\(\)"
     ):
         nx.tensor([1, 2], requires_grad=True)
     with pytest.raises(RuntimeError, match=r"nx\.arange: only floating point.*torch\.int64"):
@@ -135,7 +135,8 @@ def test_in_place_modification_of_saved_tensor_names_op_and_versions():
 def test_in_place_on_leaf_requiring_grad_under_grad_mode():
     x = nx.ones(3, requires_grad=True)
     with pytest.raises(
-        RuntimeError, match=r"add_: in-place operation on a leaf Variable that requires grad \(shape \(3,\)\)" r".*no_grad"
+        RuntimeError, match=r"add_: a leaf Variable that requires grad is being used in an in-place operation"
+        r" \(shape \(3,\).*no_grad"
     ):
         x.add_(1.0)
 

@@ -113,7 +113,7 @@ def test_requires_grad_():
 
 def test_zero_and_inplace_rules():
     x = nx.tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(RuntimeError, match=r"zero_: in-place operation on a leaf Variable that requires grad \(shape \(2,\)\)"):
+    with pytest.raises(RuntimeError, match=r"zero_: a leaf Variable that requires grad.*in-place operation \(shape \(2,\)"):
         x.zero_()
     with nx.no_grad():
         assert x.zero_() is x

@@ -154,25 +154,56 @@ def _connected(raw, edge):
     return edge  # a leaf that requires grad: the input itself
 
 
+def _check_saved(node: Node) -> None:
+    """torch's ``SavedVariable`` check: every saved tensor, index and mask is still at its saved version.
+
+    A leaf whose ``.data`` was reassigned since the forward is read anew (as torch reads a saved
+    leaf through the variable), so its old value is not checked.
+    """
+    versions = node.versions
+    if versions is not None:
+        edges = node.edges
+        i = -1
+        for raw, expected in zip(node.saved, versions):
+            i += 1
+            if expected is not None and raw._version != expected:
+                edge = edges[i]
+                if edge is None or edge.__class__ is Node or edge.data is raw:
+                    raise _version_error(node)
+        if node.saved_out is not None and node.saved_out._version != versions[-1]:
+            raise _version_error(node)
+    if node.checked is not None:
+        for raw, expected in node.checked:
+            if raw._version != expected:
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified by an inplace "
+                    f"operation: an index or mask tensor of '{node.spec.name}' (shape {tuple(raw.shape)}, dtype "
+                    f"{raw.dtype}, device {raw.device}) is at version {raw._version}; expected version {expected} "
+                    "instead. Use an out-of-place op or .clone() the index before modifying it"
+                )
+
+
+def _current(raw, edge):
+    """A saved input as the VJPs read it: a leaf's current ``.data`` (it may have been reassigned)."""
+    if edge is not None and edge.__class__ is not Node and isinstance(raw, torch.Tensor):
+        return edge.data
+    return raw
+
+
 def _vjp_arguments(node: Node, create_graph: bool) -> tuple:
     """``(out, inputs)`` as the node's VJPs receive them, after torch's saved-tensor checks."""
     saved = node.saved
     if saved is FREED:
         raise _freed_error(node)
-    versions = node.versions
-    if versions is not None:
-        for raw, expected in zip(saved, versions):
-            if expected is not None and raw._version != expected:
-                raise _version_error(node)
-        if node.saved_out is not None and node.saved_out._version != versions[-1]:
-            raise _version_error(node)
+    if node.versions is not None or node.checked is not None:
+        _check_saved(node)
     n = len(node.edges)
     if not saved:
         inputs = _NONES[n] if n < 9 else (None,) * n
     elif create_graph:
         inputs = [_connected(r, e) for r, e in zip(saved, node.edges)]
     else:
-        inputs = [_wrap(r) if isinstance(r, torch.Tensor) else r for r in saved]
+        inputs = [_wrap(_current(r, e)) if isinstance(r, torch.Tensor) else r for r, e in zip(saved, node.edges)]
     out = None
     if node.saved_out is not None:
         out = Tensor._make(node.saved_out, node) if create_graph else _wrap(node.saved_out)
@@ -183,10 +214,11 @@ def _wrap(data: torch.Tensor) -> Tensor:
     """``Tensor._make(data, None)`` without the method call: a constant for the VJPs."""
     t = _new(Tensor)
     t.data = data
-    t.grad = None
+    t._grad = None
     t.requires_grad = False
     t.grad_fn = None
     t._hooks = None
+    t._view = None
     return t
 
 
@@ -206,7 +238,17 @@ def _run_hooks(hooks, g: Tensor) -> Tensor:
     for hook in list(hooks):
         result = hook(g)
         if result is not None:
-            g = _as_tensor(result)
+            new = _as_tensor(result)
+            for what, before, after in (("size", g.shape, new.shape), ("type", g.dtype, new.dtype),
+                                        ("device", g.device, new.device)):
+                if before != after:
+                    raise RuntimeError(
+                        f"hook '{getattr(hook, '__name__', hook)}' has changed the {what} of value: the gradient "
+                        f"had {what} {tuple(before) if what == 'size' else before}, the hook returned "
+                        f"{tuple(after) if what == 'size' else after}; a hook must return a tensor like its input "
+                        "(or None)"
+                    )
+            g = new
     return g
 
 
@@ -215,15 +257,50 @@ def _accumulate_leaf(leaf: Tensor, g: Tensor, owned: bool, create_graph: bool, h
     if hooks and leaf._hooks:
         g = _run_hooks(leaf._hooks, g)
         owned = False
-    if leaf.grad is None:
-        if create_graph:
-            leaf.grad = g
+    if leaf._grad is None:
+        if owned and (create_graph or g.grad_fn is None):
+            leaf._grad = g
+        elif create_graph:  # a recorded copy: .grad must never alias a tensor the caller holds (the seed)
+            from neuronix.ops.movement import clone  # the ops package imports this one
+
+            leaf._grad = clone(g)
         else:
-            leaf.grad = g if owned and g.grad_fn is None else Tensor._make(g.data.clone(), None)
-    elif create_graph or leaf.grad.requires_grad:
-        leaf.grad = leaf.grad + g
+            leaf._grad = Tensor._make(g.data.clone(), None)
+    elif create_graph or leaf._grad.requires_grad:
+        leaf._grad = leaf._grad + g
     else:
-        leaf.grad.data += g.data
+        leaf._grad.data += g.data
+
+
+def _fused_vjps(node: Node, g, out, inputs, needed, leaf_targets, create_graph: bool) -> list:
+    """Per-input VJPs that hand out the results of one call of the op's fused kernel.
+
+    The kernel runs once, for the inputs this pass needs. On a plain backward its values are
+    the gradients. Under ``create_graph`` the op's own (differentiable) rules give the graph and
+    the kernel the value — ``rule + (kernel - rule)`` with the bracket a constant — so first
+    derivatives are the kernel's to the last bit either way. The closures are dropped when the
+    step ends: nothing computed for this upstream gradient is kept on the node.
+    """
+    edges = node.edges
+    needs = [e is not None and (needed is None or e in needed if e.__class__ is Node
+                                else leaf_targets is None or id(e) in leaf_targets) for e in edges]
+    attrs = node.attrs
+    raw = node.spec.fused(g, out, *inputs, needs=needs, **attrs)
+    rules = node.spec.vjps
+
+    def vjp(i):
+        def one(*_, **__):
+            value = raw[i]
+            if value is None:
+                return rules[i](g, out, *inputs, **attrs)
+            if not create_graph:
+                return _wrap(value)
+            rule = rules[i](g, out, *inputs, **attrs)
+            return rule + _wrap(value - rule.data)
+
+        return one
+
+    return [vjp(i) for i in range(len(edges))]
 
 
 def _release(node: Node, deps: dict, ready: list, leaf_deps: dict, leaf_buffers: dict, flush) -> None:
@@ -311,6 +388,8 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
                 capture_node[node] = g
             out, inputs = _vjp_arguments(node, create_graph)
             vjps, attrs = node.spec.vjps, node.attrs
+            if node.spec.fused is not None:  # one kernel for all inputs; results live only in this step
+                vjps = _fused_vjps(node, g, out, inputs, needed, leaf_targets, create_graph)
             i = -1
             for edge in node.edges:
                 i += 1

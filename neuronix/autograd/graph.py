@@ -24,14 +24,18 @@ class Node:
     ``i`` when the op's VJPs read it (``()`` when they read none), ``saved_out`` the raw
     output when they read it, and ``versions`` the torch version counters of the saved
     tensors (inputs, then the output) at save time — ``None`` when no tensor is saved —
-    checked before use exactly as torch's ``SavedVariable`` does. ``shape`` and ``dtype``
+    checked before use exactly as torch's ``SavedVariable`` does; ``checked`` holds the
+    ``(tensor, version)`` pairs of the index and mask tensors among the attributes, checked
+    the same way. ``shape`` and ``dtype``
     describe the node's output: a gradient sent along an edge to this node is reduced and
     cast to them (one op application has exactly one output tensor).
     """
 
-    __slots__ = ("spec", "edges", "saved", "saved_out", "versions", "attrs", "shape", "dtype", "hooks", "__weakref__")
+    __slots__ = ("spec", "edges", "saved", "saved_out", "versions", "checked", "attrs", "shape", "dtype", "hooks",
+                 "__weakref__")
 
-    def __init__(self, spec, edges, saved, saved_out, versions, attrs, shape, dtype):
+    def __init__(self, spec, edges, saved, saved_out, versions, attrs, shape, dtype, checked=None):
+        self.checked = checked
         self.spec = spec
         self.edges = edges
         self.saved = saved

@@ -1,19 +1,40 @@
-"""Grad-recording mode: ``no_grad``, ``enable_grad``, ``set_grad_enabled``.
+"""Grad-recording mode: ``no_grad``, ``enable_grad``, ``set_grad_enabled`` — per thread.
 
-One module-level flag, read on every op; a plain attribute read is the cheapest
-check Python offers on the hot path.
+As in torch, the mode belongs to the thread that sets it: a ``no_grad`` block or a
+``backward()`` running in one thread never turns recording off in another. The flag lives
+on a ``threading.local`` whose class attribute is the default, so a new thread starts
+with recording on and a read is one attribute lookup (``_state.grad_enabled``) — the hot
+path in ``registry.apply`` reads it that way. ``mode.grad_enabled`` still answers, through
+the module ``__getattr__``, for code that is not on a hot path.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
+import threading
 
-grad_enabled = True
+
+class _State(threading.local):
+    grad_enabled = True  # the default every new thread sees
+
+
+_state = _State()
+
+
+def __getattr__(name: str):
+    if name == "grad_enabled":
+        return _state.grad_enabled
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_grad_enabled() -> bool:
-    """True when ops record a graph (as ``torch.is_grad_enabled``)."""
-    return grad_enabled
+    """True when ops record a graph in this thread (as ``torch.is_grad_enabled``)."""
+    return _state.grad_enabled
+
+
+def _set(enabled: bool) -> None:
+    _state.grad_enabled = enabled
 
 
 class _Switch:
@@ -22,25 +43,63 @@ class _Switch:
     mode = True
 
     def __enter__(self) -> None:
-        global grad_enabled
-        self.prev = grad_enabled
-        grad_enabled = self.mode
+        self.prev = _state.grad_enabled
+        _state.grad_enabled = self.mode
 
     def __exit__(self, *exc) -> None:
-        global grad_enabled
-        grad_enabled = self.prev
+        _state.grad_enabled = self.prev
 
     def __call__(self, fn):
         mode = self.mode
+        if inspect.isgeneratorfunction(fn):
+            return _wrap_generator(fn, mode)
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            switch = _Switch()  # one per call: recursion and nesting keep their own previous mode
-            switch.mode = mode
-            with switch:
+            prev = _state.grad_enabled  # per call: recursion and nesting keep their own previous mode
+            _state.grad_enabled = mode
+            try:
                 return fn(*args, **kwargs)
+            finally:
+                _state.grad_enabled = prev
 
         return wrapper
+
+
+def _wrap_generator(fn, mode: bool):
+    """A decorated generator runs its body under ``mode`` at every resumption, as torch's.
+
+    The caller's mode is restored each time the generator yields, so the mode never leaks
+    into the code that iterates it.
+    """
+
+    def under_mode(step, *args):
+        prev = _state.grad_enabled
+        _state.grad_enabled = mode
+        try:
+            return step(*args)
+        finally:
+            _state.grad_enabled = prev
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        gen = fn(*args, **kwargs)
+        try:
+            request = under_mode(gen.send, None)
+            while True:
+                try:
+                    value = yield request
+                except GeneratorExit:
+                    gen.close()
+                    raise
+                except BaseException as err:  # thrown in by the caller: delivered under the mode too
+                    request = under_mode(gen.throw, err)
+                else:
+                    request = under_mode(gen.send, value)
+        except StopIteration as stop:
+            return stop.value
+
+    return wrapper
 
 
 class _NoArgSwitch(_Switch):
@@ -74,15 +133,13 @@ class set_grad_enabled(_Switch):
     """
 
     def __init__(self, mode: bool) -> None:
-        global grad_enabled
-        self.prev = grad_enabled
+        self.prev = _state.grad_enabled
         self.mode = bool(mode)
-        grad_enabled = self.mode
+        _state.grad_enabled = self.mode
 
     def __enter__(self) -> None:
         return None
 
     def __call__(self, fn):
-        global grad_enabled
-        grad_enabled = self.prev  # used as a decorator: undo the switch made by the constructor
+        _state.grad_enabled = self.prev  # used as a decorator: undo the switch made by the constructor
         return super().__call__(fn)

@@ -6,6 +6,7 @@ import torch
 
 from neuronix.ops import compare, indexing, linalg, movement
 from neuronix.ops import elementwise as ew
+from neuronix.ops.inplace import install_inplace_methods
 from neuronix.ops.registry import METHODS
 from neuronix.tensor import Tensor
 
@@ -94,3 +95,4 @@ def install_tensor_methods() -> None:
     Tensor.T = property(movement.T, doc=movement.T.__doc__)
     Tensor.mT = property(movement.mT, doc=movement.mT.__doc__)
     Tensor.__hash__ = object.__hash__
+    install_inplace_methods()  # after the methods: the in-place ones are derived from them

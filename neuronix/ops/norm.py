@@ -1,14 +1,12 @@
 """Normalisation: batch norm (train and eval), layer norm, group norm.
 
 Forwards are torch's ``native_*_norm`` kernels (batch norm updates the running
-statistics in place, exactly as torch). VJPs take one of two paths:
-
-* not recording (plain ``backward``): torch's fused ``native_*_norm_backward`` kernel,
-  called once per node for all three gradients (the first VJP stores the others in the
-  node's ``aux``, the later VJPs pick them up);
-* recording (``create_graph=True``): the same gradient written in neuronix ops from the
-  textbook formula  dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),
-  with mean and rstd recomputed from ``x`` so that second derivatives flow through them.
+statistics in place, exactly as torch). The rules are the textbook gradients written in
+neuronix ops,  dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  with mean and
+rstd recomputed from ``x`` so that second derivatives flow through them. Each op also declares
+torch's ``native_*_norm_backward`` as its fused kernel (all three gradients in one call); the
+engine chooses between them (``defop(fused=...)``), so no rule here tests the grad mode and no
+gradient is ever kept on a node.
 """
 
 from __future__ import annotations
@@ -17,7 +15,6 @@ import math
 
 import torch
 
-from neuronix.autograd import mode
 from neuronix.ops.registry import apply, defop
 from neuronix.tensor import Tensor
 
@@ -26,25 +23,6 @@ _aten = torch.ops.aten
 
 def _raw(t):
     return None if t is None else t.data
-
-
-def _fused_grad(aux: dict, i: int, run, composite) -> Tensor:
-    """Gradient ``i`` of a fused backward kernel; one kernel call serves all VJPs of a node.
-
-    When recording (``create_graph=True``) the value is still the kernel's, so first derivatives
-    agree with torch to the last bit, while the graph is that of ``composite()``:
-    ``composite + (fused - composite)`` with the bracket a constant.
-    """
-    grads = aux.get("grads")
-    if grads is None or grads[i] is None:
-        grads = list(run())
-    value = grads[i]
-    grads[i] = None  # consumed: a later backward (retain_graph) recomputes
-    aux["grads"] = grads
-    if not mode.grad_enabled:
-        return Tensor._make(value, None)
-    differentiable = composite()
-    return differentiable + (value - differentiable.data)
 
 
 def _normalize(x, dims, eps):
@@ -80,9 +58,13 @@ def _bn_forward(x, w, b, running_mean, running_var, training, momentum, eps):
     return out, {"mean": mean, "rstd": rstd}
 
 
-def _bn_fused(g, x, w, aux, eps):
-    mask = [True, w is not None, True]
-    return _aten.native_batch_norm_backward(g.data, x.data, _raw(w), None, None, aux["mean"], aux["rstd"], True, eps, mask)
+def _bn_fused(g, out, x, w, b, rm, rv, *, needs, aux, training, momentum, eps):
+    if not training:
+        return (None,) * 5  # eval: the rules are one multiplication each
+    mask = [needs[0], needs[1] and w is not None, needs[2]]
+    grads = _aten.native_batch_norm_backward(g.data, x.data, _raw(w), None, None, aux["mean"], aux["rstd"], True, eps,
+                                             mask)
+    return (*grads, None, None)
 
 
 def _bn_stats(x, aux, training, eps):
@@ -108,24 +90,15 @@ def _bn_weight_composite(g, x, aux, training, eps):
 
 
 def _bn_input_grad(g, out, x, w, b, rm, rv, aux, training, momentum, eps):
-    composite = lambda: _bn_input_composite(g, x, w, aux, training, eps)
-    if training:
-        return _fused_grad(aux, 0, lambda: _bn_fused(g, x, w, aux, eps), composite)
-    return composite()
+    return _bn_input_composite(g, x, w, aux, training, eps)
 
 
 def _bn_weight_grad(g, out, x, w, b, rm, rv, aux, training, momentum, eps):
-    composite = lambda: _bn_weight_composite(g, x, aux, training, eps)
-    if training:
-        return _fused_grad(aux, 1, lambda: _bn_fused(g, x, w, aux, eps), composite)
-    return composite()
+    return _bn_weight_composite(g, x, aux, training, eps)
 
 
 def _bn_bias_grad(g, out, x, w, b, rm, rv, aux, training, momentum, eps):
-    composite = lambda: g.sum(_channel_dims(g.ndim))
-    if training:
-        return _fused_grad(aux, 2, lambda: _bn_fused(g, x, w, aux, eps), composite)
-    return composite()
+    return g.sum(_channel_dims(g.ndim))
 
 
 BATCH_NORM = defop(
@@ -139,6 +112,7 @@ BATCH_NORM = defop(
     saves=(0, 1),
     aux=True,
     torch_ref=_aten.native_batch_norm,
+    fused=_bn_fused,
 )
 
 
@@ -153,8 +127,8 @@ def _ln_forward(x, w, b, normalized_shape, eps):
     return out, {"mean": mean, "rstd": rstd}
 
 
-def _ln_fused(g, x, w, b, aux, normalized_shape):
-    mask = [True, w is not None, b is not None]
+def _ln_fused(g, out, x, w, b, *, needs, aux, normalized_shape, eps):
+    mask = [needs[0], needs[1] and w is not None, needs[2] and b is not None]
     return _aten.native_layer_norm_backward(g.data, x.data, normalized_shape, aux["mean"], aux["rstd"], _raw(w), _raw(b),
                                             mask)
 
@@ -176,19 +150,16 @@ def _ln_weight_composite(g, x, normalized_shape, eps):
 
 
 def _ln_input_grad(g, out, x, w, b, aux, normalized_shape, eps):
-    return _fused_grad(aux, 0, lambda: _ln_fused(g, x, w, b, aux, normalized_shape),
-                       lambda: _ln_input_composite(g, x, w, normalized_shape, eps))
+    return _ln_input_composite(g, x, w, normalized_shape, eps)
 
 
 def _ln_weight_grad(g, out, x, w, b, aux, normalized_shape, eps):
-    return _fused_grad(aux, 1, lambda: _ln_fused(g, x, w, b, aux, normalized_shape),
-                       lambda: _ln_weight_composite(g, x, normalized_shape, eps))
+    return _ln_weight_composite(g, x, normalized_shape, eps)
 
 
 def _ln_bias_grad(g, out, x, w, b, aux, normalized_shape, eps):
     leading = tuple(range(g.ndim - len(normalized_shape)))
-    return _fused_grad(aux, 2, lambda: _ln_fused(g, x, w, b, aux, normalized_shape),
-                       lambda: g.sum(leading) if leading else g)
+    return g.sum(leading) if leading else g
 
 
 LAYER_NORM = defop(
@@ -200,6 +171,7 @@ LAYER_NORM = defop(
     saves=None,
     aux=True,
     torch_ref=_aten.native_layer_norm,
+    fused=_ln_fused,
 )
 
 
@@ -225,13 +197,14 @@ def _layout(x, g=None):
     return x.contiguous(memory_format=layout) if g is None else g.contiguous(memory_format=layout)
 
 
-def _gn_fused(g, x, w, aux, groups):
+def _gn_fused(g, out, x, w, b, *, needs, aux, groups, eps):
+    if w is None:
+        return (None,) * 3  # the kernel computes the bias gradient only with a weight: the rules are as fast
     n, c = x.shape[0], x.shape[1]
-    mask = [True, w is not None, w is not None]  # the kernel computes the bias gradient only with a weight
+    mask = [needs[0], needs[1], needs[2]]
     g, x = _layout(x.data, g.data), _layout(x.data)
-    w = None if w is None else w.data.contiguous()
-    return _aten.native_group_norm_backward(g, x, aux["mean"], aux["rstd"], w, n, c, math.prod(x.shape[2:]), groups,
-                                            mask)
+    return _aten.native_group_norm_backward(g, x, aux["mean"], aux["rstd"], w.data.contiguous(), n, c,
+                                            math.prod(x.shape[2:]), groups, mask)
 
 
 def _gn_normalized(x, groups, eps):
@@ -252,17 +225,15 @@ def _gn_weight_composite(g, x, groups, eps):
 
 
 def _gn_input_grad(g, out, x, w, b, aux, groups, eps):
-    return _fused_grad(aux, 0, lambda: _gn_fused(g, x, w, aux, groups), lambda: _gn_input_composite(g, x, w, groups, eps))
+    return _gn_input_composite(g, x, w, groups, eps)
 
 
 def _gn_weight_grad(g, out, x, w, b, aux, groups, eps):
-    return _fused_grad(aux, 1, lambda: _gn_fused(g, x, w, aux, groups), lambda: _gn_weight_composite(g, x, groups, eps))
+    return _gn_weight_composite(g, x, groups, eps)
 
 
 def _gn_bias_grad(g, out, x, w, b, aux, groups, eps):
-    if w is None:
-        return g.sum(_channel_dims(g.ndim))
-    return _fused_grad(aux, 2, lambda: _gn_fused(g, x, w, aux, groups), lambda: g.sum(_channel_dims(g.ndim)))
+    return g.sum(_channel_dims(g.ndim))
 
 
 GROUP_NORM = defop(
@@ -274,6 +245,7 @@ GROUP_NORM = defop(
     saves=(0, 1),
     aux=True,
     torch_ref=_aten.native_group_norm,
+    fused=_gn_fused,
 )
 
 

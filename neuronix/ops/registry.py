@@ -17,8 +17,8 @@ from collections.abc import Callable
 
 import torch
 
-from neuronix.autograd import mode
 from neuronix.autograd.graph import Node, _active_graphs
+from neuronix.autograd.mode import _state as _grad_mode
 from neuronix.tensor import Tensor
 
 ALL = None  # ``saves=ALL``: the VJPs read every input
@@ -27,9 +27,10 @@ ALL = None  # ``saves=ALL``: the VJPs read every input
 class OpSpec:
     """A differentiable primitive: forward kernel, per-input VJPs and what they read."""
 
-    __slots__ = ("name", "forward", "vjps", "saves", "saves_out", "aux", "torch_ref")
+    __slots__ = ("name", "forward", "vjps", "saves", "saves_out", "aux", "torch_ref", "fused")
 
-    def __init__(self, name, forward, vjps, saves, saves_out, aux, torch_ref):
+    def __init__(self, name, forward, vjps, saves, saves_out, aux, torch_ref, fused=None):
+        self.fused = fused
         self.name = name
         self.forward = forward
         self.vjps = vjps
@@ -55,6 +56,7 @@ def defop(
     saves_out: bool = False,
     aux: bool = False,
     torch_ref: Callable | None = None,
+    fused: Callable | None = None,
 ) -> OpSpec:
     """Register a primitive. ``vjps[i](g, out, *inputs, **attrs)`` is the gradient for input i.
 
@@ -62,10 +64,16 @@ def defop(
     ``inputs`` the op's positional inputs (``None`` for those not in ``saves``). With
     ``aux=True`` the forward returns ``(out, aux)``; ``aux`` (raw, non-differentiable: indices,
     masks, statistics) is passed to the VJPs as the keyword ``aux``.
+
+    ``fused(g, out, *inputs, needs=..., **attrs)`` optionally computes the gradients of several
+    inputs with one kernel: it returns one raw ``torch.Tensor`` (or ``None``) per input, for the
+    inputs whose ``needs[i]`` is true. The VJPs stay the definition (differentiable, used under
+    ``create_graph``); the engine alone decides when the kernel runs, and nothing it returns
+    outlives the one backward step that asked for it.
     """
     if name in OPS:
         raise ValueError(f"op {name!r} is registered twice")
-    spec = OpSpec(name, forward, vjps, saves, saves_out, aux, torch_ref or forward)
+    spec = OpSpec(name, forward, vjps, saves, saves_out, aux, torch_ref or forward, fused)
     OPS[name] = spec
     return spec
 
@@ -122,6 +130,23 @@ _FORWARD_ERRORS = (RuntimeError, ValueError, TypeError, IndexError)
 _new = object.__new__
 
 
+def _no_rule_error(spec: OpSpec, i: int, arg: Tensor) -> RuntimeError:
+    """An input that requires grad where the op has no gradient rule (a VJP of ``None``)."""
+    import inspect
+
+    try:
+        params = [p.name for p in inspect.signature(spec.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):  # a builtin kernel: no inspectable signature
+        params = []
+    name = f" {params[i]!r}" if i < len(params) else ""
+    return RuntimeError(
+        f"neuronix.{spec.name}: input {i}{name} ({_describe((arg,))}) requires grad, but {spec.name} is not "
+        f"differentiable with respect to it (as in torch, this input cannot have requires_grad=True); "
+        f"pass it detached (.detach()) or create it under nx.no_grad()"
+    )
+
+
 def apply(spec: OpSpec, *args, **attrs):
     """Run ``spec``'s forward on the raw values of ``args`` and, if recording, a ``Node``.
 
@@ -142,31 +167,106 @@ def apply(spec: OpSpec, *args, **attrs):
         out = spec.forward(*raws, **attrs) if attrs else spec.forward(*raws)
     except _FORWARD_ERRORS as err:
         raise op_error(spec.name, args, attrs, err) from err
+    except (AssertionError, NotImplementedError) as err:  # torch's "device not available" errors
+        from neuronix.factories import device_error  # cold path; the factories import this module
+
+        raise device_error(f"neuronix.{spec.name}({_describe(args)}{f', {attrs}' if attrs else ''})", err) from err
     if spec.aux:
         out, attrs["aux"] = out
     node = None
-    if mode.grad_enabled:
+    recording = _grad_mode.grad_enabled
+    if recording:
         edges = None
         i = 0
         for a in args:
-            if isinstance(a, Tensor) and a.requires_grad:
-                if edges is None:
-                    edges = [None] * n
-                edges[i] = a.grad_fn or a
+            if isinstance(a, Tensor):
+                view = a._view
+                if view is not None and a.data._version != view[4]:
+                    refresh_view(a)
+                if a.requires_grad:
+                    if edges is None:
+                        edges = [None] * n
+                        rules = spec.vjps
+                    try:
+                        rule = rules[i]
+                    except IndexError:
+                        rule = None
+                    if rule is None:  # torch rejects such an input here, at forward, not at backward
+                        raise _no_rule_error(spec, i, a)
+                    edges[i] = a.grad_fn or a
             i += 1
         if edges is not None:
             node = _record(spec, edges, raws, out, attrs)
     result = _new(Tensor)
     result.data = out
-    result.grad = None
+    result._grad = None
     result.requires_grad = node is not None
     result.grad_fn = node
     result._hooks = None
+    base = out._base
+    if base is not None and n and not spec.aux and isinstance(args[0], Tensor):
+        src = raws[0]
+        result._view = (args[0], spec, args[1:], attrs, out._version, recording) if base is src or base is src._base \
+            else None
+    else:
+        result._view = None
     return (result, attrs["aux"]) if spec.aux else result
 
 
+def refresh_view(view: Tensor) -> None:
+    """Give a view the history of its base's latest in-place change (torch regenerates it the same way).
+
+    ``Tensor._view`` of a view is ``(base, view op, its other args, its attrs, version seen, made
+    while recording)``. A view's ``grad_fn`` is the view op applied to its base's history when the
+    view was made; an in-place change of the base or of a sibling view bumps the shared version
+    counter, after which the view's value comes from the new history, so ``grad_fn`` is rebuilt.
+    """
+    base, spec, rest, attrs, seen, recorded = view._view
+    if view.data._version == seen or not recorded:
+        return
+    if base._view is not None:
+        refresh_view(base)
+    if base.requires_grad and _grad_mode.grad_enabled:
+        view.grad_fn = apply(spec, base, *rest, **attrs).grad_fn
+        view.requires_grad = True
+    view._view = (base, spec, rest, attrs, view.data._version, recorded)
+
+
+def record(spec: OpSpec, args: tuple, out: torch.Tensor, attrs: dict) -> Node | None:
+    """A ``Node`` for an output computed elsewhere (an in-place update wrote ``out``), or None."""
+    if not _grad_mode.grad_enabled:
+        return None
+    edges = [(a.grad_fn or a) if isinstance(a, Tensor) and a.requires_grad else None for a in args]
+    if not any(e is not None for e in edges):
+        return None
+    raws = [a.data if isinstance(a, Tensor) else a for a in args]
+    return _record(spec, edges, raws, out, attrs)
+
+
+def _attr_tensors(value, found: list) -> None:
+    """Every torch tensor inside an attribute (index tuples, masks): the VJPs read them too."""
+    if isinstance(value, torch.Tensor):
+        found.append(value)
+    elif isinstance(value, (tuple, list)):
+        for v in value:
+            _attr_tensors(v, found)
+    elif isinstance(value, dict):
+        for v in value.values():
+            _attr_tensors(v, found)
+
+
 def _record(spec: OpSpec, edges: list, raws: list, out, attrs: dict) -> Node:
-    """A new ``Node`` keeping what the VJPs read: raw values and their version counters."""
+    """A new ``Node`` keeping what the VJPs read: raw values and their version counters.
+
+    Index and mask tensors passed as attributes are version-checked like saved inputs: an
+    in-place change to ``idx`` after ``x[idx]`` would otherwise change the gradient silently.
+    """
+    if out.dtype.is_complex:
+        raise RuntimeError(
+            f"neuronix.{spec.name}: the result is complex ({out.dtype}, shape {tuple(out.shape)}) and an input "
+            "requires grad; Neuronix autograd supports real floating-point dtypes only (complex gradients follow "
+            "torch's conjugate convention, which Neuronix does not implement): compute on .real/.imag parts or detach"
+        )
     saves = spec.saves
     versions = None
     if saves is None:
@@ -194,12 +294,21 @@ def _record(spec: OpSpec, edges: list, raws: list, out, attrs: dict) -> Node:
         if versions is None:
             versions = [None] * len(raws)
         versions.append(out._version)
+    checked = None
+    if attrs:
+        found: list = []
+        for key, value in attrs.items():
+            if key != "aux":  # aux is the forward's own product, never visible to the caller before this
+                _attr_tensors(value, found)
+        if found:
+            checked = tuple((t, t._version) for t in found)
     node = _new(Node)  # Node.__init__ inlined: this runs once per recorded op
     node.spec = spec
     node.edges = edges
     node.saved = saved
     node.saved_out = saved_out
     node.versions = versions
+    node.checked = checked
     node.attrs = attrs
     node.shape = out.shape
     node.dtype = out.dtype

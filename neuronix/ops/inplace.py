@@ -1,0 +1,253 @@
+"""In-place ops (``add_``, ``x += 1``, ``x[i] = v``, ``copy_``, ...) recorded as torch records them.
+
+One mechanism serves every in-place method: when nothing needs a gradient (recording off, or
+no input requires grad) it is torch's own in-place kernel on ``.data``. Otherwise it is the
+registered out-of-place twin (``add_`` -> ``add``) applied to the tensor's current value, the
+result is written into the tensor's storage (so every alias and view sees it and its version
+counter moves, as torch's), and the tensor's history moves onto the twin's node:
+
+* the twin reads a copy of the old value, so a saved pre-update value never changes under it;
+  a node that saved the tensor *before* the update still sees the version move and raises at
+  backward, exactly where torch raises;
+* a view's update becomes its base's history too: the base gets a ``copy_slices`` node (the
+  old base with the view's region replaced; torch's ``CopySlices``), recursively up a chain of
+  views, and other views of the base rebuild their ``grad_fn`` when next used
+  (``registry.refresh_view``);
+* torch's errors are kept: a leaf that requires grad, a view of one, and a view created
+  under ``no_grad`` modified with recording on.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from neuronix.autograd.mode import _state as _grad_mode
+from neuronix.ops.indexing import getitem, raw_index
+from neuronix.ops.registry import METHODS, apply, defop, record
+from neuronix.tensor import Tensor
+
+
+def _raw(x):
+    return x.data if isinstance(x, Tensor) else x
+
+
+def _zeros(g):
+    return Tensor._make(torch.zeros_like(g.data), None)
+
+
+# ----- the two ops in-place updates need -----------------------------------------------
+def _copy_forward(x, src):
+    return torch.as_tensor(src, device=x.device).to(dtype=x.dtype, device=x.device).expand(x.shape).clone()
+
+
+def _copy_source_grad(g, out, x, src):
+    if not isinstance(src, Tensor):
+        return None
+    return g if g.device == src.device else g.to(src.device)
+
+
+# ``x.copy_(src)`` / ``fill_`` / ``zero_`` out of place: the old value gets a zero gradient (it is overwritten).
+_COPY = defop("copy", _copy_forward, lambda g, out, x, src: _zeros(g), _copy_source_grad, saves=(1,),
+              torch_ref=lambda x, src: x.clone().copy_(src))
+
+
+def _copy_slices_forward(base, value, *, view):
+    spec, rest, attrs = view
+    out = base.clone()
+    region = spec.forward(out, *map(_raw, rest), **attrs)
+    region.copy_(value) if isinstance(value, torch.Tensor) else region.fill_(value)
+    return out
+
+
+# torch's CopySlices: the base with one view's region replaced by ``value``.
+COPY_SLICES = defop(
+    "copy_slices",
+    _copy_slices_forward,
+    lambda g, out, base, value, view: apply(COPY_SLICES, g, 0.0, view=view),
+    lambda g, out, base, value, view: apply(view[0], g, *view[1], **view[2]),
+    saves=(),
+    torch_ref=None,
+)
+
+
+def _index_put_forward(x, value, index):
+    out = x.clone()
+    out[index] = value
+    return out
+
+
+# ``x[index] = value`` out of place (the twin of ``__setitem__``).
+_INDEX_PUT = defop(
+    "index_put",
+    _index_put_forward,
+    lambda g, out, x, value, index: apply(_INDEX_PUT, g, 0.0, index=index),
+    lambda g, out, x, value, index: getitem(g, index) if isinstance(value, Tensor) else None,
+    saves=(1,),
+    torch_ref=lambda x, value, index: x.index_put((index,) if not isinstance(index, tuple) else index, value),
+)
+
+
+def _copy_twin(self, src, non_blocking: bool = False):
+    return apply(_COPY, self, src)
+
+
+def _fill_twin(self, value):
+    return apply(_COPY, self, value)
+
+
+def _zero_twin(self):
+    return apply(_COPY, self, 0)
+
+
+def _setitem_twin(self, index, value):
+    return apply(_INDEX_PUT, self, value, index=raw_index(index))
+
+
+# ----- the mechanism ---------------------------------------------------------------------
+def _requires_grad(values) -> bool:
+    for v in values:
+        if isinstance(v, Tensor) and v.requires_grad:
+            return True
+        if isinstance(v, (list, tuple)) and _requires_grad(v):
+            return True
+    return False
+
+
+def _check_allowed(self: Tensor, name: str, args, kwargs) -> None:
+    """torch's refusals, with the op named."""
+    if self.requires_grad and self.grad_fn is None:
+        raise RuntimeError(
+            f"{name}: a leaf Variable that requires grad is being used in an in-place operation "
+            f"(shape {tuple(self.shape)}, dtype {self.dtype}); wrap the update in nx.no_grad() if it is an "
+            "optimizer-style update, or operate on a clone"
+        )
+    view = self._view
+    while view is not None:
+        base, recorded = view[0], view[5]
+        if not recorded:
+            raise RuntimeError(
+                f"{name}: A view was created in no_grad mode and is being modified inplace with grad mode enabled "
+                f"(view shape {tuple(self.shape)}, base shape {tuple(base.shape)}). Move both the view and the "
+                "in-place op inside the no_grad block (not tracked) or both outside it (tracked)"
+            )
+        if base.requires_grad and base.grad_fn is None:
+            raise RuntimeError(
+                f"{name}: a view of a leaf Variable that requires grad is being used in an in-place operation "
+                f"(view shape {tuple(self.shape)}, leaf shape {tuple(base.shape)}); modify a clone of the leaf, "
+                "or the leaf itself under nx.no_grad()"
+            )
+        view = base._view
+
+
+def _no_grad_view_of_graph(t: Tensor) -> bool:
+    """A view made under ``no_grad`` of a tensor that requires grad (torch's view would require grad too)."""
+    view = t._view
+    return view is not None and not view[5] and view[0].requires_grad
+
+
+def _rebase(view_tensor: Tensor, value: Tensor) -> None:
+    """Make a view's in-place update part of its base's history (and its base's base's, ...)."""
+    base, spec, rest, attrs, _, recorded = view_tensor._view
+    node = record(COPY_SLICES, (base, value), base.data, {"view": (spec, rest, attrs)})
+    if base._view is not None:
+        _rebase(base, Tensor._make(base.data, node))
+    else:
+        base.grad_fn = node
+        base.requires_grad = node is not None
+    if base.requires_grad:
+        view_tensor.grad_fn = apply(spec, base, *rest, **attrs).grad_fn
+        view_tensor.requires_grad = True
+    view_tensor._view = (base, spec, rest, attrs, view_tensor.data._version, recorded)
+
+
+def _recorded(self: Tensor, name: str, twin, args, kwargs) -> Tensor:
+    _check_allowed(self, name, args, kwargs)
+    if twin is None:
+        raise RuntimeError(
+            f"{name}: this in-place op has no differentiable twin in Neuronix and an input requires grad "
+            f"(shape {tuple(self.shape)}, dtype {self.dtype}); run it under nx.no_grad() or on detached tensors"
+        )
+    old = Tensor._make(self.data.clone(), self.grad_fn if self.requires_grad else None)
+    old.requires_grad = self.requires_grad
+    result = twin(old, *args, **kwargs)
+    if result.shape != self.shape:
+        raise RuntimeError(
+            f"{name}: output with shape {tuple(self.shape)} doesn't match the broadcast shape {tuple(result.shape)}; "
+            "an in-place op cannot change its tensor's shape"
+        )
+    if result.dtype != self.dtype:
+        if not torch.can_cast(result.dtype, self.dtype):
+            raise RuntimeError(
+                f"{name}: result type {result.dtype} can't be cast to the desired output type {self.dtype}"
+            )
+        result = result.to(self.dtype)
+    self.data.copy_(result.data)
+    node = result.grad_fn
+    if node is not None and node.saved_out is result.data:
+        # the op saved its output: keep the tensor itself, so a later in-place change is caught as in torch
+        node.saved_out = self.data
+        node.versions[-1] = self.data._version
+    if self._view is not None:
+        _rebase(self, result)
+    else:
+        self.grad_fn = node
+        self.requires_grad = node is not None
+    return self
+
+
+def make_inplace(name: str, twin):
+    """The in-place method ``name`` (torch's in-place kernel on ``.data``, or recorded through ``twin``)."""
+    torch_name = name
+
+    def method(self, *args, **kwargs):
+        view = self._view
+        if view is not None and self.data._version != view[4]:
+            from neuronix.ops.registry import refresh_view
+
+            refresh_view(self)
+        if _grad_mode.grad_enabled and (self.requires_grad or _requires_grad(args) or _requires_grad(kwargs.values())
+                                        or _no_grad_view_of_graph(self)):
+            return _recorded(self, name, twin, args, kwargs)
+        getattr(self.data, torch_name)(*(_raw(a) for a in args), **{k: _raw(v) for k, v in kwargs.items()})
+        return self
+
+    method.__name__ = name
+    method.__doc__ = f"In place, as ``torch.Tensor.{name}``; recorded in the graph when a gradient is needed."
+    return method
+
+
+def _setitem(self, index, value) -> None:
+    view = self._view
+    if view is not None and self.data._version != view[4]:
+        from neuronix.ops.registry import refresh_view
+
+        refresh_view(self)
+    if _grad_mode.grad_enabled and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
+                                    or _no_grad_view_of_graph(self)):
+        _recorded(self, "__setitem__", _setitem_twin, (index, value), {})
+        return
+    self.data[raw_index(index)] = _raw(value)
+
+
+# Python's augmented assignments, as torch.Tensor defines them.
+_AUGMENTED = {
+    "__iadd__": "add_", "__isub__": "sub_", "__imul__": "mul_", "__itruediv__": "div_", "__ifloordiv__": "floor_divide_",
+    "__imod__": "remainder_", "__ipow__": "pow_", "__iand__": "bitwise_and_", "__ior__": "bitwise_or_",
+    "__ixor__": "bitwise_xor_", "__ilshift__": "bitwise_left_shift_", "__irshift__": "bitwise_right_shift_",
+}
+
+
+def install_inplace_methods() -> None:
+    """Every ``<name>_`` torch has for a public ``<name>`` method, plus copy_/fill_/zero_, ``[]=`` and ``+=``."""
+    twins = {"copy_": _copy_twin, "fill_": _fill_twin, "zero_": _zero_twin}
+    for name, fn in METHODS.items():
+        if hasattr(torch.Tensor, name + "_") and not name.startswith("_"):
+            twins[name + "_"] = fn
+    for name in _AUGMENTED.values():
+        twins.setdefault(name, None)  # no differentiable twin: torch's kernel when nothing needs a gradient
+    methods = {name: make_inplace(name, twin) for name, twin in twins.items()}
+    for name, method in methods.items():
+        setattr(Tensor, name, method)
+    for dunder, name in _AUGMENTED.items():
+        setattr(Tensor, dunder, methods[name])
+    Tensor.__setitem__ = _setitem
