@@ -93,15 +93,18 @@ def _reduction(op: str, size_average, reduce, reduction: str, extra: tuple = ())
 
 # ----- linear and convolutions ------------------------------------------------------------------
 def linear(input, weight, bias=None):
-    """``y = input @ weight.T + bias`` (``torch.nn.functional.linear``)."""
-    features = weight.shape[-1]
-    if input.ndim == 0 or input.shape[-1] != features:
+    """``y = input @ weight.T + bias`` (``torch.nn.functional.linear``); a 1-D ``weight`` gives one output
+    with the feature dim dropped, and ``bias`` may be any shape that broadcasts with the product, as torch."""
+    if input.ndim and weight.ndim and input.shape[-1] != weight.shape[-1]:
         raise RuntimeError(
-            f"linear: input of shape {_shape(input)} has {input.shape[-1] if input.ndim else 0} features in its last "
-            f"dim, but weight of shape {_shape(weight)} expects {features} (in_features)"
+            f"linear: input of shape {_shape(input)} has {input.shape[-1]} features in its last dim, but weight of "
+            f"shape {_shape(weight)} expects {weight.shape[-1]} (in_features)"
         )
-    if bias is not None and _shape(bias) not in ((), (weight.shape[0] if weight.ndim == 2 else 1,), (1,)):
-        raise RuntimeError(f"linear: bias of shape {_shape(bias)} does not match out_features={weight.shape[0]}")
+    if input.ndim == 1 and weight.ndim == 2 and bias is not None and bias.ndim == 2:
+        # torch adds the bias to the input as one row, (1, out), then drops that row: a (1, out) bias
+        # gives an (out,) result, so its gradient must gain the row back
+        return _linear.linear(input.unsqueeze(0), weight, bias).squeeze(0)
+    # every other shape rule (weight rank, bias broadcasting) is torch's kernel's, reported by the op
     return _linear.linear(input, weight, bias)
 
 
@@ -538,7 +541,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     reduction = _reduction("nll_loss", size_average, reduce, reduction)
     t = _check_class_target("nll_loss", input, target, weight, ignore_index)
     try:
-        return _loss.nll_loss(input, t, _raw(weight), reduction, int(ignore_index))
+        # weight goes in as given: a weight that requires grad is rejected by the op, as torch does
+        return _loss.nll_loss(input, t, weight, reduction, int(ignore_index))
     except IndexError:
         _check_class_range("nll_loss", input, t, ignore_index)
         raise
@@ -562,7 +566,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         return _loss.cross_entropy(_nx(input), _nx(target), _nx(weight), ignore_index, reduction, float(label_smoothing))
     t = _check_class_target("cross_entropy", input, target, weight, ignore_index)
     try:
-        return _loss.cross_entropy(_nx(input), t, _raw(weight), int(ignore_index), reduction, float(label_smoothing))
+        return _loss.cross_entropy(_nx(input), t, weight, int(ignore_index), reduction, float(label_smoothing))
     except IndexError:
         _check_class_range("cross_entropy", input, t, ignore_index)
         raise

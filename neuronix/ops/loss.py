@@ -11,6 +11,8 @@ scatter is ``nll_loss`` itself, so the pair closes under differentiation.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -28,12 +30,22 @@ def _nll_forward(x, target, weight, reduction, ignore_index, shape, class_dim):
     return F.nll_loss(x, target, weight, ignore_index=ignore_index, reduction=reduction)
 
 
+def _target_weights(weight, safe, valid):
+    """``weight[t]`` per target, 0 where ignored. With zero classes every target is ignored (the forward
+    rejects any other), and there is no ``weight[0]`` to stand in for them."""
+    if weight.numel() == 0:
+        return torch.zeros(safe.shape, dtype=weight.dtype, device=weight.device)
+    return weight[safe] * valid
+
+
 def _nll_coefficients(target, weight, reduction, ignore_index, dtype):
     """Per-target factors ``w[t]`` (0 where ignored), divided by their sum for 'mean'."""
     valid = target != ignore_index
     safe = torch.where(valid, target, 0)
-    coef = weight[safe].to(dtype) if weight is not None else torch.ones(target.shape, dtype=dtype, device=target.device)
-    coef = coef * valid
+    if weight is None:
+        coef = torch.ones(target.shape, dtype=dtype, device=target.device) * valid
+    else:
+        coef = _target_weights(weight, safe, valid).to(dtype)
     if reduction == "mean":
         coef = torch.where(valid, coef / coef.sum(), 0.0)  # all ignored: zero gradient, as torch
     return safe, coef
@@ -46,7 +58,7 @@ def _nll_backward_forward(g, target, weight, reduction, ignore_index, shape, cla
     if len(shape) <= 2:  # (C,) or (N, C): torch's fused kernel, one call instead of a scatter chain
         if reduction == "mean":
             valid = target != ignore_index
-            total = valid.sum() if weight is None else (weight[target.masked_fill(~valid, 0)] * valid).sum()
+            total = valid.sum() if weight is None else _target_weights(weight, target.masked_fill(~valid, 0), valid).sum()
             total = total.to(g.dtype)
         else:
             total = g.new_zeros(())
@@ -127,12 +139,12 @@ def cross_entropy(x, target, weight, ignore_index: int, reduction: str, label_sm
         # every target ignored: torch's loss is nan (from the nll term) but its gradient is zero, so the
         # smoothing term must not divide by zero (0/0 would put nan into the gradient)
         uniform = smooth.sum() / torch.where(total == 0, torch.ones_like(total), total)
-    return loss * (1 - label_smoothing) + uniform * (label_smoothing / classes)
+    return loss * (1 - label_smoothing) + uniform * _ratio(label_smoothing, classes)
 
 
 def _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim, classes):
     if label_smoothing > 0.0:
-        target = target * (1 - label_smoothing) + label_smoothing / classes
+        target = target * (1 - label_smoothing) + _ratio(label_smoothing, classes)
     terms = logp * target
     if weight is not None:
         terms = terms * _class_view(weight, logp.ndim, class_dim)
@@ -140,7 +152,14 @@ def _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothin
         return -terms.sum(class_dim)
     if reduction == "sum":
         return -terms.sum()
-    return -terms.sum() / (logp.numel() // classes)
+    return -terms.sum() / _ratio(logp.numel(), classes)
+
+
+def _ratio(a: float, b: int) -> float:
+    """``a / b`` as torch's float math gives it: inf or nan for ``b == 0`` (zero classes), not ZeroDivisionError."""
+    if b:
+        return a / b
+    return math.nan if a == 0 else math.copysign(math.inf, a)
 
 
 def _bce_input_grad(g, out, x, target, weight):
