@@ -37,13 +37,6 @@ EXEMPT: dict[str, str] = {
     **_same_reason("engine hook; tested in tests/", "Tensor.register_hook", "Tensor.retain_grad"),
     "Tensor.requires_grad_": "autograd flag",
     **_same_reason("leaves the graph by definition", "Tensor.detach", "Tensor.detach_"),
-    # in-place updates of .data outside the graph (optimizer steps): checked by the optimizer trajectories
-    **_same_reason(
-        "in-place, outside the graph",
-        "Tensor.zero_", "Tensor.fill_", "Tensor.copy_", "Tensor.add_", "Tensor.sub_", "Tensor.mul_", "Tensor.div_",
-        "Tensor.clamp_min_", "Tensor.clamp_max_", "Tensor.pow_", "Tensor.lerp_", "Tensor.addcmul_", "Tensor.addcdiv_",
-        "Tensor.__setitem__",
-    ),
     # factories build leaves from Python data / RNG: no gradient; values tested in tests/
     **_same_reason(
         "factory: builds a leaf, nothing to differentiate; tested in tests/",

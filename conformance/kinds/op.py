@@ -93,7 +93,7 @@ def _float_positions(t_leaves) -> list[int]:
     return [k for k, (_, t) in enumerate(t_leaves) if isinstance(t, torch.Tensor) and t.is_floating_point()]
 
 
-def _grads(outs, inputs, upstream, lib, create_graph: bool) -> list:
+def _grads(outs, inputs, upstream, lib, create_graph: bool, retain: bool | None = None) -> list:
     """Gradients of ``outs`` (those that require grad) w.r.t. ``inputs``; zeros where unused."""
     if lib is torch:
         pairs = [(o, u) for o, u in zip(outs, upstream) if o.requires_grad]
@@ -104,7 +104,7 @@ def _grads(outs, inputs, upstream, lib, create_graph: bool) -> list:
     got = [None] * len(inputs)
     if pairs:
         got = list(grad_fn([o for o, _ in pairs], inputs, grad_outputs=[u for _, u in pairs],
-                           allow_unused=True, create_graph=create_graph))
+                           allow_unused=True, create_graph=create_graph, retain_graph=retain))
     return [g if g is not None else _zeros(x, lib) for g, x in zip(got, inputs)]
 
 
@@ -171,6 +171,84 @@ def compare_op(mirror: OpMirror, draw, dtype: torch.dtype, device: torch.device)
         yield from _double_backward(slots, t_leaves, n_leaves, t_grads, n_grads, gen)
     if mirror.fd and dtype == torch.float64:
         yield from _finite_differences(mirror, sample, slots, floats, upstream, n_grads, gen)
+    yield from _graph_reuse(mirror, sample, slots, floats, upstream, t_grads, gen)
+    yield from _index_guard(mirror, sample, slots, floats, upstream)
+
+
+def _forward_pair(mirror, sample, slots):
+    """A fresh forward in both libraries: (torch leaves, torch outputs, neuronix leaves, neuronix outputs)."""
+    t_args, t_kwargs = _build(sample, slots, _TorchLeaf())
+    n_args, n_kwargs = _build(sample, slots, _NxLeaf())
+    t_out = _outputs(mirror, mirror.torch(*t_args, **t_kwargs))
+    n_out = _outputs(mirror, mirror.nx(*n_args, **n_kwargs))
+    return [_get(t_args, p) for _, p in slots], t_out, [_get(n_args, p) for _, p in slots], n_out
+
+
+def _graph_reuse(mirror, sample, slots, floats, upstream, t_grads, gen) -> Iterator[Comparison]:
+    """One graph, several backward passes: each input alone under a second upstream gradient,
+    then all inputs together under the first, through a retained graph.
+
+    A gradient kept on a node for one upstream gradient (a stale fused result) or computed for
+    the wrong subset of inputs shows here, while a fresh graph per check would hide it.
+    """
+    t_leaves, t_out, n_leaves, n_out = _forward_pair(mirror, sample, slots)
+    track(*[v for _, v in n_out], label="output (graph reuse)")
+    second = [torch.randn(u.shape, generator=gen, dtype=torch.float64).to(u.dtype).to(u.device) for u in upstream]
+    t_second = _grads([t_out[k][1] for k in floats], t_leaves, second, torch, False)
+    n_outs = [n_out[k][1] for k in floats]
+    for k, (label, _) in enumerate(slots):
+        alone = _grads(n_outs, [n_leaves[k]], second, nx, False, retain=True)[0]
+        yield Comparison("backward", f"grad {label} alone, 2nd upstream, retained graph", to_torch(alone),
+                         to_torch(t_second[k]))
+    again = _grads(n_outs, n_leaves, upstream, nx, False)
+    for (label, _), ng, tg in zip(slots, again, t_grads):
+        yield Comparison("backward", f"grad {label}, 1st upstream, same graph again", to_torch(ng), to_torch(tg))
+
+
+def _constant_tensors(values) -> list[torch.Tensor]:
+    """The integer and boolean tensors among the call's arguments: indices and masks."""
+    found = []
+    for v in values:
+        if isinstance(v, torch.Tensor):
+            if not (v.is_floating_point() or v.is_complex()):
+                found.append(v)
+        elif isinstance(v, (list, tuple)):
+            found += _constant_tensors(v)
+    return found
+
+
+def _bump_version(t: torch.Tensor) -> None:
+    """An in-place write that keeps every value: only the version counter moves."""
+    if t.dtype == torch.bool:
+        t.logical_or_(torch.zeros((), dtype=torch.bool, device=t.device))
+    else:
+        t.add_(0)
+
+
+def _raises_version_error(run) -> bool:
+    try:
+        run()
+    except RuntimeError as err:
+        if "modified by an inplace operation" in str(err):
+            return True
+        raise
+    return False
+
+
+def _index_guard(mirror, sample, slots, floats, upstream) -> Iterator[Comparison]:
+    """After the forward, an index or mask argument is written in place: torch's backward raises
+    where it saved that tensor, and neuronix must raise exactly there (never use the new values)."""
+    constants = _constant_tensors([*sample.args, *sample.kwargs.values()])
+    if not constants:
+        return
+    t_leaves, t_out, n_leaves, n_out = _forward_pair(mirror, sample, slots)
+    track(*[v for _, v in n_out], label="output (index guard)")
+    for t in constants:  # shared by both calls: one write moves both libraries' view of it
+        _bump_version(t)
+    t_raised = _raises_version_error(lambda: _grads([t_out[k][1] for k in floats], t_leaves, upstream, torch, False))
+    n_raised = _raises_version_error(lambda: _grads([n_out[k][1] for k in floats], n_leaves, upstream, nx, False))
+    yield Comparison("version_guard", "backward raises after an index/mask was written in place",
+                     torch.tensor(float(n_raised)), torch.tensor(float(t_raised)))
 
 
 def _double_backward(slots, t_leaves, n_leaves, t_grads, n_grads, gen) -> Iterator[Comparison]:

@@ -5,3 +5,4 @@ from conformance.specs import models_e2e, nn_modules  # noqa: F401
 from conformance.specs import nn_functional  # noqa: F401
 from conformance.specs import compare, factories, operators  # noqa: F401
 from conformance.specs import models  # noqa: F401
+from conformance.specs import inplace  # noqa: F401  (last: derives in-place mirrors from the others)

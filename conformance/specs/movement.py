@@ -438,7 +438,7 @@ def _getitem_mixed(draw, dtype, device):
 
 
 def _setitem_call(x, index, value):
-    y = x.detach().clone()
+    y = x.clone()  # a tensor in the graph: the write is recorded (torch's index_put_ / CopySlices)
     y[index] = value
     return y
 
@@ -446,6 +446,11 @@ def _setitem_call(x, index, value):
 def _setitem(draw, dtype, device):
     kind = draw(st.sampled_from([_getitem_basic, _getitem_mask, _getitem_tensor]))
     x, idx = kind(draw, dtype, device).args
+    if isinstance(idx, torch.Tensor) and idx.dtype != torch.bool and x.ndim:
+        # torch leaves the winner of a duplicated index unspecified: only distinct positions are comparable
+        n = x.shape[0]
+        if idx.remainder(max(n, 1)).unique().numel() != idx.numel():
+            idx = torch.randperm(n, device=idx.device)[: min(n, idx.numel())]
     target = x[idx].shape
     if draw(st.booleans()):
         return Sample((x, idx, draw(st.sampled_from([0.0, 2.5]))))
@@ -521,6 +526,6 @@ register(
     OpMirror("Tensor.__getitem__[bool mask]", operator.getitem, operator.getitem, _getitem_mask),
     OpMirror("Tensor.__getitem__[mixed]", operator.getitem, operator.getitem, _getitem_mixed,
              note="advanced indices with slices, ints, None and Ellipsis"),
-    OpMirror("Tensor.__setitem__", _setitem_call, _setitem_call, _setitem, grad=False, gradgrad=False, fd=False,
-             note="outside the graph (a copy of the input is written), as torch on tensors without grad"),
+    OpMirror("Tensor.__setitem__", _setitem_call, _setitem_call, _setitem,
+             note="written into a clone of the input, so both the input and the value get gradients"),
 )

@@ -32,7 +32,13 @@ def _wrap_dim(dim: int, ndim: int) -> int:
 def raw_index(index):
     """The index with every ``nx.Tensor`` replaced by its torch tensor (kept raw in the node)."""
     if isinstance(index, Tensor):
-        return index.data
+        index = index.data
+    if isinstance(index, torch.Tensor):
+        # torch reads a 0-d index as a Python scalar: an integer selects, True/False adds an axis (kept or
+        # emptied); nothing is saved for it, so a later in-place change of it matters to neither library
+        if index.dim() == 0 and not (index.is_floating_point() or index.is_complex()):
+            return bool(index) if index.dtype == torch.bool else int(index)
+        return index
     if isinstance(index, tuple):
         return tuple(raw_index(i) for i in index)
     if isinstance(index, list):

@@ -167,6 +167,11 @@ def _recorded(self: Tensor, name: str, twin, args, kwargs) -> Tensor:
             f"{name}: this in-place op has no differentiable twin in Neuronix and an input requires grad "
             f"(shape {tuple(self.shape)}, dtype {self.dtype}); run it under nx.no_grad() or on detached tensors"
         )
+    if name in _RESTRIDE:
+        result = twin(self, *args, **kwargs)
+        getattr(self.data, name)(*(_raw(a) for a in args), **{k: _raw(v) for k, v in kwargs.items()})
+        self.grad_fn, self.requires_grad, self._view = result.grad_fn, result.requires_grad, None
+        return self
     old = Tensor._make(self.data.clone(), self.grad_fn if self.requires_grad else None)
     old.requires_grad = self.requires_grad
     result = twin(old, *args, **kwargs)
@@ -233,8 +238,12 @@ def _setitem(self, index, value) -> None:
 _AUGMENTED = {
     "__iadd__": "add_", "__isub__": "sub_", "__imul__": "mul_", "__itruediv__": "div_", "__ifloordiv__": "floor_divide_",
     "__imod__": "remainder_", "__ipow__": "pow_", "__iand__": "bitwise_and_", "__ior__": "bitwise_or_",
-    "__ixor__": "bitwise_xor_", "__ilshift__": "bitwise_left_shift_", "__irshift__": "bitwise_right_shift_",
+    "__ixor__": "bitwise_xor_",
 }
+
+# In-place ops that change a tensor's shape or strides, not its values: the torch tensor is
+# restrided in place and its history becomes the twin's (torch: ``unsqueeze_`` and friends).
+_RESTRIDE = {"squeeze_", "unsqueeze_", "t_", "transpose_", "swapaxes_", "swapdims_"}
 
 
 def install_inplace_methods() -> None:
