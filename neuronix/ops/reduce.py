@@ -27,7 +27,9 @@ def _dims(dim, ndim: int) -> tuple[int, ...]:
     """Normalise ``dim`` (None, int or sequence) to a sorted tuple of non-negative dims.
 
     ``None`` and an empty sequence mean every dim (torch's rule for sum/mean/amax); a 0-d
-    tensor accepts dim 0 / -1 and reduces nothing.
+    tensor accepts dim 0 / -1 and reduces nothing. Dims out of range or repeated come back as
+    given: the op's torch kernel then rejects them inside ``apply``, whose error names the op
+    and its input (an error raised here could not).
     """
     if dim is None or (not isinstance(dim, int) and len(dim) == 0):
         return tuple(range(ndim))
@@ -37,10 +39,10 @@ def _dims(dim, ndim: int) -> tuple[int, ...]:
     out = []
     for d in dim:
         if not -rank <= d < rank:
-            raise IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {d})")
+            return tuple(dim)
         out.append(d % rank)
     if len(set(out)) != len(out):
-        raise RuntimeError(f"dim {tuple(dim)} appears multiple times in the list of dims")
+        return tuple(dim)
     return () if ndim == 0 else tuple(sorted(out))
 
 
