@@ -148,3 +148,124 @@ def test_backward_and_grad_pair_up_outputs_and_gradients():
         nx.autograd.backward([y], [nx.ones(2), nx.ones(2)])
     with pytest.raises(RuntimeError, match="got 2 grad_outputs for 1 outputs"):
         nx.autograd.grad([y], [x], grad_outputs=[nx.ones(2), nx.ones(2)])
+
+
+# ----- issue 10, item 18: errors with context -------------------------------------------------------------
+def _unavailable_device() -> str:
+    """A device torch cannot use here: 'cuda' on a CPU-only build, else a GPU index past the last one."""
+    return f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
+
+
+FACTORY_CALLS = [
+    ("zeros", lambda lib, dev: lib.zeros(2, 3, device=dev)),
+    ("tensor", lambda lib, dev: lib.tensor([1.0, 2.0], device=dev)),
+    ("randn", lambda lib, dev: lib.randn(4, device=dev)),
+    ("full", lambda lib, dev: lib.full((2,), 1.5, device=dev)),
+    ("arange", lambda lib, dev: lib.arange(5, device=dev)),
+    ("eye", lambda lib, dev: lib.eye(3, device=dev)),
+]
+
+
+@pytest.mark.parametrize(("name", "call"), FACTORY_CALLS, ids=[n for n, _ in FACTORY_CALLS])
+def test_factory_on_an_unavailable_device_says_what_it_means_and_what_is_valid(name, call):
+    device = _unavailable_device()
+    with pytest.raises(Exception) as expected:  # noqa: B017 - the oracle: whatever torch raises
+        call(torch, device)
+    with pytest.raises(type(expected.value)) as err:
+        call(nx, device)
+    message = str(err.value)
+    assert f"neuronix.{name}(" in message and f"device='{device}'" in message
+    assert str(expected.value).splitlines()[0] in message  # torch's reason, kept
+    assert "valid devices here: 'cpu'" in message
+
+
+def test_moving_to_an_unavailable_device_names_the_op_and_the_valid_devices():
+    device = _unavailable_device()
+    x = nx.ones(2, 3)
+    with pytest.raises(Exception) as expected:  # noqa: B017 - the oracle
+        torch.ones(2, 3).to(device)
+    moves = [lambda: x.to(device), lambda: x.to(device=device, dtype=torch.float64)]
+    if not torch.cuda.is_available():
+        moves.append(x.cuda)
+    for move in moves:
+        with pytest.raises(type(expected.value)) as err:
+            move()
+        message = str(err.value)
+        assert "neuronix.to_copy(Tensor(shape=(2, 3), dtype=torch.float32, device=cpu)" in message
+        assert "valid devices here: 'cpu'" in message
+
+
+def test_torchs_backend_dispatch_table_is_cut_to_its_reason():
+    from neuronix.factories import device_error
+
+    err = device_error("neuronix.zeros(2, device='mps')", NotImplementedError(
+        "Could not run 'aten::empty.memory_format' with arguments from the 'MPS' backend. This could be because "
+        "...\n\nCPU: registered at ...\nMeta: registered at ..."))
+    assert isinstance(err, NotImplementedError)
+    assert "registered at" not in str(err) and "'MPS' backend." in str(err) and "valid devices here" in str(err)
+
+
+def _dim_call(name: str, fn, lib, x, bad: int):
+    """Call ``fn`` (an nx or torch function) with one dim-like argument out of range, the others valid."""
+    index = lib.zeros((1, 3), dtype=torch.int64) if lib is torch else nx.zeros((1, 3), dtype=torch.int64)
+    special = {
+        "cat": lambda: fn([x, x], bad), "concat": lambda: fn([x, x], bad), "concatenate": lambda: fn([x, x], bad),
+        "stack": lambda: fn([x, x], bad), "split": lambda: fn(x, 1, bad), "chunk": lambda: fn(x, 2, bad),
+        "narrow": lambda: fn(x, bad, 0, 1), "select": lambda: fn(x, bad, 0), "roll": lambda: fn(x, 1, bad),
+        "unflatten": lambda: fn(x, bad, (3, 1)), "movedim": lambda: fn(x, bad, 0), "moveaxis": lambda: fn(x, bad, 0),
+        "transpose": lambda: fn(x, bad, 0), "swapaxes": lambda: fn(x, bad, 0), "swapdims": lambda: fn(x, 0, bad),
+        "diagonal": lambda: fn(x, 0, bad, 0), "flatten": lambda: fn(x, bad), "gather": lambda: fn(x, bad, index),
+        "index_select": lambda: fn(x, bad, index[0]), "flip": lambda: fn(x, (bad,)), "permute": lambda: fn(x, (bad, 0)),
+        "unbind": lambda: fn(x, bad), "squeeze": lambda: fn(x, bad), "unsqueeze": lambda: fn(x, bad),
+        "cumsum": lambda: fn(x, bad), "cumprod": lambda: fn(x, bad), "softmax": lambda: fn(x, bad),
+        "log_softmax": lambda: fn(x, bad), "logsumexp": lambda: fn(x, bad), "norm": lambda: fn(x, 2, bad),
+        "index_add": lambda: fn(x, bad, index[0, :2], x), "scatter": lambda: fn(x, bad, index, x),
+        "scatter_add": lambda: fn(x, bad, index, x),
+    }
+    return special.get(name, lambda: fn(x, bad))()
+
+
+# Functions implemented by another op name their primitive (concat -> cat); either name is fine.
+_PRIMITIVE = {"concat": "cat", "concatenate": "cat", "swapaxes": "transpose", "swapdims": "transpose",
+              "moveaxis": "movedim", "max": "max_dim", "min": "min_dim"}
+_DIM_PARAMS = {"dim", "dims", "dim0", "dim1", "start_dim", "source", "axis", "axis0"}
+
+
+def _dim_taking_functions():
+    import inspect
+
+    from neuronix.ops.registry import FUNCTIONS
+
+    for name, fn in sorted(FUNCTIONS.items()):
+        params = inspect.signature(fn).parameters
+        if _DIM_PARAMS & set(params) and hasattr(torch, name) and name != "tile":  # tile's dims are counts
+            yield name, fn
+
+
+@pytest.mark.parametrize(("name", "fn"), list(_dim_taking_functions()), ids=lambda v: v if isinstance(v, str) else "")
+@pytest.mark.parametrize("bad", [7, -8])
+def test_every_dim_taking_function_names_itself_when_the_dim_is_out_of_range(name, fn, bad):
+    x_torch = torch.randn(2, 3)
+    with pytest.raises((IndexError, RuntimeError)) as expected:  # the oracle rejects it too
+        _dim_call(name, getattr(torch, name), torch, x_torch, bad)
+    with pytest.raises(type(expected.value)) as err:
+        _dim_call(name, fn, nx, nx.Tensor(x_torch), bad)
+    message = str(err.value)
+    assert f"neuronix.{name}" in message or f"neuronix.{_PRIMITIVE.get(name, name)}" in message, message
+    assert "shape=(2, 3)" in message or "(2, 3)" in message
+
+
+REDUCTION_CALLS = [lambda m, x: x.sum(3), lambda m, x: x.mean((0, 0)), lambda m, x: x.amax(-3),
+                   lambda m, x: x.max(2), lambda m, x: x.var(5), lambda m, x: x.norm(dim=4),
+                   lambda m, x: m.tensor(1.0).sum(1), lambda m, x: x.cumsum(2), lambda m, x: x.prod(2),
+                   lambda m, x: m.logsumexp(x, (1, -1))]
+
+
+@pytest.mark.parametrize("call", REDUCTION_CALLS)
+def test_reduction_dim_errors_are_torchs_with_the_op(call):
+    x = torch.randn(2, 3)
+    with pytest.raises((IndexError, RuntimeError)) as expected:
+        call(torch, x)
+    with pytest.raises(type(expected.value), match=r"neuronix\.\w+\(Tensor\(shape=") as err:
+        call(nx, nx.Tensor(x))
+    assert str(expected.value) in str(err.value)

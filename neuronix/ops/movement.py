@@ -23,6 +23,15 @@ def _size_args(size) -> tuple:
     return tuple(size)
 
 
+def _sizes(op: str, name: str, positional: tuple, keyword) -> tuple:
+    """torch's three spellings of a sizes/dims argument: ``f(x, 2, 3)``, ``f(x, (2, 3))``, ``f(x, name=(2, 3))``."""
+    if keyword is None:
+        return _size_args(positional)
+    if positional:
+        raise TypeError(f"neuronix.{op}(): got multiple values for argument '{name}' (positionally and by keyword)")
+    return _size_args((keyword,)) if isinstance(keyword, int) else tuple(keyword)
+
+
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
@@ -54,17 +63,17 @@ _UNFLATTEN = _reshaping("unflatten", lambda x, dim, sizes: x.unflatten(dim, size
 
 
 @public
-def reshape(input, *shape):
+def reshape(input, *sizes, shape=None):
     """``torch.reshape``: a view when possible, a copy otherwise (``-1`` infers one size)."""
-    return apply(_RESHAPE, input, shape=_size_args(shape), src=input.shape)
+    return apply(_RESHAPE, input, shape=_sizes("reshape", "shape", sizes, shape), src=input.shape)
 
 
 @public(function=False)
-def view(self, *shape):
+def view(self, *sizes, size=None, dtype=None):
     """``Tensor.view``: a view of the same data with another shape (no copy)."""
-    if len(shape) == 1 and isinstance(shape[0], torch.dtype):
+    if dtype is not None or (len(sizes) == 1 and isinstance(sizes[0], torch.dtype)):
         raise NotImplementedError("view(dtype) reinterprets bits and is not differentiable; use .data.view(dtype)")
-    return apply(_VIEW, self, shape=_size_args(shape), src=self.shape)
+    return apply(_VIEW, self, shape=_sizes("view", "size", sizes, size), src=self.shape)
 
 
 @public(function=False)
@@ -137,9 +146,9 @@ _MOVEDIM = defop(
 
 
 @public
-def permute(input, *dims):
-    """``torch.permute``: reorder the dims (``x.permute(2, 0, 1)`` or ``nx.permute(x, (2, 0, 1))``)."""
-    return apply(_PERMUTE, input, dims=_size_args(dims))
+def permute(input, *order, dims=None):
+    """``torch.permute``: reorder the dims (``x.permute(2, 0, 1)``, ``nx.permute(x, (2, 0, 1))`` or ``dims=``)."""
+    return apply(_PERMUTE, input, dims=_sizes("permute", "dims", order, dims))
 
 
 @public
@@ -148,8 +157,16 @@ def transpose(input, dim0: int, dim1: int):
     return apply(_TRANSPOSE, input, dim0=dim0, dim1=dim1)
 
 
-swapaxes = public(transpose, name="swapaxes")
-swapdims = public(transpose, name="swapdims")
+@public
+def swapaxes(input, axis0: int, axis1: int):
+    """``torch.swapaxes``: ``transpose`` under numpy's argument names."""
+    return transpose(input, axis0, axis1)
+
+
+@public
+def swapdims(input, dim0: int, dim1: int):
+    """``torch.swapdims``: an alias of ``transpose``."""
+    return transpose(input, dim0, dim1)
 
 
 @public
@@ -210,9 +227,9 @@ _EXPAND = defop(
 
 
 @public(function=False)
-def expand(self, *sizes):
+def expand(self, *sizes, size=None):
     """``Tensor.expand``: broadcast to ``sizes`` (-1 keeps a dim) without copying."""
-    return apply(_EXPAND, self, sizes=_size_args(sizes))
+    return apply(_EXPAND, self, sizes=_sizes("expand", "size", sizes, size))
 
 
 @public(function=False)
@@ -241,15 +258,15 @@ _REPEAT = defop("repeat", lambda x, repeats, src: x.repeat(repeats), _repeat_gra
 
 
 @public(function=False)
-def repeat(self, *repeats):
+def repeat(self, *counts, repeats=None):
     """``Tensor.repeat``: tile the data ``repeats[i]`` times along each dim (may add leading dims)."""
-    return apply(_REPEAT, self, repeats=_size_args(repeats), src=self.shape)
+    return apply(_REPEAT, self, repeats=_sizes("repeat", "repeats", counts, repeats), src=self.shape)
 
 
 @public
-def tile(input, *dims):
+def tile(input, *counts, dims=None):
     """``torch.tile``: ``repeat`` with ``dims`` padded by leading ones up to ``input.ndim``."""
-    dims = _size_args(dims)
+    dims = _sizes("tile", "dims", counts, dims)
     return repeat(input, (1,) * (input.ndim - len(dims)) + dims)
 
 
@@ -299,13 +316,20 @@ def cat(tensors, dim: int = 0):
     if ranked and ranked[0].dim() > 0:
         dim = _wrap_dim(dim, ranked[0].dim())
     sizes = tuple(
-        None if not isinstance(r, torch.Tensor) or _is_skipped_by_cat(r) or r.dim() <= dim else r.shape[dim] for r in raws
+        # a dim out of range (left as given by _wrap_dim) is for torch's kernel to reject, naming the op
+        None if not isinstance(r, torch.Tensor) or _is_skipped_by_cat(r) or not 0 <= dim < r.dim() else r.shape[dim]
+        for r in raws
     )
     return apply(_CAT, *tensors, dim=dim, sizes=sizes)
 
 
 concat = public(cat, name="concat", method=False)
-concatenate = public(cat, name="concatenate", method=False)
+
+
+@public(method=False)
+def concatenate(tensors, axis: int = 0, *, dim: int | None = None):
+    """``torch.concatenate``: ``cat`` under numpy's argument name (torch takes ``dim=`` too)."""
+    return cat(tensors, axis if dim is None else dim)
 
 
 @public(method=False)
@@ -329,9 +353,9 @@ _ROLL = defop(
 
 
 @public
-def flip(input, *dims):
-    """``torch.flip``: reverse the order of elements along ``dims``."""
-    return apply(_FLIP, input, dims=_size_args(dims))
+def flip(input, *order, dims=None):
+    """``torch.flip``: reverse the order of elements along ``dims`` (``x.flip(0, 1)`` or ``dims=(0, 1)``)."""
+    return apply(_FLIP, input, dims=_sizes("flip", "dims", order, dims))
 
 
 @public
