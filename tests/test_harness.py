@@ -207,3 +207,58 @@ def test_case_replays_identically_from_its_id():
     assert [e.info for e in first.examples] == [e.info for e in second.examples]
     assert [e.seed for e in first.examples] == [e.seed for e in second.examples]
     assert record(first, "backward")["max_abs_error"] == record(second, "backward")["max_abs_error"]
+
+
+# ----- a gradient cached on a node across backward passes ----------------------------------
+def _cached_mirror(stale: bool) -> OpMirror:
+    """``x * y`` whose VJPs share one computation; the stale twin keeps it on the node (the old norm bug)."""
+
+    def shared(g, out, x, y, cache):
+        if not stale or "grads" not in cache:
+            cache["grads"] = (g * y, g * x)
+        return cache["grads"]
+
+    spec = _op(f"planted_cache_{stale}", lambda x, y, cache: x * y,
+               lambda g, out, x, y, cache: shared(g, out, x, y, cache)[0],
+               lambda g, out, x, y, cache: shared(g, out, x, y, cache)[1])
+
+    def call(x, y):
+        return apply(spec, x, y, cache={})
+
+    sample = lambda draw, dtype, device: Sample((tensor(draw, (3, 2), dtype, device), tensor(draw, (3, 2), dtype, device)))
+    return OpMirror("planted.cache", call, torch.mul, sample, gradgrad=False)
+
+
+def test_a_gradient_kept_for_another_upstream_gradient_is_caught():
+    case = run(_cached_mirror(stale=True))
+    assert record(case, "backward")["status"] == "fail"
+    assert "upstream" in record(case, "backward")["message"]
+    assert not run(_cached_mirror(stale=False)).failed
+
+
+# ----- an index tensor the backward reads without a version check ---------------------------
+def _index_mirror(checked: bool) -> OpMirror:
+    """``x[idx]``; the unchecked twin hides ``idx`` from the node (read through a closure)."""
+    forward = lambda x, box, index=None: x[box[0] if index is None else index]
+
+    def backward(g, out, x, box, index=None):
+        z = torch.zeros(box[1], dtype=g.dtype)
+        z.index_add_(0, box[0] if index is None else index, g.data)
+        return nx.Tensor(z)
+
+    spec = _op(f"planted_index_{checked}", forward, backward, None, saves=(1,))
+
+    def call(x, index):
+        raw = index.data
+        if checked:
+            return apply(spec, x, (raw, x.shape[0]), index=raw)
+        return apply(spec, x, (raw, x.shape[0]))
+
+    sample = lambda draw, dtype, device: Sample((tensor(draw, (4,), dtype, device), torch.tensor([0, 2, 2])))
+    return OpMirror("planted.index", call, lambda x, index: x[index], sample, gradgrad=False, fd=False)
+
+
+def test_an_index_changed_in_place_after_use_must_raise_as_torch():
+    case = run(_index_mirror(checked=False))
+    assert record(case, "version_guard")["status"] == "fail"
+    assert not run(_index_mirror(checked=True)).failed

@@ -185,8 +185,8 @@ def _forward_pair(mirror, sample, slots):
 
 
 def _graph_reuse(mirror, sample, slots, floats, upstream, t_grads, gen) -> Iterator[Comparison]:
-    """One graph, several backward passes: each input alone under a second upstream gradient,
-    then all inputs together under the first, through a retained graph.
+    """One graph, several backward passes through it (retain_graph): each input alone, the upstream
+    gradient alternating between two, then all inputs together under each.
 
     A gradient kept on a node for one upstream gradient (a stale fused result) or computed for
     the wrong subset of inputs shows here, while a fresh graph per check would hide it.
@@ -196,13 +196,17 @@ def _graph_reuse(mirror, sample, slots, floats, upstream, t_grads, gen) -> Itera
     second = [torch.randn(u.shape, generator=gen, dtype=torch.float64).to(u.dtype).to(u.device) for u in upstream]
     t_second = _grads([t_out[k][1] for k in floats], t_leaves, second, torch, False)
     n_outs = [n_out[k][1] for k in floats]
+    seeds = ((second, t_second, "2nd"), (upstream, t_grads, "1st"))
     for k, (label, _) in enumerate(slots):
-        alone = _grads(n_outs, [n_leaves[k]], second, nx, False, retain=True)[0]
-        yield Comparison("backward", f"grad {label} alone, 2nd upstream, retained graph", to_torch(alone),
-                         to_torch(t_second[k]))
-    again = _grads(n_outs, n_leaves, upstream, nx, False)
-    for (label, _), ng, tg in zip(slots, again, t_grads):
-        yield Comparison("backward", f"grad {label}, 1st upstream, same graph again", to_torch(ng), to_torch(tg))
+        up, expected, which = seeds[k % 2]
+        alone = _grads(n_outs, [n_leaves[k]], up, nx, False, retain=True)[0]
+        yield Comparison("backward", f"grad {label} alone, {which} upstream, retained graph", to_torch(alone),
+                         to_torch(expected[k]))
+    for up, expected, which in seeds:
+        together = _grads(n_outs, n_leaves, up, nx, False, retain=up is second)
+        for (label, _), ng, tg in zip(slots, together, expected):
+            yield Comparison("backward", f"grad {label} with all inputs, {which} upstream, same graph again",
+                             to_torch(ng), to_torch(tg))
 
 
 def _constant_tensors(values) -> list[torch.Tensor]:
