@@ -9,44 +9,117 @@ ints, floats, strings), plus ``torch.dtype`` / ``torch.device``. ``save`` splits
   header's ``__metadata__`` (``neuronix.structure``), beside the neuronix and torch
   versions and a SHA-256 digest of the structure and the tensor bytes.
 
-Loading parses that JSON and the safetensors header only; nothing in the file is ever
-executed, so an untrusted checkpoint cannot run code. A truncated or corrupted file
-(checked against the digest) or a file in another format (``torch.save``'s zip/pickle)
-raises ``CheckpointError`` that says what is wrong.
+Structure encoding. A JSON object in the structure is either a *marker node*, one of
 
-Writes are atomic: the file is written to a temporary name in the same directory,
-flushed to disk (``fsync``), renamed over the target (``os.replace``) and the directory
-entry is flushed too, so a crash at any moment leaves either the old or the new file.
+  ``{"__tensor__": key, "kind": "torch"|"nx"|"numpy"}``, ``{"__tuple__": [...]}``,
+  ``{"__items__": [[key, value], ...]}`` (a dict), ``{"__dtype__": name}``, ``{"__device__": spec}``
+
+or a plain dict. A user dict is written as a plain JSON object only when every key is a
+string that does not look like a marker (``"__name__"``); any other dict (int keys, or a key
+such as ``"__dtype__"``) is written as ``__items__`` pairs, where keys are data and are never
+interpreted. So no user key can be mistaken for a marker, now or when markers are added.
+
+Loading parses that JSON and the safetensors header only; nothing in the file is ever
+executed, and every object it can produce comes from a closed allowlist: the JSON values,
+containers, tensors of the dtypes in ``_TENSOR_DTYPES``, ``torch.dtype`` objects named in
+``_DTYPES`` and devices of the types in ``_DEVICE_TYPES``. Anything else in the file — a
+truncated or corrupted file (checked against the digest), a malformed structure, a file in
+another format (``torch.save``'s zip/pickle) — raises ``CheckpointError`` saying what is wrong.
+
+Format detection is by what a safetensors file *is* (an 8-byte little-endian header length,
+then a JSON header that starts with ``{``), never by sniffing magic bytes first: the header
+length's low bytes are arbitrary, and 0x80 0x02..0x05 (a pickle's opening) is a header of
+640, 896, 1152 or 1408 bytes. Other formats are only named in the error once the file has
+failed to be safetensors.
+
+Writes are atomic and leave nothing behind when killed, see ``_write_atomic``.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
+import re
 import struct
-import tempfile
 from typing import Any
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load as _st_load
-from safetensors.torch import save as _st_save
 
 from neuronix.tensor import Tensor
 
 FORMAT = "neuronix-checkpoint/1"
-_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit
+_MAX_HEADER = 100 * 1024 * 1024  # safetensors' own limit on the JSON header
+# Far deeper than any state_dict/optimizer/RNG nesting, far below Python's recursion limit:
+# save and load both stop here with a clear error instead of a RecursionError.
+_MAX_DEPTH = 100
 
 
 class CheckpointError(RuntimeError):
-    """A file that ``nx.load`` refuses: not a neuronix checkpoint, truncated or corrupted."""
+    """A file that ``nx.load`` refuses: not a neuronix checkpoint, truncated, corrupted or malformed."""
 
 
-# ----- structure <-> JSON ----------------------------------------------------------------
-def _flatten(obj: Any, tensors: dict[str, torch.Tensor], path: str) -> Any:
+class _Malformed(ValueError):
+    """Raised inside the structure decoder; ``load`` turns it into a ``CheckpointError`` naming the file."""
+
+
+# ----- the closed allowlists ------------------------------------------------------------
+# torch.dtype objects a structure may name ({"__dtype__": name}). An explicit table, never
+# getattr(torch, name) on a name from the file: that would hand back any torch attribute.
+_DTYPES: dict[str, torch.dtype] = {
+    "float16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "float32": torch.float32,
+    "float64": torch.float64,
+    "complex32": torch.complex32,
+    "complex64": torch.complex64,
+    "complex128": torch.complex128,
+    "bool": torch.bool,
+    "uint8": torch.uint8,
+    "int8": torch.int8,
+    "int16": torch.int16,
+    "int32": torch.int32,
+    "int64": torch.int64,
+}
+for _name in ("uint16", "uint32", "uint64", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"):
+    # newer dtypes, present from some torch version on (this is our own fixed list of names)
+    if isinstance(getattr(torch, _name, None), torch.dtype):
+        _DTYPES[_name] = getattr(torch, _name)
+_DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
+
+# safetensors dtype codes a tensor in the file may have (checked before safetensors reads it)
+_TENSOR_DTYPES = frozenset(
+    {"BOOL", "U8", "I8", "I16", "I32", "I64", "U16", "U32", "U64", "F16", "BF16", "F32", "F64", "C64"}
+    | {"F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ"}
+)
+_DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "meta", "hpu", "xla", "mtia")
+_DEVICE_RE = re.compile(rf"({'|'.join(_DEVICE_TYPES)})(:[0-9]{{1,4}})?")
+_TENSOR_KINDS = ("torch", "nx", "numpy")
+_MARKERS = {  # marker -> the exact key set of its node
+    "__tensor__": {"__tensor__", "kind"},
+    "__tuple__": {"__tuple__"},
+    "__items__": {"__items__"},
+    "__dtype__": {"__dtype__"},
+    "__device__": {"__device__"},
+}
+
+
+def _looks_like_marker(key: str) -> bool:
+    # every "__name__" key, not only today's markers: a marker added later cannot collide with a key saved now
+    return len(key) >= 4 and key.startswith("__") and key.endswith("__")
+
+
+# ----- structure -> JSON ------------------------------------------------------------------
+def _flatten(obj: Any, tensors: dict[str, torch.Tensor], path: str, depth: int = 0) -> Any:
     """``obj`` as JSON-able data, moving every tensor into ``tensors``."""
+    if depth > _MAX_DEPTH:
+        raise ValueError(
+            f"nx.save: {path} is nested more than {_MAX_DEPTH} containers deep (does a container hold itself?); "
+            f"a checkpoint may nest dicts/lists/tuples at most {_MAX_DEPTH} deep"
+        )
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, Tensor):
@@ -54,22 +127,28 @@ def _flatten(obj: Any, tensors: dict[str, torch.Tensor], path: str) -> Any:
     if isinstance(obj, torch.Tensor):
         return {"__tensor__": _store(obj, tensors), "kind": "torch"}
     if isinstance(obj, np.ndarray):
-        return {"__tensor__": _store(torch.from_numpy(np.ascontiguousarray(obj)), tensors), "kind": "numpy"}
+        # ascontiguousarray makes a 0-d array 1-d: put the shape back
+        return {"__tensor__": _store(torch.from_numpy(np.ascontiguousarray(obj)).reshape(obj.shape), tensors), "kind": "numpy"}
     if isinstance(obj, np.generic):
-        return _flatten(obj.item(), tensors, path)
+        return _flatten(obj.item(), tensors, path, depth)
     if isinstance(obj, torch.dtype):
-        return {"__dtype__": str(obj).removeprefix("torch.")}
+        if obj not in _DTYPE_NAMES:
+            raise TypeError(f"nx.save: cannot store dtype {obj} at {path}; storable dtypes: {', '.join(_DTYPES)}")
+        return {"__dtype__": _DTYPE_NAMES[obj]}
     if isinstance(obj, torch.device):
+        if obj.type not in _DEVICE_TYPES:
+            raise TypeError(f"nx.save: cannot store device {obj} at {path}; storable device types: {', '.join(_DEVICE_TYPES)}")
         return {"__device__": str(obj)}
     if isinstance(obj, dict):
-        if all(isinstance(k, str) for k in obj) and "__tensor__" not in obj:
-            return {k: _flatten(v, tensors, f"{path}.{k}") for k, v in obj.items()}
-        # JSON objects only have string keys: keep other keys (optimizer state's ints) as pairs
-        return {"__items__": [[_key(k, path), _flatten(v, tensors, f"{path}[{k!r}]")] for k, v in obj.items()]}
+        if all(isinstance(k, str) and not _looks_like_marker(k) for k in obj):
+            return {k: _flatten(v, tensors, f"{path}.{k}", depth + 1) for k, v in obj.items()}
+        # keys that JSON objects cannot hold (optimizer state's ints) or that look like our markers:
+        # as [key, value] pairs, where a key is data and never read as a marker
+        return {"__items__": [[_key(k, path), _flatten(v, tensors, f"{path}[{k!r}]", depth + 1)] for k, v in obj.items()]}
     if isinstance(obj, tuple):
-        return {"__tuple__": [_flatten(v, tensors, f"{path}[{i}]") for i, v in enumerate(obj)]}
+        return {"__tuple__": [_flatten(v, tensors, f"{path}[{i}]", depth + 1) for i, v in enumerate(obj)]}
     if isinstance(obj, list):
-        return [_flatten(v, tensors, f"{path}[{i}]") for i, v in enumerate(obj)]
+        return [_flatten(v, tensors, f"{path}[{i}]", depth + 1) for i, v in enumerate(obj)]
     raise TypeError(
         f"nx.save: cannot store {type(obj).__name__} at {path}; a checkpoint holds dicts, lists, tuples, tensors "
         "(torch, nx, numpy), None, bool, int, float, str, torch.dtype and torch.device"
@@ -89,31 +168,79 @@ def _store(t: torch.Tensor, tensors: dict[str, torch.Tensor]) -> str:
     return key
 
 
-def _unflatten(obj: Any, tensors: dict[str, torch.Tensor], map_location) -> Any:
-    if isinstance(obj, list):
-        return [_unflatten(v, tensors, map_location) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    if "__tensor__" in obj:
-        t = tensors[obj["__tensor__"]]
-        if obj["kind"] == "numpy":
+# ----- JSON -> structure (every check here is against a crafted file) ----------------------
+def _unflatten(node: Any, tensors: dict[str, torch.Tensor], map_location, path: str = "obj", depth: int = 0) -> Any:
+    if depth > _MAX_DEPTH:
+        raise _Malformed(f"{path} is nested more than {_MAX_DEPTH} deep (nx.save never writes deeper)")
+    if node is None or isinstance(node, (bool, int, float, str)):
+        return node
+    if isinstance(node, list):
+        return [_unflatten(v, tensors, map_location, f"{path}[{i}]", depth + 1) for i, v in enumerate(node)]
+    if not isinstance(node, dict):  # json.loads makes nothing else; kept so the decoder is total
+        raise _Malformed(f"{path} is a {type(node).__name__}")
+    markers = [k for k in node if k in _MARKERS]
+    if not markers:
+        return {k: _unflatten(v, tensors, map_location, f"{path}.{k}", depth + 1) for k, v in node.items()}
+    marker = markers[0]
+    if len(markers) > 1 or set(node) != _MARKERS[marker]:
+        raise _Malformed(f"{path} has keys {sorted(node)}; a {marker} node has exactly the keys {sorted(_MARKERS[marker])}")
+    value = node[marker]
+    if marker == "__tensor__":
+        return _load_tensor(value, node["kind"], tensors, map_location, path)
+    if marker == "__tuple__":
+        if not isinstance(value, list):
+            raise _Malformed(f"{path}: __tuple__ holds a {type(value).__name__}, expected a list")
+        return tuple(_unflatten(v, tensors, map_location, f"{path}[{i}]", depth + 1) for i, v in enumerate(value))
+    if marker == "__items__":
+        if not isinstance(value, list):
+            raise _Malformed(f"{path}: __items__ holds a {type(value).__name__}, expected a list of [key, value] pairs")
+        out = {}
+        for i, pair in enumerate(value):
+            if not (isinstance(pair, list) and len(pair) == 2):
+                raise _Malformed(f"{path}: __items__[{i}] is {_short(pair)}, expected a [key, value] pair")
+            k = pair[0]
+            if not (k is None or isinstance(k, (bool, int, float, str))):
+                raise _Malformed(f"{path}: __items__[{i}] has key {_short(k)}; a key is a str, int, float, bool or null")
+            out[k] = _unflatten(pair[1], tensors, map_location, f"{path}[{k!r}]", depth + 1)
+        return out
+    if marker == "__dtype__":
+        if not isinstance(value, str) or value not in _DTYPES:
+            raise _Malformed(f"{path}: __dtype__ {_short(value)} is not one of the dtypes {', '.join(_DTYPES)}")
+        return _DTYPES[value]
+    # __device__
+    if not isinstance(value, str) or not _DEVICE_RE.fullmatch(value):
+        raise _Malformed(
+            f"{path}: __device__ {_short(value)} is not a device such as 'cpu' or 'cuda:0' (types {', '.join(_DEVICE_TYPES)})"
+        )
+    try:
+        return torch.device(value)
+    except RuntimeError as e:  # a device type this torch build does not know
+        raise _Malformed(f"{path}: __device__ {value!r}: {e}") from None
+
+
+def _load_tensor(key: Any, kind: Any, tensors: dict[str, torch.Tensor], map_location, path: str):
+    if not isinstance(key, str) or key not in tensors:
+        raise _Malformed(f"{path}: __tensor__ {_short(key)} names no tensor of the file (it has {len(tensors)})")
+    if kind not in _TENSOR_KINDS:
+        raise _Malformed(f"{path}: tensor kind {_short(kind)} is not one of {', '.join(_TENSOR_KINDS)}")
+    t = tensors[key]
+    if kind == "numpy":
+        try:
             return t.numpy()
-        if map_location is not None:
-            t = t.to(map_location)
-        return Tensor(t) if obj["kind"] == "nx" else t
-    if "__tuple__" in obj:
-        return tuple(_unflatten(v, tensors, map_location) for v in obj["__tuple__"])
-    if "__items__" in obj:
-        return {k: _unflatten(v, tensors, map_location) for k, v in obj["__items__"]}
-    if "__dtype__" in obj:
-        return getattr(torch, obj["__dtype__"])
-    if "__device__" in obj:
-        return torch.device(obj["__device__"])
-    return {k: _unflatten(v, tensors, map_location) for k, v in obj.items()}
+        except TypeError:
+            raise _Malformed(f"{path}: a numpy array of dtype {t.dtype}, which numpy does not have") from None
+    if map_location is not None:
+        t = t.to(map_location)
+    return Tensor(t) if kind == "nx" else t
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _digest(structure: str, tensors: dict[str, torch.Tensor]) -> str:
-    h = hashlib.sha256(structure.encode())
+    h = hashlib.sha256(structure.encode("utf-8", "surrogatepass"))
     for key in sorted(tensors):
         t = tensors[key]
         h.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
@@ -126,13 +253,20 @@ def _digest(structure: str, tensors: dict[str, torch.Tensor]) -> str:
 def save(obj: Any, f: str | os.PathLike) -> None:
     """Save ``obj`` (e.g. a ``state_dict``, or a dict of them) to the safetensors file ``f``, atomically.
 
-    Mirrors ``torch.save(obj, f)`` for checkpoint-shaped objects, without pickle.
+    Mirrors ``torch.save(obj, f)`` for checkpoint-shaped objects, without pickle. The file gets
+    the permissions a plain ``open(f, "wb")`` would give a new file (``0o666 & ~umask``).
     """
-    path = os.fspath(f)
-    tensors: dict[str, torch.Tensor] = {}
-    structure = json.dumps(_flatten(obj, tensors, "obj"), allow_nan=True)
+    _write_atomic(os.fspath(f), _encode(obj))
+
+
+def _encode(obj: Any) -> bytes:
+    """The bytes of the checkpoint file for ``obj``."""
+    from safetensors.torch import save as st_save  # imported on use: ``import neuronix`` needs no safetensors
+
     import neuronix
 
+    tensors: dict[str, torch.Tensor] = {}
+    structure = json.dumps(_flatten(obj, tensors, "obj"), allow_nan=True)
     metadata = {
         "format": FORMAT,
         "neuronix.version": neuronix.__version__,
@@ -140,37 +274,196 @@ def save(obj: Any, f: str | os.PathLike) -> None:
         "neuronix.structure": structure,
         "neuronix.sha256": _digest(structure, tensors),
     }
-    payload = _st_save(tensors, metadata=metadata)
-    _write_atomic(path, payload)
+    return st_save(tensors, metadata=metadata)
+
+
+# ----- atomic writes that leave nothing behind ----------------------------------------------
+# Why this design. SIGKILL (OOM killer, a scheduler's preemption, kill -9) runs no handler,
+# finally block or atexit, so no cleanup code can remove a half-written temporary file; the
+# design must make such a file either impossible or removable later by someone else:
+#
+# 1. On Linux the data is written to an *unnamed* file, O_TMPFILE, in the target's directory.
+#    It has no directory entry, so if the process dies while writing (nearly all the time a
+#    save takes) the kernel frees it: nothing is left. Once written and fsync'ed, it is given
+#    a temporary name (linkat through /proc/self/fd) and renamed over the target — rename is
+#    atomic, so readers see the old file or the new one, never a partial one. linkat cannot
+#    replace an existing file, hence the name for the instant between the two calls.
+# 2. Where O_TMPFILE is unavailable (other OSes, filesystems without it, no /proc), the data
+#    goes to a named temporary file instead, and the name exists for the whole write.
+#
+# Either way a temporary name can survive a kill, so it is recognisable: ".<target>.nx-partial-
+# <host>-<pid>-<random>". Every save to a directory, and every load from it, first removes the
+# partial files there whose writer is dead (same host, pid no longer running). Host and pid are
+# both in the name so that a writer on another machine sharing the directory (NFS), or a live
+# save in another process, is never touched; a pid that was reused keeps its file until that
+# process exits too, which is safe (the file is only stale, never read).
+_PARTIAL_RE = re.compile(r"\..*\.nx-partial-(?P<host>[0-9a-f]{8})-(?P<pid>[0-9]+)-[0-9a-f]{8}", re.DOTALL)
+_USE_O_TMPFILE = hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_O_DIRECTORY = getattr(os, "O_DIRECTORY", 0)
+
+
+def _host_tag() -> str:
+    return hashlib.sha256(os.uname().nodename.encode() if hasattr(os, "uname") else b"").hexdigest()[:8]
+
+
+def _partial_name(directory: str, path: str) -> str:
+    base = os.path.basename(path)[:64]  # the full name could pass NAME_MAX once the suffix is added
+    return os.path.join(directory, f".{base}.nx-partial-{_host_tag()}-{os.getpid()}-{os.urandom(4).hex()}")
+
+
+def _pid_is_dead(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: no signal sent, only "does this pid exist"
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it exists, owned by someone else
+        return False
+    try:  # a killed child its parent has not reaped yet is a zombie: dead for our purpose
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        return False
+
+
+def _remove_dead_partials(directory: str) -> None:
+    """Remove the partial files in ``directory`` left by saves on this host that were killed."""
+    if os.name != "posix":  # os.kill(pid, 0) is no liveness probe elsewhere (on Windows it kills)
+        return
+    host = _host_tag()
+    try:
+        with os.scandir(directory) as entries:
+            names = [e.name for e in entries if ".nx-partial-" in e.name]
+    except OSError:
+        return
+    for name in names:
+        m = _PARTIAL_RE.fullmatch(name)
+        if m and m["host"] == host and _pid_is_dead(int(m["pid"])):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:  # already removed by a concurrent save, or a read-only directory
+                pass
+
+
+def _write_all(fd: int, payload: bytes) -> None:
+    view = memoryview(payload)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.fsync(fd)
+
+
+def _write_unnamed(directory: str, dir_fd: int, partial: str, payload: bytes) -> bool:
+    """Write ``payload`` to an O_TMPFILE file and link it as ``partial``; False where that is unsupported."""
+    try:
+        # mode 0o666 goes through the umask (and default ACLs) exactly as for open(path, "wb")
+        fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY | _O_CLOEXEC, 0o666)
+    except OSError:  # EOPNOTSUPP/EISDIR/EINVAL: no O_TMPFILE here; a real error recurs in the fallback
+        return False
+    try:
+        _write_all(fd, payload)
+        try:
+            # linkat(AT_FDCWD, "/proc/self/fd/N", dir_fd, name, AT_SYMLINK_FOLLOW): the documented way to
+            # name an O_TMPFILE file without privileges. Passing dst_dir_fd makes Python call linkat:
+            # with neither dir_fd given it calls link(), which does not follow the /proc link (EXDEV).
+            os.link(f"/proc/self/fd/{fd}", os.path.basename(partial), dst_dir_fd=dir_fd, follow_symlinks=True)
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+                raise
+            return False  # linkat through /proc refused here: use the named file instead
+    finally:
+        os.close(fd)
+    return True
 
 
 def _write_atomic(path: str, payload: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    _remove_dead_partials(directory)
+    partial = _partial_name(directory, path)
+    dir_fd = os.open(directory, os.O_RDONLY | _O_DIRECTORY | _O_CLOEXEC)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    # the rename lives in the directory entry: flush it too, or a crash may forget it
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
+        try:
+            if not (_USE_O_TMPFILE and _write_unnamed(directory, dir_fd, partial, payload)):
+                fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_CLOEXEC, 0o666)
+                try:
+                    _write_all(fd, payload)
+                finally:
+                    os.close(fd)
+            os.replace(partial, path)
+        except BaseException:
+            try:
+                os.unlink(partial)
+            except FileNotFoundError:
+                pass
+            raise
+        # the rename lives in the directory entry: flush it too, or a crash may forget it
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
 
 
+# ----- reading ---------------------------------------------------------------------------
 def _describe_foreign(head: bytes) -> str | None:
     if head.startswith(b"PK\x03\x04"):
         return "a zip archive (the format of torch.save)"
     if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         return "a Python pickle (the legacy format of torch.save)"
     return None
+
+
+def _read_header(fh, size: int, where: str) -> tuple[int, dict, dict[str, str]]:
+    """(header length, header, metadata) of the safetensors file open as ``fh`` (``size`` bytes long).
+
+    The file is recognised by what a safetensors file is: 8 bytes of little-endian header
+    length ``n`` with ``8 + n`` within the file, then ``n`` bytes of JSON starting with ``{``.
+    """
+    head = fh.read(9)
+    if len(head) < 9:
+        raise CheckpointError(
+            f"{where}: the file has {size} bytes, too short for a safetensors checkpoint (an 8-byte header "
+            "length, then a JSON header); it is truncated or not a checkpoint"
+        )
+    (n,) = struct.unpack("<Q", head[:8])
+    if head[8:9] != b"{" or n > _MAX_HEADER:
+        # not safetensors: only now say what it may be instead
+        foreign = _describe_foreign(head)
+        if foreign:
+            raise CheckpointError(
+                f"{where}: the file is {foreign}, not a safetensors checkpoint; nx.load never unpickles "
+                "(that could run code from the file). Load it with torch.load(..., weights_only=True) and re-save with nx.save"
+            )
+        if head[8:9] != b"{":
+            raise CheckpointError(
+                f"{where}: not a safetensors file: byte 8 is {head[8:9]!r}, but a safetensors file has its JSON header "
+                "there, starting with b'{'; the file is corrupted or in another format"
+            )
+        raise CheckpointError(
+            f"{where}: the header length field says {n} bytes, above safetensors' limit of {_MAX_HEADER}; "
+            "the file is corrupted or not a safetensors file"
+        )
+    if 8 + n > size:
+        raise CheckpointError(
+            f"{where}: the header claims {n} bytes but the file has {size}: it is truncated (or not a safetensors file)"
+        )
+    raw = head[8:] + fh.read(n - 1)
+    try:
+        header = json.loads(raw.decode("utf-8"))
+    except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise CheckpointError(f"{where}: the safetensors header is not valid JSON ({_short(e)}); the file is corrupted") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{where}: the safetensors header is a JSON {type(header).__name__}, expected an object")
+    metadata = header.get("__metadata__", {})
+    if not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
+        raise CheckpointError(f"{where}: the header's __metadata__ is not an object of strings; the file is corrupted")
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = entry.get("dtype") if isinstance(entry, dict) else None
+        if not (isinstance(dtype, str) and dtype in _TENSOR_DTYPES):
+            raise CheckpointError(
+                f"{where}: header entry {_short(name)} is {_short(entry)}; a tensor entry has a dtype among "
+                f"{', '.join(sorted(_TENSOR_DTYPES))}; the file is corrupted or not a checkpoint"
+            )
+    return n, header, metadata
 
 
 def load(f: str | os.PathLike, map_location=None) -> Any:
@@ -180,56 +473,46 @@ def load(f: str | os.PathLike, map_location=None) -> Any:
     Raises ``CheckpointError`` for anything that is not an intact neuronix checkpoint; no code
     from the file is ever run.
     """
+    from safetensors import SafetensorError  # imported on use: ``import neuronix`` needs no safetensors
+    from safetensors.torch import load as st_load
+
     path = os.fspath(f)
+    _remove_dead_partials(os.path.dirname(os.path.abspath(path)))
     with open(path, "rb") as fh:
         data = fh.read()
     where = f"nx.load({path!r})"
-    foreign = _describe_foreign(data[:8])
-    if foreign:
-        raise CheckpointError(
-            f"{where}: the file is {foreign}, not a safetensors checkpoint; nx.load never unpickles "
-            "(that could run code from the file). Load it with torch.load(..., weights_only=True) and re-save with nx.save"
-        )
-    if len(data) < 8:
-        raise CheckpointError(f"{where}: the file has {len(data)} bytes, too short for a safetensors header (truncated?)")
-    (header_len,) = struct.unpack("<Q", data[:8])
-    if header_len > _MAX_HEADER or 8 + header_len > len(data):
-        raise CheckpointError(
-            f"{where}: the header claims {header_len} bytes but the file has {len(data)}: "
-            "it is truncated or is not a safetensors file"
-        )
-    try:
-        header = json.loads(data[8 : 8 + header_len])
-        metadata = header.get("__metadata__") or {}
-    except (ValueError, AttributeError) as e:
-        raise CheckpointError(f"{where}: the safetensors header is not valid JSON ({e}); the file is corrupted") from None
+    _, _, metadata = _read_header(io.BytesIO(data), len(data), where)
     if metadata.get("format") != FORMAT:
         raise CheckpointError(
             f"{where}: a safetensors file without neuronix checkpoint metadata (format={metadata.get('format')!r}, "
             f"expected {FORMAT!r}); for plain safetensors weights use safetensors.torch.load_file"
         )
     try:
-        tensors = _st_load(data)
-    except SafetensorError as e:
-        raise CheckpointError(f"{where}: the file is truncated or corrupted: {e}") from None
+        tensors = st_load(data)
+    except (SafetensorError, ValueError, TypeError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"{where}: the file is truncated or corrupted: {_short(e)}") from None
     structure = metadata.get("neuronix.structure", "")
     if _digest(structure, tensors) != metadata.get("neuronix.sha256"):
         raise CheckpointError(
             f"{where}: checksum mismatch: the tensor data or structure does not match the SHA-256 recorded "
             "when it was saved; the file is corrupted"
         )
+    # The digest is no signature (anyone can recompute it): from here on the file may be crafted,
+    # and the decoder checks every node itself.
     try:
         return _unflatten(json.loads(structure), tensors, map_location)
-    except (ValueError, KeyError, AttributeError) as e:
-        raise CheckpointError(f"{where}: the structure metadata is corrupted ({e!r})") from None
+    except (ValueError, RecursionError) as e:  # _Malformed is a ValueError
+        raise CheckpointError(f"{where}: the structure metadata is malformed: {e}") from None
 
 
 def checkpoint_metadata(f: str | os.PathLike) -> dict[str, str]:
-    """The header metadata of a checkpoint (format, neuronix and torch versions), without loading tensors."""
+    """The header metadata of a checkpoint (format, neuronix and torch versions), without loading tensors.
+
+    Reads only the header; raises ``CheckpointError`` when the file is not a safetensors file.
+    """
     path = os.fspath(f)
     with open(path, "rb") as fh:
-        (n,) = struct.unpack("<Q", fh.read(8))
-        header = json.loads(fh.read(n))
-    meta = dict(header.get("__metadata__") or {})
+        _, _, metadata = _read_header(fh, os.fstat(fh.fileno()).st_size, f"nx.checkpoint_metadata({path!r})")
+    meta = dict(metadata)
     meta.pop("neuronix.structure", None)
     return meta
