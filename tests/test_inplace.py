@@ -239,3 +239,26 @@ def test_in_place_under_create_graph_gives_second_derivatives():
         return g.tolist() + h.tolist()
 
     _same(program)
+
+
+def test_in_place_through_an_alias_reaches_the_original():
+    """``contiguous()`` of a contiguous tensor returns that tensor itself: a write through either is seen by both."""
+
+    def through_alias(lib):
+        x = lib.ones(3, requires_grad=True)
+        y = x * 2
+        z = y.contiguous()
+        z.mul_(3)
+        y.sum().backward()
+        return _grad(x)
+
+    def through_original(lib):
+        x = lib.ones(3, requires_grad=True)
+        y = x * 2
+        z = y.contiguous()
+        y.mul_(3)
+        z.sum().backward()
+        return _grad(x)
+
+    _same(through_alias)
+    _same(through_original)

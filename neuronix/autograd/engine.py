@@ -16,6 +16,7 @@ input; the others are skipped, and so are VJPs of edges that lead nowhere reques
 from __future__ import annotations
 
 import functools
+import threading
 
 import torch
 
@@ -446,7 +447,14 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
     return [capture_node.get(t.grad_fn) if t.grad_fn is not None else capture_leaf.get(id(t)) for t in targets]
 
 
-_pending: list[list | None] = []  # per pass in progress (a hook may nest one): backward()'s callbacks; None for grad()
+class _Passes(threading.local):
+    """Per thread, the passes in progress (a hook may nest one): backward()'s callbacks; None for grad()."""
+
+    def __init__(self) -> None:
+        self.queues: list[list | None] = []
+
+
+_passes = _Passes()
 
 
 def queue_callback(callback) -> bool:
@@ -457,6 +465,7 @@ def queue_callback(callback) -> bool:
     pass that raises runs none. Inside ``nx.autograd.grad`` (which writes no ``.grad``) nothing
     is queued and the result is False.
     """
+    _pending = _passes.queues
     if not _pending:
         raise RuntimeError("queue_callback: no backward pass is running; call it from a hook during backward()")
     if _pending[-1] is None:
@@ -472,6 +481,7 @@ def _callbacks(accumulates: bool):
         @functools.wraps(fn)
         def run(*args, **kwargs):
             queue = [] if accumulates else None
+            _pending = _passes.queues
             _pending.append(queue)
             try:
                 result = fn(*args, **kwargs)

@@ -204,10 +204,12 @@ def apply(spec: OpSpec, *args, **attrs):
     result.grad_fn = node
     result._hooks = None
     base = out._base
-    if base is not None and n and not spec.aux and isinstance(args[0], Tensor):
+    if n and (base is not None or out is raws[0]) and not spec.aux and isinstance(args[0], Tensor):
+        # the result aliases its first input (a view, or the very tensor): an in-place change of
+        # either must reach the other's history (ops/inplace.py)
         src = raws[0]
-        result._view = (args[0], spec, args[1:], attrs, out._version, recording) if base is src or base is src._base \
-            else None
+        alias = out is src or base is src or (base is not None and base is src._base)
+        result._view = (args[0], spec, args[1:], attrs, out._version, recording) if alias else None
     else:
         result._view = None
     return (result, attrs["aux"]) if spec.aux else result
