@@ -18,6 +18,7 @@ from neuronix.tensor import CustomTensor, Tensor
 from neuronix import factories  # noqa: F401  (registers the factories as public functions)
 from neuronix.serialization import save, load
 from neuronix import distributed
+from neuronix import interop  # noqa: F401  (nx.Tensor speaks torch's __torch_function__)
 
 __version__ = "0.1.0"
 
