@@ -62,6 +62,30 @@ def _linear(draw, dtype, device):
 register(_mirror("linear", _linear))
 
 
+def _linear_shapes(draw, dtype, device):
+    """The shapes torch's linear also accepts: a 1-D weight (one output, feature dim dropped), a 1-D input,
+    zero in/out features, an empty batch, and a bias of any shape that broadcasts with the product."""
+    fin, fout = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    lead = tuple(draw(st.lists(st.integers(0, 3), max_size=2)))
+    one_d_weight = draw(st.booleans())
+    x = tensor(draw, lead + (fin,), dtype, device)
+    w = tensor(draw, (fin,) if one_d_weight else (fout, fin), dtype, device)
+    product = lead + (() if one_d_weight else (fout,))
+    # a bias broadcasting with the product: a suffix of its shape with some sizes 1 (addmm's rule for 2-D input
+    # wants it to broadcast to (N, out) without growing it, which a suffix always does)
+    if not product or (len(lead) == 1 and one_d_weight):
+        b = None  # torch's 2-D-input path needs a 2-D weight for a bias
+    else:
+        k = draw(st.integers(0, len(product)))
+        bias_shape = tuple(1 if draw(st.booleans()) else s for s in product[len(product) - k:])
+        b = tensor(draw, bias_shape, dtype, device) if draw(st.booleans()) else None
+    return Sample((x, w, b))
+
+
+register(_mirror("linear", _linear_shapes, "shapes",
+                 note="1-D weight or input, zero features, empty batch, broadcast bias (issue 10, item 16)"))
+
+
 # ----- convolutions -------------------------------------------------------------------------------------
 def _conv(spatial: int, *, groups=(1, 2, 3), dilation=(1, 2), stride=(1, 2, 3), padding=(0, 1, 2), batched=(True, False),
           channels_last=None, same=False, transposed=False):
