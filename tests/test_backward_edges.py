@@ -167,3 +167,11 @@ def test_cross_entropy_with_empty_dims_matches_torch(shape, reduction, label_smo
     torch.testing.assert_close(got.data, expected.detach(), equal_nan=True)
     got.backward(nx.Tensor(upstream))
     torch.testing.assert_close(xn.grad.data, x.grad, equal_nan=True)
+
+
+def test_cross_entropy_of_a_0d_input_is_rejected_with_the_op():
+    for target in (torch.randn(()), torch.tensor(1.0)):
+        with pytest.raises(IndexError):
+            TF.cross_entropy(torch.randn(()), target)
+        with pytest.raises(IndexError, match=r"cross_entropy: input must have at least 1 dim"):
+            F.cross_entropy(nx.randn(()), nx.Tensor(target))

@@ -556,6 +556,8 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
     if _raw(target).is_floating_point():
+        if input.ndim == 0:  # IndexError, as torch (it looks for the class dim)
+            raise IndexError("cross_entropy: input must have at least 1 dim (C) or 2 dims (N, C, ...), got a 0-d tensor")
         if _shape(target) != _shape(input):
             raise ValueError(
                 f"cross_entropy: probability targets must have the input's shape {_shape(input)}, got {_shape(target)}"
