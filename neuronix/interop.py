@@ -31,7 +31,8 @@ from neuronix.tensor import Tensor
 
 # In-place methods that are dunders (the ``name_`` convention covers the rest).
 _INPLACE_DUNDERS = frozenset({
-    "__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__", "__ifloordiv__", "__imod__", "__ipow__",
+    "__setitem__", "__iadd__", "__isub__", "__imul__", "__itruediv__", "__idiv__", "__ifloordiv__", "__imod__",
+    "__ipow__",
     "__iand__", "__ior__", "__ixor__", "__ilshift__", "__irshift__", "__imatmul__",
 })
 # Python plumbing that exists on both classes but is not an op: never a twin.
@@ -47,18 +48,27 @@ _tables: dict = {}
 
 
 def _tensor_methods() -> dict:
-    """``torch.Tensor`` attribute object -> its name (methods are identified by identity, not by name)."""
+    """``torch.Tensor`` attribute object -> its names (identified by identity: ``__rtruediv__`` is ``__rdiv__``)."""
     table = _tables.get("methods")
     if table is None:
         table = {}
         for name in dir(torch.Tensor):
             try:
                 attr = getattr(torch.Tensor, name)
-                table.setdefault(attr, name)
+                table[attr] = table.get(attr, ()) + (name,)
             except (AttributeError, TypeError):  # unhashable or unreadable attributes are not methods
                 continue
         _tables["methods"] = table
     return table
+
+
+def _method_twin(name: str):
+    if name in _PLUMBING or (name.startswith("_") and not name.startswith("__")):
+        return None
+    candidate = getattr(Tensor, name, None)
+    if callable(candidate) and not isinstance(candidate, property) and _is_neuronix(candidate):
+        return candidate
+    return None
 
 
 def _functions() -> dict:
@@ -102,13 +112,10 @@ def _resolve(func):
     """``(qualified name, method name or None, neuronix twin or None)`` for a torch callable."""
     if not _hashable(func):
         return repr(func), None, None
-    method = _tensor_methods().get(func)
-    if method is not None:
-        twin = None
-        if method not in _PLUMBING and (not method.startswith("_") or method.startswith("__")):
-            candidate = getattr(Tensor, method, None)
-            if callable(candidate) and not isinstance(candidate, property) and _is_neuronix(candidate):
-                twin = candidate
+    names = _tensor_methods().get(func)
+    if names is not None:
+        # of an alias's names, the one neuronix defines (torch's __rdiv__ is its __rtruediv__)
+        method, twin = next(((n, t) for n in names if (t := _method_twin(n)) is not None), (names[0], None))
         return f"torch.Tensor.{method}", method, twin
     found = _functions().get(func)
     if found is None:
