@@ -11,7 +11,8 @@ ints, floats, strings), plus ``torch.dtype`` / ``torch.device``. ``save`` splits
 
 Structure encoding. A JSON object in the structure is either a *marker node*, one of
 
-  ``{"__tensor__": key, "kind": "torch"|"nx"|"numpy"}``, ``{"__tuple__": [...]}``,
+  ``{"__tensor__": key, "kind": "torch"|"nx"|"numpy"}`` (plus ``"dtype": name`` for an encoded
+  tensor, below), ``{"__tuple__": [...]}``,
   ``{"__items__": [[key, value], ...]}`` (a dict), ``{"__dtype__": name}``, ``{"__device__": spec}``
 
 or a plain dict. A user dict is written as a plain JSON object only when every key is a
@@ -19,10 +20,23 @@ string that does not look like a marker (``"__name__"``); any other dict (int ke
 such as ``"__dtype__"``) is written as ``__items__`` pairs, where keys are data and are never
 interpreted. So no user key can be mistaken for a marker, now or when markers are added.
 
+Tensor dtypes. A tensor whose dtype safetensors stores (``_ST_CODES``) is stored as it is. One
+whose dtype safetensors lacks but that has an exact encoding in one it has (``_ENCODINGS``) is
+stored encoded, its node naming the original dtype: complex32/64/128 as their real view
+(``torch.view_as_real``: float16/32/64 pairs in a trailing dimension of 2), float8_e8m0fnu and
+float4_e2m1fn_x2 as their bytes (uint8, same shape). Both are bit-exact both ways. Any other
+dtype (quantized, bits, sub-byte int/uint) makes ``save`` raise a ``TypeError`` naming the key
+path, the dtype and the dtypes it can store, before anything is written.
+
+Files and streams. ``f`` is a path (``str``, ``bytes``, ``os.PathLike``) or a binary file object.
+A path is written atomically (see ``_write_atomic``); a file object gets the whole file in one
+``write()`` call, and its atomicity and durability are the caller's. ``load`` reads a file
+object from its current position to its end and checks those bytes exactly as a file's.
+
 Loading parses that JSON and the safetensors header only; nothing in the file is ever
 executed, and every object it can produce comes from a closed allowlist: the JSON values,
-containers, tensors of the dtypes in ``_TENSOR_DTYPES``, ``torch.dtype`` objects named in
-``_DTYPES`` and devices of the types in ``_DEVICE_TYPES``. Anything else in the file — a
+containers, tensors of the dtypes in ``_TENSOR_DTYPES`` (or decoded per ``_ENCODINGS``),
+``torch.dtype`` objects named in ``_DTYPES`` and devices of the types in ``_DEVICE_TYPES``. Anything else in the file — a
 truncated or corrupted file (checked against the digest), a malformed structure, a file in
 another format (``torch.save``'s zip/pickle) — raises ``CheckpointError`` saying what is wrong.
 
@@ -32,19 +46,21 @@ length's low bytes are arbitrary, and 0x80 0x02..0x05 (a pickle's opening) is a 
 640, 896, 1152 or 1408 bytes. Other formats are only named in the error once the file has
 failed to be safetensors.
 
-Writes are atomic and leave nothing behind when killed, see ``_write_atomic``.
+Writes to a path are atomic and leave nothing behind when killed, see ``_write_atomic``.
 """
 
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import io
 import json
 import os
 import re
 import struct
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 import numpy as np
 import torch
@@ -84,26 +100,74 @@ _DTYPES: dict[str, torch.dtype] = {
     "int32": torch.int32,
     "int64": torch.int64,
 }
-for _name in ("uint16", "uint32", "uint64", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"):
+for _name in (
+    *("uint16", "uint32", "uint64", "float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"),
+    *("float8_e8m0fnu", "float4_e2m1fn_x2"),
+):
     # newer dtypes, present from some torch version on (this is our own fixed list of names)
     if isinstance(getattr(torch, _name, None), torch.dtype):
         _DTYPES[_name] = getattr(torch, _name)
 _DTYPE_NAMES = {dtype: name for name, dtype in _DTYPES.items()}
 
-# safetensors dtype codes a tensor in the file may have (checked before safetensors reads it)
-_TENSOR_DTYPES = frozenset(
-    {"BOOL", "U8", "I8", "I16", "I32", "I64", "U16", "U32", "U64", "F16", "BF16", "F32", "F64", "C64"}
-    | {"F8_E4M3", "F8_E5M2", "F8_E4M3FNUZ", "F8_E5M2FNUZ"}
-)
+# torch dtype name -> the safetensors code it is stored as. Our own table, not safetensors' private
+# one: it fixes the format, and save and load agree on it whatever safetensors version is installed
+# (``_safetensors_round_trips`` checks that this one really writes and reads each code).
+_ST_CODES: dict[str, str] = {
+    **{"bool": "BOOL", "uint8": "U8", "int8": "I8", "int16": "I16", "int32": "I32", "int64": "I64"},
+    **{"uint16": "U16", "uint32": "U32", "uint64": "U64"},
+    **{"float16": "F16", "bfloat16": "BF16", "float32": "F32", "float64": "F64"},
+    **{"float8_e4m3fn": "F8_E4M3", "float8_e5m2": "F8_E5M2", "float8_e4m3fnuz": "F8_E4M3FNUZ", "float8_e5m2fnuz": "F8_E5M2FNUZ"},
+}
+# safetensors dtype codes a tensor in the file may have (checked before safetensors reads it). C64:
+# complex64 was stored natively before complex tensors were encoded, and such files still load.
+_TENSOR_DTYPES = frozenset(_ST_CODES.values()) | {"C64"}
+
+
+class _Encoding:
+    """How a dtype safetensors lacks is stored, exactly, as a tensor of a dtype it has.
+
+    The stored tensor has dtype ``stored`` and the original's shape plus ``trailing`` dimensions.
+    """
+
+    def __init__(self, stored: torch.dtype, trailing: tuple[int, ...], encode: Callable, decode: Callable):
+        self.stored, self.trailing, self.encode, self.decode = stored, trailing, encode, decode
+
+    def fits(self, t: torch.Tensor) -> bool:
+        """Whether ``t`` (from a file that may be crafted) is something ``encode`` makes, so ``decode`` takes it."""
+        k = len(self.trailing)
+        return t.dtype == self.stored and t.dim() >= k and tuple(t.shape[t.dim() - k :]) == self.trailing
+
+    def describe(self) -> str:
+        return f"{self.stored} with the original shape" + (f" plus trailing dims {self.trailing}" if self.trailing else "")
+
+
+def _complex(parts: torch.dtype) -> _Encoding:
+    # view_as_real/view_as_complex reinterpret the same bytes: every bit (NaN payloads, -0.0) survives
+    return _Encoding(parts, (2,), torch.view_as_real, torch.view_as_complex)
+
+
+def _raw_bytes(dtype: torch.dtype) -> _Encoding:
+    return _Encoding(torch.uint8, (), lambda t: t.view(torch.uint8), lambda t: t.view(dtype))
+
+
+# dtype name -> its encoding, for the dtypes of this torch only (older ones lack the float8/float4 types).
+# float8_e8m0fnu and float4_e2m1fn_x2: recent safetensors writes F8_E8M0/F4 but cannot read them back,
+# and F4 counts elements differently from torch, so their bytes are stored instead.
+_ENCODINGS: dict[str, _Encoding] = {
+    "complex32": _complex(torch.float16),
+    "complex64": _complex(torch.float32),
+    "complex128": _complex(torch.float64),
+    **{name: _raw_bytes(_DTYPES[name]) for name in ("float8_e8m0fnu", "float4_e2m1fn_x2") if name in _DTYPES},
+}
 _DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "meta", "hpu", "xla", "mtia")
 _DEVICE_RE = re.compile(rf"({'|'.join(_DEVICE_TYPES)})(:[0-9]{{1,4}})?")
 _TENSOR_KINDS = ("torch", "nx", "numpy")
-_MARKERS = {  # marker -> the exact key set of its node
-    "__tensor__": {"__tensor__", "kind"},
-    "__tuple__": {"__tuple__"},
-    "__items__": {"__items__"},
-    "__dtype__": {"__dtype__"},
-    "__device__": {"__device__"},
+_MARKERS = {  # marker -> (the keys its node must have, the keys it may have besides)
+    "__tensor__": ({"__tensor__", "kind"}, {"dtype"}),
+    "__tuple__": ({"__tuple__"}, set()),
+    "__items__": ({"__items__"}, set()),
+    "__dtype__": ({"__dtype__"}, set()),
+    "__device__": ({"__device__"}, set()),
 }
 
 
@@ -123,12 +187,19 @@ def _flatten(obj: Any, tensors: dict[str, torch.Tensor], path: str, depth: int =
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     if isinstance(obj, Tensor):
-        return {"__tensor__": _store(obj.data, tensors), "kind": "nx"}
+        return _tensor_node(obj.data, "nx", tensors, path)
     if isinstance(obj, torch.Tensor):
-        return {"__tensor__": _store(obj, tensors), "kind": "torch"}
+        return _tensor_node(obj, "torch", tensors, path)
     if isinstance(obj, np.ndarray):
-        # ascontiguousarray makes a 0-d array 1-d: put the shape back
-        return {"__tensor__": _store(torch.from_numpy(np.ascontiguousarray(obj)).reshape(obj.shape), tensors), "kind": "numpy"}
+        try:
+            # ascontiguousarray makes a 0-d array 1-d: put the shape back
+            t = torch.from_numpy(np.ascontiguousarray(obj)).reshape(obj.shape)
+        except TypeError:  # object, str, datetime, longdouble, structured...: torch has no such dtype
+            raise TypeError(
+                f"nx.save: cannot store the numpy array at {path}: torch has no dtype for numpy's {obj.dtype}; "
+                "a checkpoint holds numpy arrays of bool, (u)int8-64, float16/32/64 and complex64/128"
+            ) from None
+        return _tensor_node(t, "numpy", tensors, path)
     if isinstance(obj, np.generic):
         return _flatten(obj.item(), tensors, path, depth)
     if isinstance(obj, torch.dtype):
@@ -161,11 +232,51 @@ def _key(k: Any, path: str) -> Any:
     raise TypeError(f"nx.save: dict key {k!r} ({type(k).__name__}) at {path} is not a str, int, float, bool or None")
 
 
-def _store(t: torch.Tensor, tensors: dict[str, torch.Tensor]) -> str:
-    key = f"t{len(tensors)}"
-    # safetensors refuses tensors that share memory and needs dense data: give each its own copy
-    tensors[key] = t.detach().to("cpu", copy=True).contiguous()
-    return key
+def _storable_dtypes() -> str:
+    names = [n for n in _DTYPES if (n in _ST_CODES and _safetensors_round_trips(_DTYPES[n])) or n in _ENCODINGS]
+    return ", ".join(names)
+
+
+@functools.cache
+def _safetensors_round_trips(dtype: torch.dtype) -> bool:
+    """Whether the installed safetensors writes and reads back ``dtype`` (older versions lack some codes)."""
+    from safetensors.torch import load as st_load
+    from safetensors.torch import save as st_save
+
+    try:
+        return st_load(st_save({"x": torch.empty(0, dtype=dtype)}))["x"].dtype == dtype
+    except Exception:  # KeyError for an unknown dtype, or whatever an older version raises instead
+        return False
+
+
+def _tensor_node(t: torch.Tensor, kind: str, tensors: dict[str, torch.Tensor], path: str) -> dict:
+    """The structure node of tensor ``t``, its data (encoded if need be) moved into ``tensors``."""
+    # the checks come before any copy, so that an unstorable tensor raises here naming its path,
+    # never a KeyError or layout error from inside safetensors
+    if t.layout != torch.strided or t.is_nested:
+        raise TypeError(
+            f"nx.save: cannot store the {'nested' if t.is_nested else t.layout} tensor at {path}; a checkpoint holds "
+            "dense (strided) tensors: save t.to_dense() (or its indices and values) instead"
+        )
+    if t.device.type == "meta":
+        raise TypeError(f"nx.save: cannot store the meta tensor at {path}: it has no data (shape {tuple(t.shape)}, {t.dtype})")
+    name = _DTYPE_NAMES.get(t.dtype)
+    encoding = _ENCODINGS.get(name)
+    if encoding is None and not (name in _ST_CODES and _safetensors_round_trips(t.dtype)):
+        raise TypeError(
+            f"nx.save: cannot store the tensor at {path}: its dtype {t.dtype} has no exact representation in "
+            f"safetensors (or the installed safetensors lacks it); storable tensor dtypes: {_storable_dtypes()}"
+        )
+    # safetensors refuses tensors that share memory and needs dense data: give each its own copy.
+    # resolve_conj/resolve_neg: a lazily conjugated/negated view must be stored as the values it
+    # shows, not as the memory under it (no-ops where .to already materialised them).
+    t = t.detach().to("cpu", copy=True).resolve_conj().resolve_neg().contiguous()
+    node = {"__tensor__": f"t{len(tensors)}", "kind": kind}
+    if encoding is not None:
+        t = encoding.encode(t)
+        node["dtype"] = name
+    tensors[node["__tensor__"]] = t
+    return node
 
 
 # ----- JSON -> structure (every check here is against a crafted file) ----------------------
@@ -182,11 +293,13 @@ def _unflatten(node: Any, tensors: dict[str, torch.Tensor], map_location, path: 
     if not markers:
         return {k: _unflatten(v, tensors, map_location, f"{path}.{k}", depth + 1) for k, v in node.items()}
     marker = markers[0]
-    if len(markers) > 1 or set(node) != _MARKERS[marker]:
-        raise _Malformed(f"{path} has keys {sorted(node)}; a {marker} node has exactly the keys {sorted(_MARKERS[marker])}")
+    required, optional = _MARKERS[marker]
+    if len(markers) > 1 or not required <= set(node) <= required | optional:
+        also = f" and may have {sorted(optional)}" if optional else ""
+        raise _Malformed(f"{path} has keys {sorted(node)}; a {marker} node has exactly the keys {sorted(required)}{also}")
     value = node[marker]
     if marker == "__tensor__":
-        return _load_tensor(value, node["kind"], tensors, map_location, path)
+        return _load_tensor(value, node["kind"], node.get("dtype"), tensors, map_location, path)
     if marker == "__tuple__":
         if not isinstance(value, list):
             raise _Malformed(f"{path}: __tuple__ holds a {type(value).__name__}, expected a list")
@@ -218,12 +331,22 @@ def _unflatten(node: Any, tensors: dict[str, torch.Tensor], map_location, path: 
         raise _Malformed(f"{path}: __device__ {value!r}: {e}") from None
 
 
-def _load_tensor(key: Any, kind: Any, tensors: dict[str, torch.Tensor], map_location, path: str):
+def _load_tensor(key: Any, kind: Any, dtype: Any, tensors: dict[str, torch.Tensor], map_location, path: str):
     if not isinstance(key, str) or key not in tensors:
         raise _Malformed(f"{path}: __tensor__ {_short(key)} names no tensor of the file (it has {len(tensors)})")
     if kind not in _TENSOR_KINDS:
         raise _Malformed(f"{path}: tensor kind {_short(kind)} is not one of {', '.join(_TENSOR_KINDS)}")
     t = tensors[key]
+    if dtype is not None:  # an encoded tensor: decode it, after checking it is what that encoding stores
+        encoding = _ENCODINGS.get(dtype) if isinstance(dtype, str) else None
+        if encoding is None:
+            raise _Malformed(f"{path}: tensor dtype {_short(dtype)} is not one of the encoded dtypes {', '.join(_ENCODINGS)}")
+        if not encoding.fits(t):
+            raise _Malformed(
+                f"{path}: a {dtype} tensor is stored as {encoding.describe()}, "
+                f"but tensor {key} is {t.dtype} of shape {tuple(t.shape)}"
+            )
+        t = encoding.decode(t.contiguous())
     if kind == "numpy":
         try:
             return t.numpy()
@@ -250,13 +373,59 @@ def _digest(structure: str, tensors: dict[str, torch.Tensor]) -> str:
 
 
 # ----- public API ------------------------------------------------------------------------
-def save(obj: Any, f: str | os.PathLike) -> None:
-    """Save ``obj`` (e.g. a ``state_dict``, or a dict of them) to the safetensors file ``f``, atomically.
+# what save/load take for f, as torch.save/torch.load
+_File = str | bytes | os.PathLike | IO[bytes]
 
-    Mirrors ``torch.save(obj, f)`` for checkpoint-shaped objects, without pickle. The file gets
-    the permissions a plain ``open(f, "wb")`` would give a new file (``0o666 & ~umask``).
+
+def _is_path(f: Any) -> bool:
+    return isinstance(f, (str, bytes, os.PathLike))
+
+
+def _file_label(f: Any) -> str:
+    name = getattr(f, "name", None)  # an open file's path; BytesIO and most streams have none
+    return repr(name) if isinstance(name, (str, bytes)) else f"<{type(f).__name__}>"
+
+
+def save(obj: Any, f: _File) -> None:
+    """Save ``obj`` (e.g. a ``state_dict``, or a dict of them) as a safetensors checkpoint to ``f``.
+
+    Mirrors ``torch.save(obj, f)`` for checkpoint-shaped objects, without pickle. ``f`` is a path
+    (``str``, ``bytes`` or ``os.PathLike``) or a binary file object with ``write()`` (``io.BytesIO``,
+    a file opened ``"wb"``...).
+
+    To a path the write is atomic: readers see the old file or the new one, a killed save leaves
+    nothing behind, and the file gets the permissions a plain ``open(f, "wb")`` would give a new
+    file (``0o666 & ~umask``). To a file object the whole checkpoint is passed to one ``write()``
+    at its current position, then ``flush()`` is called if it has one; it is neither closed nor
+    fsync'ed, and atomicity and durability are then the caller's business. In both cases an
+    object that cannot be saved raises before anything is written.
     """
-    _write_atomic(os.fspath(f), _encode(obj))
+    payload = _encode(obj)
+    if _is_path(f):
+        # fsdecode: a bytes path becomes str, as the temporary-name code builds names as str
+        _write_atomic(os.fsdecode(os.fspath(f)), payload)
+    else:
+        _write_stream(f, payload)
+
+
+def _write_stream(f: Any, payload: bytes) -> None:
+    if not callable(getattr(f, "write", None)):
+        raise TypeError(
+            f"nx.save: f must be a path (str or os.PathLike) or a binary file object with write(), not {type(f).__name__}"
+        )
+    if isinstance(f, io.TextIOBase):
+        raise TypeError(f"nx.save: {_file_label(f)} is a text-mode file; a checkpoint is binary: open it with mode 'wb'")
+    written = f.write(payload)
+    # Buffered files and BytesIO write everything (many file-likes return None); only a raw,
+    # unbuffered file (open(..., buffering=0)) may write part and return the count: finish the job.
+    rest = memoryview(payload)
+    while isinstance(written, int) and not isinstance(written, bool) and written < len(rest):
+        if written <= 0:
+            raise OSError(errno.EIO, f"nx.save: {_file_label(f)}.write() wrote nothing of the {len(rest)} bytes left")
+        rest = rest[written:]
+        written = f.write(rest)
+    if callable(getattr(f, "flush", None)):
+        f.flush()
 
 
 def _encode(obj: Any) -> bytes:
@@ -410,17 +579,18 @@ def _describe_foreign(head: bytes) -> str | None:
     return None
 
 
-def _read_header(fh, size: int, where: str) -> tuple[int, dict, dict[str, str]]:
+def _read_header(fh, size: int | None, where: str) -> tuple[int, dict, dict[str, str]]:
     """(header length, header, metadata) of the safetensors file open as ``fh`` (``size`` bytes long).
 
     The file is recognised by what a safetensors file is: 8 bytes of little-endian header
     length ``n`` with ``8 + n`` within the file, then ``n`` bytes of JSON starting with ``{``.
+    ``size`` None: ``fh`` is a stream of unknown length, read from its current position.
     """
-    head = fh.read(9)
+    head = _read_exactly(fh, 9, where)
     if len(head) < 9:
         raise CheckpointError(
-            f"{where}: the file has {size} bytes, too short for a safetensors checkpoint (an 8-byte header "
-            "length, then a JSON header); it is truncated or not a checkpoint"
+            f"{where}: the file has {len(head) if size is None else size} bytes, too short for a safetensors checkpoint "
+            "(an 8-byte header length, then a JSON header); it is truncated or not a checkpoint"
         )
     (n,) = struct.unpack("<Q", head[:8])
     if head[8:9] != b"{" or n > _MAX_HEADER:
@@ -440,11 +610,16 @@ def _read_header(fh, size: int, where: str) -> tuple[int, dict, dict[str, str]]:
             f"{where}: the header length field says {n} bytes, above safetensors' limit of {_MAX_HEADER}; "
             "the file is corrupted or not a safetensors file"
         )
-    if 8 + n > size:
+    if size is not None and 8 + n > size:
         raise CheckpointError(
             f"{where}: the header claims {n} bytes but the file has {size}: it is truncated (or not a safetensors file)"
         )
-    raw = head[8:] + fh.read(n - 1)
+    raw = head[8:] + _read_exactly(fh, n - 1, where)
+    if len(raw) < n:  # only for a stream: a file's size was checked above
+        raise CheckpointError(
+            f"{where}: the header claims {n} bytes but the stream ends after {len(raw)}: "
+            "it is truncated (or not a safetensors file)"
+        )
     try:
         header = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
@@ -466,21 +641,60 @@ def _read_header(fh, size: int, where: str) -> tuple[int, dict, dict[str, str]]:
     return n, header, metadata
 
 
-def load(f: str | os.PathLike, map_location=None) -> Any:
+def _as_bytes(data: Any, f: Any, where: str) -> bytes:
+    if isinstance(data, str):
+        raise TypeError(f"{where}: {_file_label(f)} is a text-mode file; a checkpoint is binary: open it with mode 'rb'")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"{where}: {_file_label(f)}.read() returned {type(data).__name__}, expected bytes")
+    return bytes(data)
+
+
+def _read_exactly(fh: Any, n: int, where: str) -> bytes:
+    """Up to ``n`` bytes of ``fh``, fewer only at its end (a raw stream's read() may return less)."""
+    chunks, got = [], 0
+    while got < n:
+        chunk = _as_bytes(fh.read(n - got), fh, where)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+def _check_reader(f: Any, where: str) -> None:
+    if not callable(getattr(f, "read", None)):
+        raise TypeError(
+            f"{where}: f must be a path (str or os.PathLike) or a binary file object with read(), not {type(f).__name__}"
+        )
+
+
+def load(f: _File, map_location=None) -> Any:
     """Load an object saved with ``nx.save``; tensors come back as they went in (torch, nx or numpy).
 
-    ``map_location`` (a device or device string) moves every tensor there, as in ``torch.load``.
-    Raises ``CheckpointError`` for anything that is not an intact neuronix checkpoint; no code
-    from the file is ever run.
+    ``f`` is a path (``str``, ``bytes`` or ``os.PathLike``) or a binary file object with ``read()``
+    (``io.BytesIO``, a file opened ``"rb"``...), which is read from its current position to its end
+    and checked exactly as a file is. ``map_location`` (a device or device string) moves every
+    tensor there, as in ``torch.load``. Raises ``CheckpointError`` for anything that is not an
+    intact neuronix checkpoint; no code from the file is ever run (never pickle).
     """
+    if _is_path(f):
+        path = os.fsdecode(os.fspath(f))
+        _remove_dead_partials(os.path.dirname(os.path.abspath(path)))
+        with open(path, "rb") as fh:
+            data = fh.read()
+        where = f"nx.load({path!r})"
+    else:
+        where = f"nx.load({_file_label(f)})"
+        _check_reader(f, where)
+        data = _as_bytes(f.read(), f, where)  # read() with no size: to the end (readall for a raw file)
+    return _decode(data, where, map_location)
+
+
+def _decode(data: bytes, where: str, map_location) -> Any:
+    """The object in the checkpoint bytes ``data``; ``where`` starts every error message."""
     from safetensors import SafetensorError  # imported on use: ``import neuronix`` needs no safetensors
     from safetensors.torch import load as st_load
 
-    path = os.fspath(f)
-    _remove_dead_partials(os.path.dirname(os.path.abspath(path)))
-    with open(path, "rb") as fh:
-        data = fh.read()
-    where = f"nx.load({path!r})"
     _, _, metadata = _read_header(io.BytesIO(data), len(data), where)
     if metadata.get("format") != FORMAT:
         raise CheckpointError(
@@ -505,14 +719,20 @@ def load(f: str | os.PathLike, map_location=None) -> Any:
         raise CheckpointError(f"{where}: the structure metadata is malformed: {e}") from None
 
 
-def checkpoint_metadata(f: str | os.PathLike) -> dict[str, str]:
+def checkpoint_metadata(f: _File) -> dict[str, str]:
     """The header metadata of a checkpoint (format, neuronix and torch versions), without loading tensors.
 
-    Reads only the header; raises ``CheckpointError`` when the file is not a safetensors file.
+    ``f`` is a path or a binary file object (read from its current position). Reads only the
+    header; raises ``CheckpointError`` when the file is not a safetensors file.
     """
-    path = os.fspath(f)
-    with open(path, "rb") as fh:
-        _, _, metadata = _read_header(fh, os.fstat(fh.fileno()).st_size, f"nx.checkpoint_metadata({path!r})")
+    if _is_path(f):
+        path = os.fsdecode(os.fspath(f))
+        with open(path, "rb") as fh:
+            _, _, metadata = _read_header(fh, os.fstat(fh.fileno()).st_size, f"nx.checkpoint_metadata({path!r})")
+    else:
+        where = f"nx.checkpoint_metadata({_file_label(f)})"
+        _check_reader(f, where)
+        _, _, metadata = _read_header(f, None, where)
     meta = dict(metadata)
     meta.pop("neuronix.structure", None)
     return meta

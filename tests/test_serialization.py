@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
 import pickle
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -237,6 +239,7 @@ def test_every_small_header_length_loads(tmp_path, no_fsync):
 _MARKERISH = ["__dtype__", "__tuple__", "__items__", "__tensor__", "__device__", "kind", "__x__", "__", "____", "t0"]
 _KEYS = st.one_of(st.text(max_size=6), st.sampled_from(_MARKERISH))
 _TENSOR_DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64, torch.int32, torch.uint8, torch.bool]
+_TENSOR_DTYPES += [torch.complex64, torch.complex128]
 
 
 @st.composite
@@ -461,6 +464,16 @@ _BAD_STRUCTURES = {
     "deep dicts": ('{"a": ' * 150 + "1" + "}" * 150, "nested more than"),
     "deep tuples": ('{"__tuple__": [' * 150 + "]}" * 150, "nested more than"),
     "very deep lists": ("[" * 100_000 + "]" * 100_000, "malformed"),
+    "complex of a 1-d float32": (
+        '{"__tensor__": "t0", "kind": "torch", "dtype": "complex64"}',
+        "stored as torch.float32 .* trailing",
+    ),
+    "complex of the wrong parts": ('{"__tensor__": "t0", "kind": "torch", "dtype": "complex128"}', "stored as torch.float64"),
+    "complex of bfloat16": ('{"__tensor__": "t1", "kind": "torch", "dtype": "complex32"}', "stored as torch.float16"),
+    "encoded as a plain dtype": ('{"__tensor__": "t0", "kind": "torch", "dtype": "float32"}', "not one of the encoded dtypes"),
+    "encoded as torch.load": ('{"__tensor__": "t0", "kind": "torch", "dtype": "load"}', "not one of the encoded dtypes"),
+    "encoded dtype not a string": ('{"__tensor__": "t0", "kind": "torch", "dtype": 5}', "not one of the encoded dtypes"),
+    "tensor with an unknown key": ('{"__tensor__": "t0", "kind": "torch", "complex": "complex64"}', "exactly the keys"),
     "empty": ("", "malformed"),
     "not json": ("not json", "malformed"),
     "unclosed": ("[1, 2", "malformed"),
@@ -545,20 +558,22 @@ def _only_allowlisted(obj):
 def _random_node(rng, depth=0):
     r = rng.random()
     if depth > 4 or r < 0.3:
-        atoms = [None, True, 0, -1, 1.5, "x", "t0", "t1", "t9", "float32", "load", "cpu", "cuda:0", "numpy", "nx", "torch"]
+        atoms = [None, True, 0, -1, 1.5, "x", "t0", "t1", "t2", "t9", "float32", "load", "cpu", "cuda:0", "numpy", "nx", "torch"]
+        atoms += ["complex64", "complex128", "complex32", "float8_e8m0fnu"]
         return rng.choice(atoms + [[], {}])
     if r < 0.45:
         return [_random_node(rng, depth + 1) for _ in range(rng.randint(0, 3))]
     if r < 0.55:
         return [[_random_node(rng, depth + 1), _random_node(rng, depth + 1)] for _ in range(rng.randint(0, 2))]
-    keys = ["__tensor__", "kind", "__tuple__", "__items__", "__dtype__", "__device__", "a", "__x__"]
+    keys = ["__tensor__", "kind", "dtype", "__tuple__", "__items__", "__dtype__", "__device__", "a", "__x__"]
     return {k: _random_node(rng, depth + 1) for k in rng.sample(keys, rng.randint(1, 3))}
 
 
 def test_fuzz_crafted_structures_load_allowlisted_objects_or_raise(tmp_path, no_fsync):
     rng, loaded, refused = random.Random(1), 0, 0
+    tensors = {"t0": torch.arange(3.0), "t1": torch.ones(2, dtype=torch.bfloat16), "t2": torch.ones(2, 2, dtype=torch.float64)}
     for _ in range(1500):
-        _craft(tmp_path / "f", json.dumps(_random_node(rng)))
+        _craft(tmp_path / "f", json.dumps(_random_node(rng)), tensors)
         try:
             obj = nx.load(tmp_path / "f")
         except CheckpointError:
@@ -619,3 +634,246 @@ def test_import_and_backward_without_safetensors():
         "assert 'safetensors' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+# ----- file objects (SPEC: nx.save(obj, path_or_file)) ------------------------------------------
+def test_bytesio_round_trip_is_the_same_file_as_a_path(tmp_path):
+    obj = _checkpoint()
+    buf = io.BytesIO()
+    nx.save(obj, buf)
+    buf.seek(0)
+    _assert_same(obj, nx.load(buf))
+    assert buf.tell() == len(buf.getvalue())  # load read it to the end
+    # the same format as a file: the bytes read as a path, and the path's bytes read as a stream
+    (tmp_path / "from_buf.safetensors").write_bytes(buf.getvalue())
+    _assert_same(obj, nx.load(tmp_path / "from_buf.safetensors"))
+    nx.save(obj, tmp_path / "ck.safetensors")
+    _assert_same(obj, nx.load(io.BytesIO((tmp_path / "ck.safetensors").read_bytes())))
+    assert checkpoint_metadata(io.BytesIO(buf.getvalue()))["format"] == ser.FORMAT
+
+
+def test_open_files_and_path_types(tmp_path):
+    obj = {"w": torch.randn(3, 4), "step": 7, "nested": [{"b": torch.zeros(2, dtype=torch.int64)}, (1, "x")]}
+    path = tmp_path / "ck.safetensors"
+    with open(path, "wb") as fh:
+        nx.save(obj, fh)
+        assert not fh.closed  # the caller's file: left open
+    with open(path, "rb") as fh:
+        _assert_same(obj, nx.load(fh))
+    with open(path, "rb") as fh:
+        assert checkpoint_metadata(fh)["neuronix.version"] == nx.__version__
+    with open(path, "rb", buffering=0) as fh:  # a raw file: read() is readall()
+        _assert_same(obj, nx.load(fh))
+    with open(tmp_path / "raw", "wb", buffering=0) as fh:
+        nx.save(obj, fh)
+    _assert_same(obj, nx.load(tmp_path / "raw"))
+    for f in (str(path), os.fsencode(path), path):  # str, bytes, os.PathLike
+        nx.save(obj, f)
+        _assert_same(obj, nx.load(f))
+    assert sorted(os.listdir(tmp_path)) == ["ck.safetensors", "raw"]
+
+
+def test_file_object_is_written_with_one_write_and_flushed():
+    class Writer:  # the minimal file-like: write() returning None, as many do
+        def __init__(self):
+            self.calls, self.flushed = [], 0
+
+        def write(self, data):
+            self.calls.append(bytes(data))
+
+        def flush(self):
+            self.flushed += 1
+
+    w = Writer()
+    nx.save({"w": torch.ones(1000)}, w)
+    assert len(w.calls) == 1 and w.flushed == 1
+    _assert_same({"w": torch.ones(1000)}, nx.load(io.BytesIO(w.calls[0])))
+
+
+def test_short_writes_of_a_raw_stream_are_completed():
+    class ShortWriter(io.RawIOBase):  # a raw stream that takes at most 100 bytes a call
+        def __init__(self):
+            self.data = bytearray()
+
+        def writable(self):
+            return True
+
+        def write(self, b):
+            chunk = bytes(b[:100])
+            self.data += chunk
+            return len(chunk)
+
+    w = ShortWriter()
+    obj = {"w": torch.arange(500.0)}
+    nx.save(obj, w)
+    _assert_same(obj, nx.load(io.BytesIO(bytes(w.data))))
+
+
+def test_load_reads_from_the_current_position():
+    buf = io.BytesIO()
+    buf.write(b"prefix of the caller")
+    nx.save({"a": torch.ones(2)}, buf)
+    buf.seek(len(b"prefix of the caller"))
+    _assert_same({"a": torch.ones(2)}, nx.load(buf))
+
+
+@pytest.mark.parametrize("keep", [0, 5, 8, 9, 20, "half", -1])
+def test_truncated_bytesio_raises_checkpoint_error(keep):
+    buf = io.BytesIO()
+    nx.save(_checkpoint(), buf)
+    data = buf.getvalue()
+    n = len(data) // 2 if keep == "half" else (len(data) + keep if keep < 0 else keep)
+    with pytest.raises(CheckpointError, match=r"nx\.load\(<BytesIO>\).*(truncated|too short)"):
+        nx.load(io.BytesIO(data[:n]))
+    if keep != -1:  # the header is whole in a file cut only at its end
+        with pytest.raises(CheckpointError, match="truncated|too short"):
+            checkpoint_metadata(io.BytesIO(data[:n]))
+
+
+def test_foreign_streams_are_refused_without_running_code(tmp_path):
+    marker = tmp_path / "pwned"
+    with pytest.raises(CheckpointError, match="pickle.*never unpickles"):
+        nx.load(io.BytesIO(pickle.dumps(_Exploit(str(marker)), protocol=2)))
+    assert not marker.exists()
+    zipped = io.BytesIO()
+    torch.save({"w": torch.ones(2)}, zipped)
+    zipped.seek(0)
+    with pytest.raises(CheckpointError, match="zip archive"):
+        nx.load(zipped)
+    with pytest.raises(CheckpointError):
+        nx.load(io.BytesIO(os.urandom(4096)))
+
+
+def test_bad_file_arguments_raise_clear_errors(tmp_path):
+    with pytest.raises(TypeError, match="path .* or a binary file object with write"):
+        nx.save({}, object())
+    with pytest.raises(TypeError, match="path .* or a binary file object with read"):
+        nx.load(42)
+    with open(tmp_path / "t.txt", "w") as fh, pytest.raises(TypeError, match="text-mode file.*'wb'"):
+        nx.save({}, fh)
+    (tmp_path / "t.txt").write_bytes(b"x" * 20)
+    with open(tmp_path / "t.txt") as fh, pytest.raises(TypeError, match="text-mode file.*'rb'"):
+        nx.load(fh)
+    buf = io.BytesIO()
+    with pytest.raises(TypeError, match=r"cannot store object at obj\.bad"):
+        nx.save({"ok": torch.ones(2), "bad": object()}, buf)
+    assert buf.getvalue() == b""  # nothing written before the object was known to be storable
+
+
+# ----- every tensor dtype: bit-exact round trip, or a clear error before writing -----------------
+_ALL_DTYPES = sorted({v for v in vars(torch).values() if isinstance(v, torch.dtype)}, key=str)
+_MUST_ROUND_TRIP = {
+    *(torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64),
+    *(torch.float16, torch.bfloat16, torch.float32, torch.float64),
+    *(torch.complex32, torch.complex64, torch.complex128),
+    *(getattr(torch, n) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz") if hasattr(torch, n)),
+    *(getattr(torch, n) for n in ("uint16", "uint32", "uint64", "float8_e8m0fnu", "float4_e2m1fn_x2") if hasattr(torch, n)),
+}
+
+
+def _random_bits(dtype, shape):
+    """A tensor of ``dtype`` with random bits (NaN payloads, -0.0, subnormals...): exactness is bit-exactness."""
+    n = math.prod(shape)
+    if dtype == torch.bool:  # only 0 and 1 are bools
+        return torch.randint(0, 2, shape, dtype=torch.bool)
+    size = torch.empty((), dtype=dtype).element_size()
+    return torch.randint(0, 256, (max(n, 1) * size,), dtype=torch.uint8).view(dtype)[:n].reshape(shape)
+
+
+def _bits(t):
+    return t.reshape(-1).view(torch.uint8)
+
+
+@pytest.mark.filterwarnings("ignore:ComplexHalf support is experimental", "ignore:.*quantized tensor creation functions")
+@pytest.mark.parametrize("dtype", _ALL_DTYPES, ids=str)
+def test_every_dtype_round_trips_exactly_or_fails_clearly(tmp_path, dtype):
+    if dtype in _MUST_ROUND_TRIP:
+        obj = {"x": [0, _random_bits(dtype, (3, 5))], "s": _random_bits(dtype, ()), "e": torch.empty(0, 2, dtype=dtype)}
+        obj["nx"] = nx.Tensor(_random_bits(dtype, (4,)))
+        nx.save(obj, tmp_path / "ck.safetensors")
+        back = nx.load(tmp_path / "ck.safetensors")
+        for got, want in (
+            (back["x"][1], obj["x"][1]),
+            (back["s"], obj["s"]),
+            (back["e"], obj["e"]),
+            (back["nx"].data, obj["nx"].data),
+        ):
+            assert got.dtype == dtype and got.shape == want.shape and torch.equal(_bits(got), _bits(want))
+        assert isinstance(back["nx"], nx.Tensor)
+        return
+    try:
+        t = torch.empty(2, dtype=dtype)
+    except (RuntimeError, TypeError):
+        pytest.skip(f"this torch cannot make a {dtype} tensor")
+    with pytest.raises(
+        TypeError, match=rf"at obj\.x\[1\]: its dtype {re.escape(str(dtype))} .* storable tensor dtypes: .*complex128"
+    ):
+        nx.save({"x": [0, t]}, tmp_path / "ck.safetensors")
+    assert not (tmp_path / "ck.safetensors").exists()
+
+
+def test_complex_views_and_numpy_complex_round_trip(tmp_path):
+    z = torch.randn(3, dtype=torch.complex128)
+    obj = {
+        "conj": z.conj(),  # a lazily conjugated view: stored as the values it shows
+        "neg": z.conj().imag,  # a lazily negated view
+        "strided": torch.randn(4, 6, dtype=torch.complex64)[:, ::2].t(),
+        "np64": np.array([1 + 2j, -0.0 - 1j], dtype=np.complex64),
+        "np128": np.array([[np.nan + 1j, np.inf - 3j]]),
+        "scalar": np.complex128(1 - 1j),  # a numpy scalar becomes a Python complex: not storable
+    }
+    with pytest.raises(TypeError, match=r"cannot store complex at obj\.scalar"):
+        nx.save(obj, tmp_path / "ck.safetensors")
+    del obj["scalar"]
+    nx.save(obj, tmp_path / "ck.safetensors")
+    back = nx.load(tmp_path / "ck.safetensors")
+    assert (
+        torch.equal(back["conj"], z.conj()) and torch.equal(back["neg"], -z.imag) and torch.equal(back["strided"], obj["strided"])
+    )
+    for k in ("np64", "np128"):
+        assert back[k].dtype == obj[k].dtype and np.array_equal(back[k], obj[k], equal_nan=True)
+    assert not (back["conj"].is_conj() or back["neg"].is_neg())
+
+
+def test_complex_is_stored_as_its_real_view(tmp_path):
+    from safetensors.torch import load_file
+
+    z = torch.randn(2, 3, dtype=torch.complex128)
+    nx.save({"z": z}, tmp_path / "ck.safetensors")
+    (stored,) = load_file(tmp_path / "ck.safetensors").values()  # what any safetensors reader sees
+    assert stored.dtype == torch.float64 and torch.equal(stored, torch.view_as_real(z))
+    from safetensors import safe_open
+
+    with safe_open(tmp_path / "ck.safetensors", "pt") as fh:
+        structure = json.loads(fh.metadata()["neuronix.structure"])
+    assert structure == {"z": {"__tensor__": "t0", "kind": "torch", "dtype": "complex128"}}
+
+
+def test_unstorable_tensors_fail_clearly(tmp_path):
+    cases = {
+        "sparse": (torch.randn(3).to_sparse(), r"torch\.sparse_coo tensor at obj\.sparse.*dense"),
+        "meta": (torch.empty(3, device="meta"), r"meta tensor at obj\.meta: it has no data"),
+        "strings": (np.array(["a", "b"]), r"numpy array at obj\.strings: torch has no dtype for numpy's <U1"),
+        "objects": (np.array([None, 1]), r"numpy array at obj\.objects: torch has no dtype for numpy's object"),
+    }
+    for key, (value, message) in cases.items():
+        with pytest.raises(TypeError, match=message):
+            nx.save({key: value}, tmp_path / "ck.safetensors")
+    assert os.listdir(tmp_path) == []
+
+
+def test_crafted_encoded_tensors_load(tmp_path):
+    pairs = torch.randn(2, 2, dtype=torch.float64)
+    structure = {"z": {"__tensor__": "t0", "kind": "nx", "dtype": "complex128"}}
+    _craft(tmp_path / "ok", json.dumps(structure), {"t0": pairs})
+    back = nx.load(tmp_path / "ok")
+    assert isinstance(back["z"], nx.Tensor) and torch.equal(back["z"].data, torch.view_as_complex(pairs))
+
+
+def test_complex64_stored_natively_by_earlier_versions_loads(tmp_path):
+    z = torch.randn(3, dtype=torch.complex64)
+    try:
+        _craft(tmp_path / "old", '{"z": {"__tensor__": "t0", "kind": "torch"}}', {"t0": z})
+    except (KeyError, ValueError, TypeError):
+        pytest.skip("this safetensors has no C64")
+    assert torch.equal(nx.load(tmp_path / "old")["z"], z)
