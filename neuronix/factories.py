@@ -50,6 +50,11 @@ def _device_hint(message: str) -> str:
     return ""
 
 
+def unavailable_device(err: Exception) -> bool:
+    """Whether ``err`` is torch saying a requested device cannot be used here."""
+    return bool(_device_hint(str(err).split("\n", 1)[0]))
+
+
 def device_error(where: str, err: Exception) -> Exception:
     """``err`` (same type, as torch raised it) prefixed with the failing call, plus what its devices mean."""
     reason = str(err)

@@ -195,6 +195,20 @@ def test_moving_to_an_unavailable_device_names_the_op_and_the_valid_devices():
         assert "valid devices here: 'cpu'" in message
 
 
+@pytest.mark.parametrize("err", [RuntimeError("CUDA error: invalid device ordinal"),
+                                 RuntimeError("No CUDA GPUs are available"),
+                                 AssertionError("Torch not compiled with CUDA enabled")])
+def test_an_op_failing_on_an_unusable_device_says_what_is_valid(err):
+    # what a CUDA machine raises for a GPU index past the last one, simulated in an op's forward
+    from neuronix.ops.registry import OpSpec, apply
+
+    def forward(x):
+        raise err
+
+    with pytest.raises(type(err), match=r"neuronix\.moved\(Tensor\(shape=\(2,\).*valid devices here: 'cpu'"):
+        apply(OpSpec("moved", forward, (None,), (), False, False, None), nx.zeros(2))
+
+
 def test_torchs_backend_dispatch_table_is_cut_to_its_reason():
     from neuronix.factories import device_error
 

@@ -165,12 +165,14 @@ def apply(spec: OpSpec, *args, **attrs):
         raws = [a.data if isinstance(a, Tensor) else a for a in args]
     try:
         out = spec.forward(*raws, **attrs) if attrs else spec.forward(*raws)
-    except _FORWARD_ERRORS as err:
-        raise op_error(spec.name, args, attrs, err) from err
-    except (AssertionError, NotImplementedError) as err:  # torch's "device not available" errors
-        from neuronix.factories import device_error  # cold path; the factories import this module
+    except (*_FORWARD_ERRORS, AssertionError, NotImplementedError) as err:
+        from neuronix.factories import device_error, unavailable_device  # cold path; factories import this module
 
-        raise device_error(f"neuronix.{spec.name}({_describe(args)}{f', {attrs}' if attrs else ''})", err) from err
+        if unavailable_device(err):  # "not compiled with CUDA", "invalid device ordinal", ...: say what is valid
+            raise device_error(f"neuronix.{spec.name}({_describe(args)}{f', {attrs}' if attrs else ''})", err) from err
+        if not isinstance(err, _FORWARD_ERRORS):
+            raise
+        raise op_error(spec.name, args, attrs, err) from err
     if spec.aux:
         out, attrs["aux"] = out
     node = None
