@@ -369,4 +369,6 @@ def masked_select(input, mask):
         ) from err
     if input.shape != shape:
         input = input.expand(shape)
+    if not shape:  # a 0-d mask would index as a Python bool; torch keeps (and version-checks) the mask itself
+        input, shape = input.reshape(1), (1,)
     return getitem(input, m.expand(shape))
