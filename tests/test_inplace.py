@@ -262,3 +262,23 @@ def test_in_place_through_an_alias_reaches_the_original():
 
     _same(through_alias)
     _same(through_original)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("relu", {}), ("relu6", {}), ("silu", {}), ("elu", {}), ("selu", {}), ("leaky_relu", {"negative_slope": 0.2}),
+    ("hardtanh", {}), ("hardswish", {}), ("mish", {}), ("dropout", {"p": 0.3}),
+])
+def test_functional_inplace_writes_into_its_input(name, kwargs):
+    def program(lib):
+        functional = torch.nn.functional if lib is torch else nx.nn.functional
+        torch.manual_seed(0)
+        x = lib.tensor([-4.0, -1.0, 0.5, 2.0, 5.0], requires_grad=True)
+        y = x * 1.5
+        z = getattr(functional, name)(y, inplace=True, **kwargs)
+        (z * lib.tensor([1.0, 2.0, 3.0, 4.0, 5.0])).sum().backward()
+        with lib.no_grad():
+            w = lib.tensor([-1.0, 2.0])
+            getattr(functional, name)(w, inplace=True, **kwargs)
+        return [float(z is y)] + y.tolist() + _grad(x) + w.tolist()
+
+    _same(program)

@@ -22,6 +22,7 @@ from neuronix.ops import loss as _loss
 from neuronix.ops import norm as _norm
 from neuronix.ops import padding as _padding
 from neuronix.ops import pool as _pool
+from neuronix.ops.inplace import in_place as _in_place
 from neuronix.tensor import Tensor as _Tensor
 
 __all__ = [
@@ -289,11 +290,13 @@ def group_norm(input, num_groups, weight=None, bias=None, eps=1e-05):
 # ----- dropout, embedding, pad -------------------------------------------------------------------
 def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``; the mask is the one
-    torch draws for the same RNG state. ``inplace`` is accepted for compatibility; the result is a new tensor."""
+    torch draws for the same RNG state; ``inplace=True`` writes the result into ``input``."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
     if not training:
         return _nx(input)
+    if inplace:
+        return _in_place(input, "dropout_", _de.dropout, float(p))
     return _de.dropout(input, float(p))
 
 
@@ -348,12 +351,12 @@ def pad(input, pad, mode="constant", value=None):
 # ----- activations ------------------------------------------------------------------------------
 def relu(input, inplace=False):
     """``max(input, 0)``."""
-    return _ew.relu(input)
+    return _in_place(input, "relu_", _ew.relu) if inplace else _ew.relu(input)
 
 
 def relu6(input, inplace=False):
     """``min(max(input, 0), 6)``."""
-    return _act.hardtanh(input, 0.0, 6.0)
+    return _in_place(input, "relu6_", _act.hardtanh, 0.0, 6.0) if inplace else _act.hardtanh(input, 0.0, 6.0)
 
 
 def gelu(input, approximate="none"):
@@ -375,21 +378,23 @@ def sigmoid(input):
 
 def silu(input, inplace=False):
     """``x * sigmoid(x)`` (also called swish)."""
-    return _act.silu(input)
+    return _in_place(input, "silu_", _act.silu) if inplace else _act.silu(input)
 
 
 def elu(input, alpha=1.0, inplace=False):
     """``x`` for ``x > 0``, else ``alpha * (exp(x) - 1)``."""
-    return _act.elu(input, float(alpha))
+    return _in_place(input, "elu_", _act.elu, float(alpha)) if inplace else _act.elu(input, float(alpha))
 
 
 def selu(input, inplace=False):
     """``scale * elu(x, alpha)`` with the self-normalising constants."""
-    return _act.selu(input)
+    return _in_place(input, "selu_", _act.selu) if inplace else _act.selu(input)
 
 
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """``x`` for ``x > 0``, else ``negative_slope * x``."""
+    if inplace:
+        return _in_place(input, "leaky_relu_", _act.leaky_relu, float(negative_slope))
     return _act.leaky_relu(input, float(negative_slope))
 
 
@@ -402,17 +407,19 @@ def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """``clamp(x, min_val, max_val)``."""
     if min_val > max_val:
         raise ValueError(f"hardtanh: min_val ({min_val}) cannot be greater than max_val ({max_val})")
+    if inplace:
+        return _in_place(input, "hardtanh_", _act.hardtanh, float(min_val), float(max_val))
     return _act.hardtanh(input, float(min_val), float(max_val))
 
 
 def hardswish(input, inplace=False):
     """``x * relu6(x + 3) / 6``."""
-    return _act.hardswish(input)
+    return _in_place(input, "hardswish_", _act.hardswish) if inplace else _act.hardswish(input)
 
 
 def mish(input, inplace=False):
     """``x * tanh(softplus(x))``."""
-    return _act.mish(input)
+    return _in_place(input, "mish_", _act.mish) if inplace else _act.mish(input)
 
 
 def _softmax_dim(input, dim):

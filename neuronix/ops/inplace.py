@@ -221,6 +221,31 @@ def make_inplace(name: str, twin):
     return method
 
 
+def in_place(input, name: str, twin, *args, **kwargs) -> Tensor:
+    """``twin(input, *args)`` written into ``input`` — what ``inplace=True`` of a functional means.
+
+    Recorded exactly as the in-place methods are; with nothing to record, the twin runs without
+    recording and its values are copied into ``input``'s storage (its version counter moves, as torch's).
+    """
+    if not isinstance(input, Tensor):
+        input = Tensor(input)  # shares the torch tensor's storage: the caller's tensor is the one written
+    view = input._view
+    if view is not None and input.data._version != view[4]:
+        from neuronix.ops.registry import refresh_view
+
+        refresh_view(input)
+    if _grad_mode.grad_enabled and (input.requires_grad or _requires_grad(args) or _no_grad_view_of_graph(input)):
+        return _recorded(input, name, twin, args, kwargs)
+    prev = _grad_mode.grad_enabled
+    _grad_mode.grad_enabled = False
+    try:
+        result = twin(input, *args, **kwargs)
+    finally:
+        _grad_mode.grad_enabled = prev
+    input.data.copy_(result.data)
+    return input
+
+
 def _setitem(self, index, value) -> None:
     view = self._view
     if view is not None and self.data._version != view[4]:
