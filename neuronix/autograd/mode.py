@@ -1,40 +1,30 @@
 """Grad-recording mode: ``no_grad``, ``enable_grad``, ``set_grad_enabled`` — per thread.
 
 As in torch, the mode belongs to the thread that sets it: a ``no_grad`` block or a
-``backward()`` running in one thread never turns recording off in another. The flag lives
-on a ``threading.local`` whose class attribute is the default, so a new thread starts
-with recording on and a read is one attribute lookup (``_state.grad_enabled``) — the hot
-path in ``registry.apply`` reads it that way. ``mode.grad_enabled`` still answers, through
-the module ``__getattr__``, for code that is not on a hot path.
+``backward()`` running in one thread never turns recording off in another. The flag is a
+``contextvars.ContextVar``: every thread runs in its own context, so a new thread starts
+with the default (recording on), and reading it (``is_grad_enabled()``, the var's own
+``get``) costs about half a ``threading.local`` attribute read — it is read on every op.
+(An asyncio task also keeps the mode it was created with.) ``mode.grad_enabled`` still
+answers, through the module ``__getattr__``, for code that is not on a hot path.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
-import threading
 
+_enabled = contextvars.ContextVar("neuronix_grad_enabled", default=True)
 
-class _State(threading.local):
-    grad_enabled = True  # the default every new thread sees
-
-
-_state = _State()
+is_grad_enabled = _enabled.get  # True when ops record a graph in this thread (as ``torch.is_grad_enabled``)
+_set = _enabled.set
 
 
 def __getattr__(name: str):
     if name == "grad_enabled":
-        return _state.grad_enabled
+        return _enabled.get()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def is_grad_enabled() -> bool:
-    """True when ops record a graph in this thread (as ``torch.is_grad_enabled``)."""
-    return _state.grad_enabled
-
-
-def _set(enabled: bool) -> None:
-    _state.grad_enabled = enabled
 
 
 class _Switch:
@@ -43,11 +33,11 @@ class _Switch:
     mode = True
 
     def __enter__(self) -> None:
-        self.prev = _state.grad_enabled
-        _state.grad_enabled = self.mode
+        self.prev = is_grad_enabled()
+        _set(self.mode)
 
     def __exit__(self, *exc) -> None:
-        _state.grad_enabled = self.prev
+        _set(self.prev)
 
     def __call__(self, fn):
         mode = self.mode
@@ -56,12 +46,12 @@ class _Switch:
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            prev = _state.grad_enabled  # per call: recursion and nesting keep their own previous mode
-            _state.grad_enabled = mode
+            prev = is_grad_enabled()  # per call: recursion and nesting keep their own previous mode
+            _set(mode)
             try:
                 return fn(*args, **kwargs)
             finally:
-                _state.grad_enabled = prev
+                _set(prev)
 
         return wrapper
 
@@ -74,12 +64,12 @@ def _wrap_generator(fn, mode: bool):
     """
 
     def under_mode(step, *args):
-        prev = _state.grad_enabled
-        _state.grad_enabled = mode
+        prev = is_grad_enabled()
+        _set(mode)
         try:
             return step(*args)
         finally:
-            _state.grad_enabled = prev
+            _set(prev)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -133,13 +123,13 @@ class set_grad_enabled(_Switch):
     """
 
     def __init__(self, mode: bool) -> None:
-        self.prev = _state.grad_enabled
+        self.prev = is_grad_enabled()
         self.mode = bool(mode)
-        _state.grad_enabled = self.mode
+        _set(self.mode)
 
     def __enter__(self) -> None:
         return None
 
     def __call__(self, fn):
-        _state.grad_enabled = self.prev  # used as a decorator: undo the switch made by the constructor
+        _set(self.prev)  # used as a decorator: undo the switch made by the constructor
         return super().__call__(fn)

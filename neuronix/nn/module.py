@@ -412,7 +412,7 @@ class Module:
                 if result is not None:
                     args = result if isinstance(result, tuple) else (result,)
         backward_call = None
-        if (self._backward_hooks or self._backward_pre_hooks) and mode.grad_enabled:
+        if (self._backward_hooks or self._backward_pre_hooks) and mode.is_grad_enabled():
             backward_call = BackwardHookCall(self, list(self._backward_hooks.values()), list(self._backward_pre_hooks.values()))
             args = backward_call.wrap_inputs(args)
         try:

@@ -41,7 +41,7 @@ def _bias_grad(g, out, x, w, b, **attrs):
     # is that of the plain sum over (N, *spatial): ``sum + (kernel - sum)`` with the bracket constant.
     value = _aten.convolution_backward(g.data, x.data, w.data, [w.shape[1] * attrs["groups"] if attrs["transposed"]
                                                                 else w.shape[0]], *_params(attrs), [False, False, True])[2]
-    if not mode.grad_enabled:
+    if not mode.is_grad_enabled():
         return Tensor._make(value, None)
     summed = g.sum((0, *range(2, g.ndim)))
     return summed + (value - summed.data)

@@ -109,7 +109,7 @@ def _dim_index(dim: int, item) -> tuple:
 
 # ----- narrow / select and the splits built on them ------------------------------------------
 def _narrow_grad(g, out, x, dim, start, length, src):
-    if not mode.grad_enabled:  # a plain backward: one zero-padding kernel writes each element once
+    if not mode.is_grad_enabled():  # a plain backward: one zero-padding kernel writes each element once
         pads = [0, 0] * (len(src) - 1 - dim) + [start, src[dim] - start - length]
         return Tensor._make(torch.constant_pad_nd(g.data, pads, 0), None)
     return _embed(g, src, _dim_index(dim, slice(start, start + length)))

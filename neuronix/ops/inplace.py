@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from neuronix.autograd.mode import _state as _grad_mode
+from neuronix.autograd.mode import is_grad_enabled, no_grad
 from neuronix.ops.indexing import getitem, raw_index
 from neuronix.ops.registry import METHODS, apply, defop, record
 from neuronix.tensor import Tensor
@@ -210,7 +210,7 @@ def make_inplace(name: str, twin):
             from neuronix.ops.registry import refresh_view
 
             refresh_view(self)
-        if _grad_mode.grad_enabled and (self.requires_grad or _requires_grad(args) or _requires_grad(kwargs.values())
+        if is_grad_enabled() and (self.requires_grad or _requires_grad(args) or _requires_grad(kwargs.values())
                                         or _no_grad_view_of_graph(self)):
             return _recorded(self, name, twin, args, kwargs)
         getattr(self.data, torch_name)(*(_raw(a) for a in args), **{k: _raw(v) for k, v in kwargs.items()})
@@ -234,14 +234,10 @@ def in_place(input, name: str, twin, *args, **kwargs) -> Tensor:
         from neuronix.ops.registry import refresh_view
 
         refresh_view(input)
-    if _grad_mode.grad_enabled and (input.requires_grad or _requires_grad(args) or _no_grad_view_of_graph(input)):
+    if is_grad_enabled() and (input.requires_grad or _requires_grad(args) or _no_grad_view_of_graph(input)):
         return _recorded(input, name, twin, args, kwargs)
-    prev = _grad_mode.grad_enabled
-    _grad_mode.grad_enabled = False
-    try:
+    with no_grad():
         result = twin(input, *args, **kwargs)
-    finally:
-        _grad_mode.grad_enabled = prev
     input.data.copy_(result.data)
     return input
 
@@ -252,7 +248,7 @@ def _setitem(self, index, value) -> None:
         from neuronix.ops.registry import refresh_view
 
         refresh_view(self)
-    if _grad_mode.grad_enabled and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
+    if is_grad_enabled() and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
                                     or _no_grad_view_of_graph(self)):
         _recorded(self, "__setitem__", _setitem_twin, (index, value), {})
         return

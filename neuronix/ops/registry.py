@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from neuronix.autograd.graph import Node, _active_graphs
-from neuronix.autograd.mode import _state as _grad_mode
+from neuronix.autograd.mode import is_grad_enabled
 from neuronix.tensor import Tensor
 
 ALL = None  # ``saves=ALL``: the VJPs read every input
@@ -176,7 +176,7 @@ def apply(spec: OpSpec, *args, **attrs):
     if spec.aux:
         out, attrs["aux"] = out
     node = None
-    recording = _grad_mode.grad_enabled
+    recording = is_grad_enabled()
     if recording:
         edges = None
         i = 0
@@ -230,7 +230,7 @@ def refresh_view(view: Tensor) -> None:
         return
     if base._view is not None:
         refresh_view(base)
-    if base.requires_grad and _grad_mode.grad_enabled:
+    if base.requires_grad and is_grad_enabled():
         view.grad_fn = apply(spec, base, *rest, **attrs).grad_fn
         view.requires_grad = True
     view._view = (base, spec, rest, attrs, view.data._version, recorded)
@@ -238,7 +238,7 @@ def refresh_view(view: Tensor) -> None:
 
 def record(spec: OpSpec, args: tuple, out: torch.Tensor, attrs: dict) -> Node | None:
     """A ``Node`` for an output computed elsewhere (an in-place update wrote ``out``), or None."""
-    if not _grad_mode.grad_enabled:
+    if not is_grad_enabled():
         return None
     edges = [(a.grad_fn or a) if isinstance(a, Tensor) and a.requires_grad else None for a in args]
     if not any(e is not None for e in edges):

@@ -19,13 +19,13 @@ from neuronix.tensor import Tensor
 
 
 def _softmax_vjp(g, out, x, dim, dtype):
-    if not mode.grad_enabled:
+    if not mode.is_grad_enabled():
         return Tensor._make(torch._softmax_backward_data(g.data, out.data, dim, out.data.dtype), None)
     return out * (g - sum(g * out, dim, keepdim=True))
 
 
 def _log_softmax_vjp(g, out, x, dim, dtype):
-    if not mode.grad_enabled:
+    if not mode.is_grad_enabled():
         return Tensor._make(torch._log_softmax_backward_data(g.data, out.data, dim, out.data.dtype), None)
     return g - out.exp() * sum(g, dim, keepdim=True)
 
