@@ -23,7 +23,7 @@ import torch
 
 from neuronix.autograd.mode import is_grad_enabled, no_grad
 from neuronix.ops.indexing import getitem, raw_index
-from neuronix.ops.registry import METHODS, apply, defop, record
+from neuronix.ops.registry import METHODS, apply, defop, record, refresh_view
 from neuronix.tensor import Tensor
 
 
@@ -113,7 +113,7 @@ def _requires_grad(values) -> bool:
     return False
 
 
-def _check_allowed(self: Tensor, name: str, args, kwargs) -> None:
+def _check_allowed(self: Tensor, name: str) -> None:
     """torch's refusals, with the op named."""
     if self.requires_grad and self.grad_fn is None:
         raise RuntimeError(
@@ -161,7 +161,7 @@ def _rebase(view_tensor: Tensor, value: Tensor) -> None:
 
 
 def _recorded(self: Tensor, name: str, twin, args, kwargs) -> Tensor:
-    _check_allowed(self, name, args, kwargs)
+    _check_allowed(self, name)
     if twin is None:
         raise RuntimeError(
             f"{name}: this in-place op has no differentiable twin in Neuronix and an input requires grad "
@@ -207,9 +207,7 @@ def make_inplace(name: str, twin):
     def method(self, *args, **kwargs):
         view = self._view
         if view is not None and self.data._version != view[4]:
-            from neuronix.ops.registry import refresh_view
-
-            refresh_view(self)
+                refresh_view(self)
         if is_grad_enabled() and (self.requires_grad or _requires_grad(args) or _requires_grad(kwargs.values())
                                         or _no_grad_view_of_graph(self)):
             return _recorded(self, name, twin, args, kwargs)
@@ -231,8 +229,6 @@ def in_place(input, name: str, twin, *args, **kwargs) -> Tensor:
         input = Tensor(input)  # shares the torch tensor's storage: the caller's tensor is the one written
     view = input._view
     if view is not None and input.data._version != view[4]:
-        from neuronix.ops.registry import refresh_view
-
         refresh_view(input)
     if is_grad_enabled() and (input.requires_grad or _requires_grad(args) or _no_grad_view_of_graph(input)):
         return _recorded(input, name, twin, args, kwargs)
@@ -245,8 +241,6 @@ def in_place(input, name: str, twin, *args, **kwargs) -> Tensor:
 def _setitem(self, index, value) -> None:
     view = self._view
     if view is not None and self.data._version != view[4]:
-        from neuronix.ops.registry import refresh_view
-
         refresh_view(self)
     if is_grad_enabled() and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
                                     or _no_grad_view_of_graph(self)):
