@@ -200,18 +200,21 @@ def _recorded(self: Tensor, name: str, twin, args, kwargs) -> Tensor:
     return self
 
 
+def _needs_recording(self: Tensor, values) -> bool:
+    """Whether an in-place change of ``self`` by ``values`` must be recorded (after refreshing a stale view)."""
+    view = self._view
+    if view is not None and self.data._version != view[4]:
+        refresh_view(self)
+    return is_grad_enabled() and (self.requires_grad or _requires_grad(values) or _no_grad_view_of_graph(self))
+
+
 def make_inplace(name: str, twin):
     """The in-place method ``name`` (torch's in-place kernel on ``.data``, or recorded through ``twin``)."""
-    torch_name = name
 
     def method(self, *args, **kwargs):
-        view = self._view
-        if view is not None and self.data._version != view[4]:
-                refresh_view(self)
-        if is_grad_enabled() and (self.requires_grad or _requires_grad(args) or _requires_grad(kwargs.values())
-                                        or _no_grad_view_of_graph(self)):
+        if _needs_recording(self, (*args, *kwargs.values())):
             return _recorded(self, name, twin, args, kwargs)
-        getattr(self.data, torch_name)(*(_raw(a) for a in args), **{k: _raw(v) for k, v in kwargs.items()})
+        getattr(self.data, name)(*(_raw(a) for a in args), **{k: _raw(v) for k, v in kwargs.items()})
         return self
 
     method.__name__ = name
@@ -227,10 +230,7 @@ def in_place(input, name: str, twin, *args, **kwargs) -> Tensor:
     """
     if not isinstance(input, Tensor):
         input = Tensor(input)  # shares the torch tensor's storage: the caller's tensor is the one written
-    view = input._view
-    if view is not None and input.data._version != view[4]:
-        refresh_view(input)
-    if is_grad_enabled() and (input.requires_grad or _requires_grad(args) or _no_grad_view_of_graph(input)):
+    if _needs_recording(input, (*args, *kwargs.values())):
         return _recorded(input, name, twin, args, kwargs)
     with no_grad():
         result = twin(input, *args, **kwargs)
@@ -239,11 +239,7 @@ def in_place(input, name: str, twin, *args, **kwargs) -> Tensor:
 
 
 def _setitem(self, index, value) -> None:
-    view = self._view
-    if view is not None and self.data._version != view[4]:
-        refresh_view(self)
-    if is_grad_enabled() and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)
-                                    or _no_grad_view_of_graph(self)):
+    if _needs_recording(self, (value,)):
         _recorded(self, "__setitem__", _setitem_twin, (index, value), {})
         return
     self.data[raw_index(index)] = _raw(value)
