@@ -8,7 +8,9 @@ of a larger buffer) so ops cannot assume a layout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import torch
 from hypothesis import strategies as st
@@ -55,8 +57,61 @@ def broadcast_shapes(draw, n: int, min_dims: int = 0, max_dims: int = 4, min_sid
 
 _salt = [0]
 
+# Points where ops are easiest to get wrong: zeros of both signs, the kinks of the common
+# activations (0, +-1, +-3, 6, 20: relu, hardtanh, hardswish, relu6, softplus's threshold), rounding
+# ties (+-0.5, 1.5, 2.5), the infinities and NaN. ``special_values`` draws tensors from these.
+SPECIAL_POINTS = (0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, 2.0, -2.0, 2.5, 3.0, -3.0, 6.0, 20.0,
+                  math.inf, -math.inf, math.nan)
+@dataclass
+class SpecialDraw:
+    """What a ``special_values`` block drew from: its points plus the kinks of every domain met."""
+
+    points: tuple[float, ...]
+    kinks: set = field(default_factory=set)
+
+    def all_points(self) -> tuple[float, ...]:
+        """The block's points and the drawn domains' kinks, each once (-0.0 kept apart from 0.0)."""
+        every = self.points + tuple(sorted(self.kinks))
+        return tuple({repr(float(p)): float(p) for p in every}.values())
+
+
+_special: list[SpecialDraw] = []  # the innermost ``special_values`` block
+
+
+@contextmanager
+def special_values(points: tuple[float, ...] = SPECIAL_POINTS):
+    """Inside this block every ``tensor`` a mirror's sample draws holds special values, not uniform ones.
+
+    Each element is one of ``points`` or of the drawn domain's kinks (so every op also meets its own
+    kinks: hardswish's +-3, floor's half-integers), in a cyclic order from a drawn start, so that
+    a tensor with as many elements as points holds each of them, tensors drawn with the same start
+    tie elementwise (``maximum(x, y)`` at ``x == y``) and long tensors repeat values (tied maxima).
+    Yields a ``SpecialDraw`` naming the points used, kinks included, so a caller can cycle a drawn
+    sample through all of them. The samples stay the mirrors' own, shapes and options included: the
+    special-value sweep (``tests/test_special_values.py``) reuses every spec instead of listing ops again.
+    """
+    drawn = SpecialDraw(tuple(points), set())
+    _special.append(drawn)
+    try:
+        yield drawn
+    finally:
+        _special.pop()
+
+
+def _special_values(draw, shape, dtype, device, domain: Domain) -> torch.Tensor:
+    drawn = _special[-1]
+    drawn.kinks.update(domain.kinks)
+    points = list(SpecialDraw(drawn.points, set(domain.kinks)).all_points())
+    start = draw(st.integers(0, len(points) - 1))
+    step = draw(st.sampled_from([1, 1, 1, 2, 3, 5]))  # other steps pair other neighbours in binary ops
+    n = math.prod(shape)
+    index = (start + step * torch.arange(n)) % len(points)
+    return torch.tensor(points, dtype=torch.float64)[index].reshape(shape).to(dtype=dtype, device=device)
+
 
 def _values(draw, shape, dtype, device, domain: Domain) -> torch.Tensor:
+    if _special:
+        return _special_values(draw, shape, dtype, device, domain)
     # Hypothesis likes to draw the same small seed for every tensor of an example; a running
     # salt keeps two inputs from being identical (x / x is exactly 1: on a jump of floor).
     _salt[0] += 1

@@ -370,17 +370,23 @@ register(
 
 
 def _pad(mode: str, negative: bool = False):
+    """``pad`` amounts in [-2, 2] per side with ``negative`` (crops, mixed with pads), else [0, 2]."""
+
     def sample(draw, dtype, device):
         dims = draw(st.integers(1, 3)) if mode == "constant" else draw(st.integers(1, 2))
         shape = tuple(draw(st.integers(3, 5)) for _ in range(dims + draw(st.integers(1, 2))))
         x = tensor(draw, shape, dtype, device)
-        low = -2 if negative else 0
-        high = 2 if mode != "circular" else 2
-        pads = tuple(draw(st.integers(low, high)) for _ in range(2 * dims))
+        pads = [draw(st.integers(-2 if negative else 0, 2)) for _ in range(2 * dims)]
+        if mode == "circular":
+            # torch wraps around what the crops leave, at most once: larger pads read memory it never wrote
+            for k in range(dims):
+                left, right = pads[2 * k], pads[2 * k + 1]
+                kept = shape[-1 - k] - max(-left, 0) - max(-right, 0)
+                pads[2 * k], pads[2 * k + 1] = min(left, kept), min(right, kept - max(min(left, kept), 0))
         kwargs = {"mode": mode}
         if mode == "constant":
             kwargs["value"] = draw(st.sampled_from((None, 0.0, -1.5)))
-        return Sample((x, pads), kwargs)
+        return Sample((x, tuple(pads)), kwargs)
 
     return sample
 
@@ -389,8 +395,11 @@ register(
     _mirror("pad", _pad("constant")),
     _mirror("pad", _pad("constant", negative=True), "negative"),
     _mirror("pad", _pad("reflect"), "reflect"),
+    _mirror("pad", _pad("reflect", negative=True), "reflect,negative"),
     _mirror("pad", _pad("replicate"), "replicate"),
+    _mirror("pad", _pad("replicate", negative=True), "replicate,negative"),
     _mirror("pad", _pad("circular"), "circular"),
+    _mirror("pad", _pad("circular", negative=True), "circular,negative"),
 )
 
 

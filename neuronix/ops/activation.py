@@ -2,8 +2,13 @@
 
 A plain backward runs torch's fused ``*_backward`` kernel (one kernel instead of a chain of
 elementwise ops); with ``create_graph=True`` the VJP is the formula in neuronix ops, so
-higher derivatives are recorded. Masks that select a branch (``x > 0``) are computed on the raw values: they are
-piecewise constant, so they carry no derivative, exactly as in torch's formulas.
+higher derivatives are recorded. The formula takes each branch exactly where the kernel does
+(``x <= 0`` or ``x < 0`` at a kink, which side a NaN input falls on), so both give the same first
+derivative everywhere; branches are chosen with ``select`` (never a product with a 0/1 mask, which
+turns an infinite upstream gradient into NaN), on masks computed from the raw values: they are
+piecewise constant, so they carry no derivative, exactly as in torch's formulas. The selection is
+anchored to the input, as torch's backward reads it: under create_graph the gradient of a
+piecewise-linear activation is in the input's graph (its derivative there is 0, not an error).
 ``relu``, ``tanh`` and ``sigmoid`` are core elementwise ops and are reused as they are.
 """
 
@@ -15,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from neuronix.autograd import mode
-from neuronix.ops.elementwise import cosh, erf, exp, sigmoid, tanh, where
+from neuronix.ops.elementwise import cosh, erf, exp, kernel_valued, masked, select, sigmoid, tanh
 from neuronix.ops.registry import apply, defop
 from neuronix.tensor import Tensor
 
@@ -28,10 +33,11 @@ def _gelu_grad(g, out, x, approximate):
         k = math.sqrt(2.0 / math.pi)
         inner = (x + x * x * x * 0.044715) * k
         d_inner = (x * x * (3 * 0.044715) + 1) * k
-        # sech^2 as 1 / cosh^2 rather than 1 - tanh^2: no cancellation in the tails, so the
-        # recorded second derivative keeps float32 accuracy too (clamped: cosh overflows, and
-        # sech^2(40) ~ 1e-34 is zero for every purpose here)
-        sech2 = cosh(inner.clamp(-40.0, 40.0)).square().reciprocal()
+        # sech^2 as 1 / cosh^2 rather than 1 - tanh^2: no cancellation in the tails, so the recorded
+        # second derivative keeps float32 accuracy too. Past |inner| = 40 (sech^2 < 1e-34) it is 0,
+        # computed on a clamped copy so that cosh never overflows into the recorded graph; an
+        # infinite input still meets 0 * inf = NaN there, as in torch's kernel.
+        sech2 = masked(cosh(inner.clamp(-40.0, 40.0)).square().reciprocal(), inner.data.abs() <= 40.0)
         return g * ((tanh(inner) + 1) * 0.5 + x * 0.5 * sech2 * d_inner)
     cdf = (erf(x * (1 / math.sqrt(2.0))) + 1) * 0.5
     pdf = exp(x * x * -0.5) * (1 / math.sqrt(2.0 * math.pi))
@@ -44,26 +50,35 @@ def _silu_grad(g, out, x):
 
 
 def _elu_grad(g, out, x, alpha, scale=1.0):
-    # torch differentiates elu with scale * alpha * exp(x) on the negative side
-    return where(x.data > 0, g * scale, g * exp(x) * (alpha * scale))
+    # torch's kernel takes the exponential branch, scale * alpha * exp(x), for x <= 0 (never for NaN),
+    # but torch's second derivative is 0 at x == 0: so the branch reads x only where x < 0 (exp(0)
+    # elsewhere: the same value at 0, no derivative there, no overflow for large x in the graph)
+    negative = exp(select(x.data < 0, x, 0.0))
+    return select(x.data <= 0, g * (alpha * scale) * negative, g * scale, anchor=x)
 
 
 def _leaky_relu_grad(g, out, x, negative_slope):
-    return where(x.data > 0, g, g * negative_slope)
+    # g * slope, not masked: torch's kernel multiplies too, so a slope of 0 meets inf * 0 = NaN as there
+    return select(x.data > 0, g, g * negative_slope, anchor=x)
 
 
 def _softplus_grad(g, out, x, beta, threshold):
+    # sigmoid(beta x) up to the threshold, 1 past it, as torch's kernel; torch's second derivative is
+    # already 0 at beta x == threshold, so there the sigmoid reads a constant of the same value
     bx = x * beta
-    return where(bx.data > threshold, g, g * sigmoid(bx))
+    below = select(bx.data >= threshold, float(threshold), bx)
+    return select(bx.data > threshold, g, g * sigmoid(below), anchor=x)
 
 
 def _hardtanh_grad(g, out, x, min_val, max_val):
-    return g * ((x.data > min_val) & (x.data < max_val))
+    # 0 on and outside the bounds (relu's convention at its kink); a NaN input passes the gradient
+    return masked(g, ~((x.data <= min_val) | (x.data >= max_val)), anchor=x)
 
 
 def _hardswish_grad(g, out, x):
-    middle = g * (x * (1 / 3) + 0.5)
-    return where(x.data < -3, g * 0, where(x.data <= 3, middle, g))
+    # torch's kernel: 0 for x <= -3, the slope x/3 + 1/2 for -3 < x < 3, 1 from 3 on (and for NaN)
+    middle = g * (x / 3 + 0.5)
+    return select(x.data <= -3, 0.0, select(x.data < 3, middle, g, anchor=x), anchor=x)
 
 
 def _mish_grad(g, out, x):
@@ -76,12 +91,14 @@ _aten = torch.ops.aten
 
 def _fast(fused, composite):
     """A VJP that runs torch's fused backward kernel unless recording (``create_graph=True``),
-    where the composite formula in neuronix ops gives the differentiable graph."""
+    where the composite formula in neuronix ops gives the differentiable graph, valued by the
+    kernel (``kernel_valued``: the first derivative is the same in both modes, bit for bit)."""
 
     def vjp(g, out, x, **attrs):
-        if mode.grad_enabled:
-            return composite(g, out, x, **attrs)
-        return Tensor._make(fused(g.data, x.data, **attrs), None)
+        value = fused(g.data, x.data, **attrs)
+        if not mode.is_grad_enabled():
+            return Tensor._make(value, None)
+        return kernel_valued(composite(g, out, x, **attrs), value, g)
 
     return vjp
 
@@ -105,6 +122,15 @@ SELU = defop("selu", F.selu,
              _fast(lambda g, x: _aten.elu_backward(g, SELU_ALPHA, SELU_SCALE, 1.0, False, x),
                    lambda g, out, x: _elu_grad(g, out, x, SELU_ALPHA, SELU_SCALE)),
              torch_ref=F.selu)
+
+
+# log(sigmoid(x)), smooth everywhere: its derivative sigmoid(-x) has no kink to choose a side of
+# (a composition through min(x, 0) and |x| does, and gets 1 - 0 instead of 1/2 at x = 0)
+LOG_SIGMOID = defop("log_sigmoid", F.logsigmoid, lambda g, out, x: g * sigmoid(-x), torch_ref=F.logsigmoid)
+
+
+def log_sigmoid(x) -> Tensor:
+    return apply(LOG_SIGMOID, x)
 
 
 def _softplus(x, beta, threshold) -> Tensor:

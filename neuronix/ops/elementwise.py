@@ -12,16 +12,22 @@ import operator
 import torch
 
 from neuronix.autograd import mode
+from neuronix.ops.conventions import convention
 from neuronix.ops.registry import ALL, apply, defop, public
 from neuronix.tensor import Tensor
 
 
-def _zero(g, *_, **__):
-    return g * 0
+def zero_gradient(g, *_, **__):
+    """The gradient of a piecewise-constant op (floor, sign, ...): exactly 0, as torch's.
+
+    Not ``g * 0``: an infinite or NaN upstream gradient would turn that into NaN.
+    """
+    return Tensor._make(torch.zeros_like(g.data), None)
 
 
 def _unary(name: str, forward, vjp, *, saves_out: bool = False, doc: str = ""):
-    spec = defop(name, forward, vjp, saves=() if saves_out else ALL, saves_out=saves_out, torch_ref=getattr(torch, name))
+    reads_input = not saves_out and vjp is not zero_gradient
+    spec = defop(name, forward, vjp, saves=ALL if reads_input else (), saves_out=saves_out, torch_ref=getattr(torch, name))
 
     def fn(input):
         return apply(spec, input)
@@ -31,14 +37,35 @@ def _unary(name: str, forward, vjp, *, saves_out: bool = False, doc: str = ""):
     return public(fn)
 
 
+def kernel_valued(rule: Tensor, kernel: torch.Tensor, g: Tensor) -> Tensor:
+    """The recorded gradient ``rule`` carrying the value of torch's fused backward ``kernel``.
+
+    A plain backward runs torch's fused kernel; under create_graph a VJP records its formula in
+    neuronix ops instead. Both must give the same first derivative, but where torch's kernels do not
+    even agree with themselves (a NaN input lands on one side of a branch in the vectorised lanes
+    and on the other in the scalar tail of the same call) no formula can: only the kernel's value
+    matches torch. So the result is the kernel's value everywhere: exactly (the rounding difference
+    added back as a constant) where the formula agrees with it, as a constant (derivative 0 at that
+    element) where it does not. Selected, not ``rule + (kernel - rule)``: inf - inf would be NaN.
+    Agreement is judged against the scale of the upstream gradient ``g`` (the local derivatives are
+    O(1)): rounding differs by a few ulps of it, a different branch by the order of it.
+    """
+    r = rule.data
+    close = (r == kernel) | (r.isnan() & kernel.isnan()) | ((r - kernel).abs() <= (kernel.abs() + g.data.abs()) * 1e-4)
+    exact = rule + Tensor._make(torch.where(close & r.isfinite(), kernel - r, 0.0), None)
+    return select(close, exact, Tensor._make(kernel, None))
+
+
 def _fused(kernel, composite):
     """A VJP from the saved output: torch's fused backward kernel for a plain backward (one
-    kernel, as torch's own autograd runs), the composite formula when recording (create_graph)."""
+    kernel, as torch's own autograd runs), the composite formula when recording (create_graph),
+    valued by the kernel (``kernel_valued``)."""
 
     def vjp(g, out, x):
-        if mode.grad_enabled:
-            return composite(g, out, x)
-        return Tensor._make(kernel(g.data, out.data), None)
+        value = kernel(g.data, out.data)
+        if not mode.is_grad_enabled():
+            return Tensor._make(value, None)
+        return kernel_valued(composite(g, out, x), value, g)
 
     return vjp
 
@@ -56,7 +83,7 @@ log10 = _unary("log10", torch.log10, lambda g, out, x: g / (x * math.log(10.0)))
 sqrt = _unary("sqrt", torch.sqrt, lambda g, out, x: g / (out * 2), saves_out=True)
 rsqrt = _unary("rsqrt", torch.rsqrt, lambda g, out, x: g * out.pow(3) * -0.5, saves_out=True)
 abs = _unary("abs", torch.abs, lambda g, out, x: g * x.sign())
-sign = _unary("sign", torch.sign, _zero)
+sign = _unary("sign", torch.sign, zero_gradient)
 neg = _unary("neg", torch.neg, lambda g, out, x: -g)
 sin = _unary("sin", torch.sin, lambda g, out, x: g * x.cos())
 cos = _unary("cos", torch.cos, lambda g, out, x: -(g * x.sin()))
@@ -68,16 +95,16 @@ tanh = _unary("tanh", torch.tanh, _fused(_aten.tanh_backward.default, lambda g, 
 sigmoid = _unary("sigmoid", torch.sigmoid, _fused(_aten.sigmoid_backward.default, lambda g, out, x: g * out * (1 - out)),
                  saves_out=True)
 relu = _unary("relu", torch.relu, _fused(lambda g, y: _aten.threshold_backward.default(g, y, 0),
-                                         lambda g, out, x: g * (out > 0)), saves_out=True)
+                                         lambda g, out, x: masked(g, ~(out.data <= 0), anchor=out)), saves_out=True)
 reciprocal = _unary("reciprocal", torch.reciprocal, lambda g, out, x: -(g * out * out), saves_out=True)
 square = _unary("square", torch.square, lambda g, out, x: g * x * 2)
 erf = _unary("erf", torch.erf, lambda g, out, x: g * (2 / math.sqrt(math.pi)) * (-(x * x)).exp())
-floor = _unary("floor", torch.floor, _zero)
-ceil = _unary("ceil", torch.ceil, _zero)
-trunc = _unary("trunc", torch.trunc, _zero)
+floor = _unary("floor", torch.floor, zero_gradient)
+ceil = _unary("ceil", torch.ceil, zero_gradient)
+trunc = _unary("trunc", torch.trunc, zero_gradient)
 frac = _unary("frac", torch.frac, lambda g, out, x: g)
 
-_ROUND = defop("round", torch.round, _zero, saves=())
+_ROUND = defop("round", torch.round, zero_gradient, saves=())
 
 
 @public
@@ -90,7 +117,9 @@ def round(input, *, decimals: int = 0):
 _ADD = defop("add", operator.add, lambda g, out, x, y: g, lambda g, out, x, y: g, saves=(), torch_ref=torch.add)
 _SUB = defop("sub", operator.sub, lambda g, out, x, y: g, lambda g, out, x, y: -g, saves=(), torch_ref=torch.sub)
 _MUL = defop("mul", operator.mul, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x, torch_ref=torch.mul)
-_DIV = defop("div", operator.truediv, lambda g, out, x, y: g / y, lambda g, out, x, y: -(g * x) / (y * y), torch_ref=torch.div)
+# -g * ((x / y) / y), grouped as torch groups it: where a factor is 0 or inf the grouping decides
+# between inf and NaN, and the conformance contract includes those patterns
+_DIV = defop("div", operator.truediv, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * ((x / y) / y), torch_ref=torch.div)
 
 
 def _scaled(other, alpha):
@@ -115,9 +144,10 @@ def mul(input, other):
     return apply(_MUL, input, other)
 
 
-_FLOOR_DIVIDE = defop("floor_divide", torch.floor_divide, _zero, _zero, saves=())
+_FLOOR_DIVIDE = defop("floor_divide", torch.floor_divide, zero_gradient, zero_gradient, saves=())
 _TRUNC_DIVIDE = defop(
-    "trunc_divide", lambda x, y: torch.div(x, y, rounding_mode="trunc"), _zero, _zero, saves=(), torch_ref=torch.div
+    "trunc_divide", lambda x, y: torch.div(x, y, rounding_mode="trunc"), zero_gradient, zero_gradient, saves=(),
+    torch_ref=torch.div,
 )
 
 
@@ -158,17 +188,21 @@ negative = public(neg, name="negative")
 
 
 def _pow_base_grad(g, out, x, y):
+    # grouped as torch: g * (y * x^(y-1)); an exponent of exactly 0 gives exactly 0 (the constant 1)
     if isinstance(y, (int, float)):
-        return g * 0 if y == 0 else g * y * x.pow(y - 1)
-    return where(y == 0, 0.0, g * y * x.pow(y - 1))
+        return zero_gradient(g) if y == 0 else g * (x.pow(y - 1) * y)
+    return where(y.data == 0, 0.0, g * (y * x.pow(y - 1)))
 
 
 def _pow_exponent_grad(g, out, x, y):
-    log_x = x.log() if isinstance(x, Tensor) else math.log(x) if x > 0 else float("nan")
-    grad = g * out * log_x
+    # d/dy x^y = x^y log x. At x == 0 with y >= 0 the limit is 0 (0^y is constant there), not
+    # 0 * -inf; with y < 0, 0^y = inf and the gradient is inf * -inf = -inf, as torch's.
     if isinstance(x, Tensor):
-        return where((x == 0) & (y >= 0), 0.0, grad)
-    return grad if x != 0 else g * 0
+        return g * where((x.data == 0) & (y.data >= 0), 0.0, out * x.log())
+    log_x = math.log(x) if x > 0 else -math.inf if x == 0 else math.nan
+    if x == 0:
+        return g * where(y.data >= 0, 0.0, out * log_x)
+    return g * (out * log_x)
 
 
 _POW = defop("pow", operator.pow, _pow_base_grad, _pow_exponent_grad, saves_out=True, torch_ref=torch.pow)
@@ -180,26 +214,28 @@ def pow(input, exponent):
     return apply(_POW, input, exponent)
 
 
-def _tie_mask(x, y, strict_op):
-    # torch splits the gradient evenly between equal inputs of maximum/minimum.
-    return strict_op(x, y).to(_dtype_of(x, y)) + (x == y).to(_dtype_of(x, y)) * 0.5
+def _extremum_grad(g, x, y, loses):
+    """Gradient of ``maximum``/``minimum`` for input ``x``: 0 where ``loses(x, y)``, half at a tie.
 
-
-def _dtype_of(x, y):
-    return torch.promote_types(x.dtype, y.dtype)
+    A NaN in either input wins both comparisons' negation: both inputs get the whole gradient there,
+    as torch's. The half is ``g * 0.5`` (exact); the zero comes from ``masked``, never ``g * 0``.
+    """
+    xd, yd = x.data, y.data
+    half = torch.where(xd == yd, 0.5, 1.0).to(torch.promote_types(xd.dtype, yd.dtype))
+    return masked(g * half, ~loses(xd, yd))
 
 
 _MAXIMUM = defop(
     "maximum",
     torch.maximum,
-    lambda g, out, x, y: g * _tie_mask(x.data, y.data, torch.gt),
-    lambda g, out, x, y: g * _tie_mask(y.data, x.data, torch.gt),
+    lambda g, out, x, y: _extremum_grad(g, x, y, torch.lt),
+    lambda g, out, x, y: _extremum_grad(g, y, x, torch.lt),
 )
 _MINIMUM = defop(
     "minimum",
     torch.minimum,
-    lambda g, out, x, y: g * _tie_mask(x.data, y.data, torch.lt),
-    lambda g, out, x, y: g * _tie_mask(y.data, x.data, torch.lt),
+    lambda g, out, x, y: _extremum_grad(g, x, y, torch.gt),
+    lambda g, out, x, y: _extremum_grad(g, y, x, torch.gt),
 )
 
 
@@ -220,14 +256,39 @@ def _raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
+# One primitive selects elementwise, and every rule that drops part of a gradient goes through it
+# (``masked``): a selection, unlike ``g * mask``, leaves exactly 0 where the mask is off even when g
+# holds inf or NaN there, as torch's rules do. Its VJPs are selections again, so it closes under
+# differentiation. ``anchor`` (optional, not selected from) is a tensor the selection is taken to
+# depend on with derivative 0: torch's backward of relu, leaky_relu, hardtanh, ... reads the input,
+# so under create_graph its gradient is in the input's graph even where it is piecewise constant,
+# and a gradient penalty or a third derivative gets zeros instead of an error. Anchoring gives
+# Neuronix's rules the same property.
+def _select_forward(condition, input, other, anchor):
+    return torch.where(condition, input, other)
+
+
 _WHERE = defop(
     "where",
-    torch.where,
+    _select_forward,
     None,
-    lambda g, out, c, x, y: g * c,
-    lambda g, out, c, x, y: g * ~c.data,
-    saves=(0,),
+    lambda g, out, c, x, y, anchor: select(c, g, 0.0, anchor),
+    lambda g, out, c, x, y, anchor: select(c, 0.0, g, anchor),
+    zero_gradient,
+    saves=(0, 3),
+    torch_ref=torch.where,
 )
+
+
+def select(condition, input, other, anchor=None) -> Tensor:
+    """``torch.where(condition, input, other)`` for rules; ``anchor`` joins the graph with derivative 0."""
+    return apply(_WHERE, condition, input, other, anchor)
+
+
+def masked(g, mask, anchor=None) -> Tensor:
+    """``g`` where ``mask``, exactly 0 elsewhere (even where ``g`` is inf or NaN): the one way a rule
+    drops part of a gradient. Differentiable in ``g``; see ``select`` for ``anchor``."""
+    return apply(_WHERE, mask, g, 0.0, anchor)
 
 
 @public
@@ -240,7 +301,7 @@ def where(condition, input=None, other=None):
         raise TypeError(f"where: condition must be a bool tensor, got {getattr(cond, 'dtype', type(cond).__name__)}")
     if not isinstance(_raw(input), torch.Tensor) and not isinstance(_raw(other), torch.Tensor):
         input = torch.as_tensor(input, device=cond.device)
-    return apply(_WHERE, cond, input, other)
+    return apply(_WHERE, cond, input, other, None)
 
 
 @public(function=False, name="where")
@@ -249,24 +310,37 @@ def _where_method(self, condition, other):
     return where(condition, self, other)
 
 
+# Number bounds: whether an input exactly on a bound gets the gradient depends on the torch version
+# (see ``conventions``); tensor bounds keep the closed interval [min, max].
+_SCALAR_BOUNDS_CLOSED = convention("clamp_scalar_bounds_closed")
+
+
+def _inside(x, bound, closed_op, open_op):
+    b = _raw(bound)
+    op = closed_op if isinstance(b, torch.Tensor) or _SCALAR_BOUNDS_CLOSED else open_op
+    return op(x, b)
+
+
 def _clamp_input_grad(g, out, x, lo, hi):
-    mask = torch.ones_like(x.data, dtype=torch.bool)
+    # NaN compares false both ways: a NaN input gets no gradient, as torch's
+    keep = None
     if lo is not None:
-        mask = mask & (x.data >= _raw(lo))
+        keep = _inside(x.data, lo, torch.ge, torch.gt)
     if hi is not None:
-        mask = mask & (x.data <= _raw(hi))
-    return g * mask
+        above = _inside(x.data, hi, torch.le, torch.lt)
+        keep = above if keep is None else keep & above
+    return masked(g, keep)
 
 
 def _clamp_min_grad(g, out, x, lo, hi):
-    # torch: where min > max the result is max, so min gets no gradient there
+    # torch: where min >= max the result is max, so min gets no gradient there (at min == max neither does)
     below = x.data < lo.data
-    return g * (below if hi is None else below & (lo.data <= _raw(hi)))
+    return masked(g, below if hi is None else below & (lo.data < _raw(hi)))
 
 
 def _clamp_max_grad(g, out, x, lo, hi):
     above = x.data > hi.data
-    return g * (above if lo is None else above | (_raw(lo) > hi.data))
+    return masked(g, above if lo is None else above | (_raw(lo) > hi.data))
 
 
 _CLAMP = defop("clamp", torch.clamp, _clamp_input_grad, _clamp_min_grad, _clamp_max_grad)
@@ -313,12 +387,13 @@ def lerp(input, end, weight):
     return apply(_LERP, input, end, weight)
 
 
+# grouped as torch's rules (g * (value / b), ...): at 0 and inf the grouping decides inf or NaN
 _ADDCMUL = defop(
     "addcmul",
     lambda x, a, b, value: torch.addcmul(x, a, b, value=value),
     lambda g, out, x, a, b, value: g,
-    lambda g, out, x, a, b, value: g * b * value,
-    lambda g, out, x, a, b, value: g * a * value,
+    lambda g, out, x, a, b, value: g * (b * value),
+    lambda g, out, x, a, b, value: g * (a * value),
     saves=(1, 2),
     torch_ref=torch.addcmul,
 )
@@ -326,8 +401,8 @@ _ADDCDIV = defop(
     "addcdiv",
     lambda x, a, b, value: torch.addcdiv(x, a, b, value=value),
     lambda g, out, x, a, b, value: g,
-    lambda g, out, x, a, b, value: g * value / b,
-    lambda g, out, x, a, b, value: -(g * value * a) / (b * b),
+    lambda g, out, x, a, b, value: g * (value / b),
+    lambda g, out, x, a, b, value: -g * ((a * value) / (b * b)),
     saves=(1, 2),
     torch_ref=torch.addcdiv,
 )

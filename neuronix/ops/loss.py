@@ -16,7 +16,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from neuronix.ops.elementwise import where
+from neuronix.ops.activation import log_sigmoid
+from neuronix.ops.elementwise import sigmoid, where
 from neuronix.ops.registry import apply, defop
 from neuronix.tensor import Tensor
 
@@ -162,16 +163,33 @@ def _ratio(a: float, b: int) -> float:
     return math.nan if a == 0 else math.copysign(math.inf, a)
 
 
+# torch divides by max(x (1 - x), EPSILON) with EPSILON the float 1e-12 (a float32 constant)
+_BCE_EPSILON = float(torch.tensor(1e-12, dtype=torch.float32))
+
+
 def _bce_input_grad(g, out, x, target, weight):
     # torch's form (x - t) / (x (1 - x)): its derivative is the (x^2 - 2xt + t) / (x (1 - x))^2 of
     # torch's double backward, so second derivatives agree in rounding as well as in value
-    grad = g * (x - target) / (x * (1 - x)).clamp_min(1e-12)
+    grad = g * (x - target) / (x * (1 - x)).clamp_min(_BCE_EPSILON)
     return grad if weight is None else grad * weight
 
 
+# logit(x) = log(x / (1 - x)) with torch's kernels: the BCE target gradient is -logit(x), and torch's
+# logit backward treats -0.0 as 0 (+inf there) and gives NaN outside [0, 1], which a composition of
+# log and log1p does not
+LOGIT_BACKWARD = defop(
+    "logit_backward",
+    lambda g, x: torch.ops.aten.logit_backward(g, x),
+    lambda h, out, g, x: apply(LOGIT_BACKWARD, h, x),  # linear in g
+    lambda h, out, g, x: h * g * (x * 2 - 1) / (x * (1 - x)).square(),
+)
+LOGIT = defop("logit", torch.logit, lambda g, out, x: apply(LOGIT_BACKWARD, g, x), torch_ref=torch.logit)
+
+
 def _bce_target_grad(g, out, x, target, weight):
-    # torch clamps both logs at -100 so a saturated prediction gives a finite loss and gradient
-    grad = g * ((-x).log1p().clamp_min(-100.0) - x.log().clamp_min(-100.0))
+    # -logit(x) = log(1 - x) - log(x), unclamped: torch clamps the logs in the loss, not in this
+    # gradient, so a prediction of exactly 0 or 1 gives +-inf, as torch's
+    grad = g * -apply(LOGIT, x)
     return grad if weight is None else grad * weight
 
 
@@ -189,16 +207,47 @@ def binary_cross_entropy(x, target, weight, reduction: str) -> Tensor:
     return reduce(apply(BINARY_CROSS_ENTROPY, x, target, weight), reduction)
 
 
-def binary_cross_entropy_with_logits(x, target, weight, reduction: str, pos_weight) -> Tensor:
-    # log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)): stable for large |x|
-    log_sigmoid = x.clamp_max(0.0) - (-x.abs()).exp().log1p()
+# ----- binary cross-entropy with logits ----------------------------------------------------------
+# One primitive, torch's kernel forward. Its gradients are the smooth closed forms, sigmoid(x) - t
+# (scaled by pos_weight), and not the derivative of a composition through min(x, 0) and |x|, whose
+# pieces each pick a side of their kink at x == 0 and so gave [0, -0.5, -1] / N where torch gives
+# [0.5, 0, -0.5] / N for targets [0, 0.5, 1] at a zero logit. weight and pos_weight are not
+# differentiable in torch, so they have no rule (an input of them that requires grad is refused).
+def _bce_logits_forward(x, target, weight, pos_weight):
+    return F.binary_cross_entropy_with_logits(x, target, weight, reduction="none", pos_weight=pos_weight)
+
+
+def _weighted(grad, weight):
+    return grad if weight is None else grad * weight
+
+
+def _bce_logits_input_grad(g, out, x, target, weight, pos_weight):
     if pos_weight is None:
-        loss = (1 - target) * x - log_sigmoid
-    else:
-        loss = (1 - target) * x - ((pos_weight - 1) * target + 1) * log_sigmoid
-    if weight is not None:
-        loss = loss * weight
-    return reduce(loss, reduction)
+        return _weighted(sigmoid(x) - target, weight) * g
+    positive = pos_weight * target  # d/dx of (1 - t) x - (1 + (pw - 1) t) log sigmoid(x)
+    return _weighted((positive + 1 - target) * sigmoid(x) - positive, weight) * g
+
+
+def _bce_logits_target_grad(g, out, x, target, weight, pos_weight):
+    if pos_weight is None:
+        return _weighted(-x, weight) * g
+    # d/dt = -x - (pw - 1) log sigmoid(x) = log sigmoid(-x) - pw log sigmoid(x)
+    return _weighted(log_sigmoid(-x) - pos_weight * log_sigmoid(x), weight) * g
+
+
+BINARY_CROSS_ENTROPY_WITH_LOGITS = defop(
+    "binary_cross_entropy_with_logits",
+    _bce_logits_forward,
+    _bce_logits_input_grad,
+    _bce_logits_target_grad,
+    None,
+    None,
+    torch_ref=F.binary_cross_entropy_with_logits,
+)
+
+
+def binary_cross_entropy_with_logits(x, target, weight, reduction: str, pos_weight) -> Tensor:
+    return reduce(apply(BINARY_CROSS_ENTROPY_WITH_LOGITS, x, target, weight, pos_weight), reduction)
 
 
 def kl_div(x, target, reduction: str, log_target: bool) -> Tensor:

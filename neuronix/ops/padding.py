@@ -1,9 +1,14 @@
 """``pad`` in every torch mode: constant, reflect, replicate, circular.
 
 Constant padding's adjoint is constant padding by the negated amounts (a crop), so it is
-its own backward. The other modes gather each padded dim through an index map; their
-backward scatter-adds through the same map (``pad_backward``), whose adjoint is the
-padding again.
+its own backward. The other modes gather each padded dim through an index map (for each
+output position, the input position it copies); their backward scatter-adds through the
+same map (``pad_backward``), whose adjoint is the padding again. Negative amounts crop, in
+every mode and in any mix with positive ones, so the index maps are written for both signs.
+
+torch's backward of reflect and replicate padding reads the input, so under create_graph
+their gradient is in the input's graph (with derivative 0); ``pad_backward`` takes the input
+as an anchor for the same reason, and a gradient penalty through them gets zeros, not an error.
 """
 
 from __future__ import annotations
@@ -11,21 +16,24 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from neuronix.ops.elementwise import zero_gradient
 from neuronix.ops.registry import apply, defop
 from neuronix.tensor import Tensor
 
 
 def _source_index(mode: str, size: int, left: int, right: int, device) -> torch.Tensor:
     """For each position of the padded dim, the input position it copies."""
-    j = torch.arange(-left, size + right, device=device)
-    if mode == "reflect":
+    j = torch.arange(-left, size + right, device=device)  # output positions, in input coordinates
+    if mode == "reflect":  # mirrored at the input's own ends, whatever is cropped
         return torch.where(j < 0, -j, torch.where(j >= size, 2 * (size - 1) - j, j))
     if mode == "replicate":
         return j.clamp(0, size - 1)
-    return j.remainder(size)  # circular
+    # circular: torch crops first (negative amounts), then wraps around what is left of the input
+    start, stop = max(-left, 0), size - max(-right, 0)
+    return start + (j - start).remainder(stop - start)
 
 
-def _pad_backward_forward(g, pad, mode, shape):
+def _pad_backward_forward(g, x, pad, mode, shape):
     for k in range(len(pad) // 2):
         dim = len(shape) - 1 - k
         index = _source_index(mode, shape[dim], pad[2 * k], pad[2 * k + 1], g.device)
@@ -38,18 +46,25 @@ def _pad_backward_forward(g, pad, mode, shape):
 def _pad_grad(g, out, x, pad, mode, value, shape):
     if mode == "constant":
         return padded(g, tuple(-p for p in pad), "constant", 0.0)
-    return apply(PAD_BACKWARD, g, pad=pad, mode=mode, shape=shape)
+    return apply(PAD_BACKWARD, g, x, pad=pad, mode=mode, shape=shape)
 
 
-PAD = defop("pad", lambda x, pad, mode, value, shape: F.pad(x, pad, mode, value), _pad_grad, saves=(), torch_ref=F.pad)
+def _forward(x, pad, mode, value, shape):
+    return F.pad(x, pad, mode, value)
+
+
+PAD = defop("pad", _forward, _pad_grad, saves=(), torch_ref=F.pad)  # constant: its backward reads nothing
+PAD_INDEXED = defop("pad_indexed", _forward, _pad_grad, saves=(0,), torch_ref=F.pad)  # reflect/replicate/circular
 PAD_BACKWARD = defop(
     "pad_backward",
     _pad_backward_forward,
-    lambda h, out, g, pad, mode, shape: padded(h, pad, mode, None),
+    lambda h, out, g, x, pad, mode, shape: padded(h, pad, mode, None),
+    zero_gradient,  # the input is only an anchor: the map does not depend on its values
     saves=(),
 )
 
 
 def padded(x, pad: tuple, mode: str, value) -> Tensor:
     """``F.pad`` on a neuronix tensor (arguments already checked)."""
-    return apply(PAD, x, pad=tuple(pad), mode=mode, value=value, shape=tuple(x.shape))
+    spec = PAD if mode == "constant" else PAD_INDEXED
+    return apply(spec, x, pad=tuple(pad), mode=mode, value=value, shape=tuple(x.shape))

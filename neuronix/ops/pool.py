@@ -7,12 +7,18 @@ the upstream gradient, so its VJP is the adjoint of a linear map:
 * max pooling's backward scatters into the argmax positions; its adjoint gathers from
   them (``max_pool_gather``), and the gather's adjoint is a plain scatter-add
   (``max_pool_scatter``). Gather and scatter close the set, so double backward works.
+
+Each backward op also takes the pooled input, as torch's backward kernels do: it only reads its
+shape (and the indices), so its derivative there is 0 (``zero_gradient``), but under create_graph
+the gradient is then in the input's graph, and a gradient penalty or third derivative through a
+pooling layer gets zeros instead of an error, as in torch.
 """
 
 from __future__ import annotations
 
 import torch
 
+from neuronix.ops.elementwise import zero_gradient
 from neuronix.ops.registry import apply, defop
 from neuronix.tensor import Tensor
 
@@ -60,14 +66,14 @@ MAX_POOL2D_BACKWARD = defop(
         g, x, kernel_size, stride, padding, dilation, ceil_mode, indices
     ),
     lambda h, out, g, x, indices, **_: apply(MAX_POOL_GATHER, h, indices=indices),
-    None,
+    zero_gradient,
     saves=(),
     torch_ref=_aten.max_pool2d_with_indices_backward,
 )
 MAX_POOL2D = defop(
     "max_pool2d",
     _max_pool2d_forward,
-    lambda g, out, x, aux, **a: apply(MAX_POOL2D_BACKWARD, g, x.data, indices=aux, **a),
+    lambda g, out, x, aux, **a: apply(MAX_POOL2D_BACKWARD, g, x, indices=aux, **a),
     saves=(0,),
     aux=True,
     torch_ref=_aten.max_pool2d_with_indices,
@@ -77,14 +83,14 @@ ADAPTIVE_MAX_POOL2D_BACKWARD = defop(
     "adaptive_max_pool2d_backward",
     lambda g, x, indices: _aten.adaptive_max_pool2d_backward(g, x, indices),
     lambda h, out, g, x, indices: apply(MAX_POOL_GATHER, h, indices=indices),
-    None,
+    zero_gradient,
     saves=(),
     torch_ref=_aten.adaptive_max_pool2d_backward,
 )
 ADAPTIVE_MAX_POOL2D = defop(
     "adaptive_max_pool2d",
     lambda x, output_size: _aten.adaptive_max_pool2d(x, output_size),
-    lambda g, out, x, aux, output_size: apply(ADAPTIVE_MAX_POOL2D_BACKWARD, g, x.data, indices=aux),
+    lambda g, out, x, aux, output_size: apply(ADAPTIVE_MAX_POOL2D_BACKWARD, g, x, indices=aux),
     saves=(0,),
     aux=True,
     torch_ref=_aten.adaptive_max_pool2d,
@@ -99,7 +105,7 @@ def _avg_params(a: dict) -> tuple:
 AVG_POOL2D = defop(
     "avg_pool2d",
     lambda x, **a: _aten.avg_pool2d(x, *_avg_params(a)),
-    lambda g, out, x, **a: apply(AVG_POOL2D_BACKWARD, g, x.data, **a),
+    lambda g, out, x, **a: apply(AVG_POOL2D_BACKWARD, g, x, **a),
     saves=(0,),
     torch_ref=_aten.avg_pool2d,
 )
@@ -108,7 +114,7 @@ AVG_POOL2D_BACKWARD = defop(
     "avg_pool2d_backward",
     lambda g, x, **a: _aten.avg_pool2d_backward(g, x, *_avg_params(a)),
     lambda h, out, g, x, **a: apply(AVG_POOL2D, h, **a),
-    None,
+    zero_gradient,
     saves=(),
     torch_ref=_aten.avg_pool2d_backward,
 )
@@ -116,14 +122,15 @@ AVG_POOL2D_BACKWARD = defop(
 ADAPTIVE_AVG_POOL2D = defop(
     "adaptive_avg_pool2d",
     lambda x, output_size, in_shape: _aten._adaptive_avg_pool2d(x, output_size),
-    lambda g, out, x, **a: apply(ADAPTIVE_AVG_POOL2D_BACKWARD, g, **a),
-    saves=(),
+    lambda g, out, x, **a: apply(ADAPTIVE_AVG_POOL2D_BACKWARD, g, x, **a),
+    saves=(0,),
     torch_ref=_aten._adaptive_avg_pool2d,
 )
 ADAPTIVE_AVG_POOL2D_BACKWARD = defop(
     "adaptive_avg_pool2d_backward",
-    lambda g, output_size, in_shape: _aten._adaptive_avg_pool2d_backward(g, _shape_ref(g, in_shape)),
-    lambda h, out, g, **a: apply(ADAPTIVE_AVG_POOL2D, h, **a),
+    lambda g, x, output_size, in_shape: _aten._adaptive_avg_pool2d_backward(g, _shape_ref(g, in_shape)),
+    lambda h, out, g, x, **a: apply(ADAPTIVE_AVG_POOL2D, h, **a),
+    zero_gradient,
     saves=(),
     torch_ref=_aten._adaptive_avg_pool2d_backward,
 )

@@ -94,7 +94,7 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None):
 
 def sum_to_shape(g, shape):
     """Sum ``g`` over the dims that broadcasting expanded so it has ``shape`` (differentiable)."""
-    if not mode.grad_enabled and g.ndim >= len(shape):  # a plain backward: one torch call on the raw value
+    if not mode.is_grad_enabled() and g.ndim >= len(shape):  # a plain backward: one torch call on the raw value
         return Tensor._make(g.data.sum_to_size(shape), None)
     lead = g.ndim - len(shape)
     if lead < 0:
@@ -122,21 +122,19 @@ def mean(input, dim=None, keepdim: bool = False, *, dtype=None):
 
 # ----- prod ---------------------------------------------------------------------------
 def _prod_others(x, dim: int):
-    """``out[i] = prod_{j != i} x[j]`` along ``dim``; exact with zeros in ``x``.
+    """``out[i] = prod_{j != i} x[j]`` along ``dim``, without dividing (exact with zeros and infinities).
 
-    Without recording this is O(n) on raw values. When recording (create_graph) it is the
-    product of ``x`` broadcast to an extra axis with ones on the diagonal, so its own
-    derivative is again ``prod``'s, zeros included.
+    Without recording: the product of the elements before ``i`` times the product of those after
+    it, two cumulative products. When recording (create_graph) it is the product of ``x`` broadcast
+    to an extra axis with ones on the diagonal, so its own derivative is again ``prod``'s, zeros included.
     """
     raw = x.data
     n = raw.shape[dim]
-    if not mode.grad_enabled:
-        zero = raw == 0
-        zeros = zero.sum(dim, keepdim=True)
-        rest = torch.where(zero, torch.ones_like(raw), raw).prod(dim, keepdim=True)
-        safe = torch.where(zero, torch.ones_like(raw), raw)
-        others = torch.where(zeros == 0, rest / safe, torch.where(zero & (zeros == 1), rest, torch.zeros_like(raw)))
-        return Tensor._make(others, None)
+    if not mode.is_grad_enabled():
+        ones = torch.ones_like(raw.narrow(dim, 0, 1))
+        before = torch.cat([ones, raw.narrow(dim, 0, n - 1)], dim).cumprod(dim)
+        after = torch.cat([ones, raw.narrow(dim, 1, n - 1).flip(dim)], dim).cumprod(dim).flip(dim)
+        return Tensor._make(before * after, None)
     shape = tuple(raw.shape)
     rows = x.reshape(shape[:dim] + (1, n) + shape[dim + 1 :])
     diagonal = torch.eye(n, dtype=torch.bool, device=raw.device).reshape((n, n) + (1,) * (len(shape) - dim - 1))
@@ -149,8 +147,13 @@ def _prod_vjp(g, out, x, dim, keepdim, dtype):
         return g
     if dim is None:
         g_full = g.expand(shape)
-        if not bool((x.data == 0).any()):
+        zeros = int((x.data == 0).sum())
+        if zeros == 0:
             return g_full * (out / x)
+        if zeros > 1 and not mode.is_grad_enabled():
+            # every product of the others holds a zero: exactly 0, as torch's plain backward gives
+            # (whatever g holds); recorded, the products below keep the second derivative
+            return ew.zero_gradient(g_full)
         return g_full * _prod_others(x.reshape(-1), 0).reshape(shape)
     g_k = _keep(g, shape, (dim,), keepdim)
     if not bool((x.data == 0).any()):
@@ -186,7 +189,12 @@ def prod(input, dim: int | None = None, keepdim: bool = False, *, dtype=None):
 
 # ----- max / min / amax / amin --------------------------------------------------------
 def _even_split(g, out, x, dims, keepdim, shape):
-    """Gradient of a max/min over ``dims`` shared evenly by the tied elements (torch's rule)."""
+    """Gradient of amax/amin over ``dims`` shared evenly by the tied elements (torch's rule).
+
+    Written as torch's amax/amin backward is, ``(g / count) * mask``: an infinite upstream gradient
+    gives the other elements NaN there, and a NaN maximum (no element equals it) gives NaN
+    everywhere, as torch. The full ``max()``/``min()`` and the ``dim`` forms select instead.
+    """
     mask = x.data == _keep(out.data, shape, dims, keepdim)
     count = mask.sum(dims, keepdim=True) if len(shape) else mask
     return (_unreduce(g, shape, dims, keepdim) / count) * mask
@@ -220,13 +228,27 @@ def amin(input, dim=(), keepdim: bool = False):
     return _reduce(_AMIN, input, dim, keepdim)
 
 
+def _distribute(g, out, x):
+    """Gradient of the full ``max()``/``min()``: shared evenly by the elements equal to the result,
+    or by the NaN elements when the result is NaN; exactly 0 elsewhere, whatever ``g`` holds (torch's
+    rule on CPU: a scatter into zeros, not a product with the mask)."""
+    xd, od = x.data, out.data
+    hit = torch.where(od.isnan(), xd.isnan(), xd == od)
+    return ew.masked((g / hit.sum()).expand(xd.shape), hit)
+
+
+_MAX_ALL = defop("max", torch.max, _distribute, saves_out=True, torch_ref=torch.max)
+_MIN_ALL = defop("min", torch.min, _distribute, saves_out=True, torch_ref=torch.min)
+
+
 def _select_vjp(g, out, x, dim, keepdim, shape, aux):
-    """Gradient of max/min along ``dim``: all of it to the element ``aux`` (the indices) names."""
+    """Gradient of max/min along ``dim``: all of it to the element ``aux`` (the indices) names,
+    exactly 0 elsewhere (torch scatters into zeros)."""
     if len(shape) == 0:
         return g
     index = aux if keepdim else aux.unsqueeze(dim)
     hit = torch.zeros(shape, dtype=torch.bool, device=index.device).scatter_(dim, index, True)
-    return _unreduce(g, shape, (dim,), keepdim) * hit
+    return ew.masked(_unreduce(g, shape, (dim,), keepdim), hit)
 
 
 _MAX_DIM = defop(
@@ -253,7 +275,7 @@ def _extremum(name, full, along, binary, result_type, input, dim, keepdim, other
     if dim is None:
         if keepdim:
             raise TypeError(f"{name}(): keepdim=True needs an int dim")
-        return apply(full, input, dims=tuple(range(input.ndim)), keepdim=False, shape=tuple(input.shape))
+        return apply(full, input)
     if not isinstance(dim, int):
         raise TypeError(f"{name}(): dim must be an int (or a tensor for the elementwise form), got {dim!r}")
     shape = tuple(input.shape)
@@ -267,17 +289,17 @@ def max(input, dim=None, keepdim: bool = False, *, other=None):
     """``torch.max``: the maximum of all elements; with an int ``dim`` a named tuple
     ``(values, indices)``; with a tensor as second argument, ``maximum``.
 
-    The full reduction shares the gradient among tied maxima; the ``dim`` form sends it to
-    the element at ``indices``, both as torch.
+    The full reduction shares the gradient among tied maxima (among the NaNs when there is one);
+    the ``dim`` form sends it to the element at ``indices``, both as torch.
     """
-    return _extremum("max", _AMAX, _MAX_DIM, ew.maximum, MaxResult, input, dim, keepdim, other)
+    return _extremum("max", _MAX_ALL, _MAX_DIM, ew.maximum, MaxResult, input, dim, keepdim, other)
 
 
 @public
 def min(input, dim=None, keepdim: bool = False, *, other=None):
     """``torch.min``: the minimum of all elements; with an int ``dim`` a named tuple
     ``(values, indices)``; with a tensor as second argument, ``minimum``."""
-    return _extremum("min", _AMIN, _MIN_DIM, ew.minimum, MinResult, input, dim, keepdim, other)
+    return _extremum("min", _MIN_ALL, _MIN_DIM, ew.minimum, MinResult, input, dim, keepdim, other)
 
 
 # ----- var / std ----------------------------------------------------------------------
@@ -359,16 +381,23 @@ def _norm_vjp(g, out, x, dims, keepdim, shape, tdim, ord, dtype):
     g_k = _keep(g, shape, dims, keepdim)
     n_k = _keep(out, shape, dims, keepdim)
     if ord == 0:
-        return _unreduce(g, shape, dims, keepdim) * 0
+        return ew.zero_gradient(_unreduce(g, shape, dims, keepdim))  # a count of nonzeros: piecewise constant
     if ord == 1:
         return g_k * x.sign()
     zero = n_k.data == 0
     if math.isinf(ord):
-        mask = x.data.abs() == n_k.data
+        # the elements equal to the norm share the gradient (a NaN norm: the NaN elements, whose sign is 0)
+        mask = (x.data.abs() == n_k.data) | (x.data.isnan() & n_k.data.isnan())
         count = mask.sum(dims, keepdim=True) if len(shape) else mask
         return x.sign() * ((g_k / count) * mask)
     if ord == 2:
-        return x * ew.where(zero, 0.0, g_k / n_k)
+        # g * (x / n), 0 where n == 0: grouped as torch's, which decides the NaN patterns at n == 0
+        return g_k * ew.where(zero, 0.0, x / n_k)
+    if ord < 1:
+        # |x|^(p-1) is infinite at x == 0 (sign 0 times inf): the limit of the whole term is 0 there, as
+        # in torch. ``g * n^(1-p)`` keeps an all-zero slice (n == 0) at 0 without dividing by it.
+        scaled = x.sign() * ew.where(x.data == 0, 0.0, x.abs().pow(ord - 1))
+        return scaled * (g_k * n_k.pow(1 - ord))
     scaled = x.sign() * x.abs().pow(ord - 1)
     return scaled * ew.where(zero, 0.0, g_k / n_k.pow(ord - 1))
 
@@ -454,8 +483,13 @@ def _cumprod_vjp(g, out, x, dim, dtype):
     rows = x.reshape(shape[:dim] + (1, n) + shape[dim + 1 :])
     eye = torch.eye(n, dtype=torch.bool, device=x.device)
     partial = cumprod(ew.where(eye.reshape((n, n) + trailing), 1.0, rows), dim + 1)
-    later = torch.ones(n, n, dtype=torch.bool, device=x.device).triu().reshape((n, n) + trailing)  # i >= k
-    return sum(g.unsqueeze(dim) * partial * later, dim + 1)
+    keep = torch.ones(n, n, dtype=torch.bool, device=x.device).triu().reshape((n, n) + trailing)  # i >= k
+    if not mode.is_grad_enabled():
+        # torch's plain backward leaves out the terms whose product holds another zero rather than
+        # multiplying by it (an infinite upstream gradient stays infinite there, not NaN); its
+        # recorded form multiplies, and so does this one under create_graph
+        keep = keep & (partial.data != 0)
+    return sum(ew.masked(g.unsqueeze(dim) * partial, keep), dim + 1)
 
 
 _CUMPROD = defop(
