@@ -2,10 +2,11 @@
 
 The conformance run draws values away from kinks so that finite differences apply; this sweep
 goes to the points it avoids. It reuses every op mirror of the conformance registry (its own
-sample: shapes, options, dims) under ``strategies.special_values``, so each tensor holds zeros of
-both signs, +-1, the kinks of the common activations and of the op's own domain, rounding ties,
-tied elements, +-inf and NaN; every float number among the sample's options (a clamp bound, a
-threshold) is planted into the tensors too. Each example compares with torch autograd:
+sample: shapes, options, dims) under ``strategies.special_values``, and cycles its tensors through
+the special points: zeros of both signs, +-1, the kinks of the common activations and of the op's own
+domain, every float number among the sample's options (a clamp bound, a threshold), rounding ties,
++-inf and NaN, with tied elements and tied inputs. The cycle is rotated until the largest input has
+held every point, so even a 0-d input meets all of them. Each rotation compares with torch autograd:
 
 * the forward values;
 * the gradient of every differentiable input under an upstream gradient holding 0, +-inf or NaN
@@ -53,7 +54,8 @@ EXCLUDED: dict[str, tuple[str, str]] = {
                             "and its mask arithmetic then gives NaN or inf at +-inf/NaN inputs of unrelated slices; "
                             "neuronix's exact products differ there only"),
     # Open defects found by this sweep in files outside this change (reported with it):
-    "einsum": ("known", "ops/linalg.py: einsum's gradient is NaN where torch's is 0 (a product with a 0/1 factor)"),
+    "einsum": ("known", "ops/linalg.py: einsum's gradient is NaN where torch's is 0 (a repeated label's identity-matrix "
+                        "factor multiplies inf by 0)"),
     "nn.functional.conv*": ("known", "ops/conv.py: under create_graph the bias gradient (a sum of g) is not in the "
                                      "graph, torch's is; and the engine's fused-kernel correction rule + (kernel - "
                                      "rule) turns an infinite gradient into NaN"),
