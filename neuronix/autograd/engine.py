@@ -273,14 +273,23 @@ def _accumulate_leaf(leaf: Tensor, g: Tensor, owned: bool, create_graph: bool, h
         leaf._grad.data += g.data
 
 
+def _scale_like(g: Tensor, value: torch.Tensor) -> Tensor:
+    """The upstream gradient's magnitude, shaped as one input's gradient (``kernel_valued``'s yardstick)."""
+    data = g.data
+    scale = data.abs().amax() if data.numel() else data.new_zeros(())
+    return _wrap(scale.expand(value.shape))
+
+
 def _fused_vjps(node: Node, g, out, inputs, needed, leaf_targets, create_graph: bool) -> list:
     """Per-input VJPs that hand out the results of one call of the op's fused kernel.
 
     The kernel runs once, for the inputs this pass needs. On a plain backward its values are
     the gradients. Under ``create_graph`` the op's own (differentiable) rules give the graph and
-    the kernel the value — ``rule + (kernel - rule)`` with the bracket a constant — so first
-    derivatives are the kernel's to the last bit either way. The closures are dropped when the
-    step ends: nothing computed for this upstream gradient is kept on the node.
+    the kernel the value (``kernel_valued``: a selection, so an infinite gradient stays infinite),
+    so first derivatives are the kernel's to the last bit either way; and, as torch's backward
+    nodes, every gradient is in the graph when an input is (a gradient penalty through a bias
+    gradient gives zeros, not an error). The closures are dropped when the step ends: nothing
+    computed for this upstream gradient is kept on the node.
     """
     edges = node.edges
     needs = [e is not None and (needed is None or e in needed if e.__class__ is Node
@@ -288,16 +297,21 @@ def _fused_vjps(node: Node, g, out, inputs, needed, leaf_targets, create_graph: 
     attrs = node.attrs
     raw = node.spec.fused(g, out, *inputs, needs=needs, **attrs)
     rules = node.spec.vjps
+    anchor = next((t for t in inputs if isinstance(t, Tensor) and t.requires_grad), None) if create_graph else None
 
     def vjp(i):
         def one(*_, **__):
             value = raw[i]
-            if value is None:
-                return rules[i](g, out, *inputs, **attrs)
-            if not create_graph:
+            if value is not None and not create_graph:
                 return _wrap(value)
-            rule = rules[i](g, out, *inputs, **attrs)
-            return rule + _wrap(value - rule.data)
+            from neuronix.ops.elementwise import anchored, kernel_valued  # the ops package imports this one
+
+            valued = rules[i](g, out, *inputs, **attrs)
+            if value is not None:
+                valued = kernel_valued(valued, value, _scale_like(g, value))
+            if create_graph and valued is not None and not valued.requires_grad and anchor is not None:
+                valued = anchored(valued, anchor)
+            return valued
 
         return one
 

@@ -285,6 +285,17 @@ def select(condition, input, other, anchor=None) -> Tensor:
     return apply(_WHERE, condition, input, other, anchor)
 
 
+# ``value`` itself, recorded as depending on ``anchor`` with derivative 0: a backward node's every
+# gradient is in the graph when one of its inputs is (as torch's), whatever its formula reads.
+_ANCHORED = defop("anchored", lambda value, anchor: value, lambda g, out, value, anchor: g,
+                  lambda g, out, value, anchor: Tensor._make(torch.zeros_like(anchor.data), None), saves=(1,))
+
+
+def anchored(value, anchor) -> Tensor:
+    """``value``, in the graph of ``anchor`` with a zero derivative (see ``_ANCHORED``)."""
+    return apply(_ANCHORED, value, anchor)
+
+
 def masked(g, mask, anchor=None) -> Tensor:
     """``g`` where ``mask``, exactly 0 elsewhere (even where ``g`` is inf or NaN): the one way a rule
     drops part of a gradient. Differentiable in ``g``; see ``select`` for ``anchor``."""
