@@ -265,6 +265,27 @@ def test_conventions_table_matches_the_installed_torch():
     assert convention("clamp_scalar_bounds_closed") == bool((g == 1).all())
     assert convention("clamp_scalar_bounds_closed", (2, 13)) is True
     assert convention("clamp_scalar_bounds_closed", (2, 14)) is False
+    x, lo = torch.tensor([0.0], requires_grad=True), torch.tensor([0.0], requires_grad=True)
+    (gx,) = torch.autograd.grad(x.clamp(min=lo).sum(), [x])
+    assert convention("clamp_tensor_bounds_split_ties") == bool(gx == 0.5)
+
+
+_GRID = (-1.0, 0.0, 1.0, NAN)
+
+
+@pytest.mark.parametrize("upstream", [1.0, INF])
+def test_clamp_with_tensor_bounds_on_a_grid_of_ties_and_nans(upstream):
+    """Every (x, min, max) over {-1, 0, 1, NaN} (and each bound alone): the installed torch's gradients exactly."""
+    cases = [(x, lo, hi) for x in _GRID for lo in (*_GRID, None) for hi in (*_GRID, None) if (lo, hi) != (None, None)]
+    for x, lo, hi in cases:
+        results = []
+        for lib in (torch, nx):
+            leaves = [None if v is None else lib.tensor([v], dtype=torch.float64, requires_grad=True) for v in (x, lo, hi)]
+            out = leaves[0].clamp(leaves[1], leaves[2])
+            seed = torch.tensor([upstream], dtype=torch.float64)
+            grads = lib.autograd.grad(out, [t for t in leaves if t is not None], seed if lib is torch else nx.Tensor(seed))
+            results.append(torch.cat([g.data if lib is nx else g for g in grads]))
+        torch.testing.assert_close(results[1], results[0], equal_nan=True, msg=f"clamp({x}, {lo}, {hi})")
     assert all(c.why for c in TABLE.values())
 
 

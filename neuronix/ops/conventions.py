@@ -17,6 +17,13 @@ The rows:
     gives 0, the minimum-norm subgradient that ``relu`` and ``hardtanh`` already use at their kinks.
     Tensor bounds keep the closed interval in both versions.
 
+``clamp_tensor_bounds_split_ties``
+    Gradient of ``clamp`` with *tensor* bounds at ties and NaN. Up to torch 2.13 the input gets the
+    gradient on the closed interval and a bound only strictly outside it; a NaN anywhere gives no
+    gradient at all. From torch 2.14 a tie between the input and the bound that is the result splits
+    the gradient (1/2 each, as ``maximum``/``minimum`` do), the bound that is the result gets it when
+    ``min == max`` or ``min > max``, and a NaN routes it to the input (with one bound, to both).
+
 Where torch's devices, not its versions, disagree, Neuronix gives the CPU answer on every device:
 the full reduction ``max()``/``min()`` with an infinite upstream gradient gives the non-maximal
 elements exactly 0 on CPU (a scatter) but NaN on CUDA (``inf * 0``, a product with the mask).
@@ -48,6 +55,11 @@ TABLE: dict[str, Convention] = {
     "clamp_scalar_bounds_closed": Convention(
         why="clamp with number bounds at x == bound: gradient 1 (closed interval) up to torch 2.13, 0 from 2.14",
         values=(((0, 0), True), ((2, 14), False)),
+    ),
+    "clamp_tensor_bounds_split_ties": Convention(
+        why="clamp with tensor bounds: closed interval, no gradient at NaN up to torch 2.13; ties split 1/2 and NaN "
+            "routed to the input (and a single bound) from 2.14",
+        values=(((0, 0), False), ((2, 14), True)),
     ),
 }
 

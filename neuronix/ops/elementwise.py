@@ -332,7 +332,42 @@ def _inside(x, bound, closed_op, open_op):
     return op(x, b)
 
 
+_TENSOR_BOUNDS_SPLIT = convention("clamp_tensor_bounds_split_ties")
+
+
+def _split_weights(x, lo, hi) -> tuple:
+    """Torch >= 2.14's share of the gradient for ``(x, min, max)`` of a clamp with tensor bounds (see ``conventions``)."""
+    half = torch.tensor(0.5, dtype=x.dtype, device=x.device)
+    one, zero = torch.ones_like(half), torch.zeros_like(half)
+    if lo is None or hi is None:  # one bound: maximum/minimum with NaN sent to both
+        b = lo if hi is None else hi
+        nan = x.isnan() | b.isnan()
+        wins = x > b if hi is None else x < b
+        wx = torch.where(nan | wins, one, torch.where(x == b, half, zero))
+        wb = torch.where(nan | (~wins & (x != b)), one, torch.where(x == b, half, zero))
+        return (wx, wb, None) if hi is None else (wx, None, wb)
+    # both bounds: the input keeps the gradient unless it is strictly outside (NaN compares false, so a
+    # NaN keeps it); the bound that is the result gets it (max also wherever min > max); ties split
+    ordered, valid = lo < hi, lo <= hi
+    tie = ordered & ((x == lo) | (x == hi))
+    wx = torch.where(tie, half, torch.where(~(x < lo) & ~(x > hi), one, zero))
+    wlo = torch.where(ordered & (x == lo), half, torch.where((x < lo) & valid, one, zero))
+    whi = torch.where(ordered & (x == hi), half, torch.where(((x > hi) & valid) | (hi < lo), one, zero))
+    return wx, wlo, whi
+
+
+def _split_grad(g, x, lo, hi, which: int):
+    weight = _split_weights(x.data, _raw(lo), _raw(hi))[which]
+    return masked(g, weight != 0) * Tensor._make(weight, None)
+
+
+def _tensor_bounds(lo, hi) -> bool:
+    return _TENSOR_BOUNDS_SPLIT and isinstance(_raw(lo if lo is not None else hi), torch.Tensor)
+
+
 def _clamp_input_grad(g, out, x, lo, hi):
+    if _tensor_bounds(lo, hi):
+        return _split_grad(g, x, lo, hi, 0)
     # NaN compares false both ways: a NaN input gets no gradient, as torch's
     keep = None
     if lo is not None:
@@ -344,12 +379,16 @@ def _clamp_input_grad(g, out, x, lo, hi):
 
 
 def _clamp_min_grad(g, out, x, lo, hi):
+    if _tensor_bounds(lo, hi):
+        return _split_grad(g, x, lo, hi, 1)
     # torch: where min >= max the result is max, so min gets no gradient there (at min == max neither does)
     below = x.data < lo.data
     return masked(g, below if hi is None else below & (lo.data < _raw(hi)))
 
 
 def _clamp_max_grad(g, out, x, lo, hi):
+    if _tensor_bounds(lo, hi):
+        return _split_grad(g, x, lo, hi, 2)
     above = x.data > hi.data
     return masked(g, above if lo is None else above | (_raw(lo) > hi.data))
 
