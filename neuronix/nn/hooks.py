@@ -17,6 +17,7 @@ from collections import OrderedDict
 
 import torch
 
+from neuronix.ops.elementwise import zero_gradient
 from neuronix.ops.registry import apply, defop
 from neuronix.tensor import Tensor
 
@@ -164,7 +165,7 @@ class BackwardHookCall:
                     continue
                 piece = apply(_EMBED, new[i] if isinstance(new[i], Tensor) else Tensor(new[i]), start=begin, total=total)
                 flat = piece if flat is None else flat + piece
-            return flat if flat is not None else g * 0
+            return flat if flat is not None else zero_gradient(g)  # not g * 0: an inf/NaN g would leak NaN
 
         return on_input_grads
 
