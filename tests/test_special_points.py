@@ -327,3 +327,14 @@ def test_pad_with_any_mix_of_signs(mode, spatial):
         _assert_same(t_g, n_g)
         checked += 1
     assert checked >= 10
+
+
+def test_an_anchor_larger_than_the_selection_gets_a_zero_gradient_of_its_own_shape():
+    """``select(..., anchor)``: the anchor's gradient is zeros shaped as the anchor, even when it is larger."""
+    from neuronix.ops.elementwise import anchored, select
+
+    anchor = nx.ones(4, 1, requires_grad=True)
+    value = nx.ones(1, requires_grad=True)
+    for out in (select(torch.tensor(True), value * 2, 0.0, anchor), anchored(value * 2, anchor)):
+        g_value, g_anchor = nx.autograd.grad(out.sum(), [value, anchor])
+        assert g_value.tolist() == [2.0] and g_anchor.tolist() == [[0.0]] * 4

@@ -268,13 +268,18 @@ def _select_forward(condition, input, other, anchor):
     return torch.where(condition, input, other)
 
 
+def _no_gradient_to_anchor(g, out, *inputs, **attrs):
+    """The anchor's gradient (the last input): exactly 0, shaped as the anchor, which may be larger than ``g``."""
+    return Tensor._make(torch.zeros_like(inputs[-1].data), None)
+
+
 _WHERE = defop(
     "where",
     _select_forward,
     None,
     lambda g, out, c, x, y, anchor: select(c, g, 0.0, anchor),
     lambda g, out, c, x, y, anchor: select(c, 0.0, g, anchor),
-    zero_gradient,
+    _no_gradient_to_anchor,
     saves=(0, 3),
     torch_ref=torch.where,
 )
@@ -287,8 +292,8 @@ def select(condition, input, other, anchor=None) -> Tensor:
 
 # ``value`` itself, recorded as depending on ``anchor`` with derivative 0: a backward node's every
 # gradient is in the graph when one of its inputs is (as torch's), whatever its formula reads.
-_ANCHORED = defop("anchored", lambda value, anchor: value, lambda g, out, value, anchor: g,
-                  lambda g, out, value, anchor: Tensor._make(torch.zeros_like(anchor.data), None), saves=(1,))
+_ANCHORED = defop("anchored", lambda value, anchor: value, lambda g, out, value, anchor: g, _no_gradient_to_anchor,
+                  saves=(1,))
 
 
 def anchored(value, anchor) -> Tensor:
@@ -336,18 +341,13 @@ _TENSOR_BOUNDS_SPLIT = convention("clamp_tensor_bounds_split_ties")
 
 
 def _split_weights(x, lo, hi) -> tuple:
-    """Torch >= 2.14's share of the gradient for ``(x, min, max)`` of a clamp with tensor bounds (see ``conventions``)."""
+    """Torch >= 2.14's share of the gradient for ``(x, min, max)`` of a clamp with both bounds tensors.
+
+    The input keeps the gradient unless it is strictly outside (NaN compares false, so a NaN keeps
+    it); the bound that is the result gets it (max also wherever min > max); ties split 1/2.
+    """
     half = torch.tensor(0.5, dtype=x.dtype, device=x.device)
     one, zero = torch.ones_like(half), torch.zeros_like(half)
-    if lo is None or hi is None:  # one bound: maximum/minimum with NaN sent to both
-        b = lo if hi is None else hi
-        nan = x.isnan() | b.isnan()
-        wins = x > b if hi is None else x < b
-        wx = torch.where(nan | wins, one, torch.where(x == b, half, zero))
-        wb = torch.where(nan | (~wins & (x != b)), one, torch.where(x == b, half, zero))
-        return (wx, wb, None) if hi is None else (wx, None, wb)
-    # both bounds: the input keeps the gradient unless it is strictly outside (NaN compares false, so a
-    # NaN keeps it); the bound that is the result gets it (max also wherever min > max); ties split
     ordered, valid = lo < hi, lo <= hi
     tie = ordered & ((x == lo) | (x == hi))
     wx = torch.where(tie, half, torch.where(~(x < lo) & ~(x > hi), one, zero))
@@ -357,7 +357,10 @@ def _split_weights(x, lo, hi) -> tuple:
 
 
 def _split_grad(g, x, lo, hi, which: int):
-    weight = _split_weights(x.data, _raw(lo), _raw(hi))[which]
+    if lo is None or hi is None:  # one tensor bound: torch >= 2.14 differentiates it as maximum/minimum
+        bound, loses = (lo, torch.lt) if hi is None else (hi, torch.gt)
+        return _extremum_grad(g, x, bound, loses) if which == 0 else _extremum_grad(g, bound, x, loses)
+    weight = _split_weights(x.data, lo.data, hi.data)[which]
     return masked(g, weight != 0) * Tensor._make(weight, None)
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from neuronix.autograd.mode import is_grad_enabled, no_grad
+from neuronix.ops.elementwise import zero_gradient
 from neuronix.ops.indexing import getitem, raw_index
 from neuronix.ops.registry import METHODS, apply, defop, record, refresh_view
 from neuronix.tensor import Tensor
@@ -29,10 +30,6 @@ from neuronix.tensor import Tensor
 
 def _raw(x):
     return x.data if isinstance(x, Tensor) else x
-
-
-def _zeros(g):
-    return Tensor._make(torch.zeros_like(g.data), None)
 
 
 # ----- the two ops in-place updates need -----------------------------------------------
@@ -47,7 +44,7 @@ def _copy_source_grad(g, out, x, src):
 
 
 # ``x.copy_(src)`` / ``fill_`` / ``zero_`` out of place: the old value gets a zero gradient (it is overwritten).
-_COPY = defop("copy", _copy_forward, lambda g, out, x, src: _zeros(g), _copy_source_grad, saves=(1,),
+_COPY = defop("copy", _copy_forward, zero_gradient, _copy_source_grad, saves=(1,),
               torch_ref=lambda x, src: x.clone().copy_(src))
 
 
