@@ -38,7 +38,7 @@ import torch.distributed as dist
 
 from neuronix.autograd import engine, mode
 from neuronix.nn import Module
-from neuronix.tensor import Tensor
+from neuronix.tensor import Tensor, unwrap
 
 
 @dataclass(frozen=True)
@@ -84,14 +84,11 @@ def init_from_env(device: str = "cpu", backend: str | None = None) -> ProcessInf
     return ProcessInfo(rank, world, local_rank, dev)
 
 
-def _raw(t) -> torch.Tensor:
-    return t.data if isinstance(t, Tensor) else t
-
 
 def broadcast_tensors(tensors, src: int = 0, group=None) -> None:
     """Overwrite every tensor (``nx.Tensor`` or ``torch.Tensor``) in place with rank ``src``'s values."""
     for t in tensors:
-        dist.broadcast(_raw(t), src=src, group=group)
+        dist.broadcast(unwrap(t), src=src, group=group)
 
 
 def all_reduce_mean(value: torch.Tensor, group=None) -> torch.Tensor:

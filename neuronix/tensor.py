@@ -28,6 +28,11 @@ def _check_can_require_grad(data: torch.Tensor, where: str) -> None:
         )
 
 
+def unwrap(x):
+    """The ``torch.Tensor`` inside an ``nx.Tensor``; anything else (a torch tensor, a number, None) as is."""
+    return x.data if isinstance(x, Tensor) else x
+
+
 class Tensor:
     """A tensor with neuronix autograd; ``data`` is the wrapped ``torch.Tensor`` (never requires grad)."""
 

@@ -24,6 +24,7 @@ from neuronix.ops import padding as _padding
 from neuronix.ops import pool as _pool
 from neuronix.ops.inplace import in_place as _in_place
 from neuronix.tensor import Tensor as _Tensor
+from neuronix.tensor import unwrap as _unwrap
 
 __all__ = [
     "linear", "conv1d", "conv2d", "conv_transpose2d",
@@ -41,9 +42,6 @@ def _nx(t):
     """A neuronix tensor for ``t`` (torch tensors become constants); ``None`` stays ``None``."""
     return _Tensor(t) if isinstance(t, _torch.Tensor) else t
 
-
-def _raw(t):
-    return t.data if isinstance(t, _Tensor) else t
 
 
 def _shape(t) -> tuple:
@@ -306,7 +304,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
         raise NotImplementedError("embedding: sparse gradients are not supported; use sparse=False")
     if weight.ndim != 2:
         raise ValueError(f"embedding: weight must be 2-D (num_embeddings, embedding_dim), got shape {_shape(weight)}")
-    indices = _raw(input)
+    indices = _unwrap(input)
     if indices.dtype not in (_torch.int64, _torch.int32):
         raise TypeError(f"embedding: input must be an int64 or int32 tensor of indices, got dtype {indices.dtype}")
     rows = weight.shape[0]
@@ -321,7 +319,7 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0, sca
     try:
         if max_norm is not None:
             with _torch.no_grad():
-                _torch.embedding_renorm_(_raw(weight), indices, max_norm, norm_type)
+                _torch.embedding_renorm_(_unwrap(weight), indices, max_norm, norm_type)
         return _de.embedding(indices, weight, padding_idx, bool(scale_grad_by_freq))
     except IndexError:  # torch's CPU kernel checks every index; only then find the culprit for a clear message
         out_of_range = (indices < 0) | (indices >= rows)
@@ -514,7 +512,7 @@ def _check_class_target(op, input, target, weight, ignore_index):
     """Shapes, dtype and range of class-index targets for nll_loss / cross_entropy."""
     if input.ndim == 0:
         raise ValueError(f"{op}: input must have at least 1 dim (C) or 2 dims (N, C, ...), got a 0-d tensor")
-    t = _raw(target)
+    t = _unwrap(target)
     if t.is_floating_point() or t.dtype == _torch.bool:
         raise TypeError(f"{op}: class-index targets must be an integer tensor (int64), got dtype {t.dtype}")
     expected = () if input.ndim == 1 else (input.shape[0],) + _shape(input)[2:]
@@ -562,7 +560,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     reduction = _reduction("cross_entropy", size_average, reduce, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"cross_entropy: label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
-    if _raw(target).is_floating_point():
+    if _unwrap(target).is_floating_point():
         if input.ndim == 0:  # IndexError, as torch (it looks for the class dim)
             raise IndexError("cross_entropy: input must have at least 1 dim (C) or 2 dims (N, C, ...), got a 0-d tensor")
         if _shape(target) != _shape(input):
@@ -588,7 +586,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
         raise ValueError(
             f"binary_cross_entropy: target of shape {_shape(target)} must have the input's shape {_shape(input)}"
         )
-    x = _raw(input)
+    x = _unwrap(input)
     if x.numel() and not x.is_cuda and (x.min() < 0 or x.max() > 1):
         raise RuntimeError("binary_cross_entropy: all elements of input should be between 0 and 1 (probabilities; "
                            "use binary_cross_entropy_with_logits for logits)")

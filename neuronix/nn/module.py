@@ -16,7 +16,7 @@ import torch
 from neuronix.autograd import mode
 from neuronix.nn.hooks import BackwardHookCall, RemovableHandle, add_hook
 from neuronix.nn.parameter import Parameter
-from neuronix.tensor import Tensor
+from neuronix.tensor import Tensor, unwrap
 
 
 class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])):
@@ -29,9 +29,6 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
             return "<All keys matched successfully>"
         return super().__repr__()
 
-
-def _raw(value):
-    return value.data if isinstance(value, Tensor) else value
 
 
 def _indent(text: str, spaces: int) -> str:
@@ -493,7 +490,7 @@ class Module:
             if key not in state_dict:
                 continue
             value = state_dict[key]
-            raw = _raw(value)
+            raw = unwrap(value)
             if not isinstance(raw, torch.Tensor):
                 errors.append(
                     f'While copying the parameter named "{key}", expected a Tensor from checkpoint but received {type(value)}'

@@ -104,29 +104,26 @@ def _fast(fused, composite):
 
 
 GELU = defop("gelu", lambda x, approximate: F.gelu(x, approximate=approximate),
-             _fast(lambda g, x, approximate: _aten.gelu_backward(g, x, approximate=approximate), _gelu_grad),
-             torch_ref=F.gelu)
-SILU = defop("silu", F.silu, _fast(_aten.silu_backward, _silu_grad), torch_ref=F.silu)
+             _fast(lambda g, x, approximate: _aten.gelu_backward(g, x, approximate=approximate), _gelu_grad))
+SILU = defop("silu", F.silu, _fast(_aten.silu_backward, _silu_grad))
 ELU = defop("elu", lambda x, alpha: F.elu(x, alpha),
-            _fast(lambda g, x, alpha: _aten.elu_backward(g, alpha, 1.0, 1.0, False, x), _elu_grad), torch_ref=F.elu)
+            _fast(lambda g, x, alpha: _aten.elu_backward(g, alpha, 1.0, 1.0, False, x), _elu_grad))
 LEAKY_RELU = defop("leaky_relu", lambda x, negative_slope: F.leaky_relu(x, negative_slope),
-                   _fast(lambda g, x, negative_slope: _aten.leaky_relu_backward(g, x, negative_slope, False), _leaky_relu_grad),
-                   torch_ref=F.leaky_relu)
+                   _fast(lambda g, x, negative_slope: _aten.leaky_relu_backward(g, x, negative_slope, False), _leaky_relu_grad))
 SOFTPLUS = defop("softplus", lambda x, beta, threshold: F.softplus(x, beta, threshold),
-                 _fast(_aten.softplus_backward, _softplus_grad), torch_ref=F.softplus)
+                 _fast(_aten.softplus_backward, _softplus_grad))
 HARDTANH = defop("hardtanh", lambda x, min_val, max_val: F.hardtanh(x, min_val, max_val),
-                 _fast(_aten.hardtanh_backward, _hardtanh_grad), torch_ref=F.hardtanh)
-HARDSWISH = defop("hardswish", F.hardswish, _fast(_aten.hardswish_backward, _hardswish_grad), torch_ref=F.hardswish)
-MISH = defop("mish", F.mish, _fast(_aten.mish_backward, _mish_grad), torch_ref=F.mish)
+                 _fast(_aten.hardtanh_backward, _hardtanh_grad))
+HARDSWISH = defop("hardswish", F.hardswish, _fast(_aten.hardswish_backward, _hardswish_grad))
+MISH = defop("mish", F.mish, _fast(_aten.mish_backward, _mish_grad))
 SELU = defop("selu", F.selu,
              _fast(lambda g, x: _aten.elu_backward(g, SELU_ALPHA, SELU_SCALE, 1.0, False, x),
-                   lambda g, out, x: _elu_grad(g, out, x, SELU_ALPHA, SELU_SCALE)),
-             torch_ref=F.selu)
+                   lambda g, out, x: _elu_grad(g, out, x, SELU_ALPHA, SELU_SCALE)))
 
 
 # log(sigmoid(x)), smooth everywhere: its derivative sigmoid(-x) has no kink to choose a side of
 # (a composition through min(x, 0) and |x| does, and gets 1 - 0 instead of 1/2 at x = 0)
-LOG_SIGMOID = defop("log_sigmoid", F.logsigmoid, lambda g, out, x: g * sigmoid(-x), torch_ref=F.logsigmoid)
+LOG_SIGMOID = defop("log_sigmoid", F.logsigmoid, lambda g, out, x: g * sigmoid(-x))
 
 
 def log_sigmoid(x) -> Tensor:

@@ -54,7 +54,6 @@ CONVOLUTION = defop(
     lambda g, out, x, w, b, **a: apply(BACKWARD_WEIGHT, g, x, w.data, **a),
     _bias_grad,
     saves=(0, 1),
-    torch_ref=_aten.convolution,
 )
 # d/dg of B_in(g, w) is conv(h, w); d/dw is the weight gradient of conv(h, w) under g.
 BACKWARD_INPUT = defop(
@@ -64,7 +63,6 @@ BACKWARD_INPUT = defop(
     lambda h, out, g, w, x_ref, **a: apply(BACKWARD_WEIGHT, g, h, w.data, **a),
     None,
     saves=(0, 1),
-    torch_ref=_aten.convolution_backward,
 )
 # d/dg of B_w(g, x) is conv(x, k); d/dx is the input gradient of conv(x, k) under g.
 BACKWARD_WEIGHT = defop(
@@ -74,7 +72,6 @@ BACKWARD_WEIGHT = defop(
     lambda k, out, g, x, w_ref, **a: apply(BACKWARD_INPUT, g, k, x.data, **a),
     None,
     saves=(0, 1),
-    torch_ref=_aten.convolution_backward,
 )
 
 

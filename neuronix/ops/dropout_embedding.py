@@ -18,8 +18,7 @@ def _dropout_grad(g, out, x, aux, p):
 
 # ``native_dropout`` is the kernel ``F.dropout`` runs (on CPU it draws the same Bernoulli
 # numbers as the unfused path), so the mask equals torch's for the same RNG state.
-DROPOUT = defop("dropout", lambda x, p: _aten.native_dropout(x, p, True), _dropout_grad, saves=(), aux=True,
-                torch_ref=torch.nn.functional.dropout)
+DROPOUT = defop("dropout", lambda x, p: _aten.native_dropout(x, p, True), _dropout_grad, saves=(), aux=True)
 
 
 def dropout(x, p: float) -> Tensor:
@@ -57,7 +56,6 @@ EMBEDDING = defop(
     lambda g, out, w, indices, **a: apply(EMBEDDING_BACKWARD, g, indices, **a),
     None,
     saves=(1,),
-    torch_ref=_aten.embedding,
 )
 EMBEDDING_BACKWARD = defop(
     "embedding_backward",
@@ -65,7 +63,6 @@ EMBEDDING_BACKWARD = defop(
     lambda h, out, g, indices, **a: _backward_adjoint(h, out, g, indices.data, **a),
     None,
     saves=(1,),
-    torch_ref=_aten.embedding_dense_backward,
 )
 
 

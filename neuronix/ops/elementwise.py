@@ -14,7 +14,7 @@ import torch
 from neuronix.autograd import mode
 from neuronix.ops.conventions import convention
 from neuronix.ops.registry import ALL, apply, defop, public
-from neuronix.tensor import Tensor
+from neuronix.tensor import Tensor, unwrap
 
 
 def zero_gradient(g, *_, **__):
@@ -27,7 +27,7 @@ def zero_gradient(g, *_, **__):
 
 def _unary(name: str, forward, vjp, *, saves_out: bool = False, doc: str = ""):
     reads_input = not saves_out and vjp is not zero_gradient
-    spec = defop(name, forward, vjp, saves=ALL if reads_input else (), saves_out=saves_out, torch_ref=getattr(torch, name))
+    spec = defop(name, forward, vjp, saves=ALL if reads_input else (), saves_out=saves_out)
 
     def fn(input):
         return apply(spec, input)
@@ -114,12 +114,12 @@ def round(input, *, decimals: int = 0):
 
 
 # ----- binary arithmetic -------------------------------------------------------------
-_ADD = defop("add", operator.add, lambda g, out, x, y: g, lambda g, out, x, y: g, saves=(), torch_ref=torch.add)
-_SUB = defop("sub", operator.sub, lambda g, out, x, y: g, lambda g, out, x, y: -g, saves=(), torch_ref=torch.sub)
-_MUL = defop("mul", operator.mul, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x, torch_ref=torch.mul)
+_ADD = defop("add", operator.add, lambda g, out, x, y: g, lambda g, out, x, y: g, saves=())
+_SUB = defop("sub", operator.sub, lambda g, out, x, y: g, lambda g, out, x, y: -g, saves=())
+_MUL = defop("mul", operator.mul, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
 # -g * ((x / y) / y), grouped as torch groups it: where a factor is 0 or inf the grouping decides
 # between inf and NaN, and the conformance contract includes those patterns
-_DIV = defop("div", operator.truediv, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * ((x / y) / y), torch_ref=torch.div)
+_DIV = defop("div", operator.truediv, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * ((x / y) / y))
 
 
 def _scaled(other, alpha):
@@ -147,7 +147,6 @@ def mul(input, other):
 _FLOOR_DIVIDE = defop("floor_divide", torch.floor_divide, zero_gradient, zero_gradient, saves=())
 _TRUNC_DIVIDE = defop(
     "trunc_divide", lambda x, y: torch.div(x, y, rounding_mode="trunc"), zero_gradient, zero_gradient, saves=(),
-    torch_ref=torch.div,
 )
 
 
@@ -170,8 +169,7 @@ def floor_divide(input, other):
 
 
 _REMAINDER = defop(
-    "remainder", operator.mod, lambda g, out, x, y: g, lambda g, out, x, y: -(g * floor_divide(x, y)), torch_ref=torch.remainder
-)
+    "remainder", operator.mod, lambda g, out, x, y: g, lambda g, out, x, y: -(g * floor_divide(x, y)))
 
 
 @public
@@ -205,7 +203,7 @@ def _pow_exponent_grad(g, out, x, y):
     return g * (out * log_x)
 
 
-_POW = defop("pow", operator.pow, _pow_base_grad, _pow_exponent_grad, saves_out=True, torch_ref=torch.pow)
+_POW = defop("pow", operator.pow, _pow_base_grad, _pow_exponent_grad, saves_out=True)
 
 
 @public
@@ -252,9 +250,6 @@ def minimum(input, other):
 
 
 # ----- selection and clamping ---------------------------------------------------------
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
-
 
 # One primitive selects elementwise, and every rule that drops part of a gradient goes through it
 # (``masked``): a selection, unlike ``g * mask``, leaves exactly 0 where the mask is off even when g
@@ -281,7 +276,6 @@ _WHERE = defop(
     lambda g, out, c, x, y, anchor: select(c, 0.0, g, anchor),
     _no_gradient_to_anchor,
     saves=(0, 3),
-    torch_ref=torch.where,
 )
 
 
@@ -311,11 +305,11 @@ def masked(g, mask, anchor=None) -> Tensor:
 def where(condition, input=None, other=None):
     """``input`` where ``condition`` else ``other``; with one argument, ``nonzero(as_tuple=True)``."""
     if input is None and other is None:
-        return tuple(Tensor._make(t, None) for t in torch.where(_raw(condition)))
-    cond = _raw(condition)
+        return tuple(Tensor._make(t, None) for t in torch.where(unwrap(condition)))
+    cond = unwrap(condition)
     if not isinstance(cond, torch.Tensor) or cond.dtype != torch.bool:
         raise TypeError(f"where: condition must be a bool tensor, got {getattr(cond, 'dtype', type(cond).__name__)}")
-    if not isinstance(_raw(input), torch.Tensor) and not isinstance(_raw(other), torch.Tensor):
+    if not isinstance(unwrap(input), torch.Tensor) and not isinstance(unwrap(other), torch.Tensor):
         input = torch.as_tensor(input, device=cond.device)
     return apply(_WHERE, cond, input, other, None)
 
@@ -332,7 +326,7 @@ _SCALAR_BOUNDS_CLOSED = convention("clamp_scalar_bounds_closed")
 
 
 def _inside(x, bound, closed_op, open_op):
-    b = _raw(bound)
+    b = unwrap(bound)
     op = closed_op if isinstance(b, torch.Tensor) or _SCALAR_BOUNDS_CLOSED else open_op
     return op(x, b)
 
@@ -365,7 +359,7 @@ def _split_grad(g, x, lo, hi, which: int):
 
 
 def _tensor_bounds(lo, hi) -> bool:
-    return _TENSOR_BOUNDS_SPLIT and isinstance(_raw(lo if lo is not None else hi), torch.Tensor)
+    return _TENSOR_BOUNDS_SPLIT and isinstance(unwrap(lo if lo is not None else hi), torch.Tensor)
 
 
 def _clamp_input_grad(g, out, x, lo, hi):
@@ -386,14 +380,14 @@ def _clamp_min_grad(g, out, x, lo, hi):
         return _split_grad(g, x, lo, hi, 1)
     # torch: where min >= max the result is max, so min gets no gradient there (at min == max neither does)
     below = x.data < lo.data
-    return masked(g, below if hi is None else below & (lo.data < _raw(hi)))
+    return masked(g, below if hi is None else below & (lo.data < unwrap(hi)))
 
 
 def _clamp_max_grad(g, out, x, lo, hi):
     if _tensor_bounds(lo, hi):
         return _split_grad(g, x, lo, hi, 2)
     above = x.data > hi.data
-    return masked(g, above if lo is None else above | (_raw(lo) > hi.data))
+    return masked(g, above if lo is None else above | (unwrap(lo) > hi.data))
 
 
 _CLAMP = defop("clamp", torch.clamp, _clamp_input_grad, _clamp_min_grad, _clamp_max_grad)
@@ -435,7 +429,7 @@ _LERP = defop(
 @public
 def lerp(input, end, weight):
     """``input + weight * (end - input)``."""
-    if not isinstance(_raw(end), torch.Tensor):
+    if not isinstance(unwrap(end), torch.Tensor):
         raise TypeError(f"lerp: end must be a tensor, got {type(end).__name__}")
     return apply(_LERP, input, end, weight)
 
@@ -448,7 +442,6 @@ _ADDCMUL = defop(
     lambda g, out, x, a, b, value: g * (b * value),
     lambda g, out, x, a, b, value: g * (a * value),
     saves=(1, 2),
-    torch_ref=torch.addcmul,
 )
 _ADDCDIV = defop(
     "addcdiv",
@@ -457,7 +450,6 @@ _ADDCDIV = defop(
     lambda g, out, x, a, b, value: g * (value / b),
     lambda g, out, x, a, b, value: -g * ((a * value) / (b * b)),
     saves=(1, 2),
-    torch_ref=torch.addcdiv,
 )
 
 
@@ -479,7 +471,6 @@ _TO = defop(
     lambda x, dtype, device, src_dtype, src_device: x.to(device=device, dtype=dtype),
     lambda g, out, x, dtype, device, src_dtype, src_device: convert(g, src_dtype, src_device),
     saves=(),
-    torch_ref=torch.Tensor.to,
 )
 
 

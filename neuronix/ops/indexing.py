@@ -12,15 +12,11 @@ import torch
 
 from neuronix.autograd import mode
 from neuronix.ops.registry import apply, defop, op_error, public
-from neuronix.tensor import Tensor
-
-
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
+from neuronix.tensor import Tensor, unwrap
 
 
 def _shape(x):
-    return _raw(x).shape if isinstance(_raw(x), torch.Tensor) else None
+    return unwrap(x).shape if isinstance(unwrap(x), torch.Tensor) else None
 
 
 def _wrap_dim(dim: int, ndim: int) -> int:
@@ -79,7 +75,6 @@ _GETITEM = defop(
     lambda x, index, basic, shape: x[index],
     lambda g, out, x, index, basic, shape: apply(_GETITEM_BACKWARD, g, index=index, basic=basic, shape=shape),
     saves=(),
-    torch_ref=torch.Tensor.__getitem__,
 )
 _GETITEM_BACKWARD = defop(
     "getitem_backward",
@@ -120,14 +115,12 @@ _NARROW = defop(
     lambda x, dim, start, length, src: x.narrow(dim, start, length),
     _narrow_grad,
     saves=(),
-    torch_ref=torch.narrow,
 )
 _SELECT = defop(
     "select",
     lambda x, dim, index, src: x.select(dim, index),
     lambda g, out, x, dim, index, src: _embed(g, src, _dim_index(dim, index)),
     saves=(),
-    torch_ref=torch.select,
 )
 
 
@@ -136,7 +129,7 @@ def narrow(input, dim: int, start, length: int):
     """``torch.narrow``: ``length`` elements of dim ``dim`` from ``start`` (negative ``start`` counts from the end)."""
     shape = input.shape
     dim = _wrap_dim(dim, len(shape))
-    start = int(_raw(start))
+    start = int(unwrap(start))
     if 0 <= dim < len(shape) and -shape[dim] <= start < 0:
         start += shape[dim]
     return apply(_NARROW, input, dim=dim, start=start, length=length, src=shape)
@@ -147,12 +140,12 @@ def select(input, dim: int, index: int):
     """``torch.select``: the slice at ``index`` of dim ``dim`` (that dim removed)."""
     shape = input.shape
     dim = _wrap_dim(dim, len(shape))
-    return apply(_SELECT, input, dim=dim, index=int(_raw(index)), src=shape)
+    return apply(_SELECT, input, dim=dim, index=int(unwrap(index)), src=shape)
 
 
 def _pieces(op: str, input, dim: int, sizes_of) -> tuple:
     """Narrow ``input`` into consecutive pieces along ``dim``; torch decides the sizes (and the errors)."""
-    raw = _raw(input)
+    raw = unwrap(input)
     try:
         sizes = [p.shape[dim] for p in sizes_of(raw)]
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
@@ -208,7 +201,6 @@ _GATHER = defop(
     lambda x, dim, index, shape: torch.gather(x, dim, index),
     lambda g, out, x, dim, index, shape: apply(_SCATTER_ADD, g.data.new_zeros(shape), g, dim=dim, index=index, src_shape=g.shape),
     saves=(),
-    torch_ref=torch.gather,
 )
 _SCATTER_ADD = defop(
     "scatter_add",
@@ -216,7 +208,6 @@ _SCATTER_ADD = defop(
     lambda g, out, x, src, dim, index, src_shape: g,
     lambda g, out, x, src, dim, index, src_shape: _fit(gather(g, dim, index), src_shape),
     saves=(),
-    torch_ref=torch.scatter_add,
 )
 _SCATTER = defop(
     "scatter",
@@ -224,27 +215,25 @@ _SCATTER = defop(
     lambda g, out, x, src, dim, index, src_shape: apply(_SCATTER_VALUE, g, dim=dim, index=index, value=0),
     lambda g, out, x, src, dim, index, src_shape: _fit(gather(g, dim, index), src_shape),
     saves=(),
-    torch_ref=torch.scatter,
 )
 _SCATTER_VALUE = defop(
     "scatter_value",
     lambda x, dim, index, value: torch.scatter(x, dim, index, value),
     lambda g, out, x, dim, index, value: apply(_SCATTER_VALUE, g, dim=dim, index=index, value=0),
     saves=(),
-    torch_ref=torch.scatter,
 )
 
 
 @public
 def gather(input, dim: int, index, *, sparse_grad: bool = False):
     """``torch.gather``: ``out[i][j] = input[index[i][j]][j]`` (for ``dim=0``); gradients scatter-add back."""
-    return apply(_GATHER, input, dim=dim, index=_raw(index), shape=input.shape)
+    return apply(_GATHER, input, dim=dim, index=unwrap(index), shape=input.shape)
 
 
 @public
 def scatter_add(input, dim: int, index, src):
     """``torch.scatter_add``: ``input`` with ``src`` added at ``index`` along ``dim`` (repeats accumulate)."""
-    return apply(_SCATTER_ADD, input, src, dim=dim, index=_raw(index), src_shape=_shape(src))
+    return apply(_SCATTER_ADD, input, src, dim=dim, index=unwrap(index), src_shape=_shape(src))
 
 
 @public
@@ -258,13 +247,13 @@ def scatter(input, dim: int, index, src=None, *, value=None, reduce=None):
             raise NotImplementedError(
                 f"neuronix.scatter: reduce={reduce!r} has no gradient (as in torch); use scatter_add or compute it under no_grad"
             )
-        fill = _raw(src) if src is not None else value
-        return Tensor._make(torch.scatter(_raw(input), dim, _raw(index), fill, reduce=reduce), None)
-    if src is not None and not isinstance(_raw(src), torch.Tensor):
+        fill = unwrap(src) if src is not None else value
+        return Tensor._make(torch.scatter(unwrap(input), dim, unwrap(index), fill, reduce=reduce), None)
+    if src is not None and not isinstance(unwrap(src), torch.Tensor):
         src, value = None, src
     if src is None:
-        return apply(_SCATTER_VALUE, input, dim=dim, index=_raw(index), value=_raw(value))
-    return apply(_SCATTER, input, src, dim=dim, index=_raw(index), src_shape=_shape(src))
+        return apply(_SCATTER_VALUE, input, dim=dim, index=unwrap(index), value=unwrap(value))
+    return apply(_SCATTER, input, src, dim=dim, index=unwrap(index), src_shape=_shape(src))
 
 
 # ----- index_select / index_add -------------------------------------------------------------------
@@ -275,7 +264,6 @@ _INDEX_SELECT = defop(
         _INDEX_ADD, g.data.new_zeros(shape), g, dim=dim, index=index, alpha=1, source_shape=g.shape
     ),
     saves=(),
-    torch_ref=torch.index_select,
 )
 
 
@@ -292,20 +280,19 @@ _INDEX_ADD = defop(
     lambda g, out, x, source, dim, index, alpha, source_shape: g,
     _index_add_source_grad,
     saves=(),
-    torch_ref=torch.index_add,
 )
 
 
 @public
 def index_select(input, dim: int, index):
     """``torch.index_select``: the entries ``index`` (1-d int tensor) of dim ``dim``; repeats accumulate gradients."""
-    return apply(_INDEX_SELECT, input, dim=dim, index=_raw(index), shape=input.shape)
+    return apply(_INDEX_SELECT, input, dim=dim, index=unwrap(index), shape=input.shape)
 
 
 @public
 def index_add(input, dim: int, index, source, *, alpha=1):
     """``torch.index_add``: ``input`` with ``alpha * source`` added at the entries ``index`` of dim ``dim``."""
-    return apply(_INDEX_ADD, input, source, dim=dim, index=_raw(index), alpha=alpha, source_shape=_shape(source))
+    return apply(_INDEX_ADD, input, source, dim=dim, index=unwrap(index), alpha=alpha, source_shape=_shape(source))
 
 
 # ----- masked_fill ----------------------------------------------------------------------------
@@ -315,14 +302,13 @@ _MASKED_FILL = defop(
     lambda g, out, x, value, mask: apply(_MASKED_FILL, g, 0, mask=mask),
     lambda g, out, x, value, mask: apply(_MASKED_FILL, g, 0, mask=~mask),  # the engine sums it to 0-d
     saves=(),
-    torch_ref=torch.masked_fill,
 )
 
 
 @public
 def masked_fill(input, mask, value):
     """``torch.masked_fill``: ``value`` (a number or a 0-d tensor, differentiable) where the bool ``mask`` is True."""
-    return apply(_MASKED_FILL, input, value, mask=_raw(mask))
+    return apply(_MASKED_FILL, input, value, mask=unwrap(mask))
 
 
 # ----- diagonal -----------------------------------------------------------------------------------
@@ -337,7 +323,6 @@ _DIAGONAL = defop(
     lambda x, offset, dim1, dim2, shape: torch.diagonal(x, offset, dim1, dim2),
     lambda g, out, x, **attrs: apply(_DIAGONAL_BACKWARD, g, **attrs),
     saves=(),
-    torch_ref=torch.diagonal,
 )
 _DIAGONAL_BACKWARD = defop(
     "diagonal_backward",
@@ -357,7 +342,7 @@ def diagonal(input, offset: int = 0, dim1: int = 0, dim2: int = 1):
 @public
 def masked_select(input, mask):
     """``torch.masked_select``: the 1-d tensor of elements where ``mask`` is True (both broadcast first)."""
-    m = _raw(mask)
+    m = unwrap(mask)
     if not isinstance(m, torch.Tensor) or m.dtype != torch.bool:
         raise TypeError(f"neuronix.masked_select: mask must be a bool tensor, got {getattr(m, 'dtype', type(m).__name__)}")
     try:

@@ -25,11 +25,7 @@ from neuronix.autograd.mode import is_grad_enabled, no_grad
 from neuronix.ops.elementwise import zero_gradient
 from neuronix.ops.indexing import getitem, raw_index
 from neuronix.ops.registry import METHODS, apply, defop, record, refresh_view
-from neuronix.tensor import Tensor
-
-
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
+from neuronix.tensor import Tensor, unwrap
 
 
 # ----- the two ops in-place updates need -----------------------------------------------
@@ -44,14 +40,13 @@ def _copy_source_grad(g, out, x, src):
 
 
 # ``x.copy_(src)`` / ``fill_`` / ``zero_`` out of place: the old value gets a zero gradient (it is overwritten).
-_COPY = defop("copy", _copy_forward, zero_gradient, _copy_source_grad, saves=(1,),
-              torch_ref=lambda x, src: x.clone().copy_(src))
+_COPY = defop("copy", _copy_forward, zero_gradient, _copy_source_grad, saves=(1,))
 
 
 def _copy_slices_forward(base, value, *, view):
     spec, rest, attrs = view
     out = base.clone()
-    region = spec.forward(out, *map(_raw, rest), **attrs)
+    region = spec.forward(out, *map(unwrap, rest), **attrs)
     region.copy_(value) if isinstance(value, torch.Tensor) else region.fill_(value)
     return out
 
@@ -63,7 +58,6 @@ COPY_SLICES = defop(
     lambda g, out, base, value, view: apply(COPY_SLICES, g, 0.0, view=view),
     lambda g, out, base, value, view: apply(view[0], g, *view[1], **view[2]),
     saves=(),
-    torch_ref=None,
 )
 
 
@@ -80,7 +74,6 @@ _INDEX_PUT = defop(
     lambda g, out, x, value, index: apply(_INDEX_PUT, g, 0.0, index=index),
     lambda g, out, x, value, index: getitem(g, index) if isinstance(value, Tensor) else None,
     saves=(1,),
-    torch_ref=lambda x, value, index: x.index_put((index,) if not isinstance(index, tuple) else index, value),
 )
 
 
@@ -166,7 +159,7 @@ def _recorded(self: Tensor, name: str, twin, args, kwargs) -> Tensor:
         )
     if name in _RESTRIDE:
         result = twin(self, *args, **kwargs)
-        getattr(self.data, name)(*(_raw(a) for a in args), **{k: _raw(v) for k, v in kwargs.items()})
+        getattr(self.data, name)(*(unwrap(a) for a in args), **{k: unwrap(v) for k, v in kwargs.items()})
         self.grad_fn, self.requires_grad, self._view = result.grad_fn, result.requires_grad, None
         return self
     old = Tensor._make(self.data.clone(), self.grad_fn if self.requires_grad else None)
@@ -211,7 +204,7 @@ def make_inplace(name: str, twin):
     def method(self, *args, **kwargs):
         if _needs_recording(self, (*args, *kwargs.values())):
             return _recorded(self, name, twin, args, kwargs)
-        getattr(self.data, name)(*(_raw(a) for a in args), **{k: _raw(v) for k, v in kwargs.items()})
+        getattr(self.data, name)(*(unwrap(a) for a in args), **{k: unwrap(v) for k, v in kwargs.items()})
         return self
 
     method.__name__ = name
@@ -239,7 +232,7 @@ def _setitem(self, index, value) -> None:
     if _needs_recording(self, (value,)):
         _recorded(self, "__setitem__", _setitem_twin, (index, value), {})
         return
-    self.data[raw_index(index)] = _raw(value)
+    self.data[raw_index(index)] = unwrap(value)
 
 
 # Python's augmented assignments, as torch.Tensor defines them.

@@ -20,11 +20,7 @@ import torch
 from neuronix.ops import elementwise as ew
 from neuronix.ops.movement import transpose
 from neuronix.ops.registry import apply, defop, public
-from neuronix.tensor import Tensor
-
-
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
+from neuronix.tensor import unwrap
 
 
 def _mT(x):
@@ -88,12 +84,12 @@ def matmul(input, other):
 
 
 def _matmul(op: str, input, other):
-    _check_matmul(op, _raw(input), _raw(other))
+    _check_matmul(op, unwrap(input), unwrap(other))
     return apply(_MATMUL, input, other)
 
 
 def _check_ranks(op: str, a, b, ranks: tuple[int, int], what: str) -> None:
-    a, b = _raw(a), _raw(b)
+    a, b = unwrap(a), unwrap(b)
     if (a.ndim, b.ndim) != ranks:
         raise _shape_error(op, a, b, f"{op} expects {what}, got {a.ndim}-D and {b.ndim}-D tensors")
 
@@ -109,7 +105,7 @@ def mm(input, mat2):
 def bmm(input, mat2):
     """``(b, n, k) @ (b, k, m)``: batched matrix product (equal batch sizes, no broadcasting)."""
     _check_ranks("bmm", input, mat2, (3, 3), "two batches of matrices (3-D)")
-    a, b = _raw(input), _raw(mat2)
+    a, b = unwrap(input), unwrap(mat2)
     if a.shape[0] != b.shape[0]:
         raise _shape_error("bmm", a, b, f"batch sizes must be equal, got {a.shape[0]} and {b.shape[0]}")
     return _matmul("bmm", input, mat2)
@@ -126,7 +122,7 @@ def mv(input, vec):
 def dot(input, tensor):
     """Inner product of two 1-D tensors of the same size."""
     _check_ranks("dot", input, tensor, (1, 1), "two 1-D tensors")
-    a, b = _raw(input), _raw(tensor)
+    a, b = unwrap(input), unwrap(tensor)
     if a.shape[0] != b.shape[0]:
         raise _shape_error("dot", a, b, f"both vectors must have the same size, got {a.shape[0]} and {b.shape[0]}")
     return _matmul("dot", input, tensor)
@@ -237,7 +233,7 @@ def _einsum_grad(i, g, out, *operands, subs, out_subs):
     return grad
 
 
-_EINSUM = defop("einsum", lambda *xs, subs, out_subs: torch.einsum(",".join(subs) + "->" + out_subs, *xs), torch_ref=torch.einsum)
+_EINSUM = defop("einsum", lambda *xs, subs, out_subs: torch.einsum(",".join(subs) + "->" + out_subs, *xs))
 _EINSUM.vjps = _PerOperand(_einsum_grad)
 
 
@@ -250,6 +246,6 @@ def einsum(equation, *operands):
         equation, operands = _from_sublists((equation, *operands))
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
-    shapes = [tuple(_raw(x).shape) for x in operands]
+    shapes = [tuple(unwrap(x).shape) for x in operands]
     subs, out_subs = _canonical(equation, shapes)
     return apply(_EINSUM, *operands, subs=tuple(subs), out_subs=out_subs)

@@ -19,11 +19,7 @@ import torch.nn.functional as F
 from neuronix.ops.activation import log_sigmoid
 from neuronix.ops.elementwise import sigmoid, where
 from neuronix.ops.registry import apply, defop
-from neuronix.tensor import Tensor
-
-
-def _raw(t):
-    return t.data if isinstance(t, Tensor) else t
+from neuronix.tensor import Tensor, unwrap
 
 
 # ----- nll_loss ----------------------------------------------------------------------------
@@ -78,7 +74,6 @@ NLL_LOSS = defop(
     None,
     None,
     saves=(1, 2),
-    torch_ref=F.nll_loss,
 )
 NLL_LOSS_BACKWARD = defop(
     "nll_loss_backward",
@@ -116,7 +111,7 @@ def cross_entropy(x, target, weight, ignore_index: int, reduction: str, label_sm
     class_dim = 1 if x.ndim >= 2 else 0
     classes = x.shape[class_dim]
     logp = x.log_softmax(class_dim)
-    if _raw(target).is_floating_point():
+    if unwrap(target).is_floating_point():
         if ignore_index != -100:
             raise RuntimeError(
                 f"cross_entropy: ignore_index={ignore_index} is not supported for floating point (probability) targets; "
@@ -128,7 +123,7 @@ def cross_entropy(x, target, weight, ignore_index: int, reduction: str, label_sm
         return loss
     # Label smoothing adds eps/C times the cross-entropy against the uniform distribution,
     # masked and normalised like the nll term.
-    valid = _raw(target) != ignore_index
+    valid = unwrap(target) != ignore_index
     weighted = logp if weight is None else logp * _class_view(weight, x.ndim, class_dim)
     smooth = -weighted.sum(class_dim) * valid
     if reduction == "none":
@@ -136,7 +131,7 @@ def cross_entropy(x, target, weight, ignore_index: int, reduction: str, label_sm
     elif reduction == "sum":
         uniform = smooth.sum()
     else:
-        total = valid.sum() if weight is None else _raw(weight)[_raw(target)[valid]].sum()
+        total = valid.sum() if weight is None else unwrap(weight)[unwrap(target)[valid]].sum()
         # every target ignored: torch's loss is nan (from the nll term) but its gradient is zero, so the
         # smoothing term must not divide by zero (0/0 would put nan into the gradient)
         uniform = smooth.sum() / torch.where(total == 0, torch.ones_like(total), total)
@@ -183,7 +178,7 @@ LOGIT_BACKWARD = defop(
     lambda h, out, g, x: apply(LOGIT_BACKWARD, h, x),  # linear in g
     lambda h, out, g, x: h * g * (x * 2 - 1) / (x * (1 - x)).square(),
 )
-LOGIT = defop("logit", torch.logit, lambda g, out, x: apply(LOGIT_BACKWARD, g, x), torch_ref=torch.logit)
+LOGIT = defop("logit", torch.logit, lambda g, out, x: apply(LOGIT_BACKWARD, g, x))
 
 
 def _bce_target_grad(g, out, x, target, weight):
@@ -199,7 +194,6 @@ BINARY_CROSS_ENTROPY = defop(
     _bce_input_grad,
     _bce_target_grad,
     None,
-    torch_ref=F.binary_cross_entropy,
 )
 
 
@@ -242,7 +236,6 @@ BINARY_CROSS_ENTROPY_WITH_LOGITS = defop(
     _bce_logits_target_grad,
     None,
     None,
-    torch_ref=F.binary_cross_entropy_with_logits,
 )
 
 

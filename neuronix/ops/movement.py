@@ -13,7 +13,7 @@ import warnings
 import torch
 
 from neuronix.ops.registry import apply, defop, public
-from neuronix.tensor import Tensor
+from neuronix.tensor import Tensor, unwrap
 
 
 def _size_args(size) -> tuple:
@@ -32,9 +32,6 @@ def _sizes(op: str, name: str, positional: tuple, keyword) -> tuple:
     return _size_args((keyword,)) if isinstance(keyword, int) else tuple(keyword)
 
 
-def _raw(x):
-    return x.data if isinstance(x, Tensor) else x
-
 
 def _wrap_dim(dim: int, ndim: int) -> int:
     """``dim`` as a non-negative index when valid (0-d tensors accept -1 and 0); unchanged otherwise."""
@@ -43,23 +40,22 @@ def _wrap_dim(dim: int, ndim: int) -> int:
 
 
 # ----- reshapes: every VJP is ``g.reshape(input shape)`` --------------------------------------
-def _reshaping(name: str, forward, torch_ref):
+def _reshaping(name: str, forward):
     """An op that only changes the shape; ``src`` (the input shape) is how its VJP undoes it."""
     return defop(
         name,
         lambda x, src, **kw: forward(x, **kw),
         lambda g, out, x, src, **kw: g.reshape(src),
         saves=(),
-        torch_ref=torch_ref,
     )
 
 
-_RESHAPE = _reshaping("reshape", lambda x, shape: x.reshape(shape), torch.reshape)
-_VIEW = _reshaping("view", lambda x, shape: x.view(shape), torch.Tensor.view)
-_SQUEEZE = _reshaping("squeeze", lambda x, dim: x.squeeze() if dim is None else x.squeeze(dim), torch.squeeze)
-_UNSQUEEZE = _reshaping("unsqueeze", lambda x, dim: x.unsqueeze(dim), torch.unsqueeze)
-_FLATTEN = _reshaping("flatten", lambda x, start_dim, end_dim: x.flatten(start_dim, end_dim), torch.flatten)
-_UNFLATTEN = _reshaping("unflatten", lambda x, dim, sizes: x.unflatten(dim, sizes), torch.unflatten)
+_RESHAPE = _reshaping("reshape", lambda x, shape: x.reshape(shape))
+_VIEW = _reshaping("view", lambda x, shape: x.view(shape))
+_SQUEEZE = _reshaping("squeeze", lambda x, dim: x.squeeze() if dim is None else x.squeeze(dim))
+_UNSQUEEZE = _reshaping("unsqueeze", lambda x, dim: x.unsqueeze(dim))
+_FLATTEN = _reshaping("flatten", lambda x, start_dim, end_dim: x.flatten(start_dim, end_dim))
+_UNFLATTEN = _reshaping("unflatten", lambda x, dim, sizes: x.unflatten(dim, sizes))
 
 
 @public
@@ -127,21 +123,18 @@ _PERMUTE = defop(
     lambda x, dims: x.permute(dims),
     lambda g, out, x, dims: g.permute(_inverse_permutation(dims, g.ndim)),
     saves=(),
-    torch_ref=torch.permute,
 )
 _TRANSPOSE = defop(
     "transpose",
     lambda x, dim0, dim1: x.transpose(dim0, dim1),
     lambda g, out, x, dim0, dim1: g.transpose(dim0, dim1),
     saves=(),
-    torch_ref=torch.transpose,
 )
 _MOVEDIM = defop(
     "movedim",
     lambda x, source, destination: x.movedim(source, destination),
     lambda g, out, x, source, destination: g.movedim(destination, source),
     saves=(),
-    torch_ref=torch.movedim,
 )
 
 
@@ -222,7 +215,6 @@ _EXPAND = defop(
     lambda x, sizes: x.expand(sizes),
     lambda g, out, x, sizes: g,  # the engine's sum_to_shape undoes the broadcast
     saves=(),
-    torch_ref=torch.Tensor.expand,
 )
 
 
@@ -254,7 +246,7 @@ def _repeat_grad(g, out, x, repeats, src):
     return g.reshape(split).sum(tuple(range(0, 2 * len(padded), 2))).reshape(src)
 
 
-_REPEAT = defop("repeat", lambda x, repeats, src: x.repeat(repeats), _repeat_grad, saves=(), torch_ref=torch.Tensor.repeat)
+_REPEAT = defop("repeat", lambda x, repeats, src: x.repeat(repeats), _repeat_grad, saves=())
 
 
 @public(function=False)
@@ -295,9 +287,9 @@ def _cat_grad(i, g, out, *inputs, dim, sizes):
     return g.narrow(dim, start, sizes[i])
 
 
-_CAT = defop("cat", lambda *xs, dim, sizes: torch.cat(xs, dim), saves=(), torch_ref=torch.cat)
+_CAT = defop("cat", lambda *xs, dim, sizes: torch.cat(xs, dim), saves=())
 _CAT.vjps = _EachInput(_cat_grad)
-_STACK = defop("stack", lambda *xs, dim: torch.stack(xs, dim), saves=(), torch_ref=torch.stack)
+_STACK = defop("stack", lambda *xs, dim: torch.stack(xs, dim), saves=())
 _STACK.vjps = _EachInput(lambda i, g, out, *inputs, dim: g.select(dim, i))
 
 
@@ -311,7 +303,7 @@ def _tensor_sequence(tensors, op: str) -> list:
 def cat(tensors, dim: int = 0):
     """``torch.cat``: join tensors along an existing dim (1-d empty tensors are skipped, as torch)."""
     tensors = _tensor_sequence(tensors, "cat")
-    raws = [_raw(t) for t in tensors]
+    raws = [unwrap(t) for t in tensors]
     ranked = [r for r in raws if isinstance(r, torch.Tensor) and not _is_skipped_by_cat(r)]
     if ranked and ranked[0].dim() > 0:
         dim = _wrap_dim(dim, ranked[0].dim())
@@ -336,19 +328,18 @@ def concatenate(tensors, axis: int = 0, *, dim: int | None = None):
 def stack(tensors, dim: int = 0):
     """``torch.stack``: join equally shaped tensors along a new dim."""
     tensors = _tensor_sequence(tensors, "stack")
-    if tensors and isinstance(_raw(tensors[0]), torch.Tensor):
-        dim = _wrap_dim(dim, _raw(tensors[0]).dim() + 1)
+    if tensors and isinstance(unwrap(tensors[0]), torch.Tensor):
+        dim = _wrap_dim(dim, unwrap(tensors[0]).dim() + 1)
     return apply(_STACK, *tensors, dim=dim)
 
 
 # ----- reorderings that are their own kind of inverse -----------------------------------------
-_FLIP = defop("flip", lambda x, dims: x.flip(dims), lambda g, out, x, dims: g.flip(dims), saves=(), torch_ref=torch.flip)
+_FLIP = defop("flip", lambda x, dims: x.flip(dims), lambda g, out, x, dims: g.flip(dims), saves=())
 _ROLL = defop(
     "roll",
     lambda x, shifts, dims: torch.roll(x, shifts, dims),
     lambda g, out, x, shifts, dims: apply(_ROLL, g, shifts=tuple(-s for s in shifts), dims=dims),
     saves=(),
-    torch_ref=torch.roll,
 )
 
 
@@ -386,18 +377,16 @@ def roll(input, shifts, dims=None):
 # ----- copies and triangles ------------------------------------------------------------------
 _CONTIGUOUS = defop(
     "contiguous", lambda x, memory_format: x.contiguous(memory_format=memory_format), lambda g, out, x, memory_format: g,
-    saves=(), torch_ref=torch.Tensor.contiguous,
+    saves=(),
 )
 _CLONE = defop(
     "clone", lambda x, memory_format: x.clone(memory_format=memory_format), lambda g, out, x, memory_format: g,
-    saves=(), torch_ref=torch.clone,
+    saves=(),
 )
 _TRIL = defop(
-    "tril", lambda x, diagonal: x.tril(diagonal), lambda g, out, x, diagonal: g.tril(diagonal), saves=(), torch_ref=torch.tril
-)
+    "tril", lambda x, diagonal: x.tril(diagonal), lambda g, out, x, diagonal: g.tril(diagonal), saves=())
 _TRIU = defop(
-    "triu", lambda x, diagonal: x.triu(diagonal), lambda g, out, x, diagonal: g.triu(diagonal), saves=(), torch_ref=torch.triu
-)
+    "triu", lambda x, diagonal: x.triu(diagonal), lambda g, out, x, diagonal: g.triu(diagonal), saves=())
 
 
 @public(function=False)

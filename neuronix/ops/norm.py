@@ -16,13 +16,10 @@ import math
 import torch
 
 from neuronix.ops.registry import apply, defop
-from neuronix.tensor import Tensor
+from neuronix.tensor import Tensor, unwrap
 
 _aten = torch.ops.aten
 
-
-def _raw(t):
-    return None if t is None else t.data
 
 
 def _normalize(x, dims, eps):
@@ -62,7 +59,7 @@ def _bn_fused(g, out, x, w, b, rm, rv, *, needs, aux, training, momentum, eps):
     if not training:
         return (None,) * 5  # eval: the rules are one multiplication each
     mask = [needs[0], needs[1] and w is not None, needs[2]]
-    grads = _aten.native_batch_norm_backward(g.data, x.data, _raw(w), None, None, aux["mean"], aux["rstd"], True, eps,
+    grads = _aten.native_batch_norm_backward(g.data, x.data, unwrap(w), None, None, aux["mean"], aux["rstd"], True, eps,
                                              mask)
     return (*grads, None, None)
 
@@ -111,7 +108,6 @@ BATCH_NORM = defop(
     None,
     saves=(0, 1),
     aux=True,
-    torch_ref=_aten.native_batch_norm,
     fused=_bn_fused,
 )
 
@@ -129,7 +125,7 @@ def _ln_forward(x, w, b, normalized_shape, eps):
 
 def _ln_fused(g, out, x, w, b, *, needs, aux, normalized_shape, eps):
     mask = [needs[0], needs[1] and w is not None, needs[2] and b is not None]
-    return _aten.native_layer_norm_backward(g.data, x.data, normalized_shape, aux["mean"], aux["rstd"], _raw(w), _raw(b),
+    return _aten.native_layer_norm_backward(g.data, x.data, normalized_shape, aux["mean"], aux["rstd"], unwrap(w), unwrap(b),
                                             mask)
 
 
@@ -170,7 +166,6 @@ LAYER_NORM = defop(
     _ln_bias_grad,
     saves=None,
     aux=True,
-    torch_ref=_aten.native_layer_norm,
     fused=_ln_fused,
 )
 
@@ -244,7 +239,6 @@ GROUP_NORM = defop(
     _gn_bias_grad,
     saves=(0, 1),
     aux=True,
-    torch_ref=_aten.native_group_norm,
     fused=_gn_fused,
 )
 

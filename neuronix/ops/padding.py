@@ -53,8 +53,8 @@ def _forward(x, pad, mode, value, shape):
     return F.pad(x, pad, mode, value)
 
 
-PAD = defop("pad", _forward, _pad_grad, saves=(), torch_ref=F.pad)  # constant: its backward reads nothing
-PAD_INDEXED = defop("pad_indexed", _forward, _pad_grad, saves=(0,), torch_ref=F.pad)  # reflect/replicate/circular
+PAD = defop("pad", _forward, _pad_grad, saves=())  # constant: its backward reads nothing
+PAD_INDEXED = defop("pad_indexed", _forward, _pad_grad, saves=(0,))  # reflect/replicate/circular
 PAD_BACKWARD = defop(
     "pad_backward",
     _pad_backward_forward,

@@ -68,7 +68,6 @@ MAX_POOL2D_BACKWARD = defop(
     lambda h, out, g, x, indices, **_: apply(MAX_POOL_GATHER, h, indices=indices),
     zero_gradient,
     saves=(),
-    torch_ref=_aten.max_pool2d_with_indices_backward,
 )
 MAX_POOL2D = defop(
     "max_pool2d",
@@ -76,7 +75,6 @@ MAX_POOL2D = defop(
     lambda g, out, x, aux, **a: apply(MAX_POOL2D_BACKWARD, g, x, indices=aux, **a),
     saves=(0,),
     aux=True,
-    torch_ref=_aten.max_pool2d_with_indices,
 )
 
 ADAPTIVE_MAX_POOL2D_BACKWARD = defop(
@@ -85,7 +83,6 @@ ADAPTIVE_MAX_POOL2D_BACKWARD = defop(
     lambda h, out, g, x, indices: apply(MAX_POOL_GATHER, h, indices=indices),
     zero_gradient,
     saves=(),
-    torch_ref=_aten.adaptive_max_pool2d_backward,
 )
 ADAPTIVE_MAX_POOL2D = defop(
     "adaptive_max_pool2d",
@@ -93,7 +90,6 @@ ADAPTIVE_MAX_POOL2D = defop(
     lambda g, out, x, aux, output_size: apply(ADAPTIVE_MAX_POOL2D_BACKWARD, g, x, indices=aux),
     saves=(0,),
     aux=True,
-    torch_ref=_aten.adaptive_max_pool2d,
 )
 
 
@@ -107,7 +103,6 @@ AVG_POOL2D = defop(
     lambda x, **a: _aten.avg_pool2d(x, *_avg_params(a)),
     lambda g, out, x, **a: apply(AVG_POOL2D_BACKWARD, g, x, **a),
     saves=(0,),
-    torch_ref=_aten.avg_pool2d,
 )
 # avg_pool2d is linear, so its backward's adjoint is avg_pool2d itself.
 AVG_POOL2D_BACKWARD = defop(
@@ -116,7 +111,6 @@ AVG_POOL2D_BACKWARD = defop(
     lambda h, out, g, x, **a: apply(AVG_POOL2D, h, **a),
     zero_gradient,
     saves=(),
-    torch_ref=_aten.avg_pool2d_backward,
 )
 
 ADAPTIVE_AVG_POOL2D = defop(
@@ -124,7 +118,6 @@ ADAPTIVE_AVG_POOL2D = defop(
     lambda x, output_size, in_shape: _aten._adaptive_avg_pool2d(x, output_size),
     lambda g, out, x, **a: apply(ADAPTIVE_AVG_POOL2D_BACKWARD, g, x, **a),
     saves=(0,),
-    torch_ref=_aten._adaptive_avg_pool2d,
 )
 ADAPTIVE_AVG_POOL2D_BACKWARD = defop(
     "adaptive_avg_pool2d_backward",
@@ -132,7 +125,6 @@ ADAPTIVE_AVG_POOL2D_BACKWARD = defop(
     lambda h, out, g, x, **a: apply(ADAPTIVE_AVG_POOL2D, h, **a),
     zero_gradient,
     saves=(),
-    torch_ref=_aten._adaptive_avg_pool2d_backward,
 )
 
 

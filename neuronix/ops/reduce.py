@@ -82,7 +82,6 @@ _SUM = defop(
     lambda x, dims, keepdim, shape, dtype: torch.sum(x, dims, keepdim=keepdim, dtype=dtype),
     lambda g, out, x, dims, keepdim, shape, dtype: _unreduce(g, shape, dims, keepdim),
     saves=(),
-    torch_ref=torch.sum,
 )
 
 
@@ -110,7 +109,6 @@ _MEAN = defop(
     lambda x, dims, keepdim, shape, dtype: torch.mean(x, dims, keepdim=keepdim, dtype=dtype),
     lambda g, out, x, dims, keepdim, shape, dtype: _unreduce(g, shape, dims, keepdim) / _count(shape, dims),
     saves=(),
-    torch_ref=torch.mean,
 )
 
 
@@ -166,7 +164,6 @@ _PROD = defop(
     lambda x, dim, keepdim, dtype: torch.prod(x, dtype=dtype) if dim is None else torch.prod(x, dim, keepdim, dtype=dtype),
     _prod_vjp,
     saves_out=True,
-    torch_ref=torch.prod,
 )
 
 
@@ -205,14 +202,12 @@ _AMAX = defop(
     lambda x, dims, keepdim, shape: torch.amax(x, dims, keepdim),
     _even_split,
     saves_out=True,
-    torch_ref=torch.amax,
 )
 _AMIN = defop(
     "amin",
     lambda x, dims, keepdim, shape: torch.amin(x, dims, keepdim),
     _even_split,
     saves_out=True,
-    torch_ref=torch.amin,
 )
 
 
@@ -237,8 +232,8 @@ def _distribute(g, out, x):
     return ew.masked((g / hit.sum()).expand(xd.shape), hit)
 
 
-_MAX_ALL = defop("max", torch.max, _distribute, saves_out=True, torch_ref=torch.max)
-_MIN_ALL = defop("min", torch.min, _distribute, saves_out=True, torch_ref=torch.min)
+_MAX_ALL = defop("max", torch.max, _distribute, saves_out=True)
+_MIN_ALL = defop("min", torch.min, _distribute, saves_out=True)
 
 
 def _select_vjp(g, out, x, dim, keepdim, shape, aux):
@@ -257,7 +252,6 @@ _MAX_DIM = defop(
     _select_vjp,
     saves=(),
     aux=True,
-    torch_ref=torch.max,
 )
 _MIN_DIM = defop(
     "min_dim",
@@ -265,7 +259,6 @@ _MIN_DIM = defop(
     _select_vjp,
     saves=(),
     aux=True,
-    torch_ref=torch.min,
 )
 
 
@@ -328,14 +321,12 @@ _VAR = defop(
     "var",
     lambda x, dims, keepdim, shape, tdim, correction: torch.var(x, tdim, correction=correction, keepdim=keepdim),
     _var_vjp,
-    torch_ref=torch.var,
 )
 _STD = defop(
     "std",
     lambda x, dims, keepdim, shape, tdim, correction: torch.std(x, tdim, correction=correction, keepdim=keepdim),
     _std_vjp,
     saves_out=True,
-    torch_ref=torch.std,
 )
 
 
@@ -365,7 +356,6 @@ _LOGSUMEXP = defop(
     lambda x, dims, keepdim, shape, tdim: torch.logsumexp(x, tdim, keepdim),
     lambda g, out, x, dims, keepdim, shape, tdim: _keep(g, shape, dims, keepdim) * (x - _keep(out, shape, dims, keepdim)).exp(),
     saves_out=True,
-    torch_ref=torch.logsumexp,
 )
 
 
@@ -407,7 +397,6 @@ _NORM = defop(
     lambda x, dims, keepdim, shape, tdim, ord, dtype: torch.linalg.vector_norm(x, ord, tdim, keepdim, dtype=dtype),
     _norm_vjp,
     saves_out=True,
-    torch_ref=torch.norm,
 )
 
 
@@ -459,7 +448,6 @@ _CUMSUM = defop(
     lambda x, dim, dtype: torch.cumsum(x, dim, dtype=dtype),
     lambda g, out, x, dim, dtype: _reverse_cumsum(g, dim),
     saves=(),
-    torch_ref=torch.cumsum,
 )
 
 
@@ -497,7 +485,6 @@ _CUMPROD = defop(
     lambda x, dim, dtype: torch.cumprod(x, dim, dtype=dtype),
     _cumprod_vjp,
     saves_out=True,
-    torch_ref=torch.cumprod,
 )
 
 

@@ -19,6 +19,7 @@ import torch
 
 from neuronix.autograd.graph import Node, _active_graphs
 from neuronix.autograd.mode import is_grad_enabled
+from neuronix.ops.public import FUNCTIONS, METHODS, public  # noqa: F401  (re-exported: the ops modules import them from here)
 from neuronix.tensor import Tensor
 
 ALL = None  # ``saves=ALL``: the VJPs read every input
@@ -27,9 +28,9 @@ ALL = None  # ``saves=ALL``: the VJPs read every input
 class OpSpec:
     """A differentiable primitive: forward kernel, per-input VJPs and what they read."""
 
-    __slots__ = ("name", "forward", "vjps", "saves", "saves_out", "aux", "torch_ref", "fused")
+    __slots__ = ("name", "forward", "vjps", "saves", "saves_out", "aux", "fused")
 
-    def __init__(self, name, forward, vjps, saves, saves_out, aux, torch_ref, fused=None):
+    def __init__(self, name, forward, vjps, saves, saves_out, aux, fused=None):
         self.fused = fused
         self.name = name
         self.forward = forward
@@ -37,15 +38,13 @@ class OpSpec:
         self.saves = saves
         self.saves_out = saves_out
         self.aux = aux
-        self.torch_ref = torch_ref
 
     def __repr__(self) -> str:
         return f"OpSpec({self.name!r})"
 
 
 OPS: dict[str, OpSpec] = {}
-FUNCTIONS: dict[str, Callable] = {}  # public ``nx.<name>`` functions
-METHODS: dict[str, Callable] = {}  # public ``Tensor.<name>`` methods
+
 
 
 def defop(
@@ -55,7 +54,6 @@ def defop(
     saves: tuple[int, ...] | None = ALL,
     saves_out: bool = False,
     aux: bool = False,
-    torch_ref: Callable | None = None,
     fused: Callable | None = None,
 ) -> OpSpec:
     """Register a primitive. ``vjps[i](g, out, *inputs, **attrs)`` is the gradient for input i.
@@ -73,23 +71,9 @@ def defop(
     """
     if name in OPS:
         raise ValueError(f"op {name!r} is registered twice")
-    spec = OpSpec(name, forward, vjps, saves, saves_out, aux, torch_ref or forward, fused)
+    spec = OpSpec(name, forward, vjps, saves, saves_out, aux, fused)
     OPS[name] = spec
     return spec
-
-
-def public(fn: Callable | None = None, *, method: bool = True, function: bool = True, name: str | None = None):
-    """Mark ``fn`` as public API: ``nx.<name>`` (``function``) and ``Tensor.<name>`` (``method``)."""
-
-    def mark(f: Callable) -> Callable:
-        key = name or f.__name__
-        if function:
-            FUNCTIONS[key] = f
-        if method:
-            METHODS[key] = f
-        return f
-
-    return mark(fn) if fn is not None else mark
 
 
 def _describe(args) -> str:

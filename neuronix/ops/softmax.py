@@ -36,7 +36,6 @@ _SOFTMAX = defop(
     _softmax_vjp,
     saves=(),
     saves_out=True,
-    torch_ref=torch.softmax,
 )
 _LOG_SOFTMAX = defop(
     "log_softmax",
@@ -44,7 +43,6 @@ _LOG_SOFTMAX = defop(
     _log_softmax_vjp,
     saves=(),
     saves_out=True,
-    torch_ref=torch.log_softmax,
 )
 
 
