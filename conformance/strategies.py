@@ -31,7 +31,6 @@ class Domain:
 
 REAL = Domain(-2.0, 2.0)
 POSITIVE = Domain(0.2, 2.0)
-UNIT = Domain(-0.9, 0.9)  # open interval (-1, 1): asin, atanh, ...
 NONZERO = Domain(-2.0, 2.0, kinks=(0.0,), away=0.2)  # abs, sign, relu, division by it
 PROB = Domain(0.05, 0.95)
 

@@ -105,9 +105,6 @@ class Tolerances:
                                 o.rule())
         return tol
 
-    def override_for(self, rule: str) -> Override | None:
-        return next((o for o in self.overrides if o.rule() == rule), None)
-
 
 _loaded: dict[str, Tolerances] = {}
 

@@ -42,10 +42,6 @@ def _two(v) -> tuple[int, int]:
     return tuple(v) if isinstance(v, tuple) else (v, v)
 
 
-def _no_build(draw):
-    return (), {}
-
-
 # ----- Linear, Identity, Flatten, Unflatten ---------------------------------------------------
 def _linear_build(draw):
     return (draw(ints(1, 5)), draw(ints(1, 5))), {"bias": draw(st.booleans())}
