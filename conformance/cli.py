@@ -49,7 +49,7 @@ def _run(args) -> int:
 def _list(args) -> int:
     import conformance.specs  # noqa: F401
     from conformance.coverage import coverage
-    from conformance.spec import REGISTRY
+    from conformance.mirror import REGISTRY
 
     if args.missing:
         for name in coverage().missing:
@@ -64,8 +64,8 @@ def _list(args) -> int:
 
 def _repro(args) -> int:
     import conformance.specs  # noqa: F401
+    from conformance.mirror import REGISTRY
     from conformance.runner import parse_case_id, run_case
-    from conformance.spec import REGISTRY
     from conformance.tolerances import load
 
     name, dtype, device = parse_case_id(args.case_id)

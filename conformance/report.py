@@ -91,7 +91,7 @@ def build(records: list[dict], opts: dict, filtered: bool = False, coverage=None
     """
     import conformance.specs  # noqa: F401
     from conformance.coverage import coverage as compute_coverage
-    from conformance.spec import REGISTRY
+    from conformance.mirror import REGISTRY
     from conformance.tolerances import load
 
     records = sorted(records, key=lambda r: (r["entry"], r["dtype"], r["device"], r["check"]))

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import neuronix as nx
 from conformance import strategies, trace
-from conformance.compare import measure
+from conformance.closeness import measure
 from conformance.kinds import driver
 from conformance.tolerances import Tolerances, load
 

@@ -1,6 +1,6 @@
 """Hypothesis strategies for mirror inputs: shapes, broadcast shapes, tensors in a domain.
 
-Every tensor strategy takes ``draw`` and returns a *torch* tensor; specs compose them in
+Every tensor strategy takes ``draw`` and returns a *torch* tensor; mirrors compose them in
 plain functions ``sample(draw, dtype, device) -> Sample``. Shapes include 0-d tensors and
 size-0 / size-1 dims; tensors are sometimes non-contiguous (a transposed or strided view
 of a larger buffer) so ops cannot assume a layout.
@@ -16,7 +16,7 @@ import torch
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
-from conformance.spec import Sample
+from conformance.mirror import Sample
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def special_values(points: tuple[float, ...] = SPECIAL_POINTS):
     tie elementwise (``maximum(x, y)`` at ``x == y``) and long tensors repeat values (tied maxima).
     Yields a ``SpecialDraw`` naming the points used, kinks included, so a caller can cycle a drawn
     sample through all of them. The samples stay the mirrors' own, shapes and options included: the
-    special-value sweep (``tests/test_special_values.py``) reuses every spec instead of listing ops again.
+    special-value sweep (``tests/test_special_values.py``) reuses every mirror instead of listing ops again.
     """
     drawn = SpecialDraw(tuple(points), set())
     _special.append(drawn)

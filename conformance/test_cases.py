@@ -14,8 +14,8 @@ from conformance import plugin
 
 def _cases(config) -> list[str]:
     import conformance.specs  # noqa: F401  (fills the registry)
+    from conformance.mirror import REGISTRY
     from conformance.runner import case_id
-    from conformance.spec import REGISTRY
 
     opts = plugin.options(config)
     out = []
@@ -36,8 +36,8 @@ def pytest_generate_tests(metafunc) -> None:
 
 
 def test_case(conformance_case: str, request) -> None:
+    from conformance.mirror import REGISTRY
     from conformance.runner import parse_case_id, run_case
-    from conformance.spec import REGISTRY
     from conformance.tolerances import load
 
     opts = plugin.options(request.config)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import neuronix as nx
-from conformance.spec import OpMirror, Sample
+from conformance.mirror import OpMirror, Sample
 from conformance.strategies import nonempty_shape, tensor, unary
 from neuronix.ops import registry
 from neuronix.ops.registry import apply, defop

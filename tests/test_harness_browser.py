@@ -16,8 +16,8 @@ import torch
 import neuronix as nx
 from conformance import report
 from conformance.coverage import Coverage
+from conformance.mirror import OpMirror
 from conformance.runner import run_case
-from conformance.spec import OpMirror
 from conformance.strategies import unary
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)

@@ -11,8 +11,8 @@ import torch
 import neuronix as nx
 from conformance import gate, report
 from conformance.coverage import Coverage, coverage
+from conformance.mirror import OpMirror, Sample
 from conformance.runner import run_case
-from conformance.spec import OpMirror, Sample
 from conformance.strategies import tensor, unary
 from conformance.tolerances import Tolerances
 

@@ -22,9 +22,9 @@ import torch
 from hypothesis import strategies as st
 
 import neuronix as nx
-from conformance.compare import flatten, to_torch
+from conformance.closeness import flatten, to_torch
 from conformance.kinds.op import _build, _dot, _get, _grads, _leaf_slots, _NxConst, _NxLeaf, _TorchLeaf
-from conformance.spec import Comparison, ModuleMirror
+from conformance.mirror import Comparison, ModuleMirror
 from conformance.trace import Mismatch, Rejected, describe, note, track
 
 

@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import torch
 
 import neuronix as nx
-from conformance.compare import flatten, to_torch
-from conformance.spec import Comparison, OpMirror
+from conformance.closeness import flatten, to_torch
+from conformance.mirror import Comparison, OpMirror
 from conformance.trace import Mismatch, Rejected, describe, note, track
 
 FD_STEP = 1e-6  # float64 central differences: truncation ~ step^2, rounding ~ 1e-16 / step

@@ -25,7 +25,7 @@ import torch
 from hypothesis import strategies as st
 
 import neuronix as nx
-from conformance.spec import Comparison, OptimizerMirror, SchedulerMirror
+from conformance.mirror import Comparison, OptimizerMirror, SchedulerMirror
 from conformance.strategies import shape
 from conformance.trace import Mismatch, note
 

@@ -1,4 +1,4 @@
-"""Mirror specs, one module per family; importing this package fills ``spec.REGISTRY``."""
+"""The mirrors, one module per family; importing this package fills ``mirror.REGISTRY``."""
 
 from conformance.specs import elementwise, linalg, movement, optim, reduce  # noqa: F401
 from conformance.specs import models_e2e, nn_modules  # noqa: F401

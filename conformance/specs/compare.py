@@ -10,7 +10,7 @@ import torch
 from hypothesis import strategies as st
 
 import neuronix as nx
-from conformance.spec import OpMirror, Sample, register
+from conformance.mirror import OpMirror, Sample, register
 from conformance.strategies import Domain, broadcast_shapes, method, nonempty_shape, shape, tensor
 
 TIES = Domain(-2.0, 2.0)

@@ -6,7 +6,7 @@ import torch
 from hypothesis import strategies as st
 
 import neuronix as nx
-from conformance.spec import OpMirror, Sample, register
+from conformance.mirror import OpMirror, Sample, register
 from conformance.strategies import (
     NONZERO,
     POSITIVE,

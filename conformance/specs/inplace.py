@@ -5,7 +5,7 @@ For each op mirror ``Tensor.<name>`` (or ``<name>``) whose in-place twin exists 
 in the graph — a clone of the first input, broadcast to the result's shape — so values,
 gradients of every input, second derivatives and finite differences of the recorded
 in-place op are compared with torch's, and a new in-place method cannot stay unverified.
-This module is imported last: it reads the mirrors the other spec modules registered.
+This module is imported last: it reads the mirrors the other modules of this package registered.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import torch
 from hypothesis import strategies as st
 
 import neuronix as nx
-from conformance.spec import REGISTRY, OpMirror, Sample, register
+from conformance.mirror import REGISTRY, OpMirror, Sample, register
 from conformance.strategies import tensor
 
 

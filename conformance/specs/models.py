@@ -22,7 +22,7 @@ import torch
 from hypothesis import strategies as st
 
 import neuronix as nx
-from conformance.spec import ModuleMirror, Sample, register
+from conformance.mirror import ModuleMirror, Sample, register
 from conformance.strategies import tensor
 from neuronix.nn import functional as F
 

@@ -13,7 +13,7 @@ import torch
 from hypothesis import strategies as st
 
 import neuronix as nx
-from conformance.spec import OpMirror, Sample, register
+from conformance.mirror import OpMirror, Sample, register
 from conformance.strategies import broadcast_shapes, index_tensor, method, nonempty_shape, shape, tensor
 
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import neuronix as nx
 import neuronix.nn.functional as F
-from conformance.spec import OpMirror, Sample, register
+from conformance.mirror import OpMirror, Sample, register
 from conformance.strategies import NONZERO, POSITIVE, PROB, REAL, Domain, index_tensor, nonempty_shape, tensor, unary
 
 

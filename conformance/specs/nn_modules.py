@@ -15,7 +15,7 @@ import torch
 from hypothesis import strategies as st
 
 import neuronix as nx
-from conformance.spec import ModuleMirror, Sample, register
+from conformance.mirror import ModuleMirror, Sample, register
 from conformance.strategies import NONZERO, POSITIVE, PROB, REAL, Domain, index_tensor, nonempty_shape, shape, tensor
 
 ints = st.integers

@@ -7,7 +7,7 @@ import operator
 import torch
 from hypothesis import strategies as st
 
-from conformance.spec import OpMirror, Sample, register
+from conformance.mirror import OpMirror, Sample, register
 from conformance.strategies import NONZERO, POSITIVE, REAL, Domain, binary, broadcast_shapes, method, shape, tensor, unary
 
 # ----- binary arithmetic: tensor op tensor, and Python number op tensor (reflected) ------------

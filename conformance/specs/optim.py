@@ -23,7 +23,7 @@ import torch
 from hypothesis import strategies as st
 
 import neuronix as nx
-from conformance.spec import OptimizerMirror, SchedulerMirror, register
+from conformance.mirror import OptimizerMirror, SchedulerMirror, register
 
 
 def _zero_or(draw, low: float, high: float) -> float:
@@ -227,8 +227,8 @@ def _warm_restarts(draw):
 
 
 # LambdaLR / MultiplicativeLR: the lambda is described by data, so both libraries get the same function.
-def _lambda_fn(spec):
-    kind, a = spec
+def _lambda_fn(recipe):
+    kind, a = recipe
     if kind == "exp":
         return lambda epoch: a**epoch
     if kind == "inverse":
@@ -238,7 +238,7 @@ def _lambda_fn(spec):
     return lambda epoch: a if epoch % 3 else 1.0  # "every3"
 
 
-def _lambda_spec(draw):
+def _lambda_recipe(draw):
     kind = draw(st.sampled_from(["exp", "inverse", "warmup", "every3"]))
     a = {"exp": st.floats(0.9, 1.0), "inverse": st.floats(0.0, 0.5), "warmup": st.integers(1, 50),
          "every3": st.floats(0.5, 1.0)}[kind]
@@ -246,8 +246,8 @@ def _lambda_spec(draw):
 
 
 def _lambdas(draw):
-    return {"lr_lambda": _lambda_spec(draw),
-            "per_group": [_lambda_spec(draw), _lambda_spec(draw)] if draw(st.booleans()) else None}
+    return {"lr_lambda": _lambda_recipe(draw),
+            "per_group": [_lambda_recipe(draw), _lambda_recipe(draw)] if draw(st.booleans()) else None}
 
 
 def _make_lambda(name: str):

@@ -14,7 +14,7 @@ import torch
 from hypothesis import strategies as st
 
 import neuronix as nx
-from conformance.spec import OpMirror, Sample, register
+from conformance.mirror import OpMirror, Sample, register
 from conformance.strategies import NONZERO, REAL, Domain, broadcast_shapes, index_tensor, method, shape, tensor
 
 # |x| in [0.6, 1.4]: products of hundreds of elements stay representable and no factor is near 0

@@ -1,4 +1,4 @@
-"""``conformance.compare``: the measured errors and verdicts, including NaN / infinity handling,
+"""``conformance.closeness``: the measured errors and verdicts, including NaN / infinity handling,
 and a mirror's own example count (``ModuleMirror.examples``)."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from conformance.compare import measure
+from conformance.closeness import measure
+from conformance.mirror import ModuleMirror, Sample
 from conformance.runner import PROFILES, run_case
-from conformance.spec import ModuleMirror, Sample
 from conformance.strategies import tensor
 from conformance.tolerances import Tolerance
 
