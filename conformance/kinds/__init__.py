@@ -2,7 +2,8 @@
 
 Each mirror kind (op, module, optimizer, scheduler) has one driver that runs neuronix and
 its oracle on drawn inputs and yields ``Comparison``s; the runner applies tolerances,
-leak checks and reporting uniformly, so a driver never judges its own results.
+leak checks and reporting uniformly, so a driver never judges its own results. What the op
+and module drivers share (slots, calls in both libraries, gradients) is in ``kinds/common.py``.
 """
 
 from __future__ import annotations
