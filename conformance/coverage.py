@@ -1,12 +1,14 @@
-"""Neuronix's public surface, found by introspection, paired with the mirror registry.
+"""Neuronix's public surface, paired with the mirror registry.
 
-Public names: every ``nx.<fn>`` (the op registry's functions, factories included), every
-public ``Tensor`` attribute and operator, ``nn.functional.<fn>``, every ``nn.Module``
-subclass, every ``optim.Optimizer`` subclass and ``optim.lr_scheduler`` class, and
-``models.<fn>``. A name is covered when a mirror has that name or a variant of it
-(``"sum[dim]"`` covers ``"sum"``). Anything else is a coverage hole and fails the gate,
-except the short ``EXEMPT`` list below: tensor bookkeeping that is not an op, each with
-the reason it needs no torch mirror.
+Public names: every function marked ``@public`` (``neuronix/ops/public.py``: ``nx.<fn>``,
+``nn.functional.<fn>`` and any other namespace, read from that one registry), every public
+``Tensor`` attribute and operator, every ``nn.Module`` subclass, every ``optim.Optimizer``
+subclass and ``optim.lr_scheduler`` class, and ``models.<fn>``. Tensor attributes and classes
+are found by introspection: operators, conversions, properties and in-place variants reach
+``Tensor`` outside the registry, and classes are not registered. A name is covered when a mirror
+has that name or a variant of it (``"sum[dim]"`` covers ``"sum"``). Anything else is a coverage
+hole and fails the gate, except the short ``EXEMPT`` list below: tensor bookkeeping that is not
+an op, each with the reason it needs no torch mirror.
 """
 
 from __future__ import annotations
@@ -77,16 +79,15 @@ def _defined_in_neuronix(obj) -> bool:
 def public_names() -> list[str]:
     """Every public neuronix name that the conformance contract covers."""
     import neuronix as nx
-    from neuronix.ops.registry import FUNCTIONS
+    from neuronix.ops.public import qualified_names
 
-    names = set(FUNCTIONS)
+    names = set(qualified_names())
     for attr in dir(nx.Tensor):
         if attr.startswith("_") and attr not in OPERATORS and attr != "__setitem__":
             continue
         if attr in OPERATORS and attr not in vars(nx.Tensor) and getattr(nx.Tensor, attr, None) is getattr(object, attr, None):
             continue  # object's default comparison, not a neuronix operator
         names.add(f"Tensor.{attr}")
-    names |= {f"nn.functional.{n}" for n, f in _public_members(_optional("neuronix.nn.functional"), callable)}
     module = getattr(nx.nn, "Module", None)
     if module is not None:
         names |= {f"nn.{n}" for n, c in _public_members(nx.nn, inspect.isclass) if issubclass(c, module)}
@@ -123,7 +124,7 @@ def coverage(registry: dict | None = None) -> Coverage:
     """Pair the public surface with the registry (by default, every spec module's mirrors)."""
     if registry is None:
         import conformance.specs  # noqa: F401  (fills the registry)
-        from conformance.spec import REGISTRY as registry
+        from conformance.mirror import REGISTRY as registry
     public = public_names()
     mirrored_bases = {base_name(n) for n in registry}
     missing = [n for n in public if n not in mirrored_bases and n not in EXEMPT]

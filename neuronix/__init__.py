@@ -13,7 +13,7 @@ import torch as _torch
 from neuronix import autograd, ops
 from neuronix import models, nn, optim  # noqa: F401
 from neuronix.autograd import AutogradGraph, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
-from neuronix.ops.registry import FUNCTIONS as _FUNCTIONS
+from neuronix.ops.public import exported as _exported
 from neuronix.tensor import CustomTensor, Tensor
 from neuronix import factories  # noqa: F401  (registers the factories as public functions)
 from neuronix.serialization import save, load
@@ -22,7 +22,7 @@ from neuronix import interop  # noqa: F401  (nx.Tensor speaks torch's __torch_fu
 
 __version__ = "0.1.0"
 
-globals().update(_FUNCTIONS)
+globals().update(_exported(""))  # every @public function (ops/public.py)
 
 # dtypes and devices are torch's own objects
 from torch import (  # noqa: E402
@@ -59,6 +59,6 @@ __all__ = [
     "no_grad",
     "ops",
     "set_grad_enabled",
-    *sorted(_FUNCTIONS),
+    *sorted(_exported("")),
 ]
 del _torch

@@ -1,15 +1,16 @@
-"""Pointwise activations of ``nn.functional``: torch kernels forward, VJPs in neuronix ops.
+"""Pointwise activation primitives of ``nn.functional``: torch kernels forward, VJPs in neuronix ops.
 
-A plain backward runs torch's fused ``*_backward`` kernel (one kernel instead of a chain of
-elementwise ops); with ``create_graph=True`` the VJP is the formula in neuronix ops, so
-higher derivatives are recorded. The formula takes each branch exactly where the kernel does
-(``x <= 0`` or ``x < 0`` at a kink, which side a NaN input falls on), so both give the same first
-derivative everywhere; branches are chosen with ``select`` (never a product with a 0/1 mask, which
-turns an infinite upstream gradient into NaN), on masks computed from the raw values: they are
-piecewise constant, so they carry no derivative, exactly as in torch's formulas. The selection is
-anchored to the input, as torch's backward reads it: under create_graph the gradient of a
-piecewise-linear activation is in the input's graph (its derivative there is 0, not an error).
-``relu``, ``tanh`` and ``sigmoid`` are core elementwise ops and are reused as they are.
+Each op is a plain differentiable rule plus, as ``fused=``, torch's aten ``*_backward`` kernel (one
+kernel instead of a chain of elementwise ops). The engine alone chooses: the kernel on a plain
+backward, the rule, valued by the kernel, under ``create_graph`` (so higher derivatives are recorded
+and first derivatives agree bit for bit). The rule takes each branch exactly where the kernel does
+(``x <= 0`` or ``x < 0`` at a kink, which side a NaN input falls on); branches are chosen with
+``select`` (never a product with a 0/1 mask, which turns an infinite upstream gradient into NaN), on
+masks computed from the raw values: they are piecewise constant, so they carry no derivative, exactly
+as in torch's formulas. The selection is anchored to the input, as torch's backward reads it: under
+create_graph the gradient of a piecewise-linear activation is in the input's graph (its derivative
+there is 0, not an error). ``relu``, ``tanh`` and ``sigmoid`` are core elementwise ops; the public
+functions, with torch's signatures and argument checks, are in ``nn/functional/activations.py``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-from neuronix.autograd import mode
-from neuronix.ops.elementwise import cosh, erf, exp, kernel_valued, masked, select, sigmoid, tanh
+from neuronix.ops.elementwise import cosh, erf, exp, masked, select, sigmoid, tanh
 from neuronix.ops.registry import apply, defop
-from neuronix.tensor import Tensor
+from neuronix.tensor import unwrap
 
 SELU_ALPHA = 1.6732632423543772848170429916717
 SELU_SCALE = 1.0507009873554804934193349852946
@@ -82,90 +82,42 @@ def _hardswish_grad(g, out, x):
 
 
 def _mish_grad(g, out, x):
-    t = tanh(_softplus(x, 1.0, 20.0))
+    t = tanh(apply(SOFTPLUS, x, beta=1.0, threshold=20.0))
     return g * (t + x * sigmoid(x) * (1 - t * t))
 
 
 _aten = torch.ops.aten
 
 
-def _fast(fused, composite):
-    """A VJP that runs torch's fused backward kernel unless recording (``create_graph=True``),
-    where the composite formula in neuronix ops gives the differentiable graph, valued by the
-    kernel (``kernel_valued``: the first derivative is the same in both modes, bit for bit)."""
+def _aten_backward(kernel):
+    """``fused=``: torch's aten backward ``kernel(g, x, **attrs)`` for a one-input activation, the one
+    kernel torch's own autograd runs on a plain backward (the rules are a chain of elementwise ops)."""
 
-    def vjp(g, out, x, **attrs):
-        value = fused(g.data, x.data, **attrs)
-        if not mode.is_grad_enabled():
-            return Tensor._make(value, None)
-        return kernel_valued(composite(g, out, x, **attrs), value, g)
+    def fused(g, out, x, *, needs, **attrs):
+        return (kernel(unwrap(g), unwrap(x), **attrs) if needs[0] else None,)
 
-    return vjp
+    return fused
 
 
-GELU = defop("gelu", lambda x, approximate: F.gelu(x, approximate=approximate),
-             _fast(lambda g, x, approximate: _aten.gelu_backward(g, x, approximate=approximate), _gelu_grad))
-SILU = defop("silu", F.silu, _fast(_aten.silu_backward, _silu_grad))
-ELU = defop("elu", lambda x, alpha: F.elu(x, alpha),
-            _fast(lambda g, x, alpha: _aten.elu_backward(g, alpha, 1.0, 1.0, False, x), _elu_grad))
-LEAKY_RELU = defop("leaky_relu", lambda x, negative_slope: F.leaky_relu(x, negative_slope),
-                   _fast(lambda g, x, negative_slope: _aten.leaky_relu_backward(g, x, negative_slope, False), _leaky_relu_grad))
-SOFTPLUS = defop("softplus", lambda x, beta, threshold: F.softplus(x, beta, threshold),
-                 _fast(_aten.softplus_backward, _softplus_grad))
-HARDTANH = defop("hardtanh", lambda x, min_val, max_val: F.hardtanh(x, min_val, max_val),
-                 _fast(_aten.hardtanh_backward, _hardtanh_grad))
-HARDSWISH = defop("hardswish", F.hardswish, _fast(_aten.hardswish_backward, _hardswish_grad))
-MISH = defop("mish", F.mish, _fast(_aten.mish_backward, _mish_grad))
-SELU = defop("selu", F.selu,
-             _fast(lambda g, x: _aten.elu_backward(g, SELU_ALPHA, SELU_SCALE, 1.0, False, x),
-                   lambda g, out, x: _elu_grad(g, out, x, SELU_ALPHA, SELU_SCALE)))
+GELU = defop("gelu", lambda x, approximate: F.gelu(x, approximate=approximate), _gelu_grad,
+             fused=_aten_backward(lambda g, x, approximate: _aten.gelu_backward(g, x, approximate=approximate)))
+SILU = defop("silu", F.silu, _silu_grad, fused=_aten_backward(_aten.silu_backward))
+ELU = defop("elu", lambda x, alpha: F.elu(x, alpha), _elu_grad,
+            fused=_aten_backward(lambda g, x, alpha: _aten.elu_backward(g, alpha, 1.0, 1.0, False, x)))
+LEAKY_RELU = defop("leaky_relu", lambda x, negative_slope: F.leaky_relu(x, negative_slope), _leaky_relu_grad,
+                   fused=_aten_backward(lambda g, x, negative_slope: _aten.leaky_relu_backward(g, x, negative_slope,
+                                                                                                False)))
+SOFTPLUS = defop("softplus", lambda x, beta, threshold: F.softplus(x, beta, threshold), _softplus_grad,
+                 fused=_aten_backward(_aten.softplus_backward))
+HARDTANH = defop("hardtanh", lambda x, min_val, max_val: F.hardtanh(x, min_val, max_val), _hardtanh_grad,
+                 fused=_aten_backward(_aten.hardtanh_backward))
+HARDSWISH = defop("hardswish", F.hardswish, _hardswish_grad, fused=_aten_backward(_aten.hardswish_backward))
+MISH = defop("mish", F.mish, _mish_grad, fused=_aten_backward(_aten.mish_backward))
+SELU = defop("selu", F.selu, lambda g, out, x: _elu_grad(g, out, x, SELU_ALPHA, SELU_SCALE),
+             fused=_aten_backward(lambda g, x: _aten.elu_backward(g, SELU_ALPHA, SELU_SCALE, 1.0, False, x)))
 
 
 # log(sigmoid(x)), smooth everywhere: its derivative sigmoid(-x) has no kink to choose a side of
-# (a composition through min(x, 0) and |x| does, and gets 1 - 0 instead of 1/2 at x = 0)
+# (a composition through min(x, 0) and |x| does, and gets 1 - 0 instead of 1/2 at x = 0); the
+# gradient of binary_cross_entropy_with_logits with respect to its target reads it
 LOG_SIGMOID = defop("log_sigmoid", F.logsigmoid, lambda g, out, x: g * sigmoid(-x))
-
-
-def log_sigmoid(x) -> Tensor:
-    return apply(LOG_SIGMOID, x)
-
-
-def _softplus(x, beta, threshold) -> Tensor:
-    return apply(SOFTPLUS, x, beta=beta, threshold=threshold)
-
-
-def gelu(x, approximate: str) -> Tensor:
-    return apply(GELU, x, approximate=approximate)
-
-
-def silu(x) -> Tensor:
-    return apply(SILU, x)
-
-
-def elu(x, alpha: float) -> Tensor:
-    return apply(ELU, x, alpha=alpha)
-
-
-def selu(x) -> Tensor:
-    return apply(SELU, x)
-
-
-def leaky_relu(x, negative_slope: float) -> Tensor:
-    return apply(LEAKY_RELU, x, negative_slope=negative_slope)
-
-
-def softplus(x, beta: float, threshold: float) -> Tensor:
-    return _softplus(x, beta, threshold)
-
-
-def hardtanh(x, min_val: float, max_val: float) -> Tensor:
-    return apply(HARDTANH, x, min_val=min_val, max_val=max_val)
-
-
-def hardswish(x) -> Tensor:
-    return apply(HARDSWISH, x)
-
-
-def mish(x) -> Tensor:
-    return apply(MISH, x)
-

@@ -1,8 +1,8 @@
-"""Losses. ``nll_loss`` (torch's kernel forward, a scatter backward) and
-``binary_cross_entropy`` (torch's kernel forward, torch's gradient formula in neuronix
-ops) are primitives; the others are short compositions of differentiable neuronix ops,
-so their first and second derivatives, and the upstream-gradient scaling, come from
-those ops' rules.
+"""Loss primitives: ``nll_loss`` (torch's kernel forward, a scatter backward),
+``binary_cross_entropy`` and ``binary_cross_entropy_with_logits`` (torch's kernel forward,
+torch's gradient formulas in neuronix ops). Each computes the unreduced loss, except nll_loss,
+whose kernel reduces; the reductions, and the losses that are compositions of differentiable
+ops (cross_entropy, kl_div, huber, smooth_l1, ...), are in ``nn/functional/losses.py``.
 
 ``nll_loss`` and its backward are adjoint linear maps of each other: the backward
 scatters ``-w[t] * g / total`` into the target positions, and the adjoint of that
@@ -11,15 +11,12 @@ scatter is ``nll_loss`` itself, so the pair closes under differentiation.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
-from neuronix.ops.activation import log_sigmoid
-from neuronix.ops.elementwise import sigmoid, where
+from neuronix.ops.activation import LOG_SIGMOID
+from neuronix.ops.elementwise import sigmoid
 from neuronix.ops.registry import apply, defop
-from neuronix.tensor import Tensor, unwrap
 
 
 # ----- nll_loss ----------------------------------------------------------------------------
@@ -85,79 +82,6 @@ NLL_LOSS_BACKWARD = defop(
 )
 
 
-def nll_loss(x, target, weight, reduction: str, ignore_index: int) -> Tensor:
-    class_dim = 1 if x.ndim >= 2 else 0
-    return apply(NLL_LOSS, x, target, weight, reduction=reduction, ignore_index=ignore_index, shape=tuple(x.shape),
-                 class_dim=class_dim)
-
-
-# ----- compositions -------------------------------------------------------------------------
-def reduce(loss, reduction: str):
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return loss.mean()
-
-
-def _class_view(weight, ndim: int, class_dim: int):
-    """A (C,) class weight shaped to broadcast along ``class_dim`` of an ``ndim`` input."""
-    shape = [1] * ndim
-    shape[class_dim] = -1
-    return weight.reshape(shape)
-
-
-def cross_entropy(x, target, weight, ignore_index: int, reduction: str, label_smoothing: float) -> Tensor:
-    class_dim = 1 if x.ndim >= 2 else 0
-    classes = x.shape[class_dim]
-    logp = x.log_softmax(class_dim)
-    if unwrap(target).is_floating_point():
-        if ignore_index != -100:
-            raise RuntimeError(
-                f"cross_entropy: ignore_index={ignore_index} is not supported for floating point (probability) targets; "
-                "use class-index targets or leave ignore_index at -100"
-            )
-        return _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim, classes)
-    loss = nll_loss(logp, target, weight, reduction, ignore_index)
-    if label_smoothing == 0.0:
-        return loss
-    # Label smoothing adds eps/C times the cross-entropy against the uniform distribution,
-    # masked and normalised like the nll term.
-    valid = unwrap(target) != ignore_index
-    weighted = logp if weight is None else logp * _class_view(weight, x.ndim, class_dim)
-    smooth = -weighted.sum(class_dim) * valid
-    if reduction == "none":
-        uniform = smooth
-    elif reduction == "sum":
-        uniform = smooth.sum()
-    else:
-        total = valid.sum() if weight is None else unwrap(weight)[unwrap(target)[valid]].sum()
-        # every target ignored: torch's loss is nan (from the nll term) but its gradient is zero, so the
-        # smoothing term must not divide by zero (0/0 would put nan into the gradient)
-        uniform = smooth.sum() / torch.where(total == 0, torch.ones_like(total), total)
-    return loss * (1 - label_smoothing) + uniform * _ratio(label_smoothing, classes)
-
-
-def _cross_entropy_probabilities(logp, target, weight, reduction, label_smoothing, class_dim, classes):
-    if label_smoothing > 0.0:
-        target = target * (1 - label_smoothing) + _ratio(label_smoothing, classes)
-    terms = logp * target
-    if weight is not None:
-        terms = terms * _class_view(weight, logp.ndim, class_dim)
-    if reduction == "none":
-        return -terms.sum(class_dim)
-    if reduction == "sum":
-        return -terms.sum()
-    return -terms.sum() / _ratio(logp.numel(), classes)
-
-
-def _ratio(a: float, b: int) -> float:
-    """``a / b`` as torch's float math gives it: inf or nan for ``b == 0`` (zero classes), not ZeroDivisionError."""
-    if b:
-        return a / b
-    return math.nan if a == 0 else math.copysign(math.inf, a)
-
-
 # torch divides by max(x (1 - x), EPSILON) with EPSILON the float 1e-12 (a float32 constant)
 _BCE_EPSILON = float(torch.tensor(1e-12, dtype=torch.float32))
 
@@ -197,10 +121,6 @@ BINARY_CROSS_ENTROPY = defop(
 )
 
 
-def binary_cross_entropy(x, target, weight, reduction: str) -> Tensor:
-    return reduce(apply(BINARY_CROSS_ENTROPY, x, target, weight), reduction)
-
-
 # ----- binary cross-entropy with logits ----------------------------------------------------------
 # One primitive, torch's kernel forward. Its gradients are the smooth closed forms, sigmoid(x) - t
 # (scaled by pos_weight), and not the derivative of a composition through min(x, 0) and |x|, whose
@@ -226,7 +146,7 @@ def _bce_logits_target_grad(g, out, x, target, weight, pos_weight):
     if pos_weight is None:
         return _weighted(-x, weight) * g
     # d/dt = -x - (pw - 1) log sigmoid(x) = log sigmoid(-x) - pw log sigmoid(x)
-    return _weighted(log_sigmoid(-x) - pos_weight * log_sigmoid(x), weight) * g
+    return _weighted(apply(LOG_SIGMOID, -x) - pos_weight * apply(LOG_SIGMOID, x), weight) * g
 
 
 BINARY_CROSS_ENTROPY_WITH_LOGITS = defop(
@@ -237,31 +157,3 @@ BINARY_CROSS_ENTROPY_WITH_LOGITS = defop(
     None,
     None,
 )
-
-
-def binary_cross_entropy_with_logits(x, target, weight, reduction: str, pos_weight) -> Tensor:
-    return reduce(apply(BINARY_CROSS_ENTROPY_WITH_LOGITS, x, target, weight, pos_weight), reduction)
-
-
-def kl_div(x, target, reduction: str, log_target: bool) -> Tensor:
-    if log_target:
-        loss = target.exp() * (target - x)
-    else:
-        # xlogy(t, t): 0 where t == 0; the inner where keeps log's gradient finite there
-        positive = target.data > 0
-        loss = where(positive, target * where(positive, target, 1.0).log(), 0.0) - target * x
-    if reduction == "batchmean":
-        return loss.sum() / x.shape[0] if x.ndim > 0 else loss.sum()
-    return reduce(loss, reduction)
-
-
-def smooth_l1(diff, beta: float) -> Tensor:
-    z = diff.abs()
-    if beta == 0.0:
-        return z
-    return where(z.data < beta, diff.square() * (0.5 / beta), z - 0.5 * beta)
-
-
-def huber(diff, delta: float) -> Tensor:
-    z = diff.abs()
-    return where(z.data < delta, diff.square() * 0.5, (z - 0.5 * delta) * delta)

@@ -1,0 +1,164 @@
+"""``nn.functional`` elementwise losses: torch's signatures, reductions and argument checks.
+
+``binary_cross_entropy`` and ``binary_cross_entropy_with_logits`` are primitives (``ops/loss.py``); the
+others are short compositions of differentiable ops, so their first and second derivatives, and the
+upstream-gradient scaling, come from those ops' rules. Class-index losses are in ``classification.py``.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+
+from neuronix.nn.functional.arguments import as_nx, reduction_mode, shape_of
+from neuronix.ops import loss as _loss
+from neuronix.ops.elementwise import where
+from neuronix.ops.public import public
+from neuronix.ops.registry import apply
+from neuronix.tensor import unwrap
+
+
+def _reduced(loss, reduction: str):
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return loss.mean()
+
+
+def _smooth_l1(diff, beta: float):
+    z = diff.abs()
+    if beta == 0.0:
+        return z
+    return where(z.data < beta, diff.square() * (0.5 / beta), z - 0.5 * beta)
+
+
+def _huber(diff, delta: float):
+    z = diff.abs()
+    return where(z.data < delta, diff.square() * 0.5, (z - 0.5 * delta) * delta)
+
+
+def _kl_div(x, target, reduction: str, log_target: bool):
+    if log_target:
+        loss = target.exp() * (target - x)
+    else:
+        # xlogy(t, t): 0 where t == 0; the inner where keeps log's gradient finite there
+        positive = target.data > 0
+        loss = where(positive, target * where(positive, target, 1.0).log(), 0.0) - target * x
+    if reduction == "batchmean":
+        return loss.sum() / x.shape[0] if x.ndim > 0 else loss.sum()
+    return _reduced(loss, reduction)
+
+
+def _check_same_or_broadcast(op, input, target, stacklevel=3):
+    """torch warns (and broadcasts) when the shapes differ; non-broadcastable shapes are an error. The
+    warning names the user's line: ``stacklevel`` counts the frames down to it from here."""
+    if shape_of(input) == shape_of(target):
+        return
+    try:
+        torch.broadcast_shapes(shape_of(input), shape_of(target))
+    except RuntimeError:
+        raise ValueError(
+            f"{op}: input of shape {shape_of(input)} and target of shape {shape_of(target)} do not match and are not "
+            "broadcastable; give them the same shape"
+        ) from None
+    warnings.warn(
+        f"{op}: using a target size ({shape_of(target)}) that is different to the input size ({shape_of(input)}); "
+        "this will likely lead to incorrect results due to broadcasting", stacklevel=stacklevel)
+
+
+def _check_weight(op, weight, input):
+    if weight is not None and shape_of(weight) != shape_of(input):
+        raise ValueError(f"{op}: weight of shape {shape_of(weight)} must have the input's shape {shape_of(input)}")
+
+
+def _pointwise_loss(op, loss, input, weight, reduction, weighted_mean_by_sum):
+    if weight is None:
+        return _reduced(loss, reduction)
+    loss = loss * as_nx(weight)
+    if reduction == "mean" and weighted_mean_by_sum:
+        return loss.sum() / as_nx(weight).sum()
+    return _reduced(loss, reduction)
+
+
+def _difference_loss(op, pointwise, input, target, weight, reduction):
+    """``pointwise(input - target)``, weighted and reduced; a ``weight`` mean divides by ``weight.sum()``."""
+    _check_same_or_broadcast(op, input, target, stacklevel=4)
+    _check_weight(op, weight, input)
+    return _pointwise_loss(op, pointwise(as_nx(input) - target), input, weight, reduction, True)
+
+
+@public(namespace="nn.functional")
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean squared error ``(input - target) ** 2``, reduced; a ``weight`` mean divides by ``weight.sum()``."""
+    reduction = reduction_mode("mse_loss", size_average, reduce, reduction)
+    return _difference_loss("mse_loss", lambda d: d.square(), input, target, weight, reduction)
+
+
+@public(namespace="nn.functional")
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean absolute error ``|input - target|``, reduced; a ``weight`` mean divides by ``weight.sum()``."""
+    reduction = reduction_mode("l1_loss", size_average, reduce, reduction)
+    return _difference_loss("l1_loss", lambda d: d.abs(), input, target, weight, reduction)
+
+
+@public(namespace="nn.functional")
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """``0.5 d**2 / beta`` where ``|d| < beta``, else ``|d| - 0.5 beta`` (``d = input - target``)."""
+    reduction = reduction_mode("smooth_l1_loss", size_average, reduce, reduction)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
+    _check_same_or_broadcast("smooth_l1_loss", input, target)
+    return _reduced(_smooth_l1(as_nx(input) - target, float(beta)), reduction)
+
+
+@public(namespace="nn.functional")
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
+    """``0.5 d**2`` where ``|d| < delta``, else ``delta * (|d| - 0.5 delta)``; a ``weight`` mean is a plain mean."""
+    reduction = reduction_mode("huber_loss", None, None, reduction)
+    if delta <= 0:
+        raise ValueError(f"huber_loss: delta must be positive, got {delta}")
+    _check_same_or_broadcast("huber_loss", input, target)
+    _check_weight("huber_loss", weight, input)
+    return _pointwise_loss("huber_loss", _huber(as_nx(input) - target, float(delta)), input, weight, reduction, False)
+
+
+@public(namespace="nn.functional")
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None, reduction="mean"):
+    """``-(t * log(x) + (1 - t) * log(1 - x))`` for probabilities ``input`` (logs clamped at -100, as torch)."""
+    reduction = reduction_mode("binary_cross_entropy", size_average, reduce, reduction)
+    if shape_of(target) != shape_of(input):
+        raise ValueError(
+            f"binary_cross_entropy: target of shape {shape_of(target)} must have the input's shape {shape_of(input)}"
+        )
+    x = unwrap(input)
+    if x.numel() and not x.is_cuda and (x.min() < 0 or x.max() > 1):
+        raise RuntimeError("binary_cross_entropy: all elements of input should be between 0 and 1 (probabilities; "
+                           "use binary_cross_entropy_with_logits for logits)")
+    return _reduced(apply(_loss.BINARY_CROSS_ENTROPY, as_nx(input), as_nx(target), as_nx(weight)), reduction)
+
+
+@public(namespace="nn.functional")
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None, reduction="mean",
+                                     pos_weight=None):
+    """Sigmoid + binary cross-entropy in one stable formula; ``pos_weight`` weighs the positive term."""
+    reduction = reduction_mode("binary_cross_entropy_with_logits", size_average, reduce, reduction)
+    if shape_of(target) != shape_of(input):
+        raise ValueError(
+            f"binary_cross_entropy_with_logits: target of shape {shape_of(target)} must have the input's shape {shape_of(input)}"
+        )
+    loss = apply(_loss.BINARY_CROSS_ENTROPY_WITH_LOGITS, as_nx(input), as_nx(target), as_nx(weight), as_nx(pos_weight))
+    return _reduced(loss, reduction)
+
+
+@public(namespace="nn.functional")
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """Kullback-Leibler divergence ``target * (log(target) - input)`` for log-probabilities ``input``;
+    ``reduction='batchmean'`` divides the sum by the batch size (the mathematically correct mean)."""
+    reduction = reduction_mode("kl_div", size_average, reduce, reduction, extra=("batchmean",))
+    if reduction == "mean":
+        warnings.warn(
+            "kl_div: reduction='mean' divides the total loss by both the batch size and the support size; "
+            "'batchmean' divides only by the batch size and aligns with the KL math definition", stacklevel=2)
+    return _kl_div(as_nx(input), as_nx(target), reduction, bool(log_target))
