@@ -7,8 +7,9 @@ every pytest run of the environment. It stays inert unless conformance cases run
 and only a session that ran cases writes ``reports/``.
 
 With pytest-xdist every worker sends its records to the controller through
-``workeroutput`` when it finishes; the controller merges them with the coverage check
-and the tolerance overrides into ``conformance.json``, ``.html`` and ``.junit.xml``.
+``workeroutput`` when it finishes (as JSON rows, read back into ``Record``s); the controller
+merges them with the coverage check and the tolerance overrides into ``conformance.json``,
+``.html`` and ``.junit.xml``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import json
 import os
 
 import pytest
+
+from conformance.record import Record
 
 RECORDS_KEY = "conformance_records"
 
@@ -33,7 +36,7 @@ def pytest_addoption(parser) -> None:
 
 class _State:
     def __init__(self) -> None:
-        self.records: list[dict] = []
+        self.records: list[Record] = []
         self.ran = False
 
 
@@ -77,7 +80,7 @@ def pytest_testnodedown(node, error) -> None:
     if payload:
         state = _state(node.config)
         state.ran = True
-        state.records.extend(json.loads(payload))
+        state.records.extend(Record.from_dict(row) for row in json.loads(payload))
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
@@ -85,7 +88,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     state = _state(config)
     if hasattr(config, "workerinput"):  # an xdist worker: hand the records to the controller
         if state.ran:
-            config.workeroutput[RECORDS_KEY] = json.dumps(state.records)
+            config.workeroutput[RECORDS_KEY] = json.dumps([r.as_dict() for r in state.records])
         return
     if not state.ran:
         return

@@ -18,6 +18,8 @@ import sys
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+from conformance.record import Record
+
 SCHEMA = "neuronix-conformance/1"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,11 +60,11 @@ def metadata(opts: dict, filtered: bool) -> dict:
     }
 
 
-def _override_rows(tolerances, records: list[dict], run: dict, registry_names) -> list[dict]:
+def _override_rows(tolerances, records: list[Record], run: dict, registry_names) -> list[dict]:
     rows = []
     for o in tolerances.overrides:
         rule = o.rule()
-        applied = [r for r in records if r.get("rule") == rule]
+        applied = [r for r in records if r.rule == rule]
         in_scope = (any(fnmatch.fnmatchcase(d, o.dtype or "*") for d in run["dtypes"])
                     and any(fnmatch.fnmatchcase(d["device"], o.device or "*") for d in run["devices"]))
         names = [n for n in registry_names if fnmatch.fnmatchcase(n, o.op)]
@@ -74,17 +76,17 @@ def _override_rows(tolerances, records: list[dict], run: dict, registry_names) -
             status = "stale"
         else:
             status = "not exercised"  # a filtered run, or a dtype/device this run did not cover
-        headrooms = [r["headroom"] for r in applied if r["headroom"] is not None]
-        errors = [r["max_abs_error"] for r in applied if r["max_abs_error"] is not None]
+        headrooms = [r.headroom for r in applied if r.headroom is not None]
+        errors = [r.max_abs_error for r in applied if r.max_abs_error is not None]
         rows.append({**o.as_dict(), "status": status, "records": len(applied),
-                     "cases": sorted({r["case_id"] for r in applied}),
+                     "cases": sorted({r.case_id for r in applied}),
                      "max_headroom": max(headrooms, default=None), "max_abs_error": max(errors, default=None),
-                     "max_rel_error": max((r["max_rel_error"] or 0 for r in applied), default=None)})
+                     "max_rel_error": max((r.max_rel_error or 0 for r in applied), default=None)})
     return rows
 
 
-def build(records: list[dict], opts: dict, filtered: bool = False, coverage=None, names=None) -> dict:
-    """The report document from the merged records.
+def build(records: list[Record], opts: dict, filtered: bool = False, coverage=None, names=None) -> dict:
+    """The report document from the merged records: where they become JSON rows (``Record.as_dict``).
 
     ``coverage`` and ``names`` (the mirror names an override may target) default to the
     live registry; tests pass their own.
@@ -94,33 +96,33 @@ def build(records: list[dict], opts: dict, filtered: bool = False, coverage=None
     from conformance.mirror import REGISTRY
     from conformance.tolerances import load
 
-    records = sorted(records, key=lambda r: (r["entry"], r["dtype"], r["device"], r["check"]))
+    records = sorted(records, key=lambda r: (r.entry, r.dtype, r.device, r.check))
     run = metadata(opts, filtered)
     tolerances = load(opts.get("tolerances"))
     cov = (coverage or compute_coverage()).as_dict()
-    names = set(REGISTRY if names is None else names) | {r["entry"] for r in records}
+    names = set(REGISTRY if names is None else names) | {r.entry for r in records}
     overrides = _override_rows(tolerances, records, run, sorted(names))
-    cases = sorted({r["case_id"] for r in records})
-    leaks = sorted({r["case_id"] for r in records if r["check"] == "leak" and r["status"] != "pass"})
+    cases = sorted({r.case_id for r in records})
+    leaks = sorted({r.case_id for r in records if r.check == "leak" and r.status != "pass"})
     summary = {
         "cases": len(cases),
-        "failed_cases": len({r["case_id"] for r in records if r["status"] != "pass"}),
+        "failed_cases": len({r.case_id for r in records if r.status != "pass"}),
         "records": len(records),
-        "passed": sum(r["status"] == "pass" for r in records),
-        "failed": sum(r["status"] == "fail" for r in records),
-        "errors": sum(r["status"] == "error" for r in records),
+        "passed": sum(r.status == "pass" for r in records),
+        "failed": sum(r.status == "fail" for r in records),
+        "errors": sum(r.status == "error" for r in records),
         "leaks": len(leaks),
         "coverage_public": cov["public"],
         "coverage_mirrored": cov["mirrored"],
         "coverage_missing": len(cov["missing"]),
         "overrides": len(overrides),
         "overrides_bad": sum(o["status"] in ("reasonless", "stale") for o in overrides),
-        "max_headroom": max((r["headroom"] for r in records if r["headroom"] is not None), default=0.0),
+        "max_headroom": max((r.headroom for r in records if r.headroom is not None), default=0.0),
     }
     defaults = {f"{check}.{dt}" if check != "*" else dt: {"rtol": v[0], "atol": v[1]}
                 for check, per in tolerances.defaults.items() for dt, v in per.items()}
     return {"schema": SCHEMA, "run": run, "summary": summary, "coverage": cov, "defaults": defaults,
-            "overrides": overrides, "records": records}
+            "overrides": overrides, "records": [r.as_dict() for r in records]}
 
 
 def one_line(data: dict) -> str:

@@ -6,9 +6,8 @@ Hypothesis draws the inputs (generation only, no shrinking: a case records the w
 its examples instead of stopping at the first failure). Drivers yield ``Comparison``s;
 this module alone applies tolerances, so every kind of entry is judged the same way.
 
-One record per (entry, check, dtype, device) summarises a case: worst error, its
-tolerance and the rule that set it, headroom, examples tried, the worst example's seed
-and input shapes, and the case's leak verdict (also recorded as check ``leak``).
+``conformance.record`` holds what a case leaves behind: its examples and the typed records
+that summarise it, one per (entry, check, dtype, device).
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import gc
 import hashlib
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from hypothesis import HealthCheck, Phase, given, settings
@@ -28,9 +27,8 @@ import neuronix as nx
 from conformance import strategies, trace
 from conformance.closeness import measure
 from conformance.kinds import driver
+from conformance.record import CaseResult, ExampleResult, Judged, summarise
 from conformance.tolerances import Tolerances, load
-
-CHECK_ORDER = ("forward", "backward", "double_backward", "finite_difference", "buffers", "trajectory", "lr", "error", "leak")
 
 
 @dataclass(frozen=True)
@@ -68,67 +66,6 @@ def seed_of(cid: str) -> int:
     return int.from_bytes(hashlib.sha256(cid.encode()).digest()[:4], "little")
 
 
-def repro_command(cid: str, profile: str = "ci") -> str:
-    extra = "" if profile == "ci" else f" --profile {profile}"
-    return f"python -m conformance repro '{cid}'{extra}"
-
-
-@dataclass
-class Judged:
-    """One measured comparison of one example."""
-
-    example: int
-    check: str
-    what: str
-    max_abs: float
-    max_rel: float
-    headroom: float
-    ok: bool
-    rule: str
-    rtol: float
-    atol: float
-    problem: str = ""
-
-
-@dataclass
-class ExampleResult:
-    index: int
-    seed: int
-    info: dict = field(default_factory=dict)
-    judged: list[Judged] = field(default_factory=list)
-    status: str = "ran"  # ran | rejected | error
-    error: str = ""
-    error_check: str = "error"
-    leak: str = ""  # empty when clean
-    seconds: float = 0.0
-
-
-@dataclass
-class CaseResult:
-    case_id: str
-    entry: str
-    kind: str
-    dtype: str
-    device: str
-    profile: str
-    seed: int
-    examples: list[ExampleResult] = field(default_factory=list)
-    records: list[dict] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def failed(self) -> bool:
-        return any(r["status"] != "pass" for r in self.records)
-
-    def failure_message(self) -> str:
-        lines = [f"{self.case_id}: " + ", ".join(f"{r['check']} {r['status']}" for r in self.records if r["status"] != "pass")]
-        for r in self.records:
-            if r["status"] != "pass":
-                lines.append(f"  [{r['check']}] {r['message']}")
-        lines.append(f"  repro: {repro_command(self.case_id, self.profile)}")
-        return "\n".join(lines)
-
-
 def _dtype(name: str) -> torch.dtype:
     return getattr(torch, name)
 
@@ -143,8 +80,6 @@ def _cuda_allocated(device: torch.device) -> int | None:
 def _run_example(mirror, compare, index: int, ex_seed: int, draw, dtype, device, tolerances: Tolerances, cid: str):
     """One example under the leak check: gc off, a scoped graph, weak references to what the driver tracked."""
     result = ExampleResult(index, ex_seed)
-    example = trace.Example()
-    trace._current.append(example)
     dtype_name, device_type = str(dtype).removeprefix("torch."), device.type
     was_enabled = gc.isenabled()
     gc.disable()
@@ -152,26 +87,26 @@ def _run_example(mirror, compare, index: int, ex_seed: int, draw, dtype, device,
     start = time.perf_counter()
     baseline = _cuda_allocated(device)
     try:
-        torch.manual_seed(ex_seed)
-        strategies._salt[0] = 0
-        with nx.AutogradGraph() as graph:
-            try:
-                for comparison in compare(mirror, draw, dtype, device):
-                    result.judged.append(_judge(comparison, index, mirror.name, dtype_name, device_type, tolerances, cid))
-                    comparison = None
-            except trace.Rejected as err:
-                result.status, result.error, raised = "rejected", str(err), True
-            except trace.Mismatch as err:
-                result.status, result.error, result.error_check, raised = "error", str(err), err.check, True
-                err.__traceback__ = None
-            except Exception as err:  # noqa: BLE001 - a crash in either library is a reported failure
-                result.status, result.error, raised = "error", _describe_error(err), True
-                err.__traceback__ = None
-                del err
-        if not raised:
-            result.leak = _leaks(graph, example, device, baseline)
+        with trace.recording() as example:
+            torch.manual_seed(ex_seed)
+            strategies.reset_salt()
+            with nx.AutogradGraph() as graph:
+                try:
+                    for comparison in compare(mirror, draw, dtype, device):
+                        result.judged.append(_judge(comparison, index, mirror.name, dtype_name, device_type, tolerances, cid))
+                        comparison = None
+                except trace.Rejected as err:
+                    result.status, result.error, raised = "rejected", str(err), True
+                except trace.Mismatch as err:
+                    result.status, result.error, result.error_check, raised = "error", str(err), err.check, True
+                    err.__traceback__ = None
+                except Exception as err:  # noqa: BLE001 - a crash in either library is a reported failure
+                    result.status, result.error, raised = "error", _describe_error(err), True
+                    err.__traceback__ = None
+                    del err
+            if not raised:
+                result.leak = _leaks(graph, example, device, baseline)
     finally:
-        trace._current.pop()
         if was_enabled:
             gc.enable()
         if raised:
@@ -255,83 +190,3 @@ def run_case(mirror, dtype: torch.dtype | str, device: str | torch.device = "cpu
     case.seconds = time.perf_counter() - start
     case.records = summarise(case, tolerances)
     return case
-
-
-def summarise(case: CaseResult, tolerances: Tolerances) -> list[dict]:
-    """One record per check kind seen in the case, plus ``error`` (when any) and ``leak``."""
-    by_check: dict[str, list[Judged]] = {}
-    for ex in case.examples:
-        for j in ex.judged:
-            by_check.setdefault(j.check, []).append(j)
-    errors = [ex for ex in case.examples if ex.status == "error"]
-    for ex in errors:
-        by_check.setdefault(ex.error_check, [])
-    ran = [ex for ex in case.examples if ex.status != "rejected"]
-    rejected = len(case.examples) - len(ran)
-    leaks = [ex for ex in case.examples if ex.leak]
-    records = []
-    for check in sorted(by_check, key=lambda c: CHECK_ORDER.index(c) if c in CHECK_ORDER else len(CHECK_ORDER)):
-        judged = by_check[check]
-        worst = max(judged, key=lambda j: (not j.ok, j.headroom), default=None)
-        failed = [j for j in judged if not j.ok]
-        errs = [ex for ex in errors if ex.error_check == check]
-        status = "fail" if failed or errs else "pass"
-        message = ""
-        if errs:
-            status = "error" if check == "error" else "fail"
-            message = f"example {errs[0].index}: {errs[0].error}"
-        elif failed:
-            j = failed[0]
-            detail = j.problem or f"max abs error {j.max_abs:.3e}, max rel error {j.max_rel:.3e}"
-            message = (f"example {j.example}: {j.what}: {detail} (allowed atol={j.atol:g} + rtol={j.rtol:g}*|expected|, "
-                       f"headroom {j.headroom:.3g}, rule {j.rule}); {len(failed)} of {len(judged)} comparisons failed")
-        worst_ex = next((ex for ex in case.examples if worst and ex.index == worst.example), errs[0] if errs else None)
-        tol = tolerances.lookup(case.entry, check, case.dtype, case.device, case.case_id) if check != "error" else None
-        records.append(_record(case, check, status, message, judged, worst, worst_ex, tol, len(ran), rejected, leaks))
-    if not ran and case.examples:
-        records.append(_record(case, "error", "error", "every example was rejected (torch and neuronix both raised): "
-                               + case.examples[0].error, [], None, case.examples[0], None, 0, rejected, leaks))
-    leak_message = f"example {leaks[0].index}: {leaks[0].leak}" if leaks else ""
-    records.append(_record(case, "leak", "fail" if leaks else "pass", leak_message, [], None, leaks[0] if leaks else None,
-                           None, len(ran), rejected, leaks))
-    return records
-
-
-def _finite(x: float | None):
-    return None if x is None or x != x or x in (float("inf"), float("-inf")) else x
-
-
-def _record(case, check, status, message, judged, worst, worst_ex, tol, tried, rejected, leaks) -> dict:
-    max_abs = max((j.max_abs for j in judged), default=0.0)
-    max_rel = max((j.max_rel for j in judged), default=0.0)
-    headroom = max((j.headroom for j in judged), default=0.0)
-    return {
-        "case_id": case.case_id,
-        "entry": case.entry,
-        "kind": case.kind,
-        "check": check,
-        "dtype": case.dtype,
-        "device": case.device,
-        "status": status,
-        "message": message,
-        "max_abs_error": _finite(max_abs),
-        "max_rel_error": _finite(max_rel),
-        "headroom": _finite(headroom) if status == "pass" or headroom != float("inf") else None,
-        "tolerance": None if tol is None else {"rtol": tol.rtol, "atol": tol.atol},
-        "rule": None if tol is None else tol.rule,
-        "comparisons": len(judged),
-        "examples": tried,
-        "rejected": rejected,
-        "seed": case.seed,
-        "worst": None if worst_ex is None else {
-            "example": worst_ex.index,
-            "seed": worst_ex.seed,
-            "what": worst.what if worst else None,
-            "inputs": worst_ex.info.get("inputs"),
-            "kwargs": worst_ex.info.get("kwargs"),
-        },
-        "leak": {"ok": not leaks, "detail": leaks[0].leak if leaks else ""},
-        "seconds": round(case.seconds, 4),
-        "profile": case.profile,
-        "repro": repro_command(case.case_id, case.profile),
-    }

@@ -54,7 +54,13 @@ def broadcast_shapes(draw, n: int, min_dims: int = 0, max_dims: int = 4, min_sid
     return list(shapes.input_shapes), shapes.result_shape
 
 
-_salt = [0]
+_salt = [0]  # see ``_values``
+
+
+def reset_salt() -> None:
+    """Start an example's value draws afresh: they then depend on that example's own draws alone,
+    so an example replayed on its own (``repro --example K``) gets the values it got in the run."""
+    _salt[0] = 0
 
 # Points where ops are easiest to get wrong: zeros of both signs, the kinks of the common
 # activations (0, +-1, +-3, 6, 20: relu, hardtanh, hardswish, relu6, softplus's threshold), rounding

@@ -3,13 +3,15 @@
 ``track(t, ...)`` registers neuronix tensors (outputs, intermediates, gradients) whose weak
 references must be dead once the example is over (the leak check); ``note(**info)``
 records what the example was (input shapes, strides, keyword arguments) for the report
-and the repro printout. Both are no-ops outside a runner example, so drivers stay usable
-on their own.
+and the repro printout. The runner collects both with ``with recording() as example:``;
+outside such a block they are no-ops, so drivers stay usable on their own.
 """
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class Example:
@@ -20,7 +22,18 @@ class Example:
         self.info: dict = {}
 
 
-_current: list[Example] = []
+_current: list[Example] = []  # innermost last
+
+
+@contextmanager
+def recording() -> Iterator[Example]:
+    """Collect what ``track`` and ``note`` receive inside the block into a fresh ``Example``."""
+    example = Example()
+    _current.append(example)
+    try:
+        yield example
+    finally:
+        _current.pop()
 
 
 def track(*tensors, label: str = "tensor") -> None:

@@ -88,4 +88,4 @@ def test_a_mirror_sets_its_own_example_count_per_profile():
     one = run_case(_linear_mirror(examples={"ci": 1}), "float64")
     default = run_case(_linear_mirror(), "float64")
     assert len(one.examples) == 1 and len(default.examples) == PROFILES["ci"].count("module") > 1
-    assert all(r["status"] == "pass" for r in one.records + default.records)
+    assert all(r.status == "pass" for r in one.records + default.records)

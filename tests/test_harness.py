@@ -45,11 +45,11 @@ def run(mirror, dtype="float64", **kw):
 
 
 def record(case, check):
-    return next(r for r in case.records if r["check"] == check)
+    return next(r for r in case.records if r.check == check)
 
 
 def status(case) -> dict:
-    return {r["check"]: r["status"] for r in case.records}
+    return {r.check: r.status for r in case.records}
 
 
 # ----- a VJP off by a factor 1 + 1e-5 ------------------------------------------------------
@@ -61,11 +61,11 @@ def _scaled_mirror(factor: float) -> OpMirror:
 def test_vjp_off_by_1e5_in_float64_is_caught_by_both_oracles():
     case = run(_scaled_mirror(1 + 1e-5))
     assert case.case_id == "planted.scale|float64|cpu"
-    assert record(case, "forward")["status"] == "pass"
+    assert record(case, "forward").status == "pass"
     backward = record(case, "backward")
-    assert backward["status"] == "fail"
-    assert 5e-6 < backward["max_rel_error"] < 2e-5  # the planted factor, measured
-    assert record(case, "finite_difference")["status"] == "fail"  # the second oracle sees it on its own
+    assert backward.status == "fail"
+    assert 5e-6 < backward.max_rel_error < 2e-5  # the planted factor, measured
+    assert record(case, "finite_difference").status == "fail"  # the second oracle sees it on its own
     message = case.failure_message()
     assert "planted.scale|float64|cpu" in message and "python -m conformance repro 'planted.scale|float64|cpu'" in message
 
@@ -89,9 +89,9 @@ def test_unreduced_broadcast_gradient_is_caught(monkeypatch):
     monkeypatch.setattr(reduce_ops, "sum_to_shape", lambda g, shape: g)  # the engine forgets to reduce
     case = run(mirror)
     backward = record(case, "backward")
-    assert backward["status"] == "fail"
-    assert "shape (3, 4) != torch's (3, 1)" in backward["message"]
-    assert backward["case_id"] == "planted.mul_broadcast|float64|cpu"
+    assert backward.status == "fail"
+    assert "shape (3, 4) != torch's (3, 1)" in backward.message
+    assert backward.case_id == "planted.mul_broadcast|float64|cpu"
 
 
 def test_broadcast_gradient_reduced_with_mean_instead_of_sum_is_caught(monkeypatch):
@@ -103,8 +103,8 @@ def test_broadcast_gradient_reduced_with_mean_instead_of_sum_is_caught(monkeypat
 
     monkeypatch.setattr(reduce_ops, "sum_to_shape", averaged)
     case = run(OpMirror("planted.mul_mean", nx.mul, torch.mul, _broadcast_sample))
-    assert record(case, "backward")["status"] == "fail"
-    assert "grad arg 0" in record(case, "backward")["message"]
+    assert record(case, "backward").status == "fail"
+    assert "grad arg 0" in record(case, "backward").message
 
 
 # ----- a transposed gradient on a square matrix ----------------------------------------------
@@ -129,8 +129,8 @@ def test_transposed_gradient_on_square_matrix_is_caught_in_both_dtypes():
     for dtype in ("float32", "float64"):
         assert not run(_weighted_mirror(False), dtype).failed
         case = run(_weighted_mirror(True), dtype)
-        assert record(case, "backward")["status"] == "fail", dtype
-        assert record(case, "backward")["case_id"] == f"planted.weighted|{dtype}|cpu"
+        assert record(case, "backward").status == "fail", dtype
+        assert record(case, "backward").case_id == f"planted.weighted|{dtype}|cpu"
 
 
 # ----- a wrong second derivative with a right first one --------------------------------------
@@ -149,7 +149,7 @@ def test_wrong_second_derivative_with_right_first_is_caught():
     checks = status(case)
     assert checks["forward"] == checks["backward"] == checks["finite_difference"] == "pass"
     assert checks["double_backward"] == "fail"
-    assert "grad of <grad, v> wrt arg 0" in record(case, "double_backward")["message"]
+    assert "grad of <grad, v> wrt arg 0" in record(case, "double_backward").message
 
 
 # ----- a reference cycle that keeps a graph alive ----------------------------------------------
@@ -171,10 +171,10 @@ def test_reference_cycle_is_reported_as_a_leak():
     assert not run(_cycle_mirror(False)).failed
     case = run(_cycle_mirror(True))
     leak = record(case, "leak")
-    assert leak["status"] == "fail" and leak["case_id"] == "planted.cycle|float64|cpu"
-    assert "graph node(s) still alive" in leak["message"] and "planted_cycle_True" in leak["message"]
-    assert "output" in leak["message"]  # the weak reference to the output is still alive too
-    assert all(r["leak"]["ok"] is False for r in case.records)
+    assert leak.status == "fail" and leak.case_id == "planted.cycle|float64|cpu"
+    assert "graph node(s) still alive" in leak.message and "planted_cycle_True" in leak.message
+    assert "output" in leak.message  # the weak reference to the output is still alive too
+    assert all(r.leak.ok is False for r in case.records)
     assert gc.isenabled()  # the runner restores the collector
 
 
@@ -184,8 +184,8 @@ def test_neuronix_raising_where_torch_does_not_is_an_error():
         raise ValueError("planted failure")
 
     case = run(OpMirror("planted.raises", broken, torch.exp, unary()))
-    assert record(case, "error")["status"] == "error"
-    assert "planted failure" in record(case, "error")["message"]
+    assert record(case, "error").status == "error"
+    assert "planted failure" in record(case, "error").message
 
 
 def test_missing_driver_is_reported_not_raised():
@@ -195,8 +195,8 @@ def test_missing_driver_is_reported_not_raised():
     try:
         mirror = OpMirror("planted.kind", nx.exp, torch.exp, unary(), kind="planted_kind")
         case = run(mirror)
-        assert record(case, "error")["status"] == "error"
-        assert "no comparison driver for kind 'planted_kind'" in record(case, "error")["message"]
+        assert record(case, "error").status == "error"
+        assert "no comparison driver for kind 'planted_kind'" in record(case, "error").message
     finally:
         del DRIVERS["planted_kind"]
 
@@ -206,7 +206,7 @@ def test_case_replays_identically_from_its_id():
     first, second = run(mirror), run(mirror)
     assert [e.info for e in first.examples] == [e.info for e in second.examples]
     assert [e.seed for e in first.examples] == [e.seed for e in second.examples]
-    assert record(first, "backward")["max_abs_error"] == record(second, "backward")["max_abs_error"]
+    assert record(first, "backward").max_abs_error == record(second, "backward").max_abs_error
 
 
 # ----- a gradient cached on a node across backward passes ----------------------------------
@@ -231,8 +231,8 @@ def _cached_mirror(stale: bool) -> OpMirror:
 
 def test_a_gradient_kept_for_another_upstream_gradient_is_caught():
     case = run(_cached_mirror(stale=True))
-    assert record(case, "backward")["status"] == "fail"
-    assert "upstream" in record(case, "backward")["message"]
+    assert record(case, "backward").status == "fail"
+    assert "upstream" in record(case, "backward").message
     assert not run(_cached_mirror(stale=False)).failed
 
 
@@ -260,5 +260,5 @@ def _index_mirror(checked: bool) -> OpMirror:
 
 def test_an_index_changed_in_place_after_use_must_raise_as_torch():
     case = run(_index_mirror(checked=False))
-    assert record(case, "version_guard")["status"] == "fail"
+    assert record(case, "version_guard").status == "fail"
     assert not run(_index_mirror(checked=True)).failed

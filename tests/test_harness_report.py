@@ -102,12 +102,12 @@ def test_override_tightens_and_loosens(tmp_path):
     tol = Tolerances.load(tight)
     mirror = OpMirror("planted.sum", lambda x, dim: nx.sum(x * 1.0000001, dim), torch.sum, _sum_sample)
     records = run_case(mirror, "float32", "cpu", tolerances=tol, examples=2).records
-    forward = next(r for r in records if r["check"] == "forward")
-    assert forward["status"] == "fail" and forward["rule"] == "override[0] op=planted.sum check=forward dtype=float32"
+    forward = next(r for r in records if r.check == "forward")
+    assert forward.status == "fail" and forward.rule == "override[0] op=planted.sum check=forward dtype=float32"
     loose = Tolerances({"defaults": {"float32": {"rtol": 1e-6, "atol": 1e-6}},
                         "override": [{"op": "planted.*", "rtol": 1e-5, "reason": "loosened"}]})
     records = run_case(mirror, "float32", "cpu", tolerances=loose, examples=2).records
-    assert next(r for r in records if r["check"] == "forward")["status"] == "pass"
+    assert next(r for r in records if r.check == "forward").status == "pass"
 
 
 def test_public_op_without_mirror_is_a_coverage_hole(monkeypatch, tmp_path, capsys):
