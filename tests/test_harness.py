@@ -14,6 +14,7 @@ import torch
 
 import neuronix as nx
 from conformance.mirror import OpMirror, Sample
+from conformance.runner import case_id, run_case, seed_of
 from conformance.strategies import nonempty_shape, tensor, unary
 from neuronix.ops import registry
 from neuronix.ops.registry import apply, defop
@@ -39,8 +40,6 @@ def _cleanup():
 
 
 def run(mirror, dtype="float64", **kw):
-    from conformance.runner import run_case
-
     return run_case(mirror, dtype, "cpu", examples=kw.pop("examples", 3), **kw)
 
 
@@ -201,12 +200,40 @@ def test_missing_driver_is_reported_not_raised():
         del DRIVERS["planted_kind"]
 
 
+def _replay_mirror(name: str = "planted.replay") -> OpMirror:
+    return OpMirror(name, nx.exp, torch.exp, lambda d, t, v: Sample((tensor(d, nonempty_shape(d), t, v),)))
+
+
+def _draws(case) -> list:
+    return [(e.index, e.seed, e.info["inputs"]) for e in case.examples]
+
+
+def test_a_case_id_maps_to_its_own_seed_on_every_machine():
+    assert seed_of("exp|float64|cpu") == 977669144  # pinned: a repro command printed by CI replays anywhere
+    ids = [case_id(n, dt, dev) for n in ("exp", "exp2", "planted.replay") for dt in ("float32", "float64")
+           for dev in ("cpu", "cuda")]
+    assert len({seed_of(i) for i in ids}) == len(ids)  # name, dtype and device each move the seed
+
+
 def test_case_replays_identically_from_its_id():
-    mirror = OpMirror("planted.replay", nx.exp, torch.exp, lambda d, t, v: Sample((tensor(d, nonempty_shape(d), t, v),)))
-    first, second = run(mirror), run(mirror)
-    assert [e.info for e in first.examples] == [e.info for e in second.examples]
-    assert [e.seed for e in first.examples] == [e.seed for e in second.examples]
-    assert record(first, "backward").max_abs_error == record(second, "backward").max_abs_error
+    mirror = _replay_mirror()
+    first, again = run(mirror, examples=6), run(mirror, examples=6)
+    assert first.seed == seed_of("planted.replay|float64|cpu")
+    assert _draws(first) == _draws(again)
+    assert record(first, "backward").max_abs_error == record(again, "backward").max_abs_error
+    for k in (0, 3, 5):  # ``repro --example K``: example K alone is the example K of the whole case
+        assert _draws(run(mirror, examples=6, only_example=k)) == [_draws(first)[k]]
+
+
+def test_another_case_id_draws_other_examples():
+    """A seed that ignored the id (or a runner that ignored the seed) would give every case the same examples.
+
+    Example 0 is Hypothesis's simplest draw (seed 0) in every case, so the examples after it are compared.
+    """
+    first = [e.seed for e in run(_replay_mirror(), examples=6).examples]
+    renamed = [e.seed for e in run(_replay_mirror("planted.replay.renamed"), examples=6).examples]
+    other_dtype = [e.seed for e in run(_replay_mirror(), "float32", examples=6).examples]
+    assert first[1:] != renamed[1:] and first[1:] != other_dtype[1:] and renamed[1:] != other_dtype[1:]
 
 
 # ----- a gradient cached on a node across backward passes ----------------------------------
