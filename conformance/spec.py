@@ -1,6 +1,6 @@
 """Old name of ``conformance.mirror``, kept only while files owned by other sessions import it.
 
-Its importers: ``conformance/coverage.py`` and ``tests/test_{conformance_ops,optim,lr_scheduler,special_values}.py``.
+Its importers: ``tests/test_{conformance_ops,optim,lr_scheduler,special_values}.py``.
 Delete this file once they import ``conformance.mirror``.
 """
 
