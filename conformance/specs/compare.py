@@ -1,5 +1,7 @@
 """Mirrors of the non-differentiable ops: comparisons, logical and bitwise ops, tests, arg-ops.
 
+Named, as the other op families here, after its family in ``neuronix/ops/`` (``compare.py``).
+
 Their results are bool or integer tensors (or Python bools): compared exactly. Inputs are
 rounded to halves so ties, equalities and repeated values actually occur.
 """
