@@ -143,18 +143,21 @@ def _freed_error(node: Node) -> RuntimeError:
     )
 
 
-def _check_saved(node: Node) -> None:
+def _check_saved(node: Node):
     """torch's ``SavedVariable`` check: every saved tensor, index and mask is still at its saved version.
 
-    A leaf whose ``.data`` was reassigned since the forward is read anew (as torch reads a saved
-    leaf through the variable), so its old value is not checked.
+    Returns the saved inputs as a plain pass reads them: a leaf whose ``.data`` was reassigned
+    since the forward is read anew (as torch reads a saved leaf through the variable), so its old
+    value is not checked.
     """
-    versions = node.versions
+    saved, versions = node.saved, node.versions
     if versions is not None:
-        for raw, expected, edge in zip(node.saved, versions, node.edges):
+        for i, (raw, expected, edge) in enumerate(zip(saved, versions, node.edges)):
             if expected is not None and raw._version != expected:
                 if edge is None or edge.__class__ is Node or edge.data is raw:
                     raise _version_error(node)
+                saved = list(saved)
+                saved[i] = edge.data
         if node.saved_out is not None and node.saved_out._version != versions[-1]:
             raise _version_error(node)
     if node.checked is not None:
@@ -166,35 +169,23 @@ def _check_saved(node: Node) -> None:
                     f"{raw.dtype}, device {raw.device}) is at version {raw._version}; expected version {expected} "
                     "instead. Use an out-of-place op or .clone() the index before modifying it"
                 )
+    return saved
 
 
-def _saved_value(raw, edge, create_graph: bool):
-    """A saved input as the rules read it: raw on a plain pass, in the graph again under create_graph.
+def _recorded_arguments(node: Node) -> tuple:
+    """``(out, inputs)`` as the rules receive them under create_graph: in the graph again.
 
-    A leaf's value is read through the leaf (its ``.data`` may have been reassigned since).
+    A saved leaf is the leaf itself (its ``.data`` may have been reassigned since the forward).
     """
-    if not isinstance(raw, torch.Tensor):
-        return raw
-    if edge is not None and edge.__class__ is not Node:
-        return edge if create_graph else edge.data
-    return Tensor._make(raw, edge) if create_graph else raw
-
-
-def _rule_arguments(node: Node, create_graph: bool) -> tuple:
-    """``(out, inputs)`` as the node's rules receive them, after torch's saved-tensor checks."""
     saved = node.saved
     if saved is FREED:
         raise _freed_error(node)
     if node.versions is not None or node.checked is not None:
         _check_saved(node)
-    if not saved:
-        inputs = (None,) * len(node.edges)
-    else:
-        inputs = [_saved_value(r, e, create_graph) for r, e in zip(saved, node.edges)]
+    inputs = [(e if e is not None and e.__class__ is not Node else Tensor._make(r, e))
+              if isinstance(r, torch.Tensor) else r for r, e in zip(saved, node.edges)] if saved else (None,) * len(node.edges)
     out = node.saved_out
-    if out is not None and create_graph:
-        out = Tensor._make(out, node)
-    return out, inputs
+    return (None if out is None else Tensor._make(out, node)), inputs
 
 
 def _wrap(data: torch.Tensor) -> Tensor:
@@ -370,13 +361,29 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
                     g = _run_hooks(vertex.hooks, g, create_graph)
                 if wanted is not None and vertex in wanted:
                     captured[vertex] = g
-                out, inputs = _rule_arguments(vertex, create_graph)
-                needs = [e is not None and (needed is None or e in needed) for e in edges]
-                grads = _input_grads(vertex, g, out, inputs, needs, create_graph)
+                spec = vertex.spec
+                if create_graph:
+                    out, inputs = _recorded_arguments(vertex)
+                else:
+                    inputs = vertex.saved
+                    if inputs is FREED:
+                        raise _freed_error(vertex)
+                    if vertex.versions is not None or vertex.checked is not None:
+                        inputs = _check_saved(vertex)
+                    out = vertex.saved_out
+                    if not inputs:
+                        inputs = (None,) * len(edges)
+                if spec.fused is None and needed is None:  # the common case: each input's rule, once
+                    attrs = vertex.attrs
+                    grads = [None if e is None else rule(g, out, *inputs, **attrs) for rule, e in zip(spec.vjps, edges)]
+                else:
+                    needs = [e is not None and (needed is None or e in needed) for e in edges]
+                    grads = _input_grads(vertex, g, out, inputs, needs, create_graph)
                 for edge, gi in zip(edges, grads):
                     if gi is None:
                         continue
-                    gi = _fit(gi, edge, create_graph)
+                    if create_graph or gi.__class__ is not torch.Tensor or gi.shape != edge.shape or gi.dtype != edge.dtype:
+                        gi = _fit(gi, edge, create_graph)
                     prev = buffers.get(edge)
                     if prev is None:
                         buffers[edge] = gi
