@@ -56,9 +56,6 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     # Open defects found by this sweep in files outside this change (reported with it):
     "einsum": ("known", "ops/linalg.py: einsum's gradient is NaN where torch's is 0 (a repeated label's identity-matrix "
                         "factor multiplies inf by 0)"),
-    "nn.functional.conv*": ("known", "ops/conv.py: under create_graph the bias gradient (a sum of g) is not in the "
-                                     "graph, torch's is (conv picks its fast path in the rule, not as a defop(fused=) "
-                                     "kernel, so the engine's anchoring does not reach it)"),
     "nn.functional.nll_loss*": ("known", "ops/loss.py (nll_loss): under create_graph the input gradient is not in the "
                                          "input's graph, torch's is"),
     "nn.functional.cross_entropy*": ("known", "ops/loss.py (cross_entropy): NaN where torch's gradient is 0 at "

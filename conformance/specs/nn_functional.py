@@ -98,8 +98,11 @@ def _conv(spatial: int, *, groups=(1, 2, 3), dilation=(1, 2), stride=(1, 2, 3), 
         span = [d * (k - 1) + 1 for d, k in zip(dil, kernel)]
         size = tuple(draw(st.integers(s, s + 4)) for s in span)  # odd and even sizes, output never empty
         n = draw(st.sampled_from((1, 2)))
-        shape = ((n,) if draw(st.sampled_from(batched)) else ()) + (cin,) + size
-        x = _layout(draw, tensor(draw, shape, dtype, device), channels_last)
+        batch = draw(st.sampled_from(batched))
+        shape = ((n,) if batch else ()) + (cin,) + size
+        # an unbatched input is drawn contiguous: torch 2.13's CPU conv1d segfaults on a strided
+        # unbatched input with a bias (found by the special-value sweep), so torch has no answer there
+        x = _layout(draw, tensor(draw, shape, dtype, device, contiguous=not batch or None), channels_last)
         wshape = (cin, cout // g) + kernel if transposed else (cout, cin // g) + kernel
         w = tensor(draw, wshape, dtype, device)
         b = tensor(draw, (cout,), dtype, device) if draw(st.booleans()) else None

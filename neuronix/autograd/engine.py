@@ -1,16 +1,26 @@
-"""The reverse pass: dependency-counted traversal, VJP calls, gradient routing.
+"""The reverse pass: a dependency-counted walk that calls each node's rules once.
 
-1. Count, for every node reachable from the roots, how many edges point at it
-   (an iterative walk: no recursion, so a 50 000-op chain is fine).
-2. Start from the roots with their seed gradients; a node runs once all its consumers
-   have delivered, its buffered gradient is dropped as soon as its VJPs have used it,
-   and (without ``retain_graph``) its saved tensors are released right after.
-3. Each VJP result is reduced to its input's shape (``sum_to_shape``: the only place
-   broadcasting is undone) and cast to its input's dtype, then sent along its edge:
-   into another node's buffer or into a leaf's ``.grad``.
+The graph's vertices are ``Node``s (one per recorded op) and leaf ``Tensor``s, which are
+sinks (torch's ``AccumulateGrad``): a node's ``edges[i]`` is the vertex that receives the
+gradient of its input ``i`` (or ``None``). ``run_backward`` is the whole algorithm:
 
-``grad`` and ``backward(inputs=...)`` first mark the nodes that lead to a requested
-input; the others are skipped, and so are VJPs of edges that lead nowhere requested.
+1. Count how many edges point at every vertex below the roots (an iterative walk: a
+   50 000-op chain is fine); with ``targets`` (``grad``, ``backward(inputs=...)``) mark the
+   vertices that lead to a target, the only ones that run.
+2. Pop a vertex whose consumers have all delivered. A node runs its hooks, then its rules
+   (or its fused kernel, ``_input_grads``), and each input's gradient is fitted to that
+   input (``_fit``: the one place broadcasting is undone and dtypes are cast) and summed
+   into the input's buffer. A leaf runs its hooks and accumulates into ``.grad`` (or is
+   captured for ``grad``).
+
+Invariants. Every vertex runs at most once per pass, after every gradient for it has
+arrived, so hooks see the total. A buffer is added into in place only when this pass
+made it (``owned``), never a tensor a rule or the caller may still hold. Without
+``create_graph`` the rules run on raw ``torch.Tensor``s under the ``RAW`` grad state (an op
+on raw tensors returns a raw tensor and records nothing: no wrapper or node per gradient
+op); with it they run on ``nx.Tensor``s and are recorded, which gives higher derivatives.
+Nothing computed for one upstream gradient outlives that node's step; saved tensors are
+released after the node runs unless ``retain_graph``.
 """
 
 from __future__ import annotations
@@ -22,9 +32,8 @@ import torch
 
 from neuronix.autograd import mode
 from neuronix.autograd.graph import FREED, Node
-from neuronix.tensor import Tensor
+from neuronix.tensor import Tensor, unwrap
 
-_NONES = tuple((None,) * n for n in range(9))  # the VJPs' inputs when an op saves none
 _new = object.__new__
 
 
@@ -74,49 +83,39 @@ def _check_roots(where: str, outputs) -> None:
             )
 
 
-def _dependencies(roots: list[Node]) -> tuple[dict[Node, int], dict[int, int]]:
-    """How many edges point at every node below the roots, and at every leaf (by id)."""
-    deps: dict[Node, int] = {}
-    leaf_deps: dict[int, int] = {}
-    root_set = set(roots)
-    stack = list(roots)
+def _dependencies(roots: list) -> dict:
+    """How many edges point at every vertex (node or leaf) below the roots."""
+    deps: dict = {}
+    stack = [v for v in roots if v.__class__ is Node]
     while stack:
         for edge in stack.pop().edges:
-            if edge.__class__ is Node:
-                if edge in deps:
-                    deps[edge] += 1
-                else:
-                    deps[edge] = 1
-                    if edge not in root_set:
-                        stack.append(edge)
-            elif edge is not None:
-                key = id(edge)
-                leaf_deps[key] = leaf_deps.get(key, 0) + 1
-    return deps, leaf_deps
+            if edge is None:
+                continue
+            if edge in deps:
+                deps[edge] += 1
+            else:
+                deps[edge] = 1
+                if edge.__class__ is Node:
+                    stack.append(edge)
+    return deps
 
 
-def _needed(roots: list[Node], deps: dict[Node, int], target_nodes: set, leaf_targets: set) -> set:
-    """The nodes from which a requested input can be reached (the only ones ``grad`` runs)."""
-    order = []
-    left = dict(deps)
-    ready = [n for n in roots if n not in left]
-    while ready:
-        node = ready.pop()
-        order.append(node)
-        for edge in node.edges:
-            if edge.__class__ is Node:
+def _leading_to(roots: list, deps: dict, targets: set) -> set:
+    """The vertices from which a target can be reached (the only ones ``grad`` runs)."""
+    order, left = [], dict(deps)
+    ready = [v for v in roots if v not in left]
+    while ready:  # a topological order: every vertex after all of its consumers
+        vertex = ready.pop()
+        order.append(vertex)
+        for edge in vertex.edges if vertex.__class__ is Node else ():
+            if edge is not None:
                 left[edge] -= 1
                 if left[edge] == 0:
                     ready.append(edge)
     needed = set()
-    for node in reversed(order):  # consumers come after their inputs in this order
-        if node in target_nodes:
-            needed.add(node)
-            continue
-        for edge in node.edges:
-            if edge in needed if edge.__class__ is Node else (edge is not None and id(edge) in leaf_targets):
-                needed.add(node)
-                break
+    for vertex in reversed(order):  # inputs before their consumers
+        if vertex in targets or (vertex.__class__ is Node and any(e in needed for e in vertex.edges)):
+            needed.add(vertex)
     return needed
 
 
@@ -144,33 +143,21 @@ def _freed_error(node: Node) -> RuntimeError:
     )
 
 
-def _connected(raw, edge):
-    """A saved input as the VJPs see it under ``create_graph``: part of the graph again."""
-    if not isinstance(raw, torch.Tensor):
-        return raw
-    if edge is None:
-        return Tensor._make(raw, None)
-    if edge.__class__ is Node:
-        return Tensor._make(raw, edge)
-    return edge  # a leaf that requires grad: the input itself
-
-
-def _check_saved(node: Node) -> None:
+def _check_saved(node: Node):
     """torch's ``SavedVariable`` check: every saved tensor, index and mask is still at its saved version.
 
-    A leaf whose ``.data`` was reassigned since the forward is read anew (as torch reads a saved
-    leaf through the variable), so its old value is not checked.
+    Returns the saved inputs as a plain pass reads them: a leaf whose ``.data`` was reassigned
+    since the forward is read anew (as torch reads a saved leaf through the variable), so its old
+    value is not checked.
     """
-    versions = node.versions
+    saved, versions = node.saved, node.versions
     if versions is not None:
-        edges = node.edges
-        i = -1
-        for raw, expected in zip(node.saved, versions):
-            i += 1
+        for i, (raw, expected, edge) in enumerate(zip(saved, versions, node.edges)):
             if expected is not None and raw._version != expected:
-                edge = edges[i]
                 if edge is None or edge.__class__ is Node or edge.data is raw:
                     raise _version_error(node)
+                saved = list(saved)
+                saved[i] = edge.data
         if node.saved_out is not None and node.saved_out._version != versions[-1]:
             raise _version_error(node)
     if node.checked is not None:
@@ -182,37 +169,27 @@ def _check_saved(node: Node) -> None:
                     f"{raw.dtype}, device {raw.device}) is at version {raw._version}; expected version {expected} "
                     "instead. Use an out-of-place op or .clone() the index before modifying it"
                 )
+    return saved
 
 
-def _current(raw, edge):
-    """A saved input as the VJPs read it: a leaf's current ``.data`` (it may have been reassigned)."""
-    if edge is not None and edge.__class__ is not Node and isinstance(raw, torch.Tensor):
-        return edge.data
-    return raw
+def _recorded_arguments(node: Node) -> tuple:
+    """``(out, inputs)`` as the rules receive them under create_graph: in the graph again.
 
-
-def _vjp_arguments(node: Node, create_graph: bool) -> tuple:
-    """``(out, inputs)`` as the node's VJPs receive them, after torch's saved-tensor checks."""
+    A saved leaf is the leaf itself (its ``.data`` may have been reassigned since the forward).
+    """
     saved = node.saved
     if saved is FREED:
         raise _freed_error(node)
     if node.versions is not None or node.checked is not None:
         _check_saved(node)
-    n = len(node.edges)
-    if not saved:
-        inputs = _NONES[n] if n < 9 else (None,) * n
-    elif create_graph:
-        inputs = [_connected(r, e) for r, e in zip(saved, node.edges)]
-    else:
-        inputs = [_wrap(_current(r, e)) if isinstance(r, torch.Tensor) else r for r, e in zip(saved, node.edges)]
-    out = None
-    if node.saved_out is not None:
-        out = Tensor._make(node.saved_out, node) if create_graph else _wrap(node.saved_out)
-    return out, inputs
+    inputs = [(e if e is not None and e.__class__ is not Node else Tensor._make(r, e))
+              if isinstance(r, torch.Tensor) else r for r, e in zip(saved, node.edges)] if saved else (None,) * len(node.edges)
+    out = node.saved_out
+    return (None if out is None else Tensor._make(out, node)), inputs
 
 
 def _wrap(data: torch.Tensor) -> Tensor:
-    """``Tensor._make(data, None)`` without the method call: a constant for the VJPs."""
+    """``Tensor._make(data, None)`` without the method call."""
     t = _new(Tensor)
     t.data = data
     t._grad = None
@@ -223,242 +200,215 @@ def _wrap(data: torch.Tensor) -> Tensor:
     return t
 
 
-def _reduce(gi: Tensor, shape, dtype) -> Tensor:
-    """Undo broadcasting (the one place it is done) and cast to the input's dtype."""
-    data = gi.data
-    if data.shape != shape:
-        from neuronix.ops.reduce import sum_to_shape  # the ops package imports this one
+def _fit(gi, target, create_graph: bool):
+    """A rule's result as the gradient of ``target``: its kind, shape and dtype.
 
-        gi = sum_to_shape(gi, shape)
-    if data.dtype != dtype:
+    The one place broadcasting is undone and dtypes are cast. A rule may return a raw or a
+    neuronix tensor: on a plain pass gradients are raw, under create_graph neuronix tensors.
+    """
+    if create_graph:
+        if gi.__class__ is not Tensor and not isinstance(gi, Tensor):
+            gi = _wrap(gi)
+        meta = gi.data
+    else:
+        if isinstance(gi, Tensor):
+            gi = gi.data
+        meta = gi
+    want = target if target.__class__ is Node else target.data
+    shape, dtype = want.shape, want.dtype
+    if meta.shape != shape:
+        if create_graph:
+            from neuronix.ops.reduce import sum_to_shape  # the ops package imports this module
+
+            gi = sum_to_shape(gi, shape)
+        else:
+            gi = gi.sum_to_size(shape)
+    if meta.dtype != dtype:
         gi = gi.to(dtype)
     return gi
 
 
-def _run_hooks(hooks, g: Tensor) -> Tensor:
-    for hook in list(hooks):
-        result = hook(g)
-        if result is not None:
-            new = _as_tensor(result)
-            for what, before, after in (("size", g.shape, new.shape), ("type", g.dtype, new.dtype),
-                                        ("device", g.device, new.device)):
-                if before != after:
-                    raise RuntimeError(
-                        f"hook '{getattr(hook, '__name__', hook)}' has changed the {what} of value: the gradient "
-                        f"had {what} {tuple(before) if what == 'size' else before}, the hook returned "
-                        f"{tuple(after) if what == 'size' else after}; a hook must return a tensor like its input "
-                        "(or None)"
-                    )
-            g = new
-    return g
+def _run_hooks(hooks, g, create_graph: bool):
+    """Tensor hooks see neuronix tensors, under the grad mode of the pass (off on a plain pass)."""
+    wrapped = g if create_graph else _wrap(g)
+    token = None if create_graph else mode.set_state(False)
+    try:
+        for hook in list(hooks):
+            result = hook(wrapped)
+            if result is not None:
+                new = _as_tensor(result)
+                for what, before, after in (("size", wrapped.shape, new.shape), ("type", wrapped.dtype, new.dtype),
+                                            ("device", wrapped.device, new.device)):
+                    if before != after:
+                        raise RuntimeError(
+                            f"hook '{getattr(hook, '__name__', hook)}' has changed the {what} of value: the gradient "
+                            f"had {what} {tuple(before) if what == 'size' else before}, the hook returned "
+                            f"{tuple(after) if what == 'size' else after}; a hook must return a tensor like its "
+                            "input (or None)"
+                        )
+                wrapped = new
+    finally:
+        if token is not None:
+            mode.reset_state(token)
+    return wrapped if create_graph else wrapped.data
 
 
-def _accumulate_leaf(leaf: Tensor, g: Tensor, owned: bool, create_graph: bool, hooks: bool = True) -> None:
-    """Add ``g`` into ``leaf.grad``; ``owned`` means nothing else holds ``g`` (no copy needed)."""
-    if hooks and leaf._hooks:
-        g = _run_hooks(leaf._hooks, g)
-        owned = False
+def _accumulate(leaf: Tensor, g, owned: bool, create_graph: bool) -> None:
+    """Add ``g`` into ``leaf.grad``; ``owned`` means nothing else holds ``g`` (it may become ``.grad``)."""
     if leaf._grad is None:
-        if owned and (create_graph or g.grad_fn is None):
-            leaf._grad = g
-        elif create_graph:  # a recorded copy: .grad must never alias a tensor the caller holds (the seed)
-            from neuronix.ops.movement import clone  # the ops package imports this one
+        if create_graph:
+            if not owned:  # a recorded copy: .grad must never alias a tensor the caller holds (the seed)
+                from neuronix.ops.movement import clone  # the ops package imports this module
 
-            leaf._grad = clone(g)
+                g = clone(g)
+            leaf._grad = g
         else:
-            leaf._grad = Tensor._make(g.data.clone(), None)
+            leaf._grad = _wrap(g if owned else g.clone())
     elif create_graph or leaf._grad.requires_grad:
         leaf._grad = leaf._grad + g
     else:
-        leaf._grad.data += g.data
+        leaf._grad.data += g if g.__class__ is torch.Tensor or not isinstance(g, Tensor) else g.data
 
 
-def _scale_like(g: Tensor, value: torch.Tensor) -> Tensor:
+def _fresh(gi, g, node: Node) -> bool:
+    """Whether a rule's result is a new tensor no one else holds (so a leaf may keep it as ``.grad``)."""
+    data, up = (gi.data, g.data) if isinstance(gi, Tensor) else (gi, g)
+    if gi is g or data._base is not None or data.data_ptr() == up.data_ptr() or data is node.saved_out:
+        return False
+    return not any(data is s for s in node.saved or ())
+
+
+def _scale_like(g, value: torch.Tensor) -> Tensor:
     """The upstream gradient's magnitude, shaped as one input's gradient (``kernel_valued``'s yardstick)."""
     data = g.data
     scale = data.abs().amax() if data.numel() else data.new_zeros(())
     return _wrap(scale.expand(value.shape))
 
 
-def _fused_vjps(node: Node, g, out, inputs, needed, leaf_targets, create_graph: bool) -> list:
-    """Per-input VJPs that hand out the results of one call of the op's fused kernel.
+def _input_grads(node: Node, g, out, inputs, needs: list, create_graph: bool) -> list:
+    """The gradient of every input the pass needs (``None`` for the others): the rules, or the fused kernel.
 
-    The kernel runs once, for the inputs this pass needs. On a plain backward its values are
-    the gradients. Under ``create_graph`` the op's own (differentiable) rules give the graph and
-    the kernel the value (``kernel_valued``: a selection, so an infinite gradient stays infinite),
-    so first derivatives are the kernel's to the last bit either way; and, as torch's backward
-    nodes, every gradient is in the graph when an input is (a gradient penalty through a bias
-    gradient gives zeros, not an error). The closures are dropped when the step ends: nothing
-    computed for this upstream gradient is kept on the node.
+    A fused kernel computes several inputs' gradients in one call. On a plain pass its values
+    are the gradients. Under create_graph the op's own (differentiable) rules give the graph and
+    the kernel the value (``kernel_valued``: a selection, so an infinite gradient stays infinite);
+    and, as torch's backward nodes, every gradient is in the graph when an input is.
     """
-    edges = node.edges
-    needs = [e is not None and (needed is None or e in needed if e.__class__ is Node
-                                else leaf_targets is None or id(e) in leaf_targets) for e in edges]
-    attrs = node.attrs
-    raw = node.spec.fused(g, out, *inputs, needs=needs, **attrs)
-    rules = node.spec.vjps
-    anchor = next((t for t in inputs if isinstance(t, Tensor) and t.requires_grad), None) if create_graph else None
+    spec, attrs = node.spec, node.attrs
+    rules = spec.vjps
+    if spec.fused is None or (create_graph and not spec.fused_values_recorded):
+        return [rules[i](g, out, *inputs, **attrs) if need else None for i, need in enumerate(needs)]
+    if not create_graph:  # the kernel's values; where it gives None for a needed input, the rule's
+        values = spec.fused(g, out, *inputs, needs=needs, **attrs)
+        return [(rules[i](g, out, *inputs, **attrs) if v is None else v) if need else None
+                for i, (v, need) in enumerate(zip(values, needs))]
+    values = spec.fused(g.data, out if out is None else out.data, *map(unwrap, inputs), needs=needs, **attrs)
+    from neuronix.ops.elementwise import anchored, kernel_valued  # the ops package imports this module
 
-    def vjp(i):
-        def one(*_, **__):
-            value = raw[i]
-            if value is not None and not create_graph:
-                return _wrap(value)
-            from neuronix.ops.elementwise import anchored, kernel_valued  # the ops package imports this one
-
-            valued = rules[i](g, out, *inputs, **attrs)
-            if value is not None:
-                valued = kernel_valued(valued, value, _scale_like(g, value))
-            if create_graph and valued is not None and not valued.requires_grad and anchor is not None:
-                valued = anchored(valued, anchor)
-            return valued
-
-        return one
-
-    return [vjp(i) for i in range(len(edges))]
-
-
-def _release(node: Node, deps: dict, ready: list, leaf_deps: dict, leaf_buffers: dict, flush) -> None:
-    """Count a node's edges as delivered without running its VJPs (no gradient, or pruned)."""
-    for edge in node.edges:
-        if edge.__class__ is Node:
-            deps[edge] -= 1
-            if deps[edge] == 0:
-                ready.append(edge)
-        elif edge is not None:
-            key = id(edge)
-            leaf_deps[key] -= 1
-            if leaf_deps[key] == 0 and key in leaf_buffers:
-                flush(key)
+    anchor = next((t for t in inputs if isinstance(t, Tensor) and t.requires_grad), None)
+    grads = []
+    for i, need in enumerate(needs):
+        valued = rules[i](g, out, *inputs, **attrs) if need else None
+        if valued is not None and values[i] is not None:
+            valued = kernel_valued(valued, values[i], _scale_like(g, values[i]))
+        if valued is not None and not valued.requires_grad and anchor is not None:
+            valued = anchored(valued, anchor)
+        grads.append(valued)
+    return grads
 
 
 def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets=None):
     """The shared core of ``backward`` and ``grad``.
 
     Without ``targets`` gradients accumulate into every leaf's ``.grad``. With ``targets``
-    (``grad`` and ``backward(inputs=...)``) no ``.grad`` is touched: only the nodes leading
-    to a target run, and the targets' gradients are returned (``None`` where unreached).
-    A leaf's contributions are summed first, so its hooks see its total gradient once, as torch.
-
-    Gradients arriving at one node or leaf are summed into a buffer; a buffer this pass
-    created itself (a sum) is owned, so later contributions are added in place unless
-    ``create_graph`` needs the sum recorded.
+    (``grad``, ``backward(inputs=...)``) no ``.grad`` is touched: only vertices leading to a
+    target run, and the targets' gradients are returned (``None`` where unreached).
     """
-    capture_leaf: dict[int, Tensor] = {}
-    capture_node: dict[Node, Tensor] = {}
-    target_nodes: set = set()
-    leaf_targets: set | None = None
-    if targets is not None:
-        target_nodes = {t.grad_fn for t in targets if t.grad_fn is not None}
-        leaf_targets = {id(t) for t in targets if t.grad_fn is None}
-    leaf_buffers: dict[int, list] = {}  # id(leaf) -> [leaf, summed gradient, owned]
-    owned_buffers: set = set()  # nodes whose buffer is a sum made here
-
-    def flush(key):
-        leaf, g, owned = leaf_buffers.pop(key)
-        if leaf_targets is None:
-            _accumulate_leaf(leaf, g, owned, create_graph)
-        elif key in leaf_targets:
-            capture_leaf[key] = _run_hooks(leaf._hooks, g) if leaf._hooks else g
-
-    def to_leaf(leaf, g, owned):
-        key = id(leaf)
-        entry = leaf_buffers.get(key)
-        if entry is None:
-            leaf_buffers[key] = [leaf, g, owned]
-        elif entry[2] and not create_graph:
-            entry[1].data.add_(g.data)
+    buffers: dict = {}  # vertex -> the sum of the gradients delivered to it so far
+    owned: set = set()  # vertices whose buffer this pass made: safe to add into in place
+    roots = []
+    for out, seed in zip(outputs, seeds):
+        vertex = out.grad_fn or out
+        seed = seed if create_graph else seed.data
+        if vertex in buffers:
+            buffers[vertex] = buffers[vertex] + seed
+            owned.add(vertex)
         else:
-            entry[1] = entry[1] + g
-            entry[2] = True
-
-    with mode.set_grad_enabled(create_graph):
-        buffers: dict[Node, Tensor] = {}
-        roots = []
-        for out, seed in zip(outputs, seeds):
-            node = out.grad_fn
-            if node is None:
-                to_leaf(out, seed, False)
-            elif node in buffers:
-                buffers[node] = buffers[node] + seed
-            else:
-                buffers[node] = seed
-                roots.append(node)
-        deps, leaf_deps = _dependencies(roots)
-        needed = None
-        if targets is not None:
-            needed = _needed(roots, deps, target_nodes, leaf_targets)
-        ready = [n for n in roots if n not in deps]
+            buffers[vertex] = seed
+            roots.append(vertex)
+    deps = _dependencies(roots)
+    wanted = None if targets is None else {t.grad_fn or t for t in targets}
+    needed = None if wanted is None else _leading_to(roots, deps, wanted)
+    captured: dict = {}
+    ready = [v for v in roots if v not in deps]
+    token = mode.set_state(True if create_graph else mode.RAW)
+    try:
         while ready:
-            node = ready.pop()
-            g = buffers.pop(node, None)
-            if g is None or (needed is not None and node not in needed):
-                _release(node, deps, ready, leaf_deps, leaf_buffers, flush)  # nothing flows through it
+            vertex = ready.pop()
+            g = buffers.pop(vertex, None)
+            if vertex.__class__ is not Node:  # a leaf: the sink
+                if g is not None and (wanted is None or vertex in wanted):
+                    if vertex._hooks:
+                        g = _run_hooks(vertex._hooks, g, create_graph)
+                        owned.discard(vertex)
+                    if wanted is None:
+                        _accumulate(vertex, g, vertex in owned, create_graph)
+                    else:
+                        captured[vertex] = g
                 continue
-            if owned_buffers:
-                owned_buffers.discard(node)
-            if node.hooks:
-                g = _run_hooks(node.hooks, g)
-            if node in target_nodes:
-                capture_node[node] = g
-            out, inputs = _vjp_arguments(node, create_graph)
-            vjps, attrs = node.spec.vjps, node.attrs
-            if node.spec.fused is not None:  # one kernel for all inputs; results live only in this step
-                vjps = _fused_vjps(node, g, out, inputs, needed, leaf_targets, create_graph)
-            i = -1
-            for edge in node.edges:
-                i += 1
-                if edge is None:
-                    continue
-                if edge.__class__ is Node:
-                    if needed is None or edge in needed:
-                        gi = vjps[i](g, out, *inputs, **attrs) if attrs else vjps[i](g, out, *inputs)
-                        if gi is not None:
-                            data = gi.data
-                            if data.shape != edge.shape or data.dtype != edge.dtype:
-                                gi = _reduce(gi, edge.shape, edge.dtype)
-                            prev = buffers.get(edge)
-                            if prev is None:
-                                buffers[edge] = gi
-                            elif edge in owned_buffers and not create_graph:
-                                prev.data.add_(gi.data)
-                            else:
-                                buffers[edge] = prev + gi
-                                owned_buffers.add(edge)
+            edges = vertex.edges
+            if g is not None and (needed is None or vertex in needed):
+                if vertex.hooks:
+                    g = _run_hooks(vertex.hooks, g, create_graph)
+                if wanted is not None and vertex in wanted:
+                    captured[vertex] = g
+                spec = vertex.spec
+                if create_graph:
+                    out, inputs = _recorded_arguments(vertex)
+                else:
+                    inputs = vertex.saved
+                    if inputs is FREED:
+                        raise _freed_error(vertex)
+                    if vertex.versions is not None or vertex.checked is not None:
+                        inputs = _check_saved(vertex)
+                    out = vertex.saved_out
+                    if not inputs:
+                        inputs = (None,) * len(edges)
+                if spec.fused is None and needed is None:  # the common case: each input's rule, once
+                    attrs = vertex.attrs
+                    grads = [None if e is None else rule(g, out, *inputs, **attrs) for rule, e in zip(spec.vjps, edges)]
+                else:
+                    needs = [e is not None and (needed is None or e in needed) for e in edges]
+                    grads = _input_grads(vertex, g, out, inputs, needs, create_graph)
+                for edge, gi in zip(edges, grads):
+                    if gi is None:
+                        continue
+                    if create_graph or gi.__class__ is not torch.Tensor or gi.shape != edge.shape or gi.dtype != edge.dtype:
+                        gi = _fit(gi, edge, create_graph)
+                    prev = buffers.get(edge)
+                    if prev is None:
+                        buffers[edge] = gi
+                        if edge.__class__ is not Node and _fresh(gi, g, vertex):
+                            owned.add(edge)  # may become the leaf's .grad without a copy
+                    elif edge in owned and not create_graph:
+                        prev += gi
+                    else:
+                        buffers[edge] = prev + gi
+                        owned.add(edge)
+                if not retain_graph and (vertex.versions is not None or vertex.saved_out is not None):
+                    vertex.saved = FREED  # as torch: a node that saved no tensor may run again
+                    vertex.saved_out = None
+            for edge in edges:  # delivered (or nothing to deliver): the edge's consumer count drops
+                if edge is not None:
                     left = deps[edge] - 1
                     deps[edge] = left
                     if left == 0:
                         ready.append(edge)
-                    continue
-                key = id(edge)  # a leaf
-                if leaf_targets is None or key in leaf_targets:
-                    gi = vjps[i](g, out, *inputs, **attrs) if attrs else vjps[i](g, out, *inputs)
-                    if gi is not None:
-                        data, leaf_data = gi.data, edge.data
-                        if data.shape != leaf_data.shape or data.dtype != leaf_data.dtype:
-                            gi = _reduce(gi, leaf_data.shape, leaf_data.dtype)
-                        entry = leaf_buffers.get(key)
-                        if entry is None:
-                            # owned: a fresh tensor nobody else holds, so it may become .grad without a copy
-                            data = gi.data
-                            leaf_buffers[key] = [edge, gi, gi is not g and data is not g.data and data._base is None]
-                        elif entry[2] and not create_graph:
-                            entry[1].data.add_(gi.data)
-                        else:
-                            entry[1] = entry[1] + gi
-                            entry[2] = True
-                left = leaf_deps[key] - 1
-                leaf_deps[key] = left
-                if left == 0 and key in leaf_buffers:
-                    flush(key)
-            if not retain_graph and (node.versions is not None or node.saved_out is not None):
-                node.saved = FREED  # as torch: a node that saved no tensor may run again
-                node.saved_out = None
-        for key in list(leaf_buffers):  # leaves that were outputs themselves
-            flush(key)
+    finally:
+        mode.reset_state(token)
     if targets is None:
         return None
-    return [capture_node.get(t.grad_fn) if t.grad_fn is not None else capture_leaf.get(id(t)) for t in targets]
+    results = [captured.get(t.grad_fn or t) for t in targets]
+    return results if create_graph else [None if r is None else _wrap(r) for r in results]
 
 
 class _Passes(threading.local):
@@ -558,7 +508,7 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
     results = run_backward(outputs, seeds, retain_graph, create_graph, targets)
     for t, g in zip(targets, results):
         if g is not None:
-            _accumulate_leaf(t, g, False, create_graph, hooks=False)  # hooks already ran
+            _accumulate(t, g if create_graph else g.data, False, create_graph)  # hooks already ran
 
 
 @_callbacks(accumulates=False)

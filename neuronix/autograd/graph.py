@@ -26,28 +26,14 @@ class Node:
     tensors (inputs, then the output) at save time — ``None`` when no tensor is saved —
     checked before use exactly as torch's ``SavedVariable`` does; ``checked`` holds the
     ``(tensor, version)`` pairs of the index and mask tensors among the attributes, checked
-    the same way. ``shape`` and ``dtype``
-    describe the node's output: a gradient sent along an edge to this node is reduced and
-    cast to them (one op application has exactly one output tensor).
+    the same way. ``shape`` and ``dtype`` describe the node's output: a gradient sent along
+    an edge to this node is reduced and cast to them (one op application has exactly one
+    output tensor). Nodes are built by ``registry._record`` alone (slot by slot: it runs once
+    per recorded op), so there is no ``__init__``.
     """
 
     __slots__ = ("spec", "edges", "saved", "saved_out", "versions", "checked", "attrs", "shape", "dtype", "hooks",
                  "__weakref__")
-
-    def __init__(self, spec, edges, saved, saved_out, versions, attrs, shape, dtype, checked=None):
-        self.checked = checked
-        self.spec = spec
-        self.edges = edges
-        self.saved = saved
-        self.saved_out = saved_out
-        self.versions = versions
-        self.attrs = attrs
-        self.shape = shape
-        self.dtype = dtype
-        self.hooks = None
-        if _active_graphs:
-            for graph in _active_graphs:
-                graph._nodes.add(self)
 
     def name(self) -> str:
         """The op's registered name, e.g. ``MulBackward``-style ``"mul"``."""

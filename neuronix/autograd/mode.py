@@ -17,13 +17,25 @@ import inspect
 
 _enabled = contextvars.ContextVar("neuronix_grad_enabled", default=True)
 
-is_grad_enabled = _enabled.get  # True when ops record a graph in this thread (as ``torch.is_grad_enabled``)
+# The third state, besides recording (True) and not (False): a plain backward pass runs the
+# rules on raw torch tensors, and an op whose arguments are all raw returns a raw tensor (no
+# wrapper, no node). Falsy, so every "is recording on?" test reads it as off.
+RAW = None
+
+state = _enabled.get  # True, False or RAW: the hot path reads this (``registry.apply``)
+set_state = _enabled.set  # returns a token for ``reset_state``
+reset_state = _enabled.reset
 _set = _enabled.set
+
+
+def is_grad_enabled() -> bool:
+    """True when ops record a graph in this thread (as ``torch.is_grad_enabled``)."""
+    return _enabled.get() is True
 
 
 def __getattr__(name: str):
     if name == "grad_enabled":
-        return _enabled.get()
+        return _enabled.get() is True
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -33,7 +45,7 @@ class _Switch:
     mode = True
 
     def __enter__(self) -> None:
-        self.prev = is_grad_enabled()
+        self.prev = state()  # RAW included: a no_grad block inside a rule restores it
         _set(self.mode)
 
     def __exit__(self, *exc) -> None:
@@ -46,7 +58,7 @@ class _Switch:
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            prev = is_grad_enabled()  # per call: recursion and nesting keep their own previous mode
+            prev = state()  # per call: recursion and nesting keep their own previous mode
             _set(mode)
             try:
                 return fn(*args, **kwargs)
@@ -64,7 +76,7 @@ def _wrap_generator(fn, mode: bool):
     """
 
     def under_mode(step, *args):
-        prev = is_grad_enabled()
+        prev = state()
         _set(mode)
         try:
             return step(*args)
@@ -123,7 +135,7 @@ class set_grad_enabled(_Switch):
     """
 
     def __init__(self, mode: bool) -> None:
-        self.prev = is_grad_enabled()
+        self.prev = state()
         self.mode = bool(mode)
         _set(self.mode)
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import torch
 
-from neuronix.autograd import mode
 from neuronix.ops.registry import apply, defop
 from neuronix.tensor import Tensor
 
@@ -36,15 +35,14 @@ def _backward_weight_forward(g, x, w_ref, **attrs):
     return _aten.convolution_backward(g, x, w_ref, None, *_params(attrs), [False, True, False])[1]
 
 
-def _bias_grad(g, out, x, w, b, **attrs):
-    # The value is torch's kernel's (its summation order, bit for bit); when recording, the graph
-    # is that of the plain sum over (N, *spatial): ``sum + (kernel - sum)`` with the bracket constant.
-    value = _aten.convolution_backward(g.data, x.data, w.data, [w.shape[1] * attrs["groups"] if attrs["transposed"]
-                                                                else w.shape[0]], *_params(attrs), [False, False, True])[2]
-    if not mode.is_grad_enabled():
-        return Tensor._make(value, None)
-    summed = g.sum((0, *range(2, g.ndim)))
-    return summed + (value - summed.data)
+def _bias_kernel(g, out, x, w, b, needs, **attrs):
+    """The bias gradient as torch's ``convolution_backward`` sums it (its order, bit for bit); the
+    input and weight gradients come from their rules, one kernel each (asking one call for all
+    three crashed torch 2.13's CPU kernel on a strided grouped weight)."""
+    if not needs[2]:
+        return (None, None, None)
+    size = [w.shape[1] * attrs["groups"] if attrs["transposed"] else w.shape[0]]
+    return (None, None, _aten.convolution_backward(g, x, w, size, *_params(attrs), [False, False, True])[2])
 
 
 CONVOLUTION = defop(
@@ -52,8 +50,9 @@ CONVOLUTION = defop(
     _conv_forward,
     lambda g, out, x, w, b, **a: apply(BACKWARD_INPUT, g, w, x.data, **a),
     lambda g, out, x, w, b, **a: apply(BACKWARD_WEIGHT, g, x, w.data, **a),
-    _bias_grad,
+    lambda g, out, x, w, b, **a: g.sum((0, *range(2, g.ndim))),
     saves=(0, 1),
+    fused=_bias_kernel,
 )
 # d/dg of B_in(g, w) is conv(h, w); d/dw is the weight gradient of conv(h, w) under g.
 BACKWARD_INPUT = defop(

@@ -11,7 +11,6 @@ import operator
 
 import torch
 
-from neuronix.autograd import mode
 from neuronix.ops.conventions import convention
 from neuronix.ops.registry import ALL, apply, defop, public
 from neuronix.tensor import Tensor, unwrap
@@ -22,12 +21,12 @@ def zero_gradient(g, *_, **__):
 
     Not ``g * 0``: an infinite or NaN upstream gradient would turn that into NaN.
     """
-    return Tensor._make(torch.zeros_like(g.data), None)
+    return torch.zeros_like(g.data)
 
 
-def _unary(name: str, forward, vjp, *, saves_out: bool = False, doc: str = ""):
+def _unary(name: str, forward, vjp, *, saves_out: bool = False, fused=None, doc: str = ""):
     reads_input = not saves_out and vjp is not zero_gradient
-    spec = defop(name, forward, vjp, saves=ALL if reads_input else (), saves_out=saves_out)
+    spec = defop(name, forward, vjp, saves=ALL if reads_input else (), saves_out=saves_out, fused=fused)
 
     def fn(input):
         return apply(spec, input)
@@ -56,18 +55,14 @@ def kernel_valued(rule: Tensor, kernel: torch.Tensor, g: Tensor) -> Tensor:
     return select(close, exact, Tensor._make(kernel, None))
 
 
-def _fused(kernel, composite):
-    """A VJP from the saved output: torch's fused backward kernel for a plain backward (one
-    kernel, as torch's own autograd runs), the composite formula when recording (create_graph),
-    valued by the kernel (``kernel_valued``)."""
+def _from_output(kernel):
+    """A fused backward kernel ``kernel(g, out)`` of a unary op that saves its output: torch's own
+    (one kernel, as torch's autograd runs; under create_graph it values the rule, ``kernel_valued``)."""
 
-    def vjp(g, out, x):
-        value = kernel(g.data, out.data)
-        if not mode.is_grad_enabled():
-            return Tensor._make(value, None)
-        return kernel_valued(composite(g, out, x), value, g)
+    def fused(g, out, x, needs):
+        return (kernel(g, out),)
 
-    return vjp
+    return fused
 
 
 _aten = torch.ops.aten
@@ -90,12 +85,12 @@ cos = _unary("cos", torch.cos, lambda g, out, x: -(g * x.sin()))
 tan = _unary("tan", torch.tan, lambda g, out, x: g * (out * out + 1), saves_out=True)
 sinh = _unary("sinh", torch.sinh, lambda g, out, x: g * x.cosh())
 cosh = _unary("cosh", torch.cosh, lambda g, out, x: g * x.sinh())
-tanh = _unary("tanh", torch.tanh, _fused(_aten.tanh_backward.default, lambda g, out, x: g * (1 - out * out)),
-              saves_out=True)
-sigmoid = _unary("sigmoid", torch.sigmoid, _fused(_aten.sigmoid_backward.default, lambda g, out, x: g * out * (1 - out)),
-                 saves_out=True)
-relu = _unary("relu", torch.relu, _fused(lambda g, y: _aten.threshold_backward.default(g, y, 0),
-                                         lambda g, out, x: masked(g, ~(out.data <= 0), anchor=out)), saves_out=True)
+tanh = _unary("tanh", torch.tanh, lambda g, out, x: g * (1 - out * out), saves_out=True,
+              fused=_from_output(_aten.tanh_backward.default))
+sigmoid = _unary("sigmoid", torch.sigmoid, lambda g, out, x: g * out * (1 - out), saves_out=True,
+                 fused=_from_output(_aten.sigmoid_backward.default))
+relu = _unary("relu", torch.relu, lambda g, out, x: masked(g, ~(out.data <= 0), anchor=out), saves_out=True,
+              fused=_from_output(lambda g, y: _aten.threshold_backward.default(g, y, 0)))
 reciprocal = _unary("reciprocal", torch.reciprocal, lambda g, out, x: -(g * out * out), saves_out=True)
 square = _unary("square", torch.square, lambda g, out, x: g * x * 2)
 erf = _unary("erf", torch.erf, lambda g, out, x: g * (2 / math.sqrt(math.pi)) * (-(x * x)).exp())
@@ -195,7 +190,7 @@ def _pow_base_grad(g, out, x, y):
 def _pow_exponent_grad(g, out, x, y):
     # d/dy x^y = x^y log x. At x == 0 with y >= 0 the limit is 0 (0^y is constant there), not
     # 0 * -inf; with y < 0, 0^y = inf and the gradient is inf * -inf = -inf, as torch's.
-    if isinstance(x, Tensor):
+    if isinstance(x, (Tensor, torch.Tensor)):
         return g * where((x.data == 0) & (y.data >= 0), 0.0, out * x.log())
     log_x = math.log(x) if x > 0 else -math.inf if x == 0 else math.nan
     if x == 0:
@@ -265,7 +260,7 @@ def _select_forward(condition, input, other, anchor):
 
 def _no_gradient_to_anchor(g, out, *inputs, **attrs):
     """The anchor's gradient (the last input): exactly 0, shaped as the anchor, which may be larger than ``g``."""
-    return Tensor._make(torch.zeros_like(inputs[-1].data), None)
+    return torch.zeros_like(inputs[-1].data)
 
 
 _WHERE = defop(
@@ -355,7 +350,7 @@ def _split_grad(g, x, lo, hi, which: int):
         bound, loses = (lo, torch.lt) if hi is None else (hi, torch.gt)
         return _extremum_grad(g, x, bound, loses) if which == 0 else _extremum_grad(g, bound, x, loses)
     weight = _split_weights(x.data, lo.data, hi.data)[which]
-    return masked(g, weight != 0) * Tensor._make(weight, None)
+    return masked(g, weight != 0) * weight
 
 
 def _tensor_bounds(lo, hi) -> bool:

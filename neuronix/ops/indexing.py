@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import torch
 
-from neuronix.autograd import mode
 from neuronix.ops.registry import apply, defop, op_error, public
 from neuronix.tensor import Tensor, unwrap
 
@@ -104,10 +103,13 @@ def _dim_index(dim: int, item) -> tuple:
 
 # ----- narrow / select and the splits built on them ------------------------------------------
 def _narrow_grad(g, out, x, dim, start, length, src):
-    if not mode.is_grad_enabled():  # a plain backward: one zero-padding kernel writes each element once
-        pads = [0, 0] * (len(src) - 1 - dim) + [start, src[dim] - start - length]
-        return Tensor._make(torch.constant_pad_nd(g.data, pads, 0), None)
     return _embed(g, src, _dim_index(dim, slice(start, start + length)))
+
+
+def _narrow_kernel(g, out, x, needs, dim, start, length, src):
+    """A plain backward's narrow gradient: one zero-padding kernel writes each element once."""
+    pads = [0, 0] * (len(src) - 1 - dim) + [start, src[dim] - start - length]
+    return (torch.constant_pad_nd(g, pads, 0),)
 
 
 _NARROW = defop(
@@ -115,6 +117,8 @@ _NARROW = defop(
     lambda x, dim, start, length, src: x.narrow(dim, start, length),
     _narrow_grad,
     saves=(),
+    fused=_narrow_kernel,
+    fused_values_recorded=False,  # the same value either way: under create_graph the rule alone
 )
 _SELECT = defop(
     "select",

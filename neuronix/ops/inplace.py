@@ -34,7 +34,7 @@ def _copy_forward(x, src):
 
 
 def _copy_source_grad(g, out, x, src):
-    if not isinstance(src, Tensor):
+    if not isinstance(src, (Tensor, torch.Tensor)):
         return None
     return g if g.device == src.device else g.to(src.device)
 
@@ -72,7 +72,7 @@ _INDEX_PUT = defop(
     "index_put",
     _index_put_forward,
     lambda g, out, x, value, index: apply(_INDEX_PUT, g, 0.0, index=index),
-    lambda g, out, x, value, index: getitem(g, index) if isinstance(value, Tensor) else None,
+    lambda g, out, x, value, index: getitem(g, index) if isinstance(value, (Tensor, torch.Tensor)) else None,
     saves=(1,),
 )
 

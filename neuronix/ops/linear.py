@@ -13,7 +13,6 @@ import math
 
 import torch.nn.functional as F
 
-from neuronix.autograd import mode
 from neuronix.ops.reduce import sum_to_shape
 from neuronix.ops.registry import apply, defop
 from neuronix.tensor import Tensor
@@ -37,8 +36,6 @@ def _input_grad(g, out, x, w, b):
     g = _product_grad(g, x, w)
     if w.ndim == 1:  # x @ w: one output per row of x
         return g.unsqueeze(-1) * w
-    if not mode.is_grad_enabled():
-        return Tensor._make(g.data.matmul(w.data), None)
     return g.matmul(w)
 
 
@@ -49,9 +46,6 @@ def _weight_grad(g, out, x, w, b):
     rows, features = _rows(x), x.shape[-1]
     if w.ndim == 1:
         return g.reshape(rows).matmul(x.reshape(rows, features))
-    if not mode.is_grad_enabled():
-        gd, xd = g.data, x.data
-        return Tensor._make(gd.reshape(rows, gd.shape[-1]).t().mm(xd.reshape(rows, features)), None)
     return g.reshape(rows, g.shape[-1]).transpose(0, 1).matmul(x.reshape(rows, features))
 
 

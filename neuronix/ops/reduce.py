@@ -93,8 +93,6 @@ def sum(input, dim=None, keepdim: bool = False, *, dtype=None):
 
 def sum_to_shape(g, shape):
     """Sum ``g`` over the dims that broadcasting expanded so it has ``shape`` (differentiable)."""
-    if not mode.is_grad_enabled() and g.ndim >= len(shape):  # a plain backward: one torch call on the raw value
-        return Tensor._make(g.data.sum_to_size(shape), None)
     lead = g.ndim - len(shape)
     if lead < 0:
         raise RuntimeError(f"sum_to_shape: gradient of shape {tuple(g.shape)} has fewer dims than its input {tuple(shape)}")
@@ -119,27 +117,28 @@ def mean(input, dim=None, keepdim: bool = False, *, dtype=None):
 
 
 # ----- prod ---------------------------------------------------------------------------
-def _prod_others(x, dim: int):
+def _prod_others(x, dim: int, plain: bool):
     """``out[i] = prod_{j != i} x[j]`` along ``dim``, without dividing (exact with zeros and infinities).
 
-    Without recording: the product of the elements before ``i`` times the product of those after
-    it, two cumulative products. When recording (create_graph) it is the product of ``x`` broadcast
-    to an extra axis with ones on the diagonal, so its own derivative is again ``prod``'s, zeros included.
+    ``plain`` (the fused kernel of a plain backward): the product of the elements before ``i``
+    times the product of those after it, two cumulative products. Otherwise (the rule, recorded
+    under create_graph) the product of ``x`` broadcast to an extra axis with ones on the diagonal,
+    so its own derivative is again ``prod``'s, zeros included.
     """
     raw = x.data
     n = raw.shape[dim]
-    if not mode.is_grad_enabled():
+    if plain:
         ones = torch.ones_like(raw.narrow(dim, 0, 1))
         before = torch.cat([ones, raw.narrow(dim, 0, n - 1)], dim).cumprod(dim)
         after = torch.cat([ones, raw.narrow(dim, 1, n - 1).flip(dim)], dim).cumprod(dim).flip(dim)
-        return Tensor._make(before * after, None)
+        return before * after
     shape = tuple(raw.shape)
     rows = x.reshape(shape[:dim] + (1, n) + shape[dim + 1 :])
     diagonal = torch.eye(n, dtype=torch.bool, device=raw.device).reshape((n, n) + (1,) * (len(shape) - dim - 1))
     return prod(ew.where(diagonal, 1.0, rows), dim + 1)
 
 
-def _prod_vjp(g, out, x, dim, keepdim, dtype):
+def _prod_vjp(g, out, x, dim, keepdim, dtype, plain=False):
     shape = tuple(x.shape)
     if len(shape) == 0:
         return g
@@ -148,15 +147,15 @@ def _prod_vjp(g, out, x, dim, keepdim, dtype):
         zeros = int((x.data == 0).sum())
         if zeros == 0:
             return g_full * (out / x)
-        if zeros > 1 and not mode.is_grad_enabled():
+        if zeros > 1 and plain:
             # every product of the others holds a zero: exactly 0, as torch's plain backward gives
             # (whatever g holds); recorded, the products below keep the second derivative
             return ew.zero_gradient(g_full)
-        return g_full * _prod_others(x.reshape(-1), 0).reshape(shape)
+        return g_full * _prod_others(x.reshape(-1), 0, plain).reshape(shape)
     g_k = _keep(g, shape, (dim,), keepdim)
     if not bool((x.data == 0).any()):
         return g_k * (_keep(out, shape, (dim,), keepdim) / x)
-    return g_k * _prod_others(x, dim)
+    return g_k * _prod_others(x, dim, plain)
 
 
 _PROD = defop(
@@ -164,6 +163,10 @@ _PROD = defop(
     lambda x, dim, keepdim, dtype: torch.prod(x, dtype=dtype) if dim is None else torch.prod(x, dim, keepdim, dtype=dtype),
     _prod_vjp,
     saves_out=True,
+    # torch's own backward of prod differs by mode where x holds zeros (a plain pass skips the
+    # terms holding another zero): the plain form is the fused kernel, the rule the recorded one
+    fused=lambda g, out, x, needs, **attrs: (_prod_vjp(g, out, x, plain=True, **attrs),),
+    fused_values_recorded=False,
 )
 
 
@@ -458,7 +461,7 @@ def cumsum(input, dim: int, *, dtype=None):
 
 
 # ----- cumulative product -------------------------------------------------------------
-def _cumprod_vjp(g, out, x, dim, dtype):
+def _cumprod_vjp(g, out, x, dim, dtype, plain=False):
     if x.ndim == 0:
         return g
     if not bool((x.data == 0).any()):
@@ -472,10 +475,10 @@ def _cumprod_vjp(g, out, x, dim, dtype):
     eye = torch.eye(n, dtype=torch.bool, device=x.device)
     partial = cumprod(ew.where(eye.reshape((n, n) + trailing), 1.0, rows), dim + 1)
     keep = torch.ones(n, n, dtype=torch.bool, device=x.device).triu().reshape((n, n) + trailing)  # i >= k
-    if not mode.is_grad_enabled():
+    if plain:
         # torch's plain backward leaves out the terms whose product holds another zero rather than
         # multiplying by it (an infinite upstream gradient stays infinite there, not NaN); its
-        # recorded form multiplies, and so does this one under create_graph
+        # recorded form multiplies, and so does the rule
         keep = keep & (partial.data != 0)
     return sum(ew.masked(g.unsqueeze(dim) * partial, keep), dim + 1)
 
@@ -485,6 +488,8 @@ _CUMPROD = defop(
     lambda x, dim, dtype: torch.cumprod(x, dim, dtype=dtype),
     _cumprod_vjp,
     saves_out=True,
+    fused=lambda g, out, x, needs, **attrs: (_cumprod_vjp(g, out, x, plain=True, **attrs),),  # as prod's
+    fused_values_recorded=False,
 )
 
 

@@ -18,7 +18,8 @@ from collections.abc import Callable
 import torch
 
 from neuronix.autograd.graph import Node, _active_graphs
-from neuronix.autograd.mode import is_grad_enabled
+from neuronix.autograd.mode import RAW, is_grad_enabled
+from neuronix.autograd.mode import state as grad_state
 from neuronix.ops.public import FUNCTIONS, METHODS, public  # noqa: F401  (re-exported: the ops modules import them from here)
 from neuronix.tensor import Tensor
 
@@ -28,10 +29,11 @@ ALL = None  # ``saves=ALL``: the VJPs read every input
 class OpSpec:
     """A differentiable primitive: forward kernel, per-input VJPs and what they read."""
 
-    __slots__ = ("name", "forward", "vjps", "saves", "saves_out", "aux", "fused")
+    __slots__ = ("name", "forward", "vjps", "saves", "saves_out", "aux", "fused", "fused_values_recorded")
 
-    def __init__(self, name, forward, vjps, saves, saves_out, aux, fused=None):
+    def __init__(self, name, forward, vjps, saves, saves_out, aux, fused=None, fused_values_recorded=True):
         self.fused = fused
+        self.fused_values_recorded = fused_values_recorded
         self.name = name
         self.forward = forward
         self.vjps = vjps
@@ -55,6 +57,7 @@ def defop(
     saves_out: bool = False,
     aux: bool = False,
     fused: Callable | None = None,
+    fused_values_recorded: bool = True,
 ) -> OpSpec:
     """Register a primitive. ``vjps[i](g, out, *inputs, **attrs)`` is the gradient for input i.
 
@@ -64,14 +67,17 @@ def defop(
     masks, statistics) is passed to the VJPs as the keyword ``aux``.
 
     ``fused(g, out, *inputs, needs=..., **attrs)`` optionally computes the gradients of several
-    inputs with one kernel: it returns one raw ``torch.Tensor`` (or ``None``) per input, for the
-    inputs whose ``needs[i]`` is true. The VJPs stay the definition (differentiable, used under
+    inputs with one kernel: it receives raw tensors and returns one raw ``torch.Tensor`` per input
+    whose ``needs[i]`` is true (``None`` where the rule should run instead). The VJPs stay the definition (differentiable, used under
     ``create_graph``); the engine alone decides when the kernel runs, and nothing it returns
-    outlives the one backward step that asked for it.
+    outlives the one backward step that asked for it. Under create_graph the recorded rules give
+    the graph and, where ``fused_values_recorded`` (torch's own first derivative is its kernel's
+    in both modes), the kernel gives their value; without it (torch's backward itself differs
+    by mode, as prod's at zeros) the rules alone run.
     """
     if name in OPS:
         raise ValueError(f"op {name!r} is registered twice")
-    spec = OpSpec(name, forward, vjps, saves, saves_out, aux, fused)
+    spec = OpSpec(name, forward, vjps, saves, saves_out, aux, fused, fused_values_recorded)
     OPS[name] = spec
     return spec
 
@@ -131,6 +137,17 @@ def _no_rule_error(spec: OpSpec, i: int, arg: Tensor) -> RuntimeError:
     )
 
 
+def _forward_error(spec: OpSpec, args, attrs: dict, err: Exception) -> Exception:
+    """What a failed forward raises: torch's reason plus the op and its inputs, or what device is valid."""
+    from neuronix.factories import device_error, unavailable_device  # cold path; factories import this module
+
+    if unavailable_device(err):  # "not compiled with CUDA", "invalid device ordinal", ...: say what is valid
+        return device_error(f"neuronix.{spec.name}({_describe(args)}{f', {attrs}' if attrs else ''})", err)
+    if not isinstance(err, _FORWARD_ERRORS):
+        return err
+    return op_error(spec.name, args, attrs, err)
+
+
 def apply(spec: OpSpec, *args, **attrs):
     """Run ``spec``'s forward on the raw values of ``args`` and, if recording, a ``Node``.
 
@@ -138,6 +155,16 @@ def apply(spec: OpSpec, *args, **attrs):
     every op (VJPs included), so it makes one pass over the inputs and builds the result
     in place (``Tensor._make`` inlined).
     """
+    state = grad_state()
+    if state is RAW:  # a plain backward's rules: raw tensors in, raw tensor out, nothing recorded
+        for a in args:
+            if isinstance(a, Tensor):
+                break
+        else:
+            try:
+                return spec.forward(*args, **attrs) if attrs else spec.forward(*args)
+            except (*_FORWARD_ERRORS, AssertionError, NotImplementedError) as err:
+                raise _forward_error(spec, args, attrs, err) from err
     n = len(args)
     if n == 2:  # unrolled for the common arities: a comprehension costs a frame
         a, b = args
@@ -150,17 +177,11 @@ def apply(spec: OpSpec, *args, **attrs):
     try:
         out = spec.forward(*raws, **attrs) if attrs else spec.forward(*raws)
     except (*_FORWARD_ERRORS, AssertionError, NotImplementedError) as err:
-        from neuronix.factories import device_error, unavailable_device  # cold path; factories import this module
-
-        if unavailable_device(err):  # "not compiled with CUDA", "invalid device ordinal", ...: say what is valid
-            raise device_error(f"neuronix.{spec.name}({_describe(args)}{f', {attrs}' if attrs else ''})", err) from err
-        if not isinstance(err, _FORWARD_ERRORS):
-            raise
-        raise op_error(spec.name, args, attrs, err) from err
+        raise _forward_error(spec, args, attrs, err) from err
     if spec.aux:
         out, attrs["aux"] = out
     node = None
-    recording = is_grad_enabled()
+    recording = state is True
     if recording:
         edges = None
         i = 0

@@ -9,40 +9,35 @@ from __future__ import annotations
 
 import torch
 
-from neuronix.autograd import mode
 from neuronix.ops.reduce import _dims, sum
 from neuronix.ops.registry import apply, defop, public
-from neuronix.tensor import Tensor
-
-# A plain backward runs torch's fused kernels (one kernel instead of four); recording
-# (create_graph) runs the formulas in neuronix ops, so higher derivatives are recorded.
 
 
-def _softmax_vjp(g, out, x, dim, dtype):
-    if not mode.is_grad_enabled():
-        return Tensor._make(torch._softmax_backward_data(g.data, out.data, dim, out.data.dtype), None)
-    return out * (g - sum(g * out, dim, keepdim=True))
+# A plain backward runs torch's fused kernels (one kernel instead of four: the registry's
+# ``fused``); the rules are the formulas in neuronix ops, recorded under create_graph.
+def _softmax_kernel(g, out, x, needs, dim, dtype):
+    return (torch._softmax_backward_data(g, out, dim, out.dtype),)
 
 
-def _log_softmax_vjp(g, out, x, dim, dtype):
-    if not mode.is_grad_enabled():
-        return Tensor._make(torch._log_softmax_backward_data(g.data, out.data, dim, out.data.dtype), None)
-    return g - out.exp() * sum(g, dim, keepdim=True)
+def _log_softmax_kernel(g, out, x, needs, dim, dtype):
+    return (torch._log_softmax_backward_data(g, out, dim, out.dtype),)
 
 
 _SOFTMAX = defop(
     "softmax",
     lambda x, dim, dtype: torch.softmax(x, dim, dtype=dtype),
-    _softmax_vjp,
+    lambda g, out, x, dim, dtype: out * (g - sum(g * out, dim, keepdim=True)),
     saves=(),
     saves_out=True,
+    fused=_softmax_kernel,
 )
 _LOG_SOFTMAX = defop(
     "log_softmax",
     lambda x, dim, dtype: torch.log_softmax(x, dim, dtype=dtype),
-    _log_softmax_vjp,
+    lambda g, out, x, dim, dtype: g - out.exp() * sum(g, dim, keepdim=True),
     saves=(),
     saves_out=True,
+    fused=_log_softmax_kernel,
 )
 
 
