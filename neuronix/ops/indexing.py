@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import torch
 
+from neuronix.ops.helpers import wrap_dim
 from neuronix.ops.registry import apply, defop, op_error, public
 from neuronix.tensor import Tensor, unwrap
 
 
 def _shape(x):
     return unwrap(x).shape if isinstance(unwrap(x), torch.Tensor) else None
-
-
-def _wrap_dim(dim: int, ndim: int) -> int:
-    rank = max(ndim, 1)
-    return dim % rank if -rank <= dim < rank else dim
 
 
 # ----- __getitem__ ---------------------------------------------------------------------------
@@ -132,7 +128,7 @@ _SELECT = defop(
 def narrow(input, dim: int, start, length: int):
     """``torch.narrow``: ``length`` elements of dim ``dim`` from ``start`` (negative ``start`` counts from the end)."""
     shape = input.shape
-    dim = _wrap_dim(dim, len(shape))
+    dim = wrap_dim(dim, len(shape))
     start = int(unwrap(start))
     if 0 <= dim < len(shape) and -shape[dim] <= start < 0:
         start += shape[dim]
@@ -143,7 +139,7 @@ def narrow(input, dim: int, start, length: int):
 def select(input, dim: int, index: int):
     """``torch.select``: the slice at ``index`` of dim ``dim`` (that dim removed)."""
     shape = input.shape
-    dim = _wrap_dim(dim, len(shape))
+    dim = wrap_dim(dim, len(shape))
     return apply(_SELECT, input, dim=dim, index=int(unwrap(index)), src=shape)
 
 
@@ -154,7 +150,7 @@ def _pieces(op: str, input, dim: int, sizes_of) -> tuple:
         sizes = [p.shape[dim] for p in sizes_of(raw)]
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
         raise op_error(op, (input,), {"dim": dim}, err) from err
-    dim = _wrap_dim(dim, raw.dim())
+    dim = wrap_dim(dim, raw.dim())
     out, start = [], 0
     for size in sizes:
         out.append(apply(_NARROW, input, dim=dim, start=start, length=size, src=raw.shape))
@@ -183,7 +179,7 @@ def unbind(input, dim: int = 0):
     shape = input.shape
     if len(shape) == 0:
         raise IndexError("neuronix.unbind: Dimension specified as 0 but tensor has no dimensions (shape ())")
-    d = _wrap_dim(dim, len(shape))
+    d = wrap_dim(dim, len(shape))
     if not 0 <= d < len(shape):
         raise IndexError(
             f"neuronix.unbind: Dimension out of range (expected to be in range of [{-len(shape)}, {len(shape) - 1}], "

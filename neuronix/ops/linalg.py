@@ -10,7 +10,6 @@ with the other operands, written back to the operand's subscripts.
 
 from __future__ import annotations
 
-import functools
 import math
 import string
 from collections import Counter
@@ -18,6 +17,7 @@ from collections import Counter
 import torch
 
 from neuronix.ops import elementwise as ew
+from neuronix.ops.helpers import PerInput
 from neuronix.ops.movement import transpose
 from neuronix.ops.registry import apply, defop, public
 from neuronix.tensor import unwrap
@@ -189,16 +189,6 @@ def _canonical(equation: str, shapes) -> tuple[list[str], str]:
     return subs, out
 
 
-class _PerOperand:
-    """``spec.vjps`` for a variadic op: ``vjps[i]`` is ``rule`` with the operand index bound."""
-
-    def __init__(self, rule):
-        self.rule = rule
-
-    def __getitem__(self, i: int):
-        return functools.partial(self.rule, i)
-
-
 def _einsum_grad(i, g, out, *operands, subs, out_subs):
     """Gradient of operand ``i``: ``g`` contracted with the other operands onto its subscripts.
 
@@ -234,7 +224,7 @@ def _einsum_grad(i, g, out, *operands, subs, out_subs):
 
 
 _EINSUM = defop("einsum", lambda *xs, subs, out_subs: torch.einsum(",".join(subs) + "->" + out_subs, *xs))
-_EINSUM.vjps = _PerOperand(_einsum_grad)
+_EINSUM.vjps = PerInput(_einsum_grad)
 
 
 @public(method=False)

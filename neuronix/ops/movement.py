@@ -7,11 +7,11 @@ Indexing, splitting and gather/scatter live in ``indexing.py``.
 
 from __future__ import annotations
 
-import functools
 import warnings
 
 import torch
 
+from neuronix.ops.helpers import PerInput, wrap_dim
 from neuronix.ops.registry import apply, defop, public
 from neuronix.tensor import Tensor, unwrap
 
@@ -31,12 +31,6 @@ def _sizes(op: str, name: str, positional: tuple, keyword) -> tuple:
         raise TypeError(f"neuronix.{op}(): got multiple values for argument '{name}' (positionally and by keyword)")
     return _size_args((keyword,)) if isinstance(keyword, int) else tuple(keyword)
 
-
-
-def _wrap_dim(dim: int, ndim: int) -> int:
-    """``dim`` as a non-negative index when valid (0-d tensors accept -1 and 0); unchanged otherwise."""
-    rank = max(ndim, 1)
-    return dim % rank if -rank <= dim < rank else dim
 
 
 # ----- reshapes: every VJP is ``g.reshape(input shape)`` --------------------------------------
@@ -263,18 +257,6 @@ def tile(input, *counts, dims=None):
 
 
 # ----- joins ------------------------------------------------------------------------------------
-class _EachInput:
-    """The VJPs of a variadic op: ``vjps[i]`` is ``rule`` with the input's position bound."""
-
-    __slots__ = ("rule",)
-
-    def __init__(self, rule) -> None:
-        self.rule = rule
-
-    def __getitem__(self, i: int):
-        return functools.partial(self.rule, i)
-
-
 def _is_skipped_by_cat(t) -> bool:
     # torch.cat ignores 1-d empty tensors whatever the other inputs' rank (legacy behaviour)
     return t.dim() == 1 and t.shape[0] == 0
@@ -288,9 +270,9 @@ def _cat_grad(i, g, out, *inputs, dim, sizes):
 
 
 _CAT = defop("cat", lambda *xs, dim, sizes: torch.cat(xs, dim), saves=())
-_CAT.vjps = _EachInput(_cat_grad)
+_CAT.vjps = PerInput(_cat_grad)
 _STACK = defop("stack", lambda *xs, dim: torch.stack(xs, dim), saves=())
-_STACK.vjps = _EachInput(lambda i, g, out, *inputs, dim: g.select(dim, i))
+_STACK.vjps = PerInput(lambda i, g, out, *inputs, dim: g.select(dim, i))
 
 
 def _tensor_sequence(tensors, op: str) -> list:
@@ -306,7 +288,7 @@ def cat(tensors, dim: int = 0):
     raws = [unwrap(t) for t in tensors]
     ranked = [r for r in raws if isinstance(r, torch.Tensor) and not _is_skipped_by_cat(r)]
     if ranked and ranked[0].dim() > 0:
-        dim = _wrap_dim(dim, ranked[0].dim())
+        dim = wrap_dim(dim, ranked[0].dim())
     sizes = tuple(
         # a dim out of range (left as given by _wrap_dim) is for torch's kernel to reject, naming the op
         None if not isinstance(r, torch.Tensor) or _is_skipped_by_cat(r) or not 0 <= dim < r.dim() else r.shape[dim]
@@ -329,7 +311,7 @@ def stack(tensors, dim: int = 0):
     """``torch.stack``: join equally shaped tensors along a new dim."""
     tensors = _tensor_sequence(tensors, "stack")
     if tensors and isinstance(unwrap(tensors[0]), torch.Tensor):
-        dim = _wrap_dim(dim, unwrap(tensors[0]).dim() + 1)
+        dim = wrap_dim(dim, unwrap(tensors[0]).dim() + 1)
     return apply(_STACK, *tensors, dim=dim)
 
 

@@ -3,9 +3,10 @@
 An ``OpSpec`` holds the op's name, its forward (a torch kernel call on raw tensors),
 one VJP per positional input (written in neuronix ops, so recording them gives higher
 derivatives), which inputs/outputs the VJPs read (only those are kept alive and
-version-checked) and the torch function it mirrors. ``apply`` is the single place that
+version-checked) and optionally a fused backward kernel. ``apply`` is the single place that
 runs a forward and records a ``Node``; the engine (``autograd/engine.py``) is the single
-place that runs VJPs, reduces broadcast gradients and casts them to the input dtype.
+place that runs VJPs, reduces broadcast gradients and casts them to the input dtype. The
+op's torch twin is named once, by its mirror in ``conformance/specs``.
 
 Public functions are plain Python functions marked with ``@public``; ``neuronix`` exports
 them and ``Tensor`` gets them as methods, so there is no second list to keep in sync.
@@ -66,14 +67,22 @@ def defop(
     ``aux=True`` the forward returns ``(out, aux)``; ``aux`` (raw, non-differentiable: indices,
     masks, statistics) is passed to the VJPs as the keyword ``aux``.
 
-    ``fused(g, out, *inputs, needs=..., **attrs)`` optionally computes the gradients of several
-    inputs with one kernel: it receives raw tensors and returns one raw ``torch.Tensor`` per input
-    whose ``needs[i]`` is true (``None`` where the rule should run instead). The VJPs stay the definition (differentiable, used under
-    ``create_graph``); the engine alone decides when the kernel runs, and nothing it returns
-    outlives the one backward step that asked for it. Under create_graph the recorded rules give
-    the graph and, where ``fused_values_recorded`` (torch's own first derivative is its kernel's
-    in both modes), the kernel gives their value; without it (torch's backward itself differs
-    by mode, as prod's at zeros) the rules alone run.
+    The rule contract: a VJP is plain math in torch's method and operator names and neuronix
+    ops. The engine calls it with raw ``torch.Tensor``s on a plain backward (where an op on raw
+    tensors returns a raw tensor and records nothing) and with ``nx.Tensor``s under
+    ``create_graph`` (recorded: higher derivatives). So a rule never reads the grad mode, tells a
+    tensor from a number by ``isinstance(x, (Tensor, torch.Tensor))``, builds constants with
+    torch functions on ``.data``, and may return either kind (the engine fits the result).
+
+    ``fused(g, out, *inputs, needs=..., **attrs)`` is the optional fast backward: torch's fused
+    kernel, computing the gradients of several inputs at once (as HIPS's ``defvjp_argnums``). It
+    receives raw tensors and returns one raw tensor per input whose ``needs[i]`` is true (``None``
+    where the rule should run instead). The engine alone decides when it runs: on a plain
+    backward its values are the gradients. Under create_graph the rules give the graph and, where
+    ``fused_values_recorded`` (torch's own first derivative is its kernel's in both modes), the
+    kernel gives their value (``elementwise.kernel_valued``); without it (torch's backward itself
+    differs by mode, as prod's at zeros) the rules alone run. Nothing the kernel returns outlives
+    the backward step that asked for it.
     """
     if name in OPS:
         raise ValueError(f"op {name!r} is registered twice")
