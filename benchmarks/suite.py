@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes and 3 rounds (a smoke run)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per workload (default: per workload)")
     parser.add_argument("--only", nargs="*", default=None,
-                        help="subset of: tiny_chain mlp resnet18 transformer memory conformance")
+                        help="subset of: tiny_chain mlp resnet18 transformer memory growth conformance")
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all",
                         help="all = cpu, plus cuda when available")
     parser.add_argument("--conformance", action="store_true", help="also time the CI conformance run (minutes)")
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     devices = ["cpu"] if args.device == "cpu" else ["cuda"] if args.device == "cuda" else ["cpu"]
     if args.device == "all" and torch.cuda.is_available():
         devices.append("cuda")
-    selected = args.only or ["tiny_chain", "mlp", "resnet18", "transformer", "memory"]
+    selected = args.only or ["tiny_chain", "mlp", "resnet18", "transformer", "memory", "growth"]
     run_conformance = args.conformance or "conformance" in selected
     selected = [name for name in selected if name != "conformance"]
     report = {
@@ -189,7 +189,14 @@ def main(argv=None) -> int:
           f"load {report['load_before']}, {len(report['busy_before'])} other busy processes", flush=True)
     for device in devices:
         for name in selected:
-            if device.startswith("cuda") and name == "tiny_chain":
+            if device.startswith("cuda") and name in ("tiny_chain", "growth"):
+                continue
+            if name == "growth":
+                from benchmarks.growth import describe, sweep
+
+                result = sweep((2_000, 10_000) if args.quick else (10_000, 100_000, 300_000))
+                report["results"].append(result)
+                print(describe(result), flush=True)
                 continue
             if name == "memory":
                 result = memory(device, args.rounds or (2 if args.quick else 3), args.quick, args.threads)

@@ -37,3 +37,14 @@ def test_quick_suite_writes_json_and_png(tmp_path):
         assert "error" not in r, r
         assert r["ratio_median"] > 0 and r["ratio_min"] <= r["ratio_median"] <= r["ratio_max"]
     assert out.with_suffix(".png").stat().st_size > 1000
+
+
+def test_growth_sweep_measures_both_libraries_at_each_length():
+    from benchmarks import growth
+
+    result = growth.sweep((200, 400), repeats=1)
+    assert "error" not in result, result
+    assert {(r["lib"], r["length"]) for r in result["rows"]} == {(lib, n) for lib in ("neuronix", "torch") for n in (200, 400)}
+    assert all(r["forward_us"] > 0 and r["backward_us"] > 0 for r in result["rows"])
+    assert result["neuronix_forward_flatness"] > 0 and "ratio_vs_torch_400" in result
+    assert "neuronix" in growth.describe(result)

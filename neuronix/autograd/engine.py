@@ -153,11 +153,13 @@ def _check_saved(node: Node):
     saved, versions = node.saved, node.versions
     if versions is not None:
         for i, (raw, expected, edge) in enumerate(zip(saved, versions, node.edges)):
-            if expected is not None and raw._version != expected:
-                if edge is None or edge.__class__ is Node or edge.data is raw:
-                    raise _version_error(node)
-                saved = list(saved)
+            if expected is None:
+                continue
+            if edge is not None and edge.__class__ is not Node and edge.data is not raw:
+                saved = list(saved)  # a leaf whose .data was reassigned: read its current value
                 saved[i] = edge.data
+            elif raw._version != expected:
+                raise _version_error(node)
         if node.saved_out is not None and node.saved_out._version != versions[-1]:
             raise _version_error(node)
     if node.checked is not None:

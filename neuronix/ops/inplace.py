@@ -181,7 +181,7 @@ def _recorded(self: Tensor, name: str, twin, args, kwargs) -> Tensor:
     if node is not None and node.saved_out is result.data:
         # the op saved its output: keep the tensor itself, so a later in-place change is caught as in torch
         node.saved_out = self.data
-        node.versions[-1] = self.data._version
+        node.versions = (*node.versions[:-1], self.data._version)
     if self._view is not None:
         _rebase(self, result)
     else:

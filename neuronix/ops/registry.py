@@ -325,10 +325,12 @@ def _record(spec: OpSpec, edges: list, raws: list, out, attrs: dict) -> Node:
     node.edges = edges
     node.saved = saved
     node.saved_out = saved_out
-    node.versions = versions
+    # plain tuples of ints: the cyclic collector untracks them at its first pass, so a long graph
+    # keeps fewer objects for it to scan again and again (a torch.Size, a tuple subclass, stays)
+    node.versions = None if versions is None else tuple(versions)
     node.checked = checked
     node.attrs = attrs
-    node.shape = out.shape
+    node.shape = tuple(out.shape)
     node.dtype = out.dtype
     node.hooks = None
     if _active_graphs:
