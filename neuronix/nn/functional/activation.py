@@ -22,7 +22,7 @@ def _activation(spec: OpSpec, input, inplace: bool = False, name: str | None = N
     return apply(spec, input, **attrs)
 
 
-def _inplace_activation(spec: OpSpec, doc: str):
+def _public_activation(spec: OpSpec, doc: str):
     """The public ``nn.functional.<op>(input, inplace=False)`` of an activation without options."""
 
     def fn(input, inplace=False):
@@ -33,10 +33,10 @@ def _inplace_activation(spec: OpSpec, doc: str):
     return public(fn, namespace="nn.functional")
 
 
-silu = _inplace_activation(_act.SILU, "``x * sigmoid(x)`` (also called swish).")
-selu = _inplace_activation(_act.SELU, "``scale * elu(x, alpha)`` with the self-normalising constants.")
-hardswish = _inplace_activation(_act.HARDSWISH, "``x * relu6(x + 3) / 6``.")
-mish = _inplace_activation(_act.MISH, "``x * tanh(softplus(x))``.")
+silu = _public_activation(_act.SILU, "``x * sigmoid(x)`` (also called swish).")
+selu = _public_activation(_act.SELU, "``scale * elu(x, alpha)`` with the self-normalising constants.")
+hardswish = _public_activation(_act.HARDSWISH, "``x * relu6(x + 3) / 6``.")
+mish = _public_activation(_act.MISH, "``x * tanh(softplus(x))``.")
 
 
 @public(namespace="nn.functional")
