@@ -95,3 +95,13 @@ def test_no_rule_reads_the_grad_mode():
                  for i, line in enumerate(p.read_text().splitlines(), 1)
                  if re.search(r"is_grad_enabled|grad_enabled|mode\.state\(", line)]
     assert offenders == []
+
+
+def test_a_root_that_feeds_another_root_counts_its_inputs_once():
+    results = []
+    for lib in (torch, nx):
+        x = lib.tensor([1.0, 2.0], requires_grad=True)
+        y = x * 2
+        lib.autograd.backward([y, y.sum()], [lib.tensor([1.0, 10.0]), lib.tensor(3.0)])
+        results.append(x.grad.tolist())
+    assert results[0] == results[1] == [8.0, 26.0]

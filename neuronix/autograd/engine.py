@@ -87,6 +87,7 @@ def _dependencies(roots: list) -> dict:
     """How many edges point at every vertex (node or leaf) below the roots."""
     deps: dict = {}
     stack = [v for v in roots if v.__class__ is Node]
+    seen = set(stack)  # a root that is also another root's input is walked once
     while stack:
         for edge in stack.pop().edges:
             if edge is None:
@@ -95,7 +96,8 @@ def _dependencies(roots: list) -> dict:
                 deps[edge] += 1
             else:
                 deps[edge] = 1
-                if edge.__class__ is Node:
+                if edge.__class__ is Node and edge not in seen:
+                    seen.add(edge)
                     stack.append(edge)
     return deps
 
@@ -318,8 +320,31 @@ def _input_grads(node: Node, g, out, inputs, needs: list, create_graph: bool) ->
     return grads
 
 
+def _node_grads(node: Node, g, create_graph: bool, needed) -> list:
+    """One node's step: torch's saved-tensor checks, then the gradient of each input (``None``
+    where no gradient flows: no edge, not needed, or the rule gives none)."""
+    edges = node.edges
+    if create_graph:
+        out, inputs = _recorded_arguments(node)
+    else:
+        inputs = node.saved
+        if inputs is FREED:
+            raise _freed_error(node)
+        if node.versions is not None or node.checked is not None:
+            inputs = _check_saved(node)
+        out = node.saved_out
+        if not inputs:
+            inputs = (None,) * len(edges)
+    spec = node.spec
+    if spec.fused is None and needed is None:  # the common case: each input's rule, once
+        attrs = node.attrs
+        return [None if e is None else rule(g, out, *inputs, **attrs) for rule, e in zip(spec.vjps, edges)]
+    needs = [e is not None and (needed is None or e in needed) for e in edges]
+    return _input_grads(node, g, out, inputs, needs, create_graph)
+
+
 def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets=None):
-    """The shared core of ``backward`` and ``grad``.
+    """The shared core of ``backward`` and ``grad`` (the algorithm is in the module docstring).
 
     Without ``targets`` gradients accumulate into every leaf's ``.grad``. With ``targets``
     (``grad``, ``backward(inputs=...)``) no ``.grad`` is touched: only vertices leading to a
@@ -363,34 +388,17 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
                     g = _run_hooks(vertex.hooks, g, create_graph)
                 if wanted is not None and vertex in wanted:
                     captured[vertex] = g
-                spec = vertex.spec
-                if create_graph:
-                    out, inputs = _recorded_arguments(vertex)
-                else:
-                    inputs = vertex.saved
-                    if inputs is FREED:
-                        raise _freed_error(vertex)
-                    if vertex.versions is not None or vertex.checked is not None:
-                        inputs = _check_saved(vertex)
-                    out = vertex.saved_out
-                    if not inputs:
-                        inputs = (None,) * len(edges)
-                if spec.fused is None and needed is None:  # the common case: each input's rule, once
-                    attrs = vertex.attrs
-                    grads = [None if e is None else rule(g, out, *inputs, **attrs) for rule, e in zip(spec.vjps, edges)]
-                else:
-                    needs = [e is not None and (needed is None or e in needed) for e in edges]
-                    grads = _input_grads(vertex, g, out, inputs, needs, create_graph)
-                for edge, gi in zip(edges, grads):
+                for edge, gi in zip(edges, _node_grads(vertex, g, create_graph, needed)):
                     if gi is None:
                         continue
-                    if create_graph or gi.__class__ is not torch.Tensor or gi.shape != edge.shape or gi.dtype != edge.dtype:
+                    meta = edge if edge.__class__ is Node else edge.data
+                    if create_graph or gi.__class__ is not torch.Tensor or gi.shape != meta.shape or gi.dtype != meta.dtype:
                         gi = _fit(gi, edge, create_graph)
                     prev = buffers.get(edge)
                     if prev is None:
                         buffers[edge] = gi
-                        if edge.__class__ is not Node and _fresh(gi, g, vertex):
-                            owned.add(edge)  # may become the leaf's .grad without a copy
+                        if meta is not edge and _fresh(gi, g, vertex):
+                            owned.add(edge)  # a leaf's: may become its .grad without a copy
                     elif edge in owned and not create_graph:
                         prev += gi
                     else:
