@@ -53,17 +53,17 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     "*cumprod*": ("finite", "torch picks its cumprod backward by whether any element of the whole tensor is 0, "
                             "and its mask arithmetic then gives NaN or inf at +-inf/NaN inputs of unrelated slices; "
                             "neuronix's exact products differ there only"),
-    # Open defects found by this sweep in files outside this change (reported with it):
+    # Open defects found by this sweep (non-strict xfails: a fix shows up as XPASS):
     "einsum": ("known", "ops/linalg.py: einsum's gradient is NaN where torch's is 0 (a repeated label's identity-matrix "
                         "factor multiplies inf by 0)"),
     "nn.functional.nll_loss*": ("known", "ops/loss.py (nll_loss): under create_graph the input gradient is not in the "
                                          "input's graph, torch's is"),
-    "nn.functional.cross_entropy*": ("known", "ops/loss.py (cross_entropy): NaN where torch's gradient is 0 at "
+    "nn.functional.cross_entropy*": ("known", "nn/functional/classification.py (cross_entropy): NaN where torch's gradient is 0 at "
                                               "infinite logits"),
-    "nn.functional.smooth_l1_loss*": ("known", "ops/loss.py: the composition differentiates its unselected branch "
+    "nn.functional.smooth_l1_loss*": ("known", "nn/functional/loss.py: the composition differentiates its unselected branch "
                                                "(0 * inf = NaN at infinite differences); torch's kernel does not"),
-    "nn.functional.huber_loss*": ("known", "ops/loss.py: as smooth_l1_loss"),
-    "nn.functional.kl_div*": ("known", "ops/loss.py: the target gradient at target 0 is 0, torch's is NaN"),
+    "nn.functional.huber_loss*": ("known", "nn/functional/loss.py: as smooth_l1_loss"),
+    "nn.functional.kl_div*": ("known", "nn/functional/loss.py: the target gradient at target 0 is 0, torch's is NaN"),
 }
 
 
