@@ -56,10 +56,8 @@ EXCLUDED: dict[str, tuple[str, str]] = {
     # Open defects found by this sweep (non-strict xfails: a fix shows up as XPASS):
     "einsum": ("known", "ops/linalg.py: einsum's gradient is NaN where torch's is 0 (a repeated label's identity-matrix "
                         "factor multiplies inf by 0)"),
-    "nn.functional.nll_loss*": ("known", "ops/loss.py (nll_loss): under create_graph the input gradient is not in the "
-                                         "input's graph, torch's is"),
-    "nn.functional.cross_entropy*": ("known", "nn/functional/classification.py (cross_entropy): NaN where torch's gradient is 0 at "
-                                              "infinite logits"),
+    "nn.functional.cross_entropy*": ("known", "nn/functional/classification.py (cross_entropy): NaN where torch's "
+                                              "gradient is 0 at infinite logits"),
     "nn.functional.smooth_l1_loss*": ("known", "nn/functional/loss.py: the composition differentiates its unselected branch "
                                                "(0 * inf = NaN at infinite differences); torch's kernel does not"),
     "nn.functional.huber_loss*": ("known", "nn/functional/loss.py: as smooth_l1_loss"),

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from neuronix.ops.activation import LOG_SIGMOID
-from neuronix.ops.elementwise import sigmoid
+from neuronix.ops.elementwise import anchored, sigmoid
 from neuronix.ops.registry import apply, defop
 
 
@@ -60,17 +60,20 @@ def _nll_backward_forward(g, target, weight, reduction, ignore_index, shape, cla
         return torch.ops.aten.nll_loss_backward.default(g, like_input, target, weight, _REDUCTION_ENUM[reduction],
                                                         ignore_index, total)
     safe, coef = _nll_coefficients(target, weight, reduction, ignore_index, g.dtype)
-    values = (coef * -g).unsqueeze(class_dim)
+    # an ignored target's gradient is exactly 0, as torch's kernel writes it (not 0 * g: NaN at inf)
+    values = torch.where(target != ignore_index, coef * -g, 0.0).unsqueeze(class_dim)
     return g.new_zeros(shape).scatter_(class_dim, safe.unsqueeze(class_dim), values)
 
 
 NLL_LOSS = defop(
     "nll_loss",
     _nll_forward,
-    lambda g, out, x, target, weight, **a: apply(NLL_LOSS_BACKWARD, g, target, weight, **a),
+    # anchored in x's graph, as torch's nll_loss_backward (it reads self): a gradient penalty through
+    # it gets zeros, not an error
+    lambda g, out, x, target, weight, **a: anchored(apply(NLL_LOSS_BACKWARD, g, target, weight, **a), x),
     None,
     None,
-    saves=(1, 2),
+    saves=(0, 1, 2),
 )
 NLL_LOSS_BACKWARD = defop(
     "nll_loss_backward",
