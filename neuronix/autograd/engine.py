@@ -154,7 +154,9 @@ def _check_saved(node: Node):
     """
     saved, versions = node.saved, node.versions
     if versions is not None:
-        for i, (raw, expected, edge) in enumerate(zip(saved, versions, node.edges)):
+        i = -1
+        for raw, expected, edge in zip(saved, versions, node.edges):
+            i += 1
             if expected is None:
                 continue
             if edge is not None and edge.__class__ is not Node and edge.data is not raw:
@@ -338,7 +340,9 @@ def _node_grads(node: Node, g, create_graph: bool, needed) -> list:
     spec = node.spec
     if spec.fused is None and needed is None:  # the common case: each input's rule, once
         attrs = node.attrs
-        return [None if e is None else rule(g, out, *inputs, **attrs) for rule, e in zip(spec.vjps, edges)]
+        if attrs:
+            return [None if e is None else rule(g, out, *inputs, **attrs) for rule, e in zip(spec.vjps, edges)]
+        return [None if e is None else rule(g, out, *inputs) for rule, e in zip(spec.vjps, edges)]
     needs = [e is not None and (needed is None or e in needed) for e in edges]
     return _input_grads(node, g, out, inputs, needs, create_graph)
 
