@@ -30,7 +30,7 @@ import torch
 
 from benchmarks import timing
 
-TARGETS = {"tiny_chain": 1.10, "mlp": 0.95, "resnet18": 1.02, "transformer": 1.05, "resnet18_memory": 1.00}
+TARGETS = {"tiny_chain": 1.10, "mlp": 0.95, "resnet18": 1.00, "transformer": 1.00, "resnet18_memory": 1.00}  # issue 11
 CUDA_WORKLOADS = ("mlp", "resnet18", "transformer")
 ROUNDS = {"tiny_chain": 15, "mlp": 15, "resnet18": 7, "transformer": 11}
 

@@ -270,9 +270,9 @@ def _accumulate(leaf: Tensor, g, owned: bool, create_graph: bool) -> None:
             leaf._grad = g
         else:
             leaf._grad = _wrap(g if owned else g.clone())
-    elif create_graph or leaf._grad.requires_grad:
+    elif create_graph:
         leaf._grad = leaf._grad + g
-    else:
+    else:  # recording off: in place, even into a .grad a create_graph pass left in a graph (as torch)
         leaf._grad.data += g if g.__class__ is torch.Tensor or not isinstance(g, Tensor) else g.data
 
 
@@ -392,6 +392,8 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
                     g = _run_hooks(vertex.hooks, g, create_graph)
                 if wanted is not None and vertex in wanted:
                     captured[vertex] = g
+                    if not any(e in needed for e in edges):  # the pass ends here: not run, not freed
+                        continue
                 for edge, gi in zip(edges, _node_grads(vertex, g, create_graph, needed)):
                     if gi is None:
                         continue
@@ -408,8 +410,9 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
                     else:
                         buffers[edge] = prev + gi
                         owned.add(edge)
-                if not retain_graph and (vertex.versions is not None or vertex.saved_out is not None):
-                    vertex.saved = FREED  # as torch: a node that saved no tensor may run again
+                if not retain_graph and (vertex.versions is not None or vertex.saved_out is not None
+                                         or vertex.checked is not None):
+                    vertex.saved = FREED  # as torch: a node that saved no tensor (index included) may run again
                     vertex.saved_out = None
             for edge in edges:  # delivered (or nothing to deliver): the edge's consumer count drops
                 if edge is not None:
@@ -519,9 +522,12 @@ def backward(tensors, grad_tensors=None, retain_graph: bool | None = None, creat
         run_backward(outputs, seeds, retain_graph, create_graph)
         return
     targets = _check_inputs("backward", inputs)
+    for t in targets:
+        if t.grad_fn is not None:
+            t.retain_grad()  # as torch: a non-leaf input keeps its .grad, in this pass and later ones
     results = run_backward(outputs, seeds, retain_graph, create_graph, targets)
     for t, g in zip(targets, results):
-        if g is not None:
+        if g is not None and t.grad_fn is None:
             _accumulate(t, g if create_graph else g.data, False, create_graph)  # hooks already ran
 
 
@@ -532,6 +538,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
 
     Leaves' ``.grad`` is not touched; only the part of the graph leading to ``inputs`` runs.
     """
+    if materialize_grads and allow_unused is False:
+        raise ValueError("grad: materialize_grads=True gives unused inputs zeros; it cannot be combined with "
+                         "allow_unused=False (leave allow_unused unset or pass True)")
     targets = _check_inputs("grad", inputs)
     outs, seeds = _roots_and_seeds("grad", outputs, grad_outputs, ("grad_outputs", "outputs"))
     if retain_graph is None:
@@ -540,8 +549,9 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool | None = None, c
     final = []
     for i, (t, g) in enumerate(zip(targets, results)):
         if g is None:
-            if materialize_grads:
+            if materialize_grads:  # as torch: under create_graph the zeros can be differentiated again
                 g = Tensor._make(torch.zeros_like(t.data), None)
+                g.requires_grad = create_graph
             elif not allow_unused:
                 raise RuntimeError(
                     f"grad: input {i} ({_describe(t)}) appears to not have been used in the graph; "

@@ -24,8 +24,10 @@ def zero_gradient(g, *_, **__):
     return torch.zeros_like(g.data)
 
 
-def _unary(name: str, forward, vjp, *, saves_out: bool = False, fused=None, doc: str = ""):
-    reads_input = not saves_out and vjp is not zero_gradient
+def _unary(name: str, forward, vjp, *, saves_out: bool = False, fused=None, reads_input: bool | None = None,
+           doc: str = ""):
+    if reads_input is None:
+        reads_input = not saves_out and vjp is not zero_gradient
     spec = defop(name, forward, vjp, saves=ALL if reads_input else (), saves_out=saves_out, fused=fused)
 
     def fn(input):
@@ -79,7 +81,7 @@ sqrt = _unary("sqrt", torch.sqrt, lambda g, out, x: g / (out * 2), saves_out=Tru
 rsqrt = _unary("rsqrt", torch.rsqrt, lambda g, out, x: g * out.pow(3) * -0.5, saves_out=True)
 abs = _unary("abs", torch.abs, lambda g, out, x: g * x.sign())
 sign = _unary("sign", torch.sign, zero_gradient)
-neg = _unary("neg", torch.neg, lambda g, out, x: -g)
+neg = _unary("neg", torch.neg, lambda g, out, x: -g, reads_input=False)
 sin = _unary("sin", torch.sin, lambda g, out, x: g * x.cos())
 cos = _unary("cos", torch.cos, lambda g, out, x: -(g * x.sin()))
 tan = _unary("tan", torch.tan, lambda g, out, x: g * (out * out + 1), saves_out=True)
@@ -97,7 +99,7 @@ erf = _unary("erf", torch.erf, lambda g, out, x: g * (2 / math.sqrt(math.pi)) * 
 floor = _unary("floor", torch.floor, zero_gradient)
 ceil = _unary("ceil", torch.ceil, zero_gradient)
 trunc = _unary("trunc", torch.trunc, zero_gradient)
-frac = _unary("frac", torch.frac, lambda g, out, x: g)
+frac = _unary("frac", torch.frac, lambda g, out, x: g, reads_input=False)
 
 _ROUND = defop("round", torch.round, zero_gradient, saves=())
 
@@ -111,10 +113,11 @@ def round(input, *, decimals: int = 0):
 # ----- binary arithmetic -------------------------------------------------------------
 _ADD = defop("add", operator.add, lambda g, out, x, y: g, lambda g, out, x, y: g, saves=())
 _SUB = defop("sub", operator.sub, lambda g, out, x, y: g, lambda g, out, x, y: -g, saves=())
-_MUL = defop("mul", operator.mul, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x)
+_MUL = defop("mul", operator.mul, lambda g, out, x, y: g * y, lambda g, out, x, y: g * x, reads=((1,), (0,)))
 # -g * ((x / y) / y), grouped as torch groups it: where a factor is 0 or inf the grouping decides
 # between inf and NaN, and the conformance contract includes those patterns
-_DIV = defop("div", operator.truediv, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * ((x / y) / y))
+_DIV = defop("div", operator.truediv, lambda g, out, x, y: g / y, lambda g, out, x, y: -g * ((x / y) / y),
+              reads=((1,), (0, 1)))
 
 
 def _scaled(other, alpha):

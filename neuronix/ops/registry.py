@@ -30,9 +30,11 @@ ALL = None  # ``saves=ALL``: the VJPs read every input
 class OpSpec:
     """A differentiable primitive: forward kernel, per-input VJPs and what they read."""
 
-    __slots__ = ("name", "forward", "vjps", "saves", "saves_out", "aux", "fused", "fused_values_recorded")
+    __slots__ = ("name", "forward", "vjps", "saves", "saves_out", "aux", "fused", "fused_values_recorded", "reads")
 
-    def __init__(self, name, forward, vjps, saves, saves_out, aux, fused=None, fused_values_recorded=True):
+    def __init__(self, name, forward, vjps, saves, saves_out, aux, fused=None, fused_values_recorded=True,
+                 reads=None):
+        self.reads = reads
         self.fused = fused
         self.fused_values_recorded = fused_values_recorded
         self.name = name
@@ -59,6 +61,7 @@ def defop(
     aux: bool = False,
     fused: Callable | None = None,
     fused_values_recorded: bool = True,
+    reads: tuple[tuple[int, ...], ...] | None = None,
 ) -> OpSpec:
     """Register a primitive. ``vjps[i](g, out, *inputs, **attrs)`` is the gradient for input i.
 
@@ -83,10 +86,15 @@ def defop(
     kernel gives their value (``elementwise.kernel_valued``); without it (torch's backward itself
     differs by mode, as prod's at zeros) the rules alone run. Nothing the kernel returns outlives
     the backward step that asked for it.
+
+    ``reads[i]`` (optional, instead of ``saves``): the inputs rule ``i`` reads. An input is then
+    saved (kept alive and version-checked) only when a rule that will run reads it, as torch
+    decides from which inputs require grad: ``y = x * c`` with a constant ``c`` keeps ``c`` only,
+    so changing ``x`` in place afterwards is no error.
     """
     if name in OPS:
         raise ValueError(f"op {name!r} is registered twice")
-    spec = OpSpec(name, forward, vjps, saves, saves_out, aux, fused, fused_values_recorded)
+    spec = OpSpec(name, forward, vjps, saves, saves_out, aux, fused, fused_values_recorded, reads)
     OPS[name] = spec
     return spec
 
@@ -286,6 +294,8 @@ def _record(spec: OpSpec, edges: list, raws: list, out, attrs: dict) -> Node:
             "torch's conjugate convention, which Neuronix does not implement): compute on .real/.imag parts or detach"
         )
     saves = spec.saves
+    if spec.reads is not None:  # only what the rules of the inputs in the graph read
+        saves = tuple(sorted({i for edge, read in zip(edges, spec.reads) if edge is not None for i in read}))
     versions = None
     if saves is None:
         saved = raws
