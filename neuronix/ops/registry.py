@@ -94,6 +94,9 @@ def defop(
     """
     if name in OPS:
         raise ValueError(f"op {name!r} is registered twice")
+    if reads is not None:  # what to save for each set of inputs in the graph (a bit mask), worked out once
+        reads = [tuple(sorted({i for k, read in enumerate(reads) if mask >> k & 1 for i in read}))
+                 for mask in range(2 ** len(reads))]
     spec = OpSpec(name, forward, vjps, saves, saves_out, aux, fused, fused_values_recorded, reads)
     OPS[name] = spec
     return spec
@@ -295,7 +298,12 @@ def _record(spec: OpSpec, edges: list, raws: list, out, attrs: dict) -> Node:
         )
     saves = spec.saves
     if spec.reads is not None:  # only what the rules of the inputs in the graph read
-        saves = tuple(sorted({i for edge, read in zip(edges, spec.reads) if edge is not None for i in read}))
+        mask, bit = 0, 1
+        for edge in edges:
+            if edge is not None:
+                mask |= bit
+            bit <<= 1
+        saves = spec.reads[mask]
     versions = None
     if saves is None:
         saved = raws
