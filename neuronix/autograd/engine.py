@@ -1,7 +1,7 @@
 """The reverse pass: a dependency-counted walk that calls each node's rules once.
 
 The graph's vertices are ``Node``s (one per recorded op) and leaf ``Tensor``s, which are
-sinks (torch's ``AccumulateGrad``): a node's ``edges[i]`` is the vertex that receives the
+sinks (torch's ``AccumulateGrad``): a node's ``node[i]`` (``i < node.n``, its edges) is the vertex that receives the
 gradient of its input ``i`` (or ``None``). ``run_backward`` is the whole algorithm:
 
 1. Count how many edges point at every vertex below the roots (an iterative walk: a
@@ -89,7 +89,8 @@ def _dependencies(roots: list) -> dict:
     stack = [v for v in roots if v.__class__ is Node]
     seen = set(stack)  # a root that is also another root's input is walked once
     while stack:
-        for edge in stack.pop().edges:
+        node = stack.pop()
+        for edge in node[:node.n]:
             if edge is None:
                 continue
             if edge in deps:
@@ -109,21 +110,21 @@ def _leading_to(roots: list, deps: dict, targets: set) -> set:
     while ready:  # a topological order: every vertex after all of its consumers
         vertex = ready.pop()
         order.append(vertex)
-        for edge in vertex.edges if vertex.__class__ is Node else ():
+        for edge in vertex[:vertex.n] if vertex.__class__ is Node else ():
             if edge is not None:
                 left[edge] -= 1
                 if left[edge] == 0:
                     ready.append(edge)
     needed = set()
     for vertex in reversed(order):  # inputs before their consumers
-        if vertex in targets or (vertex.__class__ is Node and any(e in needed for e in vertex.edges)):
+        if vertex in targets or (vertex.__class__ is Node and any(e in needed for e in vertex[:vertex.n])):
             needed.add(vertex)
     return needed
 
 
 def _version_error(node: Node) -> RuntimeError:
-    n = len(node.edges)
-    values = list(node.saved or (None,) * n) + [node.saved_out]
+    n = node.n
+    values = list(node[n:] or (None,) * n) + [node.saved_out]
     for i, (raw, expected) in enumerate(zip(values, node.versions)):
         if expected is not None and raw._version != expected:
             what = "its output" if i == n else f"input {i}"
@@ -152,16 +153,18 @@ def _check_saved(node: Node):
     since the forward is read anew (as torch reads a saved leaf through the variable), so its old
     value is not checked.
     """
-    saved, versions = node.saved, node.versions
+    n, versions = node.n, node.versions
+    if versions is FREED:
+        raise _freed_error(node)
+    saved = node[n:]
     if versions is not None:
         i = -1
-        for raw, expected, edge in zip(saved, versions, node.edges):
+        for raw, expected, edge in zip(saved, versions, node):
             i += 1
             if expected is None:
                 continue
             if edge is not None and edge.__class__ is not Node and edge.data is not raw:
-                saved = list(saved)  # a leaf whose .data was reassigned: read its current value
-                saved[i] = edge.data
+                saved[i] = edge.data  # a leaf whose .data was reassigned: read its current value
             elif raw._version != expected:
                 raise _version_error(node)
         if node.saved_out is not None and node.saved_out._version != versions[-1]:
@@ -183,13 +186,12 @@ def _recorded_arguments(node: Node) -> tuple:
 
     A saved leaf is the leaf itself (its ``.data`` may have been reassigned since the forward).
     """
-    saved = node.saved
-    if saved is FREED:
-        raise _freed_error(node)
+    n = node.n
     if node.versions is not None or node.checked is not None:
         _check_saved(node)
+    saved = node[n:]
     inputs = [(e if e is not None and e.__class__ is not Node else Tensor._make(r, e))
-              if isinstance(r, torch.Tensor) else r for r, e in zip(saved, node.edges)] if saved else (None,) * len(node.edges)
+              if isinstance(r, torch.Tensor) else r for r, e in zip(saved, node)] if saved else (None,) * n
     out = node.saved_out
     return (None if out is None else Tensor._make(out, node)), inputs
 
@@ -281,7 +283,7 @@ def _fresh(gi, g, node: Node) -> bool:
     data, up = (gi.data, g.data) if isinstance(gi, Tensor) else (gi, g)
     if gi is g or data._base is not None or data.data_ptr() == up.data_ptr() or data is node.saved_out:
         return False
-    return not any(data is s for s in node.saved or ())
+    return not any(data is s for s in node[node.n:])
 
 
 def _scale_like(g, value: torch.Tensor) -> Tensor:
@@ -325,18 +327,18 @@ def _input_grads(node: Node, g, out, inputs, needs: list, create_graph: bool) ->
 def _node_grads(node: Node, g, create_graph: bool, needed) -> list:
     """One node's step: torch's saved-tensor checks, then the gradient of each input (``None``
     where no gradient flows: no edge, not needed, or the rule gives none)."""
-    edges = node.edges
+    n = node.n
+    edges = node[:n]
     if create_graph:
         out, inputs = _recorded_arguments(node)
     else:
-        inputs = node.saved
-        if inputs is FREED:
-            raise _freed_error(node)
         if node.versions is not None or node.checked is not None:
             inputs = _check_saved(node)
+        else:
+            inputs = node[n:]
         out = node.saved_out
         if not inputs:
-            inputs = (None,) * len(edges)
+            inputs = (None,) * n
     spec = node.spec
     if spec.fused is None and needed is None:  # the common case: each input's rule, once
         attrs = node.attrs
@@ -386,7 +388,7 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
                     else:
                         captured[vertex] = g
                 continue
-            edges = vertex.edges
+            edges = vertex[:vertex.n]
             if g is not None and (needed is None or vertex in needed):
                 if vertex.hooks:
                     g = _run_hooks(vertex.hooks, g, create_graph)
@@ -410,9 +412,9 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
                     else:
                         buffers[edge] = prev + gi
                         owned.add(edge)
-                if not retain_graph and (vertex.versions is not None or vertex.saved_out is not None
-                                         or vertex.checked is not None):
-                    vertex.saved = FREED  # as torch: a node that saved no tensor (index included) may run again
+                if not retain_graph and (vertex.versions is not None or vertex.checked is not None):
+                    del vertex[vertex.n:]  # as torch: a node that saved no tensor (index included) may run again
+                    vertex.versions = FREED
                     vertex.saved_out = None
             for edge in edges:  # delivered (or nothing to deliver): the edge's consumer count drops
                 if edge is not None:

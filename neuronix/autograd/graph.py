@@ -12,28 +12,33 @@ import weakref
 
 _active_graphs: list[AutogradGraph] = []
 
-# Marks a node whose saved tensors were released by a backward pass without retain_graph.
+# ``node.versions`` of a node whose saved tensors a backward pass without retain_graph released.
 FREED = ("<freed>",)
 
 
-class Node:
-    """One application of a registered op.
+class Node(list):
+    """One application of a registered op: the list of its edges, then its saved inputs.
 
-    ``edges[i]`` says where the gradient of input ``i`` goes: another ``Node``, a leaf
-    ``Tensor`` that requires grad, or ``None``. ``saved[i]`` holds the raw value of input
-    ``i`` when the op's VJPs read it (``()`` when they read none), ``saved_out`` the raw
-    output when they read it, and ``versions`` the torch version counters of the saved
-    tensors (inputs, then the output) at save time — ``None`` when no tensor is saved —
-    checked before use exactly as torch's ``SavedVariable`` does; ``checked`` holds the
-    ``(tensor, version)`` pairs of the index and mask tensors among the attributes, checked
-    the same way. ``shape`` and ``dtype`` describe the node's output: a gradient sent along
-    an edge to this node is reduced and cast to them (one op application has exactly one
-    output tensor). Nodes are built by ``registry._record`` alone (slot by slot: it runs once
-    per recorded op), so there is no ``__init__``.
+    ``node[i]`` for ``i < node.n`` says where the gradient of input ``i`` goes: another
+    ``Node``, a leaf ``Tensor`` that requires grad, or ``None``. When the op's rules read
+    inputs, ``node[n + i]`` holds the raw value of input ``i`` (``None`` for inputs not
+    read); a node that saved none is its edges alone. One list for both, and the node being
+    that list, keeps a recorded op to one object for Python's cyclic collector to scan again
+    and again (plus the saved tensors): the per-op cost of a long graph stays flat.
+    ``saved_out`` is the raw output when the rules read it, ``versions`` the torch version
+    counters of the saved tensors (inputs, then the output) at save time — ``None`` when no
+    tensor is saved, ``FREED`` once released — checked before use exactly as torch's
+    ``SavedVariable`` does; ``checked`` holds the ``(tensor, version)`` pairs of the index
+    and mask tensors among the attributes, checked the same way. ``shape`` and ``dtype``
+    describe the node's output: a gradient sent along an edge to this node is reduced and
+    cast to them (one op application has exactly one output tensor). Nodes are built by
+    ``registry._record`` alone. Identity, not contents, is a node's equality and hash.
     """
 
-    __slots__ = ("spec", "edges", "saved", "saved_out", "versions", "checked", "attrs", "shape", "dtype", "hooks",
-                 "__weakref__")
+    __slots__ = ("spec", "n", "saved_out", "versions", "checked", "attrs", "shape", "dtype", "hooks", "__weakref__")
+    __hash__ = object.__hash__
+    __eq__ = object.__eq__
+    __ne__ = object.__ne__
 
     def name(self) -> str:
         """The op's registered name, e.g. ``MulBackward``-style ``"mul"``."""
@@ -41,6 +46,9 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<{self.spec.name}Backward>"
+
+    def __bool__(self) -> bool:
+        return True
 
 
 class AutogradGraph:

@@ -137,6 +137,7 @@ def op_error(name: str, args, attrs: dict, err: Exception) -> Exception:
 
 
 _FORWARD_ERRORS = (RuntimeError, ValueError, TypeError, IndexError)
+_NONES = tuple((None,) * k for k in range(9))  # a node's saved slots before they are filled
 _new = object.__new__
 
 
@@ -304,31 +305,29 @@ def _record(spec: OpSpec, edges: list, raws: list, out, attrs: dict) -> Node:
                 mask |= bit
             bit <<= 1
         saves = spec.reads[mask]
+    n = len(raws)
+    node = Node(edges)  # the edges, then (when the rules read inputs) the saved inputs: see Node
     versions = None
     if saves is None:
-        saved = raws
+        node += raws
         i = 0
         for r in raws:
             if isinstance(r, torch.Tensor):
                 if versions is None:
-                    versions = [None] * len(raws)
+                    versions = [None] * n
                 versions[i] = r._version
             i += 1
     elif saves:
-        saved = [None] * len(raws)
+        node += _NONES[n] if n < len(_NONES) else (None,) * n
         for i in saves:
-            r = saved[i] = raws[i]
+            r = node[n + i] = raws[i]
             if isinstance(r, torch.Tensor):
                 if versions is None:
-                    versions = [None] * len(raws)
+                    versions = [None] * n
                 versions[i] = r._version
-    else:
-        saved = ()
-    saved_out = None
     if spec.saves_out:
-        saved_out = out
         if versions is None:
-            versions = [None] * len(raws)
+            versions = [None] * n
         versions.append(out._version)
     checked = None
     if attrs:
@@ -338,11 +337,9 @@ def _record(spec: OpSpec, edges: list, raws: list, out, attrs: dict) -> Node:
                 _attr_tensors(value, found)
         if found:
             checked = tuple((t, t._version) for t in found)
-    node = _new(Node)  # Node.__init__ inlined: this runs once per recorded op
     node.spec = spec
-    node.edges = edges
-    node.saved = saved
-    node.saved_out = saved_out
+    node.n = n
+    node.saved_out = out if spec.saves_out else None
     # plain tuples of ints: the cyclic collector untracks them at its first pass, so a long graph
     # keeps fewer objects for it to scan again and again (a torch.Size, a tuple subclass, stays)
     node.versions = None if versions is None else tuple(versions)
