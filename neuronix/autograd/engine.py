@@ -324,21 +324,19 @@ def _input_grads(node: Node, g, out, inputs, needs: list, create_graph: bool) ->
     return grads
 
 
-def _node_grads(node: Node, g, create_graph: bool, needed) -> list:
+def _node_grads(node: Node, edges: list, g, create_graph: bool, needed) -> list:
     """One node's step: torch's saved-tensor checks, then the gradient of each input (``None``
     where no gradient flows: no edge, not needed, or the rule gives none)."""
-    n = node.n
-    edges = node[:n]
     if create_graph:
         out, inputs = _recorded_arguments(node)
     else:
         if node.versions is not None or node.checked is not None:
             inputs = _check_saved(node)
         else:
-            inputs = node[n:]
+            inputs = node[node.n:]
         out = node.saved_out
         if not inputs:
-            inputs = (None,) * n
+            inputs = (None,) * node.n
     spec = node.spec
     if spec.fused is None and needed is None:  # the common case: each input's rule, once
         attrs = node.attrs
@@ -396,7 +394,7 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
                     captured[vertex] = g
                     if not any(e in needed for e in edges):  # the pass ends here: not run, not freed
                         continue
-                for edge, gi in zip(edges, _node_grads(vertex, g, create_graph, needed)):
+                for edge, gi in zip(edges, _node_grads(vertex, edges, g, create_graph, needed)):
                     if gi is None:
                         continue
                     meta = edge if edge.__class__ is Node else edge.data
