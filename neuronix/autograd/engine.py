@@ -398,12 +398,15 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
                     if gi is None:
                         continue
                     meta = edge if edge.__class__ is Node else edge.data
+                    made = False  # whether the engine itself made gi (a sum or a cast: nobody else holds it)
                     if create_graph or gi.__class__ is not torch.Tensor or gi.shape != meta.shape or gi.dtype != meta.dtype:
+                        before = (gi.numel(), gi.dtype) if gi.__class__ is torch.Tensor else None
                         gi = _fit(gi, edge, create_graph)
+                        made = before is not None and (gi.numel() != before[0] or before[1] != meta.dtype)
                     prev = buffers.get(edge)
                     if prev is None:
                         buffers[edge] = gi
-                        if meta is not edge and _fresh(gi, g, vertex):
+                        if meta is not edge and (made or _fresh(gi, g, vertex)):
                             owned.add(edge)  # a leaf's: may become its .grad without a copy
                     elif edge in owned and not create_graph:
                         prev += gi
