@@ -10,8 +10,8 @@ from __future__ import annotations
 import pytest
 
 import conformance.specs  # noqa: F401  (fills the registry)
+from conformance.mirror import REGISTRY, OpMirror
 from conformance.runner import case_id, run_case
-from conformance.spec import REGISTRY, OpMirror
 
 EXAMPLES = 3
 CASES = [case_id(name, str(dtype).removeprefix("torch."), "cpu")

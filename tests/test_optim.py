@@ -10,9 +10,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import neuronix as nx
-from conformance.compare import measure
+from conformance.closeness import measure
 from conformance.kinds.optim import compare_optimizer
-from conformance.spec import REGISTRY
+from conformance.mirror import REGISTRY
 from conformance.specs import optim as optim_specs  # noqa: F401  (registers the mirrors)
 from conformance.tolerances import Tolerance
 

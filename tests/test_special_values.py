@@ -36,9 +36,9 @@ from hypothesis import strategies as st
 
 import conformance.specs  # noqa: F401  (fills the registry)
 import neuronix as nx
-from conformance.compare import measure, to_torch
-from conformance.kinds.op import _build, _get, _leaf_slots, _NxConst, _NxLeaf, _outputs, _TorchLeaf
-from conformance.spec import REGISTRY, OpMirror
+from conformance.closeness import measure, to_torch
+from conformance.kinds.common import NxConst, NxLeaf, TorchLeaf, build_call, leaf_slots, outputs, slot_value
+from conformance.mirror import REGISTRY, OpMirror
 from conformance.strategies import SPECIAL_POINTS, special_values
 from conformance.tolerances import Tolerance, load
 
@@ -211,24 +211,24 @@ def _call(mirror: OpMirror, sample, dtype: torch.dtype):
     too) or nothing is differentiable, else the pieces the gradient checks need.
     """
     context = _Context(sample)
-    slots = _leaf_slots(sample) if mirror.grad else []
-    t_args, t_kwargs = _build(sample, slots, _TorchLeaf())
+    slots = leaf_slots(sample) if mirror.grad else []
+    t_args, t_kwargs = build_call(sample, slots, TorchLeaf())
     try:
         t_result = mirror.torch(*t_args, **t_kwargs)
     except Exception:  # noqa: BLE001 - torch refuses these values: neuronix must refuse them too
-        c_args, c_kwargs = _build(sample, slots, _NxConst())
+        c_args, c_kwargs = build_call(sample, slots, NxConst())
         with pytest.raises(Exception):  # noqa: B017, PT011 - any error: the point is that both refuse
             mirror.nx(*c_args, **c_kwargs)
         return None
-    n_args, n_kwargs = _build(sample, slots, _NxLeaf())
+    n_args, n_kwargs = build_call(sample, slots, NxLeaf())
     n_result = mirror.nx(*n_args, **n_kwargs)
-    t_out, n_out = _outputs(mirror, t_result), _outputs(mirror, n_result)
+    t_out, n_out = outputs(mirror, t_result), outputs(mirror, n_result)
     _check("output", [v for _, v in n_out], [v for _, v in t_out], mirror.name, "forward", dtype, context)
     floats = [k for k, (_, t) in enumerate(t_out) if isinstance(t, torch.Tensor) and t.is_floating_point()]
     if not slots or not floats or len(t_out) != len(n_out):
         return None
     t_outs, n_outs = [t_out[k][1] for k in floats], [n_out[k][1] for k in floats]
-    t_leaves, n_leaves = [_get(t_args, p) for _, p in slots], [_get(n_args, p) for _, p in slots]
+    t_leaves, n_leaves = [slot_value(t_args, p) for _, p in slots], [slot_value(n_args, p) for _, p in slots]
     return slots, t_outs, n_outs, t_leaves, n_leaves, context
 
 

@@ -215,9 +215,3 @@ def _full_gradient(objective, base, analytic_grads, slots) -> str:
             lines.append(f"grad {label}: max |neuronix - finite difference| = {float(diff.max()):.3e} at index {index} "
                          f"(neuronix {float(g.reshape(-1)[j]):.10g}, finite difference {float(estimate[j]):.10g})")
     return "; ".join(lines)
-
-
-# The old private names of the pieces now in ``kinds/common.py``: tests/test_special_values.py (another
-# session's file) still imports them from here. Delete these two lines once it imports common's names.
-_build, _get, _leaf_slots, _outputs = build_call, slot_value, leaf_slots, outputs
-_NxConst, _NxLeaf, _TorchLeaf = NxConst, NxLeaf, TorchLeaf
