@@ -138,12 +138,12 @@ def setup_resnet18(device: str = "cpu", quick: bool = False) -> Workload:
 
 
 # ----- 4. transformer block ------------------------------------------------------------------------
-# The nn issue's end-to-end mirror (conformance/specs/models_e2e.py), at benchmark size.
+# The nn issue's end-to-end mirror (conformance/mirrors/models_e2e.py), at benchmark size.
 TRANSFORMER = {"vocab": 256, "width": 128, "heads": 4, "context": 64}
 
 
 def setup_transformer(device: str = "cpu", quick: bool = False) -> Workload:
-    from conformance.specs.models_e2e import transformer_block
+    from conformance.mirrors.models_e2e import transformer_block
 
     torch.manual_seed(0)
     torch_model = transformer_block(torch, **TRANSFORMER).to(device)
@@ -170,7 +170,7 @@ def setup_transformer(device: str = "cpu", quick: bool = False) -> Workload:
         "transformer", step(nx_model, nx_opt, nx.Tensor(inputs), nx.Tensor(targets)),
         step(torch_model, torch_opt, inputs, targets), repeat=2 if quick else 5,
         info={"batch": batch, "tokens": steps, **TRANSFORMER, "label_smoothing": 0.1,
-              "model": "conformance.specs.models_e2e.transformer_block"})
+              "model": "conformance.mirrors.models_e2e.transformer_block"})
 
 
 WORKLOADS = {

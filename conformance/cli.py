@@ -47,7 +47,7 @@ def _run(args) -> int:
 
 
 def _list(args) -> int:
-    import conformance.specs  # noqa: F401
+    import conformance.mirrors  # noqa: F401
     from conformance.coverage import coverage
     from conformance.mirror import REGISTRY
 
@@ -63,7 +63,7 @@ def _list(args) -> int:
 
 
 def _repro(args) -> int:
-    import conformance.specs  # noqa: F401
+    import conformance.mirrors  # noqa: F401
     from conformance.mirror import REGISTRY
     from conformance.runner import parse_case_id, run_case
     from conformance.tolerances import load

@@ -123,7 +123,7 @@ def base_name(mirror_name: str) -> str:
 def coverage(registry: dict | None = None) -> Coverage:
     """Pair the public surface with the registry (by default, every spec module's mirrors)."""
     if registry is None:
-        import conformance.specs  # noqa: F401  (fills the registry)
+        import conformance.mirrors  # noqa: F401  (fills the registry)
         from conformance.mirror import REGISTRY as registry
     public = public_names()
     mirrored_bases = {base_name(n) for n in registry}

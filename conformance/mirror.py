@@ -1,7 +1,7 @@
 """Mirrors: how each public neuronix name is checked against its torch twin.
 
 "Mirror" is the harness's word for such an entry, apart from neuronix's ``OpSpec`` (an op's
-forward and rules); the mirrors are defined per family in ``conformance/specs/``.
+forward and rules); the mirrors are defined per family in ``conformance/mirrors/``.
 
 Every public name (``nx.<fn>``, ``Tensor.<method>``, ``nn.functional.<fn>``, ``nn.<Module>``,
 ``optim.<Optimizer>``, ``optim.lr_scheduler.<Scheduler>``) is registered here exactly once
@@ -134,7 +134,7 @@ REGISTRY: dict[str, Mirror] = {}
 
 
 def register(*mirrors: Mirror) -> None:
-    """Add mirrors to the registry; a name registered twice is a bug in the specs."""
+    """Add mirrors to the registry; a name registered twice is a bug in the mirror definitions."""
     for m in mirrors:
         if m.name in REGISTRY:
             raise ValueError(f"conformance: mirror {m.name!r} registered twice")

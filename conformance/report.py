@@ -91,7 +91,7 @@ def build(records: list[Record], opts: dict, filtered: bool = False, coverage=No
     ``coverage`` and ``names`` (the mirror names an override may target) default to the
     live registry; tests pass their own.
     """
-    import conformance.specs  # noqa: F401
+    import conformance.mirrors  # noqa: F401
     from conformance.coverage import coverage as compute_coverage
     from conformance.mirror import REGISTRY
     from conformance.tolerances import load

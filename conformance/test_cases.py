@@ -13,7 +13,7 @@ from conformance import plugin
 
 
 def _cases(config) -> list[str]:
-    import conformance.specs  # noqa: F401  (fills the registry)
+    import conformance.mirrors  # noqa: F401  (fills the registry)
     from conformance.mirror import REGISTRY
     from conformance.runner import case_id
 

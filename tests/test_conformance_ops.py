@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-import conformance.specs  # noqa: F401  (fills the registry)
+import conformance.mirrors  # noqa: F401  (fills the registry)
 from conformance.mirror import REGISTRY, OpMirror
 from conformance.runner import case_id, run_case
 

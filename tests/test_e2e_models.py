@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import neuronix as nx
-from conformance.specs.models_e2e import small_cnn, transformer_block
+from conformance.mirrors.models_e2e import small_cnn, transformer_block
 
 TOL = {torch.float32: {"rtol": 1e-6, "atol": 1e-6}, torch.float64: {"rtol": 1e-7, "atol": 1e-12}}
 

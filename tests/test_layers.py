@@ -1,7 +1,7 @@
 """nx.nn layers: torch's default init, repr, state_dict keys, buffers, options and errors.
 
 Values and gradients over drawn inputs are the conformance harness's job
-(``conformance/specs/nn_modules.py``); these tests pin the behaviour around them.
+(``conformance/mirrors/nn_modules.py``); these tests pin the behaviour around them.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import neuronix as nx
 from conformance.closeness import measure
 from conformance.kinds.optim import compare_optimizer
 from conformance.mirror import REGISTRY
-from conformance.specs import optim as optim_specs  # noqa: F401  (registers the mirrors)
+from conformance.mirrors import optim as optim_specs  # noqa: F401  (registers the mirrors)
 from conformance.tolerances import Tolerance
 
 OPTIMIZERS = {

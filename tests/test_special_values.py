@@ -34,7 +34,7 @@ import torch
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-import conformance.specs  # noqa: F401  (fills the registry)
+import conformance.mirrors  # noqa: F401  (fills the registry)
 import neuronix as nx
 from conformance.closeness import measure, to_torch
 from conformance.kinds.common import NxConst, NxLeaf, TorchLeaf, build_call, leaf_slots, outputs, slot_value

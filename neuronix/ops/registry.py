@@ -6,7 +6,7 @@ derivatives), which inputs/outputs the VJPs read (only those are kept alive and
 version-checked) and optionally a fused backward kernel. ``apply`` is the single place that
 runs a forward and records a ``Node``; the engine (``autograd/engine.py``) is the single
 place that runs VJPs, reduces broadcast gradients and casts them to the input dtype. The
-op's torch twin is named once, by its mirror in ``conformance/specs``.
+op's torch twin is named once, by its mirror in ``conformance/mirrors``.
 
 Public functions are plain Python functions marked with ``@public``; ``neuronix`` exports
 them and ``Tensor`` gets them as methods, so there is no second list to keep in sync.

@@ -1,0 +1,8 @@
+"""The mirrors, one module per family; importing this package fills ``mirror.REGISTRY``."""
+
+from conformance.mirrors import elementwise, linalg, movement, optim, reduce  # noqa: F401
+from conformance.mirrors import models_e2e, nn_modules  # noqa: F401
+from conformance.mirrors import nn_functional  # noqa: F401
+from conformance.mirrors import compare, factories, operators  # noqa: F401
+from conformance.mirrors import models  # noqa: F401
+from conformance.mirrors import inplace  # noqa: F401  (last: derives in-place mirrors from the others)

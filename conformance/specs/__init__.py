@@ -1,8 +1,0 @@
-"""The mirrors, one module per family; importing this package fills ``mirror.REGISTRY``."""
-
-from conformance.specs import elementwise, linalg, movement, optim, reduce  # noqa: F401
-from conformance.specs import models_e2e, nn_modules  # noqa: F401
-from conformance.specs import nn_functional  # noqa: F401
-from conformance.specs import compare, factories, operators  # noqa: F401
-from conformance.specs import models  # noqa: F401
-from conformance.specs import inplace  # noqa: F401  (last: derives in-place mirrors from the others)
