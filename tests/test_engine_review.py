@@ -149,9 +149,7 @@ def test_materialized_zeros_require_grad_under_create_graph():
 
 
 # 7. Module full backward hooks on a graph walked twice (retain_graph, or double backward):
-#    IndexError in nn/hooks.py on the second pass.
-@pytest.mark.xfail(strict=True, reason="known: nn/hooks.py keeps one-shot per-call state; a second pass over the "
-                   "same call overflows it")
+#    (was an IndexError in nn/hooks.py on the second pass).
 def test_full_backward_hook_retain_graph_twice():
     def f(lib):
         torch.manual_seed(0)
@@ -167,7 +165,6 @@ def test_full_backward_hook_retain_graph_twice():
     _same(f)
 
 
-@pytest.mark.xfail(strict=True, reason="known: nn/hooks.py keeps one-shot per-call state (as above)")
 def test_full_backward_hook_double_backward():
     def f(lib):
         torch.manual_seed(0)

@@ -114,7 +114,7 @@ class BackwardHookCall:
         self.input_positions: list[int] = []  # the positional args routed through the gate
         self.zero_inputs: dict = {}
         self.grad_outputs: list = []
-        self.pending_outputs = 0
+        self.n_outputs = self.n_wrapped = self.pending_outputs = 0
 
     # ----- inputs ---------------------------------------------------------------------
     def wrap_inputs(self, args: tuple) -> tuple:
@@ -174,8 +174,10 @@ class BackwardHookCall:
         """Pass every output tensor that requires grad through an identity node that records its gradient."""
         items = list(output) if isinstance(output, (tuple, list)) else [output]
         tensors = [i for i, o in enumerate(items) if isinstance(o, Tensor)]
+        self.n_outputs = len(tensors)
+        self.n_wrapped = sum(items[i].requires_grad for i in tensors)
         self.grad_outputs = [None] * len(tensors)  # one slot per tensor output, as torch
-        self.pending_outputs = sum(items[i].requires_grad for i in tensors)
+        self.pending_outputs = self.n_wrapped
         for k, i in enumerate(tensors):
             if items[i].requires_grad:
                 items[i] = self._wrap_output(items[i], k)
@@ -185,6 +187,9 @@ class BackwardHookCall:
         y = apply(_IDENTITY, out)
 
         def on_output_grad(g):
+            if self.pending_outputs == 0:  # another pass over this call (retain_graph, double backward)
+                self.grad_outputs = [None] * self.n_outputs
+                self.pending_outputs = self.n_wrapped
             self.grad_outputs[k] = g
             self.pending_outputs -= 1
             if self.pending_outputs == 0 and self.pre_hooks:
