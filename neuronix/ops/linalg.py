@@ -28,31 +28,36 @@ def _mT(x):
 
 
 # ----- matmul ------------------------------------------------------------------------
-def _matmul_grad_input(g, out, a, b):
-    if a.ndim == 1 and b.ndim == 1:
+# ``ndims`` (both operands' ranks) lets each rule read only the other operand: as torch's, a matmul
+# with a constant operand keeps just that one (``reads``), so changing the other in place is no error.
+def _matmul_grad_input(g, out, a, b, ndims):
+    a_ndim, b_ndim = ndims
+    if a_ndim == 1 and b_ndim == 1:
         return g * b
-    if b.ndim == 1:  # (..., n, k) @ (k,): every entry of the gradient is one product
+    if b_ndim == 1:  # (..., n, k) @ (k,): every entry of the gradient is one product
         return g.unsqueeze(-1) * b
-    if a.ndim == 1:  # (k,) @ (..., k, m): the engine sums the batch dims
-        return matmul(b, g) if b.ndim == 2 else matmul(b, g.unsqueeze(-1)).squeeze(-1)
+    if a_ndim == 1:  # (k,) @ (..., k, m): the engine sums the batch dims
+        return matmul(b, g) if b_ndim == 2 else matmul(b, g.unsqueeze(-1)).squeeze(-1)
     return matmul(g, _mT(b))
 
 
-def _matmul_grad_other(g, out, a, b):
-    if a.ndim == 1 and b.ndim == 1:
+def _matmul_grad_other(g, out, a, b, ndims):
+    a_ndim, b_ndim = ndims
+    if a_ndim == 1 and b_ndim == 1:
         return g * a
-    if a.ndim == 1:
+    if a_ndim == 1:
         return a.unsqueeze(-1) * g.unsqueeze(-2)
-    if a.ndim > 2 and b.ndim <= 2:
+    if a_ndim > 2 and b_ndim <= 2:
         # fold the batch into the rows: one (k, rows) @ (rows, m) product, as torch does
         rows = a.reshape(math.prod(a.shape[:-1]), a.shape[-1])
-        return matmul(_mT(rows), g.reshape(rows.shape[0]) if b.ndim == 1 else g.reshape(rows.shape[0], g.shape[-1]))
-    if b.ndim == 1:
-        return matmul(_mT(a), g) if a.ndim == 2 else matmul(_mT(a), g.unsqueeze(-1)).squeeze(-1)
+        return matmul(_mT(rows), g.reshape(rows.shape[0]) if b_ndim == 1 else g.reshape(rows.shape[0], g.shape[-1]))
+    if b_ndim == 1:
+        return matmul(_mT(a), g) if a_ndim == 2 else matmul(_mT(a), g.unsqueeze(-1)).squeeze(-1)
     return matmul(_mT(a), g)
 
 
-_MATMUL = defop("matmul", torch.matmul, _matmul_grad_input, _matmul_grad_other)
+_MATMUL = defop("matmul", lambda a, b, ndims: torch.matmul(a, b), _matmul_grad_input, _matmul_grad_other,
+                reads=((1,), (0,)))
 
 
 def _shape_error(op: str, a, b, why: str) -> RuntimeError:
@@ -84,8 +89,9 @@ def matmul(input, other):
 
 
 def _matmul(op: str, input, other):
-    _check_matmul(op, unwrap(input), unwrap(other))
-    return apply(_MATMUL, input, other)
+    a, b = unwrap(input), unwrap(other)
+    _check_matmul(op, a, b)
+    return apply(_MATMUL, input, other, ndims=(a.ndim, b.ndim))
 
 
 def _check_ranks(op: str, a, b, ranks: tuple[int, int], what: str) -> None:
