@@ -1,14 +1,15 @@
 """The reverse pass: a dependency-counted walk that calls each node's rules once.
 
 The graph's vertices are ``Node``s (one per recorded op) and leaf ``Tensor``s, which are
-sinks (torch's ``AccumulateGrad``): a node's ``node[i]`` (``i < node.n``, its edges) is the vertex that receives the
-gradient of its input ``i`` (or ``None``). ``run_backward`` is the whole algorithm:
+sinks (torch's ``AccumulateGrad``). A node's first ``node.n`` items are its edges: ``node[i]``
+is the vertex that receives the gradient of input ``i`` (or ``None``). ``run_backward`` is the
+whole algorithm:
 
 1. Count how many edges point at every vertex below the roots (an iterative walk: a
    50 000-op chain is fine); with ``targets`` (``grad``, ``backward(inputs=...)``) mark the
    vertices that lead to a target, the only ones that run.
 2. Pop a vertex whose consumers have all delivered. A node runs its hooks, then its rules
-   (or its fused kernel, ``_input_grads``), and each input's gradient is fitted to that
+   or its fused kernel (``_node_grads``), and each input's gradient is fitted to that
    input (``_fit``: the one place broadcasting is undone and dtypes are cast) and summed
    into the input's buffer. A leaf runs its hooks and accumulates into ``.grad`` (or is
    captured for ``grad``).

@@ -165,7 +165,7 @@ def _forward_error(spec: OpSpec, args, attrs: dict, err: Exception) -> Exception
     if unavailable_device(err):  # "not compiled with CUDA", "invalid device ordinal", ...: say what is valid
         return device_error(f"neuronix.{spec.name}({_describe(args)}{f', {attrs}' if attrs else ''})", err)
     if not isinstance(err, _FORWARD_ERRORS):
-        return err
+        raise err  # an assertion or NotImplementedError from the kernel: as torch raised it
     return op_error(spec.name, args, attrs, err)
 
 
