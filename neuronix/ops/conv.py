@@ -36,9 +36,9 @@ def _backward_weight_forward(g, x, w_ref, **attrs):
 
 
 def _bias_kernel(g, out, x, w, b, needs, **attrs):
-    """The bias gradient as torch's ``convolution_backward`` sums it (its order, bit for bit); the
-    input and weight gradients come from their rules, one kernel each (asking one call for all
-    three crashed torch 2.13's CPU kernel on a strided grouped weight)."""
+    """The bias gradient as torch's ``convolution_backward`` sums it (its order, bit for bit). The
+    input and weight gradients are already one kernel each through their rules (the two backward
+    ops above), so the kernel leaves them to the rules (``None``)."""
     if not needs[2]:
         return (None, None, None)
     size = [w.shape[1] * attrs["groups"] if attrs["transposed"] else w.shape[0]]
