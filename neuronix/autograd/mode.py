@@ -3,10 +3,11 @@
 As in torch, the mode belongs to the thread that sets it: a ``no_grad`` block or a
 ``backward()`` running in one thread never turns recording off in another. The flag is a
 ``contextvars.ContextVar``: every thread runs in its own context, so a new thread starts
-with the default (recording on), and reading it (``is_grad_enabled()``, the var's own
-``get``) costs about half a ``threading.local`` attribute read — it is read on every op.
-(An asyncio task also keeps the mode it was created with.) ``mode.grad_enabled`` still
-answers, through the module ``__getattr__``, for code that is not on a hot path.
+with the default (recording on), and reading it (``state``, the var's own ``get``) costs
+about half a ``threading.local`` attribute read — it is read on every op. (An asyncio task
+also keeps the mode it was created with.) Besides on and off there is ``RAW``, the state
+of a plain backward pass (see below); ``is_grad_enabled()`` answers torch's question (is
+recording on?) and ``mode.grad_enabled`` still answers it through the module ``__getattr__``.
 """
 
 from __future__ import annotations
