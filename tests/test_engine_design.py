@@ -105,3 +105,18 @@ def test_a_root_that_feeds_another_root_counts_its_inputs_once():
         lib.autograd.backward([y, y.sum()], [lib.tensor([1.0, 10.0]), lib.tensor(3.0)])
         results.append(x.grad.tolist())
     assert results[0] == results[1] == [8.0, 26.0]
+
+
+def test_an_op_keeps_only_what_the_rules_of_its_inputs_in_the_graph_read():
+    """``defop(reads=)``: a linear layer with a frozen weight keeps the weight alone, as torch's, so an
+    in-place change of its input after the forward is no error, and the gradient is unchanged."""
+    results = []
+    for lib in (torch, nx):
+        w = lib.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+        x0 = lib.ones(4, 3, requires_grad=True)
+        x = x0 * 1
+        y = lib.nn.functional.linear(x, w).sum()
+        x.add_(1)
+        y.backward()
+        results.append(x0.grad.tolist())
+    assert results[0] == results[1] == [[5.0, 7.0, 9.0]] * 4
