@@ -51,6 +51,8 @@ class OpMirror:
     sample: Callable[[Draw, torch.dtype, torch.device], Sample]
     grad: bool = True  # check first derivatives of every differentiable input
     gradgrad: bool = True  # check second derivatives (only where torch has them)
+    # ... also w.r.t. the upstream gradients; False only where torch's is wrong (say why in ``note``)
+    gradgrad_upstream: bool = True
     fd: bool = True  # float64 central finite differences of neuronix's own gradient
     dtypes: tuple = FLOATS
     output: Callable[[Any], Any] | None = None  # picks the compared/differentiated output(s)

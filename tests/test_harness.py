@@ -289,3 +289,31 @@ def test_an_index_changed_in_place_after_use_must_raise_as_torch():
     case = run(_index_mirror(checked=False))
     assert record(case, "version_guard").status == "fail"
     assert not run(_index_mirror(checked=True)).failed
+
+
+# ----- a rule whose dependence on the upstream gradient is wrong under recording -------------
+def _upstream_mirror(fault: str) -> OpMirror:
+    """``3 * x``. Its first derivative is right in every variant; under create_graph the faulty rules
+    cut the gradient off the upstream ``g`` (``raw``: reads its value) or scale that dependence
+    (``scaled``: ``6g - 3g`` with the second term a constant). For a linear op that is its whole
+    second-order behaviour: only differentiating w.r.t. the upstream gradient sees it."""
+
+    def rule(g, out, x):
+        if fault == "raw" and isinstance(g, nx.Tensor):
+            return nx.Tensor(g.data * 3)
+        if fault == "scaled" and isinstance(g, nx.Tensor):
+            return g * 6 - nx.Tensor(g.data * 3)
+        return g * 3
+
+    spec = _op(f"planted_upstream_{fault}", lambda x: x * 3, rule, saves=())
+    sample = lambda draw, dtype, device: Sample((tensor(draw, (3, 2), dtype, device),))
+    return OpMirror("planted.upstream", lambda x: apply(spec, x), lambda x: x * 3, sample, fd=False)
+
+
+@pytest.mark.parametrize("fault", ["raw", "scaled"])
+def test_a_rule_wrong_only_in_its_dependence_on_the_upstream_gradient_is_caught(fault):
+    case = run(_upstream_mirror(fault))
+    assert record(case, "backward").status == "pass"  # the first derivative is right
+    assert record(case, "double_backward").status == "fail"
+    assert "upstream gradient" in record(case, "double_backward").message
+    assert not run(_upstream_mirror("none")).failed

@@ -133,13 +133,28 @@ def grads(outs, inputs, upstream, lib, create_graph: bool, retain: bool | None =
         pairs = [(o, u) for o, u in zip(outs, upstream) if o.requires_grad]
         grad_fn = torch.autograd.grad
     else:
-        pairs = [(o, nx.Tensor(u)) for o, u in zip(outs, upstream) if isinstance(o, nx.Tensor) and o.requires_grad]
+        pairs = [(o, u if isinstance(u, nx.Tensor) else nx.Tensor(u))
+                 for o, u in zip(outs, upstream) if isinstance(o, nx.Tensor) and o.requires_grad]
         grad_fn = nx.autograd.grad
     got = [None] * len(inputs)
     if pairs:
         got = list(grad_fn([o for o, _ in pairs], inputs, grad_outputs=[u for _, u in pairs],
                            allow_unused=True, create_graph=create_graph, retain_graph=retain))
     return [g if g is not None else _zeros(x, lib) for g, x in zip(got, inputs)]
+
+
+def upstream_leaves(upstream: list, lib) -> list:
+    """The upstream gradients as leaves that require grad, for a ``create_graph`` backward.
+
+    The second-derivative check then differentiates w.r.t. them too, as torch's ``gradgradcheck``
+    does with its grad_outputs: a rule whose dependence on the upstream gradient is wrong under
+    recording (it reads the raw value, or scales it) changes only those derivatives, and for a
+    linear op (add, reshape, index_select, pooling, a convolution's backward) they are its whole
+    second-order behaviour.
+    """
+    if lib is torch:
+        return [u.clone().requires_grad_() for u in upstream]
+    return [nx.Tensor(u.clone(), requires_grad=True) for u in upstream]
 
 
 def _zeros(x, lib):
@@ -158,19 +173,30 @@ def _dot(grads, vs):
     return total
 
 
-def double_backward(labels, t_wrt, n_wrt, t_grads, n_grads, gen, prefix: str = "") -> Iterator[Comparison]:
+def double_backward(labels, t_wrt, n_wrt, t_grads, n_grads, gen, prefix: str = "", upstream=None) -> Iterator[Comparison]:
     """The second derivative: the gradient of ``<grad, v>`` for a random ``v``, compared per input.
 
     ``t_grads`` / ``n_grads`` must come from ``grads(..., create_graph=True)``. A gradient
-    outside any graph has a zero second derivative, in either library.
+    outside any graph has a zero second derivative, in either library. ``upstream`` is
+    ``(labels, torch leaves, neuronix leaves)`` of the upstream gradients the first derivatives
+    were taken under (``upstream_leaves``): they are differentiated too, wherever torch can.
     """
     vs = [randn_like(x, gen) for x in t_wrt]
     t_s = _dot(t_grads, vs)
+    n_s = _dot(n_grads, [nx.Tensor(v) for v in vs])
+    if upstream is not None:
+        up_labels, t_up, n_up = upstream
+        try:
+            if t_s is not None:
+                grads([t_s], t_up, [torch.ones_like(t_s)], torch, False, retain=True)
+        except RuntimeError:  # torch cannot differentiate its own backward w.r.t. grad_output here
+            upstream = None
+        else:
+            labels, t_wrt, n_wrt = list(labels) + up_labels, list(t_wrt) + t_up, list(n_wrt) + n_up
     try:
         t_second = grads([t_s], t_wrt, [torch.ones_like(t_s)], torch, False) if t_s is not None else None
     except RuntimeError as err:
         raise Mismatch("double_backward", f"torch has no second derivative here ({err}); set gradgrad=False") from None
-    n_s = _dot(n_grads, [nx.Tensor(v) for v in vs])
     track(n_s, label="<grad, v>")
     n_second = grads([n_s], n_wrt, [torch.ones_like(n_s.data)], nx, False) if n_s is not None else None
     for k, label in enumerate(labels):

@@ -96,10 +96,13 @@ def _compare_call(mirror, t_mod, n_mod, sample, slots, seed, gen, mode) -> Itera
     if not t_wrt:
         return
     create = mirror.gradgrad
-    t_grads = common.grads([t_out[k][1] for k in floats], t_wrt, upstream, torch, create)
-    n_grads = common.grads([n_out[k][1] for k in floats], n_wrt, upstream, nx, create)
+    t_up, n_up = ((common.upstream_leaves(upstream, torch), common.upstream_leaves(upstream, nx)) if create
+                  else (upstream, upstream))
+    t_grads = common.grads([t_out[k][1] for k in floats], t_wrt, t_up, torch, create)
+    n_grads = common.grads([n_out[k][1] for k in floats], n_wrt, n_up, nx, create)
     track(*n_grads, label=f"{mode} gradient")
     for label, ng, tg in zip(labels, n_grads, t_grads):
         yield Comparison("backward", f"{mode} grad {label}", to_torch(ng), to_torch(tg))
-    if create:
-        yield from common.double_backward(labels, t_wrt, n_wrt, t_grads, n_grads, gen, prefix=f"{mode} ")
+    if create:  # w.r.t. the inputs, the parameters and the upstream gradients
+        ups = ([f"upstream gradient {k}" for k in floats], t_up, n_up)
+        yield from common.double_backward(labels, t_wrt, n_wrt, t_grads, n_grads, gen, prefix=f"{mode} ", upstream=ups)

@@ -33,6 +33,7 @@ from conformance.kinds.common import (
     outputs,
     randn_like,
     slot_value,
+    upstream_leaves,
 )
 from conformance.mirror import Comparison, OpMirror
 from conformance.trace import Mismatch, track
@@ -65,16 +66,20 @@ def compare_op(mirror: OpMirror, draw, dtype: torch.dtype, device: torch.device)
     n_leaves = [slot_value(n_args, p) for _, p in slots]
     track(*n_leaves, label="input")
     create = mirror.gradgrad
+    by_upstream = create and mirror.gradgrad_upstream
+    t_up, n_up = (upstream_leaves(upstream, torch), upstream_leaves(upstream, nx)) if by_upstream else (upstream, upstream)
     try:
-        t_grads = grads([t_out[k][1] for k in floats], t_leaves, upstream, torch, create)
+        t_grads = grads([t_out[k][1] for k in floats], t_leaves, t_up, torch, create)
     except RuntimeError as err:
         raise Mismatch("backward", f"torch has no derivative here ({err}); set grad=False in the mirror") from None
-    n_grads = grads([n_out[k][1] for k in floats], n_leaves, upstream, nx, create)
+    n_grads = grads([n_out[k][1] for k in floats], n_leaves, n_up, nx, create)
     track(*n_grads, label="gradient")
     for (label, _), ng, tg in zip(slots, n_grads, t_grads):
         yield Comparison("backward", f"grad {label}", to_torch(ng), to_torch(tg))
-    if mirror.gradgrad:
-        yield from double_backward([label for label, _ in slots], t_leaves, n_leaves, t_grads, n_grads, gen)
+    if mirror.gradgrad:  # w.r.t. the inputs and the upstream gradients (see upstream_leaves)
+        ups = ([f"upstream gradient {k}" for k in floats], t_up, n_up) if by_upstream else None
+        yield from double_backward([label for label, _ in slots], t_leaves, n_leaves, t_grads, n_grads, gen,
+                                   upstream=ups)
     if mirror.fd and dtype == torch.float64:
         yield from _finite_differences(mirror, sample, slots, floats, upstream, n_grads, gen)
     yield from _graph_reuse(mirror, sample, slots, floats, upstream, t_grads, gen)
