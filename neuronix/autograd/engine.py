@@ -216,13 +216,11 @@ def _fit(gi, target, create_graph: bool):
     neuronix tensor: on a plain pass gradients are raw, under create_graph neuronix tensors.
     """
     if create_graph:
-        if gi.__class__ is not Tensor and not isinstance(gi, Tensor):
+        if not isinstance(gi, Tensor):
             gi = _wrap(gi)
         meta = gi.data
     else:
-        if isinstance(gi, Tensor):
-            gi = gi.data
-        meta = gi
+        gi = meta = unwrap(gi)
     want = target if target.__class__ is Node else target.data
     shape, dtype = want.shape, want.dtype
     if meta.shape != shape:
@@ -276,7 +274,7 @@ def _accumulate(leaf: Tensor, g, owned: bool, create_graph: bool) -> None:
     elif create_graph:
         leaf._grad = leaf._grad + g
     else:  # recording off: in place, even into a .grad a create_graph pass left in a graph (as torch)
-        leaf._grad.data += g if g.__class__ is torch.Tensor or not isinstance(g, Tensor) else g.data
+        leaf._grad.data += unwrap(g)
 
 
 def _fresh(gi, g, node: Node) -> bool:
@@ -401,9 +399,9 @@ def run_backward(outputs, seeds, retain_graph: bool, create_graph: bool, targets
                     meta = edge if edge.__class__ is Node else edge.data
                     made = False  # whether the engine itself made gi (a sum or a cast: nobody else holds it)
                     if create_graph or gi.__class__ is not torch.Tensor or gi.shape != meta.shape or gi.dtype != meta.dtype:
-                        before = (gi.numel(), gi.dtype) if gi.__class__ is torch.Tensor else None
+                        ptr = unwrap(gi).data_ptr()
                         gi = _fit(gi, edge, create_graph)
-                        made = before is not None and (gi.numel() != before[0] or before[1] != meta.dtype)
+                        made = unwrap(gi).data_ptr() != ptr  # new storage (a view of gi keeps its pointer)
                     prev = buffers.get(edge)
                     if prev is None:
                         buffers[edge] = gi

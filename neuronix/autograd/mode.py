@@ -26,7 +26,6 @@ RAW = None
 state = _enabled.get  # True, False or RAW: the hot path reads this (``registry.apply``)
 set_state = _enabled.set  # returns a token for ``reset_state``
 reset_state = _enabled.reset
-_set = _enabled.set
 
 
 def is_grad_enabled() -> bool:
@@ -47,10 +46,10 @@ class _Switch:
 
     def __enter__(self) -> None:
         self.prev = state()  # RAW included: a no_grad block inside a rule restores it
-        _set(self.mode)
+        set_state(self.mode)
 
     def __exit__(self, *exc) -> None:
-        _set(self.prev)
+        set_state(self.prev)
 
     def __call__(self, fn):
         mode = self.mode
@@ -60,11 +59,11 @@ class _Switch:
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             prev = state()  # per call: recursion and nesting keep their own previous mode
-            _set(mode)
+            set_state(mode)
             try:
                 return fn(*args, **kwargs)
             finally:
-                _set(prev)
+                set_state(prev)
 
         return wrapper
 
@@ -78,11 +77,11 @@ def _wrap_generator(fn, mode: bool):
 
     def under_mode(step, *args):
         prev = state()
-        _set(mode)
+        set_state(mode)
         try:
             return step(*args)
         finally:
-            _set(prev)
+            set_state(prev)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -138,11 +137,11 @@ class set_grad_enabled(_Switch):
     def __init__(self, mode: bool) -> None:
         self.prev = state()
         self.mode = bool(mode)
-        _set(self.mode)
+        set_state(self.mode)
 
     def __enter__(self) -> None:
         return None
 
     def __call__(self, fn):
-        _set(self.prev)  # used as a decorator: undo the switch made by the constructor
+        set_state(self.prev)  # used as a decorator: undo the switch made by the constructor
         return super().__call__(fn)

@@ -137,7 +137,6 @@ def op_error(name: str, args, attrs: dict, err: Exception) -> Exception:
 
 
 _FORWARD_ERRORS = (RuntimeError, ValueError, TypeError, IndexError)
-_NONES = tuple((None,) * k for k in range(9))  # a node's saved slots before they are filled
 _new = object.__new__
 
 
@@ -307,24 +306,20 @@ def _record(spec: OpSpec, edges: list, raws: list, out, attrs: dict) -> Node:
         saves = spec.reads[mask]
     n = len(raws)
     node = Node(edges)  # the edges, then (when the rules read inputs) the saved inputs: see Node
-    versions = None
-    if saves is None:
+    if saves is None:  # every input
         node += raws
-        i = 0
-        for r in raws:
-            if isinstance(r, torch.Tensor):
-                if versions is None:
-                    versions = [None] * n
-                versions[i] = r._version
-            i += 1
+        saves = range(n)
     elif saves:
-        node += _NONES[n] if n < len(_NONES) else (None,) * n
+        node += (None,) * n  # the saved slots; those not read stay None
         for i in saves:
-            r = node[n + i] = raws[i]
-            if isinstance(r, torch.Tensor):
-                if versions is None:
-                    versions = [None] * n
-                versions[i] = r._version
+            node[n + i] = raws[i]
+    versions = None
+    for i in saves:
+        r = raws[i]
+        if isinstance(r, torch.Tensor):
+            if versions is None:
+                versions = [None] * n
+            versions[i] = r._version
     if spec.saves_out:
         if versions is None:
             versions = [None] * n
