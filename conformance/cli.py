@@ -7,6 +7,8 @@
 * ``gate [reports/conformance.json]`` prints a one-screen summary, exits 1 on any problem.
 * ``list [--missing]`` prints the registry, or only the public names without a mirror.
 * ``repro CASE_ID [--example K]`` replays one case and prints every comparison.
+* ``mutate [...]`` plants faults into the op registry and reports the harness's kill rate
+  (``conformance.mutate``; ``python -m conformance mutate --help``).
 """
 
 from __future__ import annotations
@@ -116,7 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     repro.add_argument("--example", type=int, default=None, help="only this example index")
     repro.add_argument("--examples", type=int, default=None)
     repro.add_argument("--tolerances", default=None)
-    args = parser.parse_args(argv)
+    sub.add_parser("mutate", add_help=False, help="plant faults into the registry; report the kill rate (see --help)")
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "mutate":
+        from conformance.mutate import main as mutate_main
+
+        return mutate_main(rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "run":
         return _run(args)
     if args.command == "gate":

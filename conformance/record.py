@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 from conformance.tolerances import Tolerance, Tolerances
 
-CHECK_ORDER = ("forward", "backward", "double_backward", "finite_difference", "buffers", "trajectory", "lr", "error", "leak")
+CHECK_ORDER = ("forward", "backward", "double_backward", "finite_difference", "forward_ad", "special_values", "variant",
+               "version_guard", "thread", "buffers", "trajectory", "lr", "error", "leak")
 
 
 def repro_command(cid: str, profile: str = "ci") -> str:

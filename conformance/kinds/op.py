@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import torch
 
@@ -82,11 +83,38 @@ def compare_op(mirror: OpMirror, draw, dtype: torch.dtype, device: torch.device)
                                    upstream=ups)
     if mirror.fd and dtype == torch.float64:
         yield from _finite_differences(mirror, sample, slots, floats, upstream, n_grads, gen)
-    yield from _graph_reuse(mirror, sample, slots, floats, upstream, t_grads, gen)
-    yield from _index_guard(mirror, sample, slots, floats, upstream)
+    example = OpExample(mirror, sample, slots, floats, upstream, t_grads, n_grads, gen, draw, dtype, device)
+    for check in example_checks():
+        yield from check(example)
 
 
-def _forward_pair(mirror, sample, slots):
+@dataclass
+class OpExample:
+    """One drawn example after its value and gradient checks: what the further checks of
+    ``example_checks`` start from (each runs its own fresh forwards from ``sample``)."""
+
+    mirror: OpMirror
+    sample: object  # the Sample (torch values; never modified by a check)
+    slots: list  # (label, path) of the differentiable inputs
+    floats: list[int]  # positions of the floating outputs among the compared outputs
+    upstream: list  # the upstream gradient of each floating output (torch tensors)
+    t_grads: list  # torch's gradients under ``upstream``
+    n_grads: list  # neuronix's
+    gen: torch.Generator  # for further random draws, seeded from the example
+    draw: Callable  # Hypothesis's draw, for checks that draw more (special values, variants)
+    dtype: torch.dtype
+    device: torch.device
+
+
+def example_checks() -> tuple[Callable[[OpExample], Iterator[Comparison]], ...]:
+    """The checks every op example runs after values, gradients, second derivatives and finite
+    differences, in order. Imported here (not at module level) so each family stays in its own module."""
+    from conformance.kinds import forward_mode, guards, special, variants
+
+    return (_graph_reuse, _index_guard, guards.check, forward_mode.check, variants.check, special.check)
+
+
+def forward_pair(mirror, sample, slots):
     """A fresh forward in both libraries: (torch leaves, torch outputs, neuronix leaves, neuronix outputs)."""
     t_args, t_kwargs = build_call(sample, slots, TorchLeaf())
     n_args, n_kwargs = build_call(sample, slots, NxLeaf())
@@ -95,14 +123,16 @@ def _forward_pair(mirror, sample, slots):
     return [slot_value(t_args, p) for _, p in slots], t_out, [slot_value(n_args, p) for _, p in slots], n_out
 
 
-def _graph_reuse(mirror, sample, slots, floats, upstream, t_grads, gen) -> Iterator[Comparison]:
+def _graph_reuse(ex: OpExample) -> Iterator[Comparison]:
     """One graph, several backward passes through it (retain_graph): each input alone, the upstream
     gradient alternating between two, then all inputs together under each.
 
     A gradient kept on a node for one upstream gradient (a stale fused result) or computed for
     the wrong subset of inputs shows here, while a fresh graph per check would hide it.
     """
-    t_leaves, t_out, n_leaves, n_out = _forward_pair(mirror, sample, slots)
+    mirror, sample, slots, floats, upstream, t_grads, gen = (ex.mirror, ex.sample, ex.slots, ex.floats, ex.upstream,
+                                                             ex.t_grads, ex.gen)
+    t_leaves, t_out, n_leaves, n_out = forward_pair(mirror, sample, slots)
     track(*[v for _, v in n_out], label="output (graph reuse)")
     second = [randn_like(u, gen) for u in upstream]
     t_second = grads([t_out[k][1] for k in floats], t_leaves, second, torch, False)
@@ -132,7 +162,7 @@ def _constant_tensors(values) -> list[torch.Tensor]:
     return found
 
 
-def _bump_version(t: torch.Tensor) -> None:
+def bump_version(t: torch.Tensor) -> None:
     """An in-place write that keeps every value: only the version counter moves."""
     if t.dtype == torch.bool:
         t.logical_or_(torch.zeros((), dtype=torch.bool, device=t.device))
@@ -140,7 +170,7 @@ def _bump_version(t: torch.Tensor) -> None:
         t.add_(0)
 
 
-def _raises_version_error(run) -> bool:
+def raises_version_error(run) -> bool:
     try:
         run()
     except RuntimeError as err:
@@ -150,18 +180,19 @@ def _raises_version_error(run) -> bool:
     return False
 
 
-def _index_guard(mirror, sample, slots, floats, upstream) -> Iterator[Comparison]:
+def _index_guard(ex: OpExample) -> Iterator[Comparison]:
     """After the forward, an index or mask argument is written in place: torch's backward raises
     where it saved that tensor, and neuronix must raise exactly there (never use the new values)."""
+    mirror, sample, slots, floats, upstream = ex.mirror, ex.sample, ex.slots, ex.floats, ex.upstream
     constants = _constant_tensors([*sample.args, *sample.kwargs.values()])
     if not constants:
         return
-    t_leaves, t_out, n_leaves, n_out = _forward_pair(mirror, sample, slots)
+    t_leaves, t_out, n_leaves, n_out = forward_pair(mirror, sample, slots)
     track(*[v for _, v in n_out], label="output (index guard)")
     for t in constants:  # shared by both calls: one write moves both libraries' view of it
-        _bump_version(t)
-    t_raised = _raises_version_error(lambda: grads([t_out[k][1] for k in floats], t_leaves, upstream, torch, False))
-    n_raised = _raises_version_error(lambda: grads([n_out[k][1] for k in floats], n_leaves, upstream, nx, False))
+        bump_version(t)
+    t_raised = raises_version_error(lambda: grads([t_out[k][1] for k in floats], t_leaves, upstream, torch, False))
+    n_raised = raises_version_error(lambda: grads([n_out[k][1] for k in floats], n_leaves, upstream, nx, False))
     yield Comparison("version_guard", "backward raises after an index/mask was written in place",
                      torch.tensor(float(n_raised)), torch.tensor(float(t_raised)))
 
