@@ -127,6 +127,8 @@ def _values(draw, shape, dtype, device, domain: Domain) -> torch.Tensor:
     for k in domain.kinks:
         near = (x - k).abs() < domain.away
         x = torch.where(near, k + torch.where(x >= k, domain.away, -domain.away) * (1 + u), x)
+    if dtype.is_complex:  # an independent imaginary part from the same domain (a cast real draw would have none)
+        x = torch.complex(x, _values(draw, shape, torch.float64, "cpu", domain))
     return x.to(dtype=dtype, device=device)
 
 
