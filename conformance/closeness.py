@@ -116,6 +116,8 @@ def _measure_leaf(a, e, tol: Tolerance) -> Measurement:
         if wrong:
             return Measurement(math.inf, math.inf, math.inf, False, f"{wrong} of {e.numel()} exact values differ", shape)
         return Measurement(0.0, 0.0, 0.0, True, shape=shape)
+    if e.is_complex():  # compared as (real, imaginary) pairs: a float64 cast would drop the imaginary part
+        a, e = torch.view_as_real(a.resolve_conj()), torch.view_as_real(e.resolve_conj())
     return _measure_floats(a.detach(), e.detach(), tol, shape)
 
 
