@@ -77,9 +77,18 @@ def _cuda_allocated(device: torch.device) -> int | None:
     return torch.cuda.memory_allocated(device)
 
 
+_example_index = [0]  # the example running now: see ``current_example``
+
+
+def current_example() -> int:
+    """The index of the example running now, for checks that rotate through variants by example."""
+    return _example_index[0]
+
+
 def _run_example(mirror, compare, index: int, ex_seed: int, draw, dtype, device, tolerances: Tolerances, cid: str):
     """One example under the leak check: gc off, a scoped graph, weak references to what the driver tracked."""
     result = ExampleResult(index, ex_seed)
+    _example_index[0] = index
     dtype_name, device_type = str(dtype).removeprefix("torch."), device.type
     was_enabled = gc.isenabled()
     gc.disable()

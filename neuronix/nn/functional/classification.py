@@ -12,6 +12,7 @@ import torch
 
 from neuronix.nn.functional.arguments import as_nx, reduction_mode, shape_of
 from neuronix.ops import loss as _loss
+from neuronix.ops.elementwise import where
 from neuronix.ops.public import public
 from neuronix.ops.registry import apply
 from neuronix.tensor import unwrap
@@ -122,7 +123,8 @@ def _cross_entropy(x, target, weight, ignore_index: int, reduction: str, label_s
     # masked and normalised like the nll term.
     valid = unwrap(target) != ignore_index
     weighted = logp if weight is None else logp * _class_view(weight, x.ndim, class_dim)
-    smooth = -weighted.sum(class_dim) * valid
+    # masked, not multiplied, as torch's masked_fill: an ignored row's non-finite logits give 0, not nan * 0
+    smooth = where(valid, -weighted.sum(class_dim), 0.0)
     if reduction == "none":
         uniform = smooth
     elif reduction == "sum":

@@ -15,7 +15,7 @@ from neuronix.nn.functional.arguments import as_nx, reduction_mode, shape_of
 from neuronix.ops import loss as _loss
 from neuronix.ops.elementwise import where
 from neuronix.ops.public import public
-from neuronix.ops.registry import apply
+from neuronix.ops.registry import apply, defop
 from neuronix.tensor import unwrap
 
 
@@ -31,21 +31,47 @@ def _smooth_l1(diff, beta: float):
     z = diff.abs()
     if beta == 0.0:
         return z
-    return where(z.data < beta, diff.square() * (0.5 / beta), z - 0.5 * beta)
+    small = _quadratic(z, beta)
+    return where(small, _inside(diff, small).square() * (0.5 / beta), z - 0.5 * beta)
 
 
 def _huber(diff, delta: float):
     z = diff.abs()
-    return where(z.data < delta, diff.square() * 0.5, (z - 0.5 * delta) * delta)
+    small = _quadratic(z, delta)
+    return where(small, _inside(diff, small).square() * 0.5, (z - 0.5 * delta) * delta)
+
+
+def _quadratic(z, limit: float):
+    """Where the quadratic branch applies: ``|d| < limit``, and at NaN, as in torch's kernel (there its
+    gradient is ``d / limit * g``: NaN, where the linear branch's ``sign(d) * g`` would give 0)."""
+    return ~(z.data >= limit)
+
+
+def _inside(diff, small):
+    """``diff`` where the quadratic branch is selected, 0 elsewhere: the unselected branch's rule then
+    multiplies its zero gradient by 0, not by an infinite difference (0 * inf = nan; torch's kernel
+    never evaluates that branch)."""
+    return where(small, diff, 0.0)
+
+
+def _xlogy_self_vjp(g, out, t):
+    """torch's two xlogy rules summed, for ``xlogy(t, t)``: ``xlogy(g, t)`` (0 where ``t == 0``; 0 where
+    ``g == 0`` even at a negative or NaN ``t``) plus ``g * t / t`` (NaN at ``t == 0``, as torch's)."""
+    zero = t.data == 0
+    by_self = where(zero | (g.data == 0), 0.0, g * where(zero, 1.0, t).log())
+    return by_self + g * t / t
+
+
+# xlogy(t, t) as one op: 0 where t == 0, NaN where t < 0, and torch's xlogy gradient (a composition of
+# where and mul gives 0 * NaN = NaN under a zero upstream gradient at t < 0, where torch's rule gives 0)
+_XLOGY_SELF = defop("kl_div_xlogy_self", lambda t: torch.xlogy(t, t), _xlogy_self_vjp)
 
 
 def _kl_div(x, target, reduction: str, log_target: bool):
     if log_target:
         loss = target.exp() * (target - x)
     else:
-        # xlogy(t, t): 0 where t == 0; the inner where keeps log's gradient finite there
-        positive = target.data > 0
-        loss = where(positive, target * where(positive, target, 1.0).log(), 0.0) - target * x
+        loss = apply(_XLOGY_SELF, target) - target * x
     if reduction == "batchmean":
         return loss.sum() / x.shape[0] if x.ndim > 0 else loss.sum()
     return _reduced(loss, reduction)
