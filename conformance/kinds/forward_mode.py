@@ -1,8 +1,131 @@
-"""Placeholder: filled in by its own change (issue 12)."""
+"""Forward mode, checked three ways, on every op example with differentiable inputs (float32, float64).
+
+Neuronix's forward mode is derived from the op's one VJP rule (``nx.func.jvp``: the double-VJP
+trick), so a rule whose dependence on the upstream gradient is wrong under recording makes the
+JVP wrong even where every first derivative is right. One random tangent ``v`` per differentiable
+input (float64 draws cast to the dtype, as the upstream gradient), and ``J v`` is compared:
+
+(a) with torch's forward AD (``torch.func.jvp`` on ``mirror.torch``), check ``forward_ad``, where
+    torch implements it for the op (when torch raises ``NotImplementedError``/``RuntimeError``
+    the example notes ``forward_ad_torch`` with torch's reason and (a) is skipped, never b/c);
+(b) in float64, element by element with the central difference ``(f(x + h v) - f(x - h v)) / 2h``
+    (check ``finite_difference``, the step of the op driver), so a mistake shared with torch
+    cannot hide;
+(c) with Neuronix's own reverse mode: ``<u, J v>`` (``u`` the example's upstream gradient) against
+    ``<J^T u, v>`` (the example's gradients), check ``forward_ad`` -- the ∇Fuzz oracle: both modes of
+    Neuronix must agree. Each side is divided by the sum of the magnitudes of its terms' products,
+    so the tolerance measures the error relative to what the sums add up, not to a cancelled total.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Iterator
 
-def check(ex):
-    """Yield this family's Comparisons for one op example (see kinds.op.OpExample)."""
-    return iter(())
+import torch
+
+import neuronix as nx
+from conformance.closeness import to_torch
+from conformance.kinds.common import NxConst, TorchLeaf, build_call, outputs, randn_like, slot_value
+from conformance.mirror import FLOATS, Comparison
+from conformance.trace import Mismatch, note, track
+
+TORCH_LACKS = (NotImplementedError, RuntimeError)  # what torch.func.jvp raises where an op has no forward AD
+
+
+def check(ex) -> Iterator[Comparison]:
+    """Yield the forward-mode Comparisons of one op example (see kinds.op.OpExample)."""
+    if ex.dtype not in FLOATS or not ex.slots or not ex.floats:
+        return
+    mirror, sample, slots, floats = ex.mirror, ex.sample, ex.slots, ex.floats
+    primals = [slot_value(sample.args, p).detach() for _, p in slots]
+    tangents = [randn_like(x, ex.gen) for x in primals]
+    n_fn = _function(mirror.nx, mirror, sample, slots, floats, NxConst())
+    try:
+        with nx.no_grad():  # the transform records what it needs; its results come back detached
+            n_out, n_jv = nx.func.jvp(n_fn, tuple(nx.Tensor(x) for x in primals), tuple(nx.Tensor(v) for v in tangents))
+    except Exception as err:  # noqa: BLE001 - any failure of neuronix's forward mode is this check's
+        raise Mismatch("forward_ad", f"nx.func.jvp raised {type(err).__name__}: {err}") from None
+    track(*n_jv, label="jvp")
+    n_out, n_jv = [to_torch(t) for t in n_out], [to_torch(t) for t in n_jv]
+    t_fn = _function(mirror.torch, mirror, sample, slots, floats, TorchLeaf())
+    try:
+        _, t_jv = torch.func.jvp(t_fn, tuple(primals), tuple(tangents))
+    except TORCH_LACKS as err:
+        note(forward_ad_torch=f"skipped: torch has no forward AD here ({type(err).__name__}: {str(err)[:200]})")
+    else:
+        for k, (nv, tv) in enumerate(zip(n_jv, t_jv)):
+            yield Comparison("forward_ad", f"jvp of output {k} vs torch forward AD", nv, tv.detach())
+    if ex.dtype == torch.float64 and mirror.fd:
+        yield from _finite_difference(mirror, sample, slots, floats, primals, tangents, n_out, n_jv)
+    both = _both_modes(ex.upstream, n_jv, ex.n_grads, tangents)
+    if both is not None:
+        yield both
+
+
+def _substituted(sample, slots, values):
+    """``sample`` with ``values`` at the differentiable ``slots``."""
+    args = list(sample.args)
+    for (_, path), v in zip(slots, values):
+        if len(path) == 1:
+            args[path[0]] = v
+        else:
+            seq = list(args[path[0]])
+            seq[path[1]] = v
+            args[path[0]] = type(args[path[0]])(seq)
+    return dataclasses.replace(sample, args=tuple(args))
+
+
+def _function(fn, mirror, sample, slots, floats, leaf):
+    """The example as a function of its differentiable inputs, returning its floating outputs (a tuple).
+
+    The inputs come in as the library's tensors already (transform inputs), so they are put in
+    the call after ``build_call`` has wrapped every other tensor as a constant (``leaf.const``).
+    """
+    def f(*values):
+        args, kwargs = build_call(sample, [], leaf)
+        args = list(_substituted(dataclasses.replace(sample, args=tuple(args)), slots, values).args)
+        outs = outputs(mirror, fn(*args, **kwargs))
+        return tuple(outs[k][1] for k in floats)
+
+    return f
+
+
+def _fd_step() -> float:
+    from conformance.kinds import op  # the op driver owns the step (one place)
+
+    step = op.FD_STEP
+    return step[torch.float64] if isinstance(step, dict) else step
+
+
+def _finite_difference(mirror, sample, slots, floats, primals, tangents, n_out, n_jv) -> Iterator[Comparison]:
+    """(b): ``J v`` against central differences of neuronix's own forward along ``v`` (float64); ``n_out``
+    is the forward at the primals."""
+    step = _fd_step()
+
+    def at(values) -> list[torch.Tensor]:
+        with nx.no_grad():
+            args, kwargs = build_call(_substituted(sample, slots, values), [], NxConst())
+            outs = outputs(mirror, mirror.nx(*args, **kwargs))
+        return [to_torch(outs[k][1]).double() for k in floats]
+
+    if not all(bool(o.isfinite().all()) for o in n_out):
+        return  # not finite here (the forward check compared it with torch): nothing to differentiate
+    plus = at([x + step * v for x, v in zip(primals, tangents)])
+    minus = at([x - step * v for x, v in zip(primals, tangents)])
+    for k, (p, m, jv) in enumerate(zip(plus, minus, n_jv)):
+        yield Comparison("finite_difference", f"jvp of output {k} vs central difference", jv.double(),
+                         (p - m) / (2 * step))
+
+
+def _both_modes(upstream, n_jv, n_grads, tangents) -> Comparison | None:
+    """(c): ``<u, J v>`` from forward mode against ``<J^T u, v>`` from reverse mode, both scaled (see module doc)."""
+    fwd = [u.double() * jv.double() for u, jv in zip(upstream, n_jv)]
+    rev = [to_torch(g).double() * v.double() for g, v in zip(n_grads, tangents)]
+    f_sum, r_sum = sum(float(t.sum()) for t in fwd), sum(float(t.sum()) for t in rev)
+    if not (math.isfinite(f_sum) and math.isfinite(r_sum)):
+        return None  # an infinite or NaN derivative: (a) compares its pattern element by element
+    scale = sum(float(t.abs().sum()) for t in fwd + rev) or 1.0
+    return Comparison("forward_ad", "<u, J v> (forward mode) vs <J^T u, v> (reverse mode), over the sum of |terms|",
+                      torch.tensor(f_sum / scale, dtype=torch.float64), torch.tensor(r_sum / scale, dtype=torch.float64))
