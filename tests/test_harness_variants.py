@@ -15,7 +15,7 @@ import neuronix as nx
 from conformance.kinds import variants
 from conformance.mirror import ModuleMirror, OpMirror, Sample
 from conformance.runner import run_case
-from conformance.strategies import POSITIVE, binary, tensor, unary
+from conformance.strategies import NONZERO, POSITIVE, binary, tensor, unary
 from neuronix.ops import registry
 from neuronix.ops.registry import apply, defop
 
@@ -163,3 +163,44 @@ def test_rule_wrong_for_every_non_contiguous_upstream_layout_is_caught():
     failures = variant_failures(run(_planted_times_three(_contiguity_checking_rule), examples=6))
     for layout in ("transposed", "strided", "stride-0 expanded", "channels-last"):
         assert f"under a {layout} upstream gradient" in failures, layout
+
+
+# ----- module vs functional twin ------------------------------------------------------------------
+class _LeakyReLU(nx.nn.Module):
+    """A right leaky ReLU that does not call ``F.leaky_relu``: only its twin check reaches a wrong F."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return nx.where(x > 0, x, x * self.negative_slope)
+
+
+def _leaky_mirror() -> ModuleMirror:
+    def build(draw):
+        return (), {"negative_slope": draw(st.sampled_from([0.2, -0.5]))}
+
+    def sample(draw, args, kwargs, dtype, device):
+        return Sample((tensor(draw, (2, 3), dtype, device, NONZERO),))
+
+    return ModuleMirror("planted.LeakyReLU", _LeakyReLU, torch.nn.LeakyReLU, build, sample)
+
+
+def test_module_and_its_functional_twin_agree():
+    case = run(_leaky_mirror())
+    assert not case.failed, case.failure_message()
+    assert "functional twin F.leaky_relu: grad arg 0" in {j.what.split(" ", 1)[1] for ex in case.examples
+                                                          for j in ex.judged if j.check == "variant"}
+
+
+def test_functional_twin_that_differs_from_the_module_is_caught(monkeypatch):
+    real = nx.nn.functional.leaky_relu
+
+    def leaky_relu(input, negative_slope=0.01, inplace=False):  # ignores the slope
+        return real(input)
+
+    monkeypatch.setattr(nx.nn.functional, "leaky_relu", leaky_relu)
+    case = run(_leaky_mirror())
+    assert next(r for r in case.records if r.check == "forward").status == "pass"  # the module itself is right
+    assert "functional twin F.leaky_relu: output" in variant_failures(case)

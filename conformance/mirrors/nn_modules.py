@@ -3,7 +3,8 @@
 Each entry draws constructor arguments (``build``) and forward inputs that suit them
 (``sample``); the module driver (``conformance/kinds/module.py``) checks the default
 initialisation, loads torch's state_dict, and compares outputs, input and parameter
-gradients and buffers in train and eval mode. Shapes include batch of 1, odd spatial
+gradients and buffers in train and eval mode, and the module's ``nn.functional`` twin
+(derived from the class name; ``functional=`` where the name does not tell). Shapes include batch of 1, odd spatial
 sizes, stride > kernel, groups > 1, dilation > 1 and channels-last inputs.
 """
 
@@ -196,9 +197,18 @@ def _gn_sample(draw, args, kwargs, dtype, device):
     return Sample((_maybe_channels_last(draw, tensor(draw, s, dtype, device)),))
 
 
+def _batch_norm_twin(lib, module, inputs):
+    """``F.batch_norm`` as ``nn.BatchNorm*d`` calls it: batch statistics in training or without running ones
+    (copies of the running ones, so the twin moves nothing; the momentum only moves them)."""
+    mean = None if module.running_mean is None else module.running_mean.clone()
+    var = None if module.running_var is None else module.running_var.clone()
+    return lib.nn.functional.batch_norm(inputs[0], mean, var, module.weight, module.bias,
+                                        module.training or mean is None, 0.1, module.eps)
+
+
 register(
-    _mirror("BatchNorm1d", _bn_build, _bn_sample((0, 1)), gradgrad=True),
-    _mirror("BatchNorm2d", _bn_build, _bn_sample((2,)), gradgrad=True),
+    _mirror("BatchNorm1d", _bn_build, _bn_sample((0, 1)), gradgrad=True, functional=_batch_norm_twin),
+    _mirror("BatchNorm2d", _bn_build, _bn_sample((2,)), gradgrad=True, functional=_batch_norm_twin),
     _mirror("LayerNorm", _ln_build, _ln_sample, gradgrad=True),
     _mirror("GroupNorm", _gn_build, _gn_sample, gradgrad=True),
 )
@@ -436,8 +446,10 @@ register(
     _mirror("HuberLoss", _reduction_build(delta=st.sampled_from([1.0, 0.5, 2.0])), _pointwise_sample(), gradgrad=True),
     ModuleMirror("nn.NLLLoss", _NLL_NX, _NLL_TORCH, _class_build(False), _class_sample(False), gradgrad=True),
     ModuleMirror("nn.CrossEntropyLoss", _CE_NX, _CE_TORCH, _class_build(True), _class_sample(True), gradgrad=True),
-    ModuleMirror("nn.BCELoss", _BCE_NX, _BCE_TORCH, _bce_build(False), _bce_sample(PROB), gradgrad=True),
-    ModuleMirror("nn.BCEWithLogitsLoss", _BCEL_NX, _BCEL_TORCH, _bce_build(True), _bce_sample(REAL), gradgrad=True),
+    ModuleMirror("nn.BCELoss", _BCE_NX, _BCE_TORCH, _bce_build(False), _bce_sample(PROB), gradgrad=True,
+                 functional="binary_cross_entropy"),
+    ModuleMirror("nn.BCEWithLogitsLoss", _BCEL_NX, _BCEL_TORCH, _bce_build(True), _bce_sample(REAL), gradgrad=True,
+                 functional="binary_cross_entropy_with_logits"),
     _mirror("KLDivLoss", _kl_build, _kl_sample, gradgrad=True),
 )
 
