@@ -1,0 +1,634 @@
+"""Standalone repro scripts: one example of a case written out as Python that needs only torch and neuronix.
+
+``snippet(case_id, example)`` replays the example (``conformance.shrink.replay``: the runner's
+own examples, with what they drew captured) and ``snippet_for(mirror, sample, dtype, device)``
+writes any drawn sample. The script holds the inputs as exact literals (``repr`` of a Python
+float round-trips, so float64 and float32 values come back bit for bit; NaN and infinities by
+name) in their drawn layout (a transposed or strided view is rebuilt with the same strides, a
+stride-0 dimension by ``expand``), calls torch and neuronix side by side, compares the outputs,
+the gradients under the run's upstream gradient and, where the mirror checks them, the second
+derivatives (also w.r.t. the upstream gradient), and prints each max difference.
+
+The call is derived from the mirror when it is the plain public name: ``exp`` -> ``torch.exp`` /
+``nx.exp``, ``Tensor.add`` -> ``x0.add(...)``, the derived ``Tensor.add_`` -> ``add_`` on a
+graph-connected copy of ``x0``, ``nn.functional.relu`` -> ``torch.nn.functional.relu`` /
+``nx.nn.functional.relu``, ``Tensor.__add__`` -> ``operator.add``, ``nn.Linear`` -> the module with
+the run's initial weights loaded. Any other mirror (a wrapper, a planted op) is called through
+``conformance.mirror.REGISTRY``, which the script says in a comment.
+
+``torch_only=True`` writes a script for torch alone: torch's autograd gradient (and second
+derivative) against float64 central finite differences of torch's own function, the form in which
+a suspected torch defect is reported upstream.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import operator
+
+import torch
+
+from conformance.kinds.common import TorchLeaf, build_call, grads, leaf_slots, outputs, randn_like, slot_value
+from conformance.mirror import ModuleMirror, OpMirror
+
+# ----- exact literals ----------------------------------------------------------------------------------
+
+
+def scalar(v) -> str:
+    """A Python number as source that evaluates to exactly it (``inf``/``nan`` come from ``math``)."""
+    if isinstance(v, bool) or isinstance(v, int):
+        return repr(v)
+    if isinstance(v, complex):
+        return f"complex({scalar(v.real)}, {scalar(v.imag)})"
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return repr(v)  # the shortest repr that round-trips: exact for float64, and so for float32 values
+
+
+def _nested(values, indent: str) -> str:
+    if not isinstance(values, list):
+        return scalar(values)
+    if not values or not isinstance(values[0], list):
+        return "[" + ", ".join(scalar(v) for v in values) + "]"
+    inner = indent + " "
+    return "[" + (",\n" + inner).join(_nested(v, inner) for v in values) + "]"
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return "torch." + str(dtype).removeprefix("torch.")
+
+
+def tensor_expr(t: torch.Tensor, indent: str = "    ") -> str:
+    """Source that rebuilds ``t``: its values exactly, its dtype, ``DEVICE`` and its strides."""
+    t = t.detach().cpu() if t.device.type != "cpu" else t.detach()
+    expanded = [d for d in range(t.dim()) if t.stride(d) == 0 and t.shape[d] > 1]
+    if expanded:  # stride 0: one copy of the values, broadcast as drawn
+        base = t
+        for d in expanded:
+            base = base.narrow(d, 0, 1)
+        return f"{tensor_expr(base, indent)}.expand({tuple(t.shape)})"
+    dt = dtype_name(t.dtype)
+    if t.is_contiguous():
+        if t.numel() == 0:
+            return f"torch.empty({tuple(t.shape)}, dtype={dt}, device=DEVICE)"
+        return f"torch.tensor({_nested(t.tolist(), indent + '             ')}, dtype={dt}, device=DEVICE)"
+    if t.dim() >= 2 and t.mT.is_contiguous():  # a transposed view
+        return f"{tensor_expr(t.mT, indent)}.mT"
+    return (f"torch.empty_strided({tuple(t.shape)}, {tuple(t.stride())}, dtype={dt}, device=DEVICE)"
+            f".copy_({tensor_expr(t.contiguous(), indent)})")
+
+
+def py_expr(v) -> str:
+    """Source for a non-tensor argument (numbers, dtypes, tuples, slices, ...)."""
+    if v is None or isinstance(v, (bool, str)) or v is Ellipsis:
+        return repr(v)
+    if isinstance(v, (int, float, complex)):
+        return scalar(v)
+    if isinstance(v, torch.dtype):
+        return dtype_name(v)
+    if isinstance(v, torch.device):
+        return f"torch.device({str(v)!r})"
+    if isinstance(v, torch.Size):
+        return f"torch.Size({py_expr(list(v))})"
+    if isinstance(v, slice):
+        return f"slice({py_expr(v.start)}, {py_expr(v.stop)}, {py_expr(v.step)})"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(py_expr(b) for b in v) + ("," if len(v) == 1 else "") + ")"
+    if isinstance(v, list):
+        return "[" + ", ".join(py_expr(b) for b in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{py_expr(k)}: {py_expr(b)}" for k, b in v.items()) + "}"
+    raise ValueError(f"cannot write {type(v).__name__} {v!r} as a literal")
+
+
+# ----- the call: the public name when the mirror's callable is it ---------------------------------------
+
+
+def call_form(mirror) -> tuple[str, str]:
+    """``(kind, name)`` of how the script calls the mirror: function, functional, method, in_place,
+    operator, module, or registry (the mirror's own callables, through ``REGISTRY``)."""
+    import neuronix as nx
+
+    base = mirror.name.split("[", 1)[0]
+    if isinstance(mirror, ModuleMirror):
+        cls = base.removeprefix("nn.")
+        if mirror.nx is getattr(nx.nn, cls, None) and mirror.torch is getattr(torch.nn, cls, None):
+            return "module", cls
+        return "registry", mirror.name
+    fn = mirror.nx
+    if fn is getattr(nx, base, None) and mirror.torch is getattr(torch, base, None):
+        return "function", base
+    short = base.removeprefix("nn.functional.")
+    if base.startswith("nn.functional.") and fn is getattr(nx.nn.functional, short, None) \
+            and mirror.torch is getattr(torch.nn.functional, short, None):
+        return "functional", short
+    for kind, helper in (("method", ("conformance.strategies", "method.<locals>.call")),
+                         ("in_place", ("conformance.mirrors.inplace", "_in_place.<locals>.call"))):
+        names = {_helper_name(f, helper) for f in (fn, mirror.torch)}
+        if len(names) == 1 and None not in names:  # both sides the same helper on the same method
+            return kind, names.pop()
+    if fn is mirror.torch and getattr(operator, getattr(fn, "__name__", ""), None) is fn:
+        return "operator", fn.__name__
+    return "registry", mirror.name
+
+
+def _helper_name(fn, helper: tuple[str, str]) -> str | None:
+    """The method name a mirror helper (``strategies.method``, the in-place derivation) closes over."""
+    if (getattr(fn, "__module__", ""), getattr(fn, "__qualname__", "")) != helper:
+        return None
+    return inspect.getclosurevars(fn).nonlocals.get("name")
+
+
+def _call_lines(kind: str, name: str, lib: str, args: list[str], kwargs: list[str]) -> list[str]:
+    """The body of ``torch_f`` / ``nx_f``: the call of the mirror in library ``lib`` ("torch" or "nx")."""
+    every = ", ".join(args + kwargs)
+    if kind == "function":
+        return [f"return {lib}.{name}({every})"]
+    if kind == "functional":
+        return [f"return {lib}.nn.functional.{name}({every})"]
+    if kind == "operator":
+        return [f"return operator.{name}({every})"]
+    rest = ", ".join(args[1:] + kwargs)
+    if kind == "method":
+        return [f"return {args[0]}.{name}({rest})"]
+    if kind == "in_place":  # as the mirror: a leaf cannot be written in place, a copy in the graph can
+        return [f"target = {args[0]}.expand({args[0]}.{name}({rest}).shape).clone()",
+                f"return target.{name}_({rest})"]
+    return [f"return {'TORCH_CALL' if lib == 'torch' else 'NX_CALL'}({every})"]
+
+
+# ----- the script ------------------------------------------------------------------------------------------
+
+HELPERS = '''
+def flat(value):
+    """The leaves of a result in order (tuples, lists and dicts flattened), as the harness compares them."""
+    if isinstance(value, (tuple, list)):
+        return [leaf for v in value for leaf in flat(v)]
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in flat(v)]
+    return [value]
+
+
+def plain(x):
+    """torch values of a neuronix or torch tensor (numbers become tensors)."""
+    x = x.data if isinstance(x, nx.Tensor) else x
+    return x.detach() if isinstance(x, torch.Tensor) else torch.tensor(x)
+
+
+WORST = [0.0]
+
+
+def show(what, mine, oracle, names=("neuronix", "torch")):
+    """Print max |mine - oracle| (equal NaN and infinities count as 0; NaN on one side only as inf)."""
+    a, b = plain(mine), plain(oracle)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        print(f"{what:48s} {names[0]} {tuple(a.shape)} {a.dtype} != {names[1]} {tuple(b.shape)} {b.dtype}")
+        WORST[0] = inf
+        return
+    a, b = a.cpu(), b.cpu()
+    if a.is_floating_point() or a.is_complex():
+        same = (a == b) | (a.isnan() & b.isnan())
+        diff = torch.where(same, 0.0, (a.to(torch.complex128 if a.is_complex() else torch.float64) - b).abs())
+        diff = torch.where(diff.isnan(), inf, diff)
+    else:
+        diff = (a != b).double()
+    d = float(diff.max()) if diff.numel() else 0.0
+    print(f"{what:48s} max |{names[0]} - {names[1]}| = {d:.3e}")
+    WORST[0] = max(WORST[0], d)
+
+
+def attempt(lib, fn):
+    """fn(), or None after printing what it raised."""
+    try:
+        return fn()
+    except Exception as err:  # the failure may be an exception in one library
+        print(f"{lib} raised {type(err).__name__}: {err}")
+        WORST[0] = inf
+        return None
+
+
+def grad(lib, outs, wrt, ups, create_graph=False):
+    """The gradient of sum <ups, outs> w.r.t. wrt in lib (torch or nx); zeros where an input is unused."""
+    pairs = [(o, u) for o, u in zip(outs, ups) if o.requires_grad]
+    got = [None] * len(wrt)
+    if pairs:
+        fn = torch.autograd.grad if lib is torch else nx.autograd.grad
+        got = fn([o for o, _ in pairs], wrt, grad_outputs=[u for _, u in pairs], allow_unused=True,
+                 create_graph=create_graph)
+    zero = (lambda x: torch.zeros_like(x.detach())) if lib is torch else (lambda x: nx.Tensor(torch.zeros_like(x.data)))
+    return [g if g is not None else zero(x) for g, x in zip(got, wrt)]
+
+
+def dot(gs, vs):
+    """sum_i <gs_i, vs_i> over the gradients that are in a graph (None when none is)."""
+    terms = [(g * v).sum() for g, v in zip(gs, vs) if g.requires_grad]
+    return None if not terms else sum(terms[1:], terms[0])
+'''
+
+COMPARE = '''
+def compare(t_out, n_out, t_wrt, n_wrt, labels, floats, upstream, v, second, by_upstream, prefix=""):
+    """Outputs; gradients under the upstream gradient; second derivatives of <grad, v> (as the harness)."""
+    for k, (n, t) in enumerate(zip(n_out, t_out)):
+        show(f"{prefix}output {k}", n, t)
+    if not t_wrt or not floats or len(n_out) != len(t_out):
+        return
+    t_up = [u.clone().requires_grad_(by_upstream) for u in upstream]
+    n_up = [nx.Tensor(u.clone(), requires_grad=by_upstream) for u in upstream]
+    t_g = grad(torch, [t_out[k] for k in floats], t_wrt, t_up, second)
+    n_g = attempt("neuronix", lambda: grad(nx, [n_out[k] for k in floats], n_wrt, n_up, second))
+    if n_g is None:
+        return
+    for label, n, t in zip(labels, n_g, t_g):
+        show(f"{prefix}grad {label}", n, t)
+    if not second:
+        return
+    t_s, n_s = dot(t_g, v), dot(n_g, [nx.Tensor(x) for x in v])
+    ups = [f"upstream gradient {k}" for k in floats] if by_upstream else []
+    wrt2 = (t_wrt + (t_up if by_upstream else []), n_wrt + (n_up if by_upstream else []))
+    t_gg = grad(torch, [t_s], wrt2[0], [torch.ones_like(t_s)]) if t_s is not None else [0 * x for x in wrt2[0]]
+    n_gg = attempt("neuronix", lambda: grad(nx, [n_s], wrt2[1], [torch.ones_like(n_s.data)]) if n_s is not None
+                   else [0 * plain(x) for x in wrt2[1]])
+    for label, n, t in zip(labels + ups, n_gg or [], t_gg):
+        show(f"{prefix}grad of <grad, v> wrt {label}", n, t)
+'''
+
+FINITE_DIFFERENCES = '''
+STEP = 1e-6  # float64 central differences: truncation ~ STEP**2, rounding ~ 1e-16 / STEP
+FULL_LIMIT = 2000  # elements: above this, 4 random directions instead of every element
+
+
+def central(objective, xs):
+    """d objective / d xs by float64 central differences: per element, or along random directions."""
+    xs = [x.detach().double() for x in xs]
+    if sum(x.numel() for x in xs) > FULL_LIMIT:
+        gen = torch.Generator().manual_seed(0)
+        dirs = [[torch.randn(x.shape, generator=gen, dtype=torch.float64).to(x.device) for x in xs] for _ in range(4)]
+        return "directions", dirs, [(objective([x + STEP * d for x, d in zip(xs, ds)])
+                                     - objective([x - STEP * d for x, d in zip(xs, ds)])) / (2 * STEP) for ds in dirs]
+    est = []
+    for i, x in enumerate(xs):
+        e = torch.zeros(x.numel(), dtype=torch.float64)
+        for j in range(x.numel()):
+            step = torch.zeros(x.numel(), dtype=torch.float64)
+            step[j] = STEP
+            step = step.reshape(x.shape).to(x.device)
+            plus = [b + step if k == i else b for k, b in enumerate(xs)]
+            minus = [b - step if k == i else b for k, b in enumerate(xs)]
+            e[j] = (objective(plus) - objective(minus)) / (2 * STEP)
+        est.append(e.reshape(x.shape))
+    return "elements", None, est
+
+
+def show_fd(what, autograd, objective, xs, labels):
+    """torch's autograd derivative against the central-difference estimate."""
+    how, dirs, est = central(objective, xs)
+    if how == "elements":
+        for label, g, e in zip(labels, autograd, est):
+            show(f"{what} {label}", plain(g).double(), e, ("torch autograd", "finite difference"))
+    else:
+        for d, (ds, e) in enumerate(zip(dirs, est)):
+            a = sum(float((plain(g).double() * x).sum()) for g, x in zip(autograd, ds))
+            show(f"{what} direction {d}", torch.tensor(a), torch.tensor(e), ("torch autograd", "finite difference"))
+
+
+def torch_vs_fd(f, xs, labels, floats, upstream, v, second, prefix=""):
+    """torch's gradient (and second derivative) of <upstream, f(xs)> against float64 finite differences."""
+    leaves = [x.detach().requires_grad_() for x in xs]
+    outs = flat(f(*leaves))
+    g = grad(torch, [outs[k] for k in floats], leaves, upstream, second)
+    up64 = [u.double() for u in upstream]
+
+    def objective(values):  # <upstream, f(values)> in float64
+        with torch.no_grad():
+            outs = flat(f(*values))
+        return sum(float((outs[k].double() * u).sum()) for k, u in zip(floats, up64))
+
+    show_fd(f"{prefix}grad", g, objective, xs, labels)
+    if not second:
+        return
+    s = dot(g, v)
+    gg = grad(torch, [s], leaves, [torch.ones_like(s)]) if s is not None else [0 * x for x in leaves]
+
+    def grad_dot_v(values):  # <d<upstream, f>/dx, v> in float64, by torch's autograd
+        inner = [x.detach().requires_grad_() for x in values]
+        outs = flat(f(*inner))
+        gs = grad(torch, [outs[k] for k in floats], inner, up64)
+        return sum(float((gi.double() * vi.double()).sum()) for gi, vi in zip(gs, v))
+
+    show_fd(f"{prefix}grad of <grad, v> wrt", gg, grad_dot_v, xs, labels)
+'''
+
+
+class _Names:
+    """Variable names for the sample's tensors: ``x<i>``, ``x<i>_<j>`` in list arguments, ``k_<name>`` keywords."""
+
+    def __init__(self, sample, slots):
+        self.sample, self.paths = sample, {p: label for label, p in slots}
+        self.defs: list[str] = []  # "name = <expr>" lines
+        self.params: list[str] = []  # the differentiated tensors, in slot order: the parameters of torch_f / nx_f
+        self.t_args, self.n_args, self.t_kwargs, self.n_kwargs = [], [], [], []
+        raw = set(sample.raw_args)
+        for i, a in enumerate(sample.args):
+            self.t_args.append(self._arg(a, (i,), f"x{i}", "torch"))
+            self.n_args.append(self._arg(a, (i,), f"x{i}", "nx", i in raw))
+        for k, v in sample.kwargs.items():
+            self.t_kwargs.append(f"{k}={self._arg(v, (k,), f'k_{k}', 'torch')}")
+            self.n_kwargs.append(f"{k}={self._arg(v, (k,), f'k_{k}', 'nx')}")
+        order = {p: n for n, p in enumerate(p for _, p in slots)}
+        self.params.sort(key=lambda name_path: order[name_path[1]])
+        self.params = [n for n, _ in self.params]
+
+    def _arg(self, v, path, name, lib, raw=False) -> str:
+        if isinstance(v, torch.Tensor):
+            if lib == "torch":  # define each tensor once
+                self.defs.append(f"{name} = {tensor_expr(v)}")
+                if path in self.paths:
+                    self.params.append((name, path))
+            if path in self.paths or lib == "torch" or raw:
+                return name
+            return f"nx.Tensor({name})"  # a constant: neuronix takes its tensors wrapped
+        if isinstance(v, (list, tuple)) and any(isinstance(b, torch.Tensor) for b in v):
+            inner = [self._arg(b, path + (j,), f"{name}_{j}", lib, raw) for j, b in enumerate(v)]
+            return "[" + ", ".join(inner) + "]" if isinstance(v, list) else "(" + ", ".join(inner) + ",)"
+        return py_expr(v)
+
+
+def _header(case: str | None, note: str, failure: str, kind: str, torch_only: bool) -> list[str]:
+    lines = ["# Standalone repro" + (f" of conformance case {case!r}" if case else "") + "."]
+    if note:
+        lines.append(f"# {note}")
+    if failure:
+        lines.append(f"# The harness saw: {failure}")
+    if case:
+        lines.append(f"# The case in the harness: python -m conformance repro '{case}'")
+    lines.append("# Torch only: torch's autograd against float64 finite differences of torch's own function."
+                 if torch_only else "# Runs with torch and neuronix: both libraries on the same values, side by side.")
+    lines.append("# Inputs are exact literals (each float's repr round-trips) in their drawn layout.")
+    if kind == "registry":
+        lines.append("# The mirror's callables are not a plain public name: they come from the conformance registry.")
+    return lines
+
+
+def _registry_lines(mirror, kind: str, torch_only: bool) -> list[str]:
+    """The imports a registry-called (or output-picking) mirror needs."""
+    if kind != "registry" and mirror.output is None:
+        return []
+    lines = ["import conformance.mirrors  # noqa: F401  (registers the mirrors)",
+             "from conformance.mirror import REGISTRY", "", "", f"MIRROR = REGISTRY[{mirror.name!r}]"]
+    if kind == "registry":
+        lines.append("TORCH_CALL = MIRROR.torch" + ("" if torch_only else "\nNX_CALL = MIRROR.nx"))
+    if mirror.output is not None:
+        lines.append("PICK = MIRROR.output  # the outputs the harness compares and differentiates")
+    return lines
+
+
+def _preamble(mirror, device: torch.device, dtype: torch.dtype, torch_only: bool, kind: str) -> list[str]:
+    lines = ["import copy  # noqa: F401", "import operator  # noqa: F401", "from math import inf, nan  # noqa: F401", "",
+             "import torch", ""]
+    if not torch_only:
+        lines += ["import neuronix as nx", ""]
+    registry = _registry_lines(mirror, kind, torch_only)
+    if registry:
+        lines += registry + [""]
+    if torch_only:  # the helpers name nx.Tensor; a torch-only script never makes one
+        lines += ["", "class nx:  # noqa: N801 - stands in for neuronix: this script needs torch alone",
+                  "    class Tensor:", "        pass", "", ""]
+    return lines + [f"DEVICE = {str(device)!r}", f"DTYPE = {dtype_name(dtype)}", "", ""]
+
+
+def _op_draws(mirror: OpMirror, sample, seed: int):
+    """What the op driver derives from the sample: slots, float outputs, upstream gradients, ``v``, and
+    whether torch differentiates its gradient w.r.t. the upstream gradient — drawn as ``compare_op`` draws them."""
+    slots = leaf_slots(sample) if mirror.grad else []
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        t_args, t_kwargs = build_call(sample, slots, TorchLeaf())
+        try:
+            t_out = outputs(mirror, mirror.torch(*t_args, **t_kwargs))
+        except Exception:  # noqa: BLE001 - torch raised: the script shows it; nothing to differentiate
+            return slots, [], [], [], False
+        after = torch.initial_seed()
+    floats = [k for k, (_, t) in enumerate(t_out) if isinstance(t, torch.Tensor) and t.is_floating_point()]
+    if not slots or not floats:
+        return slots, floats, [], [], False
+    gen = torch.Generator().manual_seed(after % 2**63)
+    upstream = [randn_like(t_out[k][1], gen) for k in floats]
+    leaves = [slot_value(t_args, p) for _, p in slots]
+    v = [randn_like(x, gen) for x in leaves] if mirror.gradgrad else []
+    return slots, floats, upstream, v, mirror.gradgrad and mirror.gradgrad_upstream and _torch_has_upstream(
+        [t_out[k][1] for k in floats], leaves, upstream, v)
+
+
+def _torch_has_upstream(outs, leaves, upstream, v) -> bool:
+    """Whether torch differentiates its gradient w.r.t. the upstream gradient here (the harness checks
+    those derivatives only then)."""
+    ups = [u.clone().requires_grad_() for u in upstream]
+    try:
+        gs = grads(outs, leaves, ups, torch, True)
+        terms = [(g * x).sum() for g, x in zip(gs, v) if g.requires_grad]
+        if terms:
+            torch.autograd.grad([sum(terms[1:], terms[0])], ups, allow_unused=True)
+    except RuntimeError:
+        return False
+    return True
+
+
+def _list(name: str, tensors: list[torch.Tensor], what: str) -> list[str]:
+    if not tensors:
+        return [f"{name} = []  # {what}"]
+    return [f"{name} = [  # {what}"] + [f"    {tensor_expr(t, '    ')}," for t in tensors] + ["]"]
+
+
+def _op_script(mirror: OpMirror, sample, dtype, device, torch_only: bool, seed: int, head: list[str]) -> str:
+    kind, name = call_form(mirror)
+    slots, floats, upstream, v, by_upstream = _op_draws(mirror, sample, seed)
+    names = _Names(sample, slots)
+    pick = "PICK(" if mirror.output is not None else "("
+    lines = head + _preamble(mirror, device, dtype, torch_only, kind)
+    lines += ["# ----- the drawn inputs (torch values: both libraries see these very tensors) -----"]
+    lines += names.defs
+    lines += _list("UPSTREAM", upstream, "the upstream gradient of each floating output")
+    lines += _list("V", v, "directions of the second derivative: the gradient of <grad, V>")
+    lines += [f"LABELS = {[label for label, _ in slots]!r}  # the differentiated inputs",
+              f"FLOATS = {floats!r}  # the floating outputs, differentiated under UPSTREAM",
+              f"SECOND = {bool(mirror.gradgrad and slots)!r}  # second derivatives checked",
+              f"BY_UPSTREAM = {by_upstream!r}  # ... also w.r.t. the upstream gradient (gradgradcheck's grad_outputs)",
+              "", ""]
+    params = ", ".join(names.params)
+    lines += [f"def torch_f({params}):"] + ["    " + s for s in _call_lines(kind, name, "torch", names.t_args,
+                                                                                 names.t_kwargs)] + ["", ""]
+    if not torch_only:
+        lines += [f"def nx_f({params}):"] + ["    " + s for s in _call_lines(kind, name, "nx", names.n_args,
+                                                                              names.n_kwargs)] + ["", ""]
+    lines += [HELPERS.strip(), "", ""]
+    inputs = "[" + ", ".join(names.params) + "]"
+    if torch_only:
+        lines += [FINITE_DIFFERENCES.strip(), "", "",
+                  f"torch_vs_fd(lambda *xs: {pick}torch_f(*xs)), {inputs}, LABELS, FLOATS, UPSTREAM, V, SECOND)"]
+    else:
+        lines += [COMPARE.strip(), "", "",
+                  f"t_in = [x.detach().requires_grad_() for x in {inputs}]",
+                  f"n_in = [nx.Tensor(x, requires_grad=True) for x in {inputs}]",
+                  f"t_out = attempt('torch', lambda: flat({pick}torch_f(*t_in))))",
+                  f"n_out = attempt('neuronix', lambda: flat({pick}nx_f(*n_in))))",
+                  "if t_out is not None and n_out is not None:",
+                  "    compare(t_out, n_out, t_in, n_in, LABELS, FLOATS, UPSTREAM, V, SECOND, BY_UPSTREAM)"]
+    lines += ["print(f'max difference: {WORST[0]:.3e}')", ""]
+    return "\n".join(lines)
+
+
+def _module_draws(mirror: ModuleMirror, drawn, sample, dtype, device):
+    """Per mode, the upstream gradients and ``v`` the module driver draws (one generator seeded by the
+    module's init seed, drawn mode after mode), and the float outputs they belong to."""
+    args, kwargs = drawn.constructor
+    devices = [torch.cuda.current_device()] if torch.cuda.is_available() else []
+    slots = leaf_slots(sample)
+    gen = torch.Generator().manual_seed(drawn.seed)
+    per_mode = []
+    with torch.random.fork_rng(devices=devices):
+        t_mod = mirror.torch(*args, **kwargs)
+        t_mod.load_state_dict(drawn.state)
+        t_mod.to(device=device, dtype=dtype)
+        for m, mode in enumerate(mirror.modes):
+            t_mod.train(mode == "train")
+            seed = drawn.mode_seeds[m] if m < len(drawn.mode_seeds) else drawn.seed
+            t_args, t_kwargs = build_call(sample, slots, TorchLeaf())
+            torch.manual_seed(seed)
+            try:
+                t_out = outputs(mirror, t_mod(*t_args, **t_kwargs))
+            except Exception:  # noqa: BLE001 - torch raised: the script shows it
+                per_mode.append((mode, seed, [], [], [], False))
+                continue
+            floats = [k for k, (_, t) in enumerate(t_out)
+                      if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad]
+            wrt = [slot_value(t_args, p) for _, p in slots] + [p for p in t_mod.parameters() if p.requires_grad]
+            upstream = [randn_like(t_out[k][1], gen) for k in floats]  # drawn before the driver looks at wrt
+            v = [randn_like(x, gen) for x in wrt] if mirror.gradgrad and floats and wrt else []
+            by_upstream = bool(v) and _torch_has_upstream([t_out[k][1] for k in floats], wrt, upstream, v)
+            per_mode.append((mode, seed, floats, upstream, v, by_upstream))
+    return slots, per_mode
+
+
+def _module_script(mirror: ModuleMirror, sample, dtype, device, torch_only: bool, drawn, head: list[str]) -> str:
+    if drawn is None or drawn.constructor is None or drawn.state is None:
+        raise ValueError(f"{mirror.name}: a module snippet needs the drawn constructor and weights (use snippet())")
+    kind, name = call_form(mirror)
+    slots, per_mode = _module_draws(mirror, drawn, sample, dtype, device)
+    names = _Names(sample, slots)
+    args, kwargs = drawn.constructor
+    ctor = ", ".join([py_expr(a) for a in args] + [f"{k}={py_expr(v)}" for k, v in kwargs.items()])
+    pick = "PICK(" if mirror.output is not None else "("
+    lines = head + _preamble(mirror, device, dtype, torch_only, kind)
+    t_new = f"torch.nn.{name}({ctor})" if kind == "module" else f"TORCH_CALL({ctor})"
+    n_new = f"nx.nn.{name}({ctor})" if kind == "module" else f"NX_CALL({ctor})"
+    lines += ["# the torch module's initial weights, as the run drew them (neuronix loads torch's state_dict)",
+              "STATE = {"] + [f"    {k!r}: {tensor_expr(t, '    ')}," for k, t in drawn.state.items()] + ["}"]
+    lines += [f"t_mod = {t_new}", "t_mod.load_state_dict(STATE)", "t_mod.to(device=DEVICE, dtype=DTYPE)"]
+    if not torch_only:
+        lines += [f"n_mod = {n_new}", "n_mod.load_state_dict(STATE)", "n_mod.to(device=DEVICE, dtype=DTYPE)"]
+    lines += ["", "# ----- the drawn inputs (torch values: both libraries see these very tensors) -----"]
+    lines += names.defs
+    lines += [f"LABELS = {[label for label, _ in slots]!r}  # the differentiated inputs (then every parameter)",
+              f"SECOND = {mirror.gradgrad!r}  # second derivatives checked",
+              "MODES = []  # (mode, torch seed before the forward (dropout masks agree), floating outputs,",
+              "            #  their upstream gradients, v, second derivatives also w.r.t. the upstream gradient)"]
+    for mode, seed, floats, upstream, v, by_upstream in per_mode:
+        lines += _list("UPSTREAM", upstream, f"{mode}: the upstream gradient of each floating output")
+        lines += _list("V", v, f"{mode}: directions of the second derivative (inputs, then parameters)")
+        lines += [f"MODES.append(({mode!r}, {seed}, {floats!r}, UPSTREAM, V, {by_upstream!r}))"]
+    lines += ["", ""]
+    params = ", ".join(names.params)
+    call = ", ".join(names.t_args + names.t_kwargs)
+    lines += [f"def torch_f(mod, {params}):" if params else "def torch_f(mod):", f"    return mod({call})", "", ""]
+    if not torch_only:
+        n_call = ", ".join(names.n_args + names.n_kwargs)
+        lines += [f"def nx_f(mod, {params}):" if params else "def nx_f(mod):", f"    return mod({n_call})", "", ""]
+    lines += [HELPERS.strip(), "", ""]
+    inputs = "[" + ", ".join(names.params) + "]"
+    if torch_only:
+        lines += [FINITE_DIFFERENCES.strip(), "", "",
+                  "# finite differences over the inputs (the parameters stay fixed), in a float64 copy of the module",
+                  "for mode, seed, floats, upstream, v, _ in MODES:",
+                  "    t_mod.train(mode == 'train')",
+                  "    mod64 = copy.deepcopy(t_mod).double()",
+                  "",
+                  "    def f(*xs, mode=mode, seed=seed):",
+                  "        torch.manual_seed(seed)",
+                  f"        return {pick}torch_f(t_mod if xs[0].dtype == DTYPE else mod64, *xs)) if xs else None",
+                  "",
+                  f"    n = len({inputs})",
+                  f"    torch_vs_fd(f, {inputs}, LABELS, floats, upstream, v[:n], SECOND, prefix=mode + ' ')"]
+    else:
+        lines += [COMPARE.strip(), "", "",
+                  "for mode, seed, floats, upstream, v, by_upstream in MODES:",
+                  "    t_mod.train(mode == 'train')",
+                  "    n_mod.train(mode == 'train')",
+                  f"    t_in = [x.detach().requires_grad_() for x in {inputs}]",
+                  f"    n_in = [nx.Tensor(x, requires_grad=True) for x in {inputs}]",
+                  "    torch.manual_seed(seed)",
+                  f"    t_out = attempt('torch', lambda: flat({pick}torch_f(t_mod, *t_in))))",
+                  "    torch.manual_seed(seed)",
+                  f"    n_out = attempt('neuronix', lambda: flat({pick}nx_f(n_mod, *n_in))))",
+                  "    if t_out is None or n_out is None:",
+                  "        continue",
+                  "    names = [n for n, p in t_mod.named_parameters() if p.requires_grad]",
+                  "    t_wrt = t_in + [p for p in t_mod.parameters() if p.requires_grad]",
+                  "    n_wrt = n_in + [p for p in n_mod.parameters() if p.requires_grad]",
+                  "    labels = LABELS + [f'parameter {n}' for n in names]",
+                  "    compare(t_out, n_out, t_wrt, n_wrt, labels, floats, upstream, v, SECOND and bool(v), by_upstream,",
+                  "            prefix=mode + ' ')",
+                  "    for (k, b), (_, t) in zip(n_mod.named_buffers(), t_mod.named_buffers()):",
+                  "        show(f'{mode} buffer {k}', b, t)"]
+    lines += ["print(f'max difference: {WORST[0]:.3e}')", ""]
+    return "\n".join(lines)
+
+
+def snippet_for(mirror, sample, dtype: torch.dtype, device, torch_only: bool = False, *, drawn=None,
+                case: str | None = None, note: str = "", failure: str = "") -> str:
+    """A standalone script for one drawn ``sample`` of ``mirror`` (see the module docstring).
+
+    ``drawn`` (a ``conformance.shrink.Drawn``) supplies the torch seed the run derived its upstream
+    gradients from, and for a module its constructor arguments, initial weights and RNG seeds;
+    without it an op's upstream gradient is drawn from seed 0. ``case``, ``note`` and ``failure`` go
+    into the script's header.
+    """
+    device = torch.device(device)
+    head = _header(case, note, failure, call_form(mirror)[0], torch_only)
+    if isinstance(mirror, OpMirror):
+        return _op_script(mirror, sample, dtype, device, torch_only, drawn.seed if drawn else 0, head)
+    if isinstance(mirror, ModuleMirror):
+        return _module_script(mirror, sample, dtype, device, torch_only, drawn, head)
+    raise ValueError(f"{mirror.name}: snippets are written for op and module mirrors, not {mirror.kind}")
+
+
+def worst_example(case) -> int:
+    """The example a case's snippet shows by default: the first failing one (in the report's check
+    order), else the one that came closest to failing."""
+    from conformance.record import CHECK_ORDER
+
+    ranked = sorted(case.records, key=lambda r: (r.status == "pass", CHECK_ORDER.index(r.check)
+                                                 if r.check in CHECK_ORDER else len(CHECK_ORDER), -(r.headroom or 0.0)))
+    return next((r.worst.example for r in ranked if r.worst is not None), 0)
+
+
+def snippet(case_id: str, example: int | None = None, profile: str = "ci", torch_only: bool = False, *,
+            examples: int | None = None, tolerances=None) -> str:
+    """The standalone script of example ``example`` of ``case_id`` (default: ``worst_example``),
+    replayed exactly as the run drew it (``examples`` overrides the profile's count, as in ``run``)."""
+    from conformance.runner import run_case
+    from conformance.shrink import _first_failure, failing_checks, replay, resolve
+
+    mirror, dtype, device = resolve(case_id)
+    if example is None:
+        example = worst_example(run_case(mirror, dtype, device, profile, tolerances, examples))
+    drawn, result = replay(case_id, example, profile, tolerances, examples)
+    failed = failing_checks(result)
+    failure = _first_failure(result, failed[0]) if failed else "no failure in this example"
+    return snippet_for(mirror, drawn.sample, dtype, device, torch_only, drawn=drawn, case=case_id,
+                       note=f"Example {example} (seed {result.seed}) of profile {profile!r}; in the harness alone: "
+                            f"python -m conformance repro '{case_id}' --example {example}", failure=failure)
