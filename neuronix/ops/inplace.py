@@ -29,18 +29,22 @@ from neuronix.tensor import Tensor, unwrap
 
 
 # ----- the two ops in-place updates need -----------------------------------------------
-def _copy_forward(x, src):
+def _copy_forward(x, src, src_device=None):
     return torch.as_tensor(src, device=x.device).to(dtype=x.dtype, device=x.device).expand(x.shape).clone()
 
 
-def _copy_source_grad(g, out, x, src):
-    if not isinstance(src, (Tensor, torch.Tensor)):
-        return None
-    return g if g.device == src.device else g.to(src.device)
+def _copy_source_grad(g, out, x, src, src_device):
+    # runs only for a source in the graph (a tensor); it reads the source's device, never its values
+    return g if g.device == src_device else g.to(src_device)
 
 
 # ``x.copy_(src)`` / ``fill_`` / ``zero_`` out of place: the old value gets a zero gradient (it is overwritten).
-_COPY = defop("copy", _copy_forward, zero_gradient, _copy_source_grad, saves=(1,))
+# Nothing is saved (as torch's CopyBackwards): the source may change in place after the copy.
+_COPY = defop("copy", _copy_forward, zero_gradient, _copy_source_grad, saves=())
+
+
+def _copy(self, src):
+    return apply(_COPY, self, src, src_device=src.device if isinstance(src, (Tensor, torch.Tensor)) else None)
 
 
 def _copy_slices_forward(base, value, *, view):
@@ -72,21 +76,21 @@ _INDEX_PUT = defop(
     "index_put",
     _index_put_forward,
     lambda g, out, x, value, index: apply(_INDEX_PUT, g, 0.0, index=index),
-    lambda g, out, x, value, index: getitem(g, index) if isinstance(value, (Tensor, torch.Tensor)) else None,
-    saves=(1,),
+    lambda g, out, x, value, index: getitem(g, index),  # runs only for a value in the graph (a tensor)
+    saves=(),  # as torch's index_put: the value may change in place afterwards
 )
 
 
 def _copy_twin(self, src, non_blocking: bool = False):
-    return apply(_COPY, self, src)
+    return _copy(self, src)
 
 
 def _fill_twin(self, value):
-    return apply(_COPY, self, value)
+    return _copy(self, value)
 
 
 def _zero_twin(self):
-    return apply(_COPY, self, 0)
+    return _copy(self, 0)
 
 
 def _setitem_twin(self, index, value):
