@@ -106,6 +106,7 @@ class Record:
     seconds: float
     profile: str
     repro: str
+    label: str = ""  # failing records only: what kind of failure (``conformance.classify``)
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)

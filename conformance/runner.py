@@ -163,8 +163,12 @@ def _judge(c, index: int, name: str, dtype: str, device: str, tolerances: Tolera
 
 
 def run_case(mirror, dtype: torch.dtype | str, device: str | torch.device = "cpu", profile: str = "ci",
-             tolerances: Tolerances | None = None, examples: int | None = None, only_example: int | None = None) -> CaseResult:
-    """Run every example of one case and summarise it into records (see module docstring)."""
+             tolerances: Tolerances | None = None, examples: int | None = None, only_example: int | None = None,
+             seed: int | None = None, classify: bool = True) -> CaseResult:
+    """Run every example of one case and summarise it into records (see module docstring).
+
+    ``seed`` replaces the case's own (fresh-seed reruns); ``classify`` labels failing records
+    (``conformance.classify``: it reruns failing examples, so its own reruns pass False)."""
     tolerances = tolerances or load()
     dtype = _dtype(dtype) if isinstance(dtype, str) else dtype
     device = torch.device(device)
@@ -172,7 +176,8 @@ def run_case(mirror, dtype: torch.dtype | str, device: str | torch.device = "cpu
     cid = case_id(mirror.name, dtype, device_name)
     prof = PROFILES[profile]
     n = examples if examples is not None else prof.count(mirror.kind, getattr(mirror, "examples", None))
-    case = CaseResult(cid, mirror.name, mirror.kind, str(dtype).removeprefix("torch."), device_name, profile, seed_of(cid))
+    case = CaseResult(cid, mirror.name, mirror.kind, str(dtype).removeprefix("torch."), device_name, profile,
+                      seed_of(cid) if seed is None else seed)
     start = time.perf_counter()
     try:
         compare = driver(mirror.kind)
@@ -202,4 +207,8 @@ def run_case(mirror, dtype: torch.dtype | str, device: str | torch.device = "cpu
     body()
     case.seconds = time.perf_counter() - start
     case.records = summarise(case, tolerances)
+    if classify and case.failed:
+        from conformance.classify import label_case
+
+        case.records = label_case(case, mirror, tolerances)
     return case
