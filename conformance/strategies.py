@@ -133,11 +133,18 @@ def _values(draw, shape, dtype, device, domain: Domain) -> torch.Tensor:
 
 
 def tensor(draw, shape, dtype, device, domain: Domain = REAL, contiguous: bool | None = None) -> torch.Tensor:
-    """A tensor of ``shape`` with values in ``domain``; non-contiguous when drawn so (or asked)."""
+    """A tensor of ``shape`` with values in ``domain``; non-contiguous (transposed, strided, channels-last)
+    when drawn so (or asked)."""
     shape = tuple(shape)
-    layout = "contiguous" if contiguous else draw(st.sampled_from(["contiguous", "transposed", "strided"]))
+    layout = "contiguous" if contiguous else draw(st.sampled_from(["contiguous", "transposed", "strided", "channels_last"]))
+    if layout == "channels_last" and len(shape) != 4:
+        layout = "contiguous"  # NHWC needs four dims
     if contiguous is False and layout == "contiguous":
         layout = "strided"
+    if layout == "channels_last":  # the values of a contiguous draw, NHWC in memory
+        return _values(draw, shape, dtype, device, domain).contiguous(memory_format=torch.channels_last)
+    # (stride-0 expanded inputs: conformance/kinds/variants.py reruns each example with them, since the
+    # special-value and in-place guard checks write into the sample's tensors, which stride 0 forbids)
     if layout == "transposed" and len(shape) >= 2:
         flipped = shape[:-2] + (shape[-1], shape[-2])
         return _values(draw, flipped, dtype, device, domain).transpose(-1, -2)

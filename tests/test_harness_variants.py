@@ -204,3 +204,24 @@ def test_functional_twin_that_differs_from_the_module_is_caught(monkeypatch):
     case = run(_leaky_mirror())
     assert next(r for r in case.records if r.check == "forward").status == "pass"  # the module itself is right
     assert "functional twin F.leaky_relu: output" in variant_failures(case)
+
+
+# ----- stride-0 expanded inputs ---------------------------------------------------------------------
+def _stride_sensitive_mirror(wrong: bool) -> OpMirror:
+    name = f"planted_stride_sensitive_{wrong}"
+    registry.OPS.pop(name, None)
+    factor = 3.03 if wrong else 3.0
+    spec = defop(name, lambda x: x * (factor if 0 in x.stride() else 3.0), lambda g, out, x: g * 3, saves=())
+    _PLANTED.append(name)
+
+    def sample(draw, dtype, device):
+        return Sample((tensor(draw, (3, 4), dtype, device, contiguous=True),))
+
+    return OpMirror("planted.stride_sensitive", lambda x: apply(spec, x), lambda x: x * 3, sample, gradgrad=False)
+
+
+def test_forward_wrong_only_for_a_stride_0_input_is_caught():
+    assert not variant_failures(run(_stride_sensitive_mirror(False)))
+    case = run(_stride_sensitive_mirror(True))
+    assert next(r for r in case.records if r.check == "forward").status == "pass"
+    assert "stride-0 expanded inputs: output" in variant_failures(case)
