@@ -282,9 +282,9 @@ def _stopping(compare, state: dict, tolerances: Tolerances, cid: str):
 def _first_failure(result: ExampleResult, check: str) -> str:
     """One line on how the example failed ``check``, for the snippet's header."""
     if result.status == "error" and result.error_check == check:
-        return result.error.splitlines()[0]
+        return f"{check}: {result.error.splitlines()[0]}"
     if check == "leak":
-        return result.leak
+        return f"leak: {result.leak}"
     j = next((j for j in result.judged if not j.ok and j.check == check), None)
     if j is None:
         return ""

@@ -357,12 +357,20 @@ class _Names:
         return py_expr(v)
 
 
+# The checks a script redoes (outputs, gradients, second derivatives; finite differences through the
+# torch-only form); a failure of another check (graph reuse, guards, forward mode, variants, special
+# values, an exception inside one of them) is named in the header, its replay is the repro command.
+REDONE = ("forward", "backward", "double_backward", "finite_difference", "buffers")
+
+
 def _header(case: str | None, note: str, failure: str, kind: str, torch_only: bool) -> list[str]:
     lines = ["# Standalone repro" + (f" of conformance case {case!r}" if case else "") + "."]
     if note:
         lines.append(f"# {note}")
     if failure:
         lines.append(f"# The harness saw: {failure}")
+        if failure.split(" ", 1)[0].rstrip(":") not in REDONE and failure != "no failure in this example":
+            lines.append("# (a check this script does not redo: it compares outputs, gradients and second derivatives)")
     if case:
         lines.append(f"# The case in the harness: python -m conformance repro '{case}'")
     lines.append("# Torch only: torch's autograd against float64 finite differences of torch's own function."

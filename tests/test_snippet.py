@@ -223,3 +223,17 @@ def test_report_snippets_skip_entries_outside_the_registry():
     case = run_case(OpMirror("planted.unregistered", lambda x: nx.exp(x) * 1.001, torch.exp, unary()), "float64",
                     "cpu", examples=1)
     assert case.failed and report_snippets(case.records, {}) == {}
+
+
+# ----- the command line ---------------------------------------------------------------------------------
+def test_repro_prints_the_snippet_and_the_shrunk_snippet(planted, capsys):
+    from conformance.cli import main
+
+    planted("snip_cli", lambda x: x * 3, lambda g, out, x: g * (3 * (1 + 1e-5)))
+    assert main(["repro", "planted.snip_cli|float64|cpu", "--examples", "2", "--snippet"]) == 1
+    text = capsys.readouterr().out
+    script = text[text.index("# Standalone repro"):]
+    assert "--example " in script and differences(execute(script))["grad arg 0"] > 0
+    assert main(["repro", "planted.snip_cli|float64|cpu", "--examples", "2", "--shrink", "--seconds", "20"]) == 1
+    text = capsys.readouterr().out
+    assert "the smallest failing example Hypothesis found" in text and "def nx_f(x0):" in text
