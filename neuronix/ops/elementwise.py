@@ -202,12 +202,15 @@ def _pow_exponent_grad(g, out, x, y):
 
 
 _POW = defop("pow", operator.pow, _pow_base_grad, _pow_exponent_grad, saves_out=True)
+# A number exponent: only the base's rule runs, and it reads the base alone; as torch's, the output is
+# not kept, so changing it in place afterwards is no error.
+_POW_NUMBER_EXPONENT = defop("pow_number_exponent", operator.pow, _pow_base_grad, saves=(0, 1))
 
 
 @public
 def pow(input, exponent):
     """``input ** exponent``; either side may be a tensor or a Python number."""
-    return apply(_POW, input, exponent)
+    return apply(_POW_NUMBER_EXPONENT if isinstance(exponent, (int, float)) else _POW, input, exponent)
 
 
 def _extremum_grad(g, x, y, loses):

@@ -46,7 +46,7 @@ OPERATORS = {
     "__mul__": ew.mul,
     "__rmul__": _swap(ew.mul),
     "__truediv__": ew.div,
-    "__rtruediv__": _swap(ew.div),
+    "__rtruediv__": lambda self, other: ew.reciprocal(self) * other,  # as torch's (values, and what is saved)
     "__floordiv__": ew.floor_divide,
     "__rfloordiv__": _swap(ew.floor_divide),
     "__mod__": ew.remainder,
