@@ -424,6 +424,7 @@ _LERP = defop(
     lambda g, out, a, b, w: g * (1 - w),
     lambda g, out, a, b, w: g * w,
     lambda g, out, a, b, w: g * (b - a),
+    reads=((2,), (2,), (0, 1)),  # as torch's: start and end are kept only when the weight's rule will run
 )
 
 
