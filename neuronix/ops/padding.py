@@ -54,7 +54,10 @@ def _forward(x, pad, mode, value, shape):
 
 
 PAD = defop("pad", _forward, _pad_grad, saves=())  # constant: its backward reads nothing
-PAD_INDEXED = defop("pad_indexed", _forward, _pad_grad, saves=(0,))  # reflect/replicate/circular
+PAD_INDEXED = defop("pad_indexed", _forward, _pad_grad, saves=(0,))  # reflect/replicate
+# circular: torch's is a composition of slices and cat, which keeps no input (so it may change in place
+# afterwards); the backward's input is then no anchor either, as in torch
+PAD_CIRCULAR = defop("pad_circular", _forward, _pad_grad, saves=())
 PAD_BACKWARD = defop(
     "pad_backward",
     _pad_backward_forward,
@@ -66,5 +69,5 @@ PAD_BACKWARD = defop(
 
 def padded(x, pad: tuple, mode: str, value) -> Tensor:
     """``F.pad`` on a neuronix tensor (arguments already checked)."""
-    spec = PAD if mode == "constant" else PAD_INDEXED
+    spec = PAD if mode == "constant" else PAD_CIRCULAR if mode == "circular" else PAD_INDEXED
     return apply(spec, x, pad=tuple(pad), mode=mode, value=value, shape=tuple(x.shape))
