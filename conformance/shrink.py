@@ -116,6 +116,10 @@ def _count(mirror, profile: str, examples: int | None) -> int:
     return examples if examples is not None else PROFILES[profile].count(mirror.kind, getattr(mirror, "examples", None))
 
 
+class _Found(Exception):
+    """Raised by ``replay`` once its example has run."""
+
+
 def replay(cid: str, example: int, profile: str = "ci", tolerances: Tolerances | None = None,
            examples: int | None = None) -> tuple[Drawn, ExampleResult]:
     """Example ``example`` of case ``cid`` exactly as ``run_case`` ran it, and what it drew.
@@ -136,14 +140,22 @@ def replay(cid: str, example: int, profile: str = "ci", tolerances: Tolerances |
         index = counter[0]
         counter[0] += 1
         ex_seed = data.draw(st.integers(0, 2**31 - 1))
-        if index > example:
-            return
+        if found:
+            raise _Found  # stop Hypothesis: any later example only costs time (and see below)
         box.drawn = Drawn()
         result = _run_example(wrapped, compare, index, ex_seed, data.draw, dtype, device, tolerances, cid)
         if index == example:
             found.append((box.drawn, result))
+            raise _Found
 
-    body()
+    # Stopping right after example K (instead of returning early from the examples after it, as
+    # run_case(only_example=K) does) also spares Hypothesis a later example that repeats a prefix of
+    # an earlier one and draws less: it calls that "inconsistent data generation" (nn.ConvTranspose2d).
+    try:
+        body()
+    except Exception:  # noqa: BLE001 - _Found, or Hypothesis's complaint about its own replay of it
+        if not found:
+            raise
     if not found:
         raise IndexError(f"{cid} has no example {example} in profile {profile!r}")
     return found[0]

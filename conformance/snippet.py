@@ -102,6 +102,8 @@ def py_expr(v) -> str:
         return "[" + ", ".join(py_expr(b) for b in v) + "]"
     if isinstance(v, dict):
         return "{" + ", ".join(f"{py_expr(k)}: {py_expr(b)}" for k, b in v.items()) + "}"
+    if type(v).__module__ == "numpy" and hasattr(v, "tolist"):  # an ndarray or a numpy scalar
+        return f"numpy.array({_nested(v.tolist(), '    ')}, dtype=numpy.{v.dtype})"
     raise ValueError(f"cannot write {type(v).__name__} {v!r} as a literal")
 
 
@@ -184,6 +186,11 @@ WORST = [0.0]
 
 def show(what, mine, oracle, names=("neuronix", "torch")):
     """Print max |mine - oracle| (equal NaN and infinities count as 0; NaN on one side only as inf)."""
+    if not all(isinstance(x, (torch.Tensor, nx.Tensor, bool, int, float, complex)) for x in (mine, oracle)):
+        d = 0.0 if mine == oracle else inf  # dtypes, devices, shapes: equal or not
+        print(f"{what:48s} {names[0]} {mine!r} vs {names[1]} {oracle!r}: max |{names[0]} - {names[1]}| = {d:.3e}")
+        WORST[0] = max(WORST[0], d)
+        return
     a, b = plain(mine), plain(oracle)
     if a.shape != b.shape or a.dtype != b.dtype:
         print(f"{what:48s} {names[0]} {tuple(a.shape)} {a.dtype} != {names[1]} {tuple(b.shape)} {b.dtype}")
@@ -201,14 +208,23 @@ def show(what, mine, oracle, names=("neuronix", "torch")):
     WORST[0] = max(WORST[0], d)
 
 
-def attempt(lib, fn):
-    """fn(), or None after printing what it raised."""
+def attempt(lib, fn, counts=True):
+    """fn(), or None after printing what it raised (a difference, unless ``counts`` is False)."""
     try:
         return fn()
     except Exception as err:  # the failure may be an exception in one library
         print(f"{lib} raised {type(err).__name__}: {err}")
-        WORST[0] = inf
+        WORST[0] = inf if counts else WORST[0]
         return None
+
+
+def both(t_call, n_call):
+    """Both libraries' flattened results; when exactly one raises, that is the difference. Both raising
+    is no difference: the harness rejects such an example as invalid input."""
+    t_out, n_out = attempt("torch", t_call, counts=False), attempt("neuronix", n_call, counts=False)
+    if (t_out is None) != (n_out is None):
+        WORST[0] = inf
+    return (t_out, n_out) if t_out is not None and n_out is not None else (None, None)
 
 
 def grad(lib, outs, wrt, ups, create_graph=False):
@@ -396,7 +412,7 @@ def _registry_lines(mirror, kind: str, torch_only: bool) -> list[str]:
 
 def _preamble(mirror, device: torch.device, dtype: torch.dtype, torch_only: bool, kind: str) -> list[str]:
     lines = ["import copy  # noqa: F401", "import operator  # noqa: F401", "from math import inf, nan  # noqa: F401", "",
-             "import torch", ""]
+             "import numpy  # noqa: F401", "import torch", ""]
     if not torch_only:
         lines += ["import neuronix as nx", ""]
     registry = _registry_lines(mirror, kind, torch_only)
@@ -482,9 +498,8 @@ def _op_script(mirror: OpMirror, sample, dtype, device, torch_only: bool, seed: 
         lines += [COMPARE.strip(), "", "",
                   f"t_in = [x.detach().requires_grad_() for x in {inputs}]",
                   f"n_in = [nx.Tensor(x, requires_grad=True) for x in {inputs}]",
-                  f"t_out = attempt('torch', lambda: flat({pick}torch_f(*t_in))))",
-                  f"n_out = attempt('neuronix', lambda: flat({pick}nx_f(*n_in))))",
-                  "if t_out is not None and n_out is not None:",
+                  f"t_out, n_out = both(lambda: flat({pick}torch_f(*t_in))), lambda: flat({pick}nx_f(*n_in))))",
+                  "if t_out is not None:",
                   "    compare(t_out, n_out, t_in, n_in, LABELS, FLOATS, UPSTREAM, V, SECOND, BY_UPSTREAM)"]
     lines += ["print(f'max difference: {WORST[0]:.3e}')", ""]
     return "\n".join(lines)
@@ -552,10 +567,13 @@ def _module_script(mirror: ModuleMirror, sample, dtype, device, torch_only: bool
     lines += ["", ""]
     params = ", ".join(names.params)
     call = ", ".join(names.t_args + names.t_kwargs)
-    lines += [f"def torch_f(mod, {params}):" if params else "def torch_f(mod):", f"    return mod({call})", "", ""]
+    seeded = "    torch.manual_seed(seed)  # before each forward, as the harness: both draw the same dropout masks"
+    lines += [f"def torch_f(mod, seed, {params}):" if params else "def torch_f(mod, seed):", seeded,
+              f"    return mod({call})", "", ""]
     if not torch_only:
         n_call = ", ".join(names.n_args + names.n_kwargs)
-        lines += [f"def nx_f(mod, {params}):" if params else "def nx_f(mod):", f"    return mod({n_call})", "", ""]
+        lines += [f"def nx_f(mod, seed, {params}):" if params else "def nx_f(mod, seed):", seeded,
+                  f"    return mod({n_call})", "", ""]
     lines += [HELPERS.strip(), "", ""]
     inputs = "[" + ", ".join(names.params) + "]"
     if torch_only:
@@ -565,9 +583,8 @@ def _module_script(mirror: ModuleMirror, sample, dtype, device, torch_only: bool
                   "    t_mod.train(mode == 'train')",
                   "    mod64 = copy.deepcopy(t_mod).double()",
                   "",
-                  "    def f(*xs, mode=mode, seed=seed):",
-                  "        torch.manual_seed(seed)",
-                  f"        return {pick}torch_f(t_mod if xs[0].dtype == DTYPE else mod64, *xs)) if xs else None",
+                  "    def f(*xs, seed=seed, mod64=mod64):",
+                  f"        return {pick}torch_f(t_mod if xs[0].dtype == DTYPE else mod64, seed, *xs))",
                   "",
                   f"    n = len({inputs})",
                   f"    torch_vs_fd(f, {inputs}, LABELS, floats, upstream, v[:n], SECOND, prefix=mode + ' ')"]
@@ -578,11 +595,9 @@ def _module_script(mirror: ModuleMirror, sample, dtype, device, torch_only: bool
                   "    n_mod.train(mode == 'train')",
                   f"    t_in = [x.detach().requires_grad_() for x in {inputs}]",
                   f"    n_in = [nx.Tensor(x, requires_grad=True) for x in {inputs}]",
-                  "    torch.manual_seed(seed)",
-                  f"    t_out = attempt('torch', lambda: flat({pick}torch_f(t_mod, *t_in))))",
-                  "    torch.manual_seed(seed)",
-                  f"    n_out = attempt('neuronix', lambda: flat({pick}nx_f(n_mod, *n_in))))",
-                  "    if t_out is None or n_out is None:",
+                  f"    t_out, n_out = both(lambda: flat({pick}torch_f(t_mod, seed, *t_in))),",
+                  f"                        lambda: flat({pick}nx_f(n_mod, seed, *n_in))))",
+                  "    if t_out is None:",
                   "        continue",
                   "    names = [n for n, p in t_mod.named_parameters() if p.requires_grad]",
                   "    t_wrt = t_in + [p for p in t_mod.parameters() if p.requires_grad]",
