@@ -10,6 +10,7 @@ with the other operands, written back to the operand's subscripts.
 
 from __future__ import annotations
 
+import functools
 import math
 import string
 from collections import Counter
@@ -195,7 +196,7 @@ def _canonical(equation: str, shapes) -> tuple[list[str], str]:
     return subs, out
 
 
-def _einsum_grad(i, g, out, *operands, subs, out_subs):
+def _einsum_grad(i, g, out, *operands, subs, out_subs, shapes):
     """Gradient of operand ``i``: ``g`` contracted with the other operands onto its subscripts.
 
     A label repeated within operand ``i`` (a diagonal) is renamed, and an identity matrix
@@ -203,7 +204,7 @@ def _einsum_grad(i, g, out, *operands, subs, out_subs):
     were summed over, so the gradient is broadcast along them.
     """
     target = subs[i]
-    shape = tuple(operands[i].shape)
+    shape = shapes[i]  # operand i's own values are never read: only the other operands'
     terms, tensors = [out_subs], [g]
     for j, (s, x) in enumerate(zip(subs, operands)):
         if j != i:
@@ -229,8 +230,15 @@ def _einsum_grad(i, g, out, *operands, subs, out_subs):
     return grad
 
 
-_EINSUM = defop("einsum", lambda *xs, subs, out_subs: torch.einsum(",".join(subs) + "->" + out_subs, *xs))
+def _einsum_forward(*xs, subs, out_subs, shapes):
+    return torch.einsum(",".join(subs) + "->" + out_subs, *xs)
+
+
+_EINSUM = defop("einsum", _einsum_forward)
 _EINSUM.vjps = PerInput(_einsum_grad)
+# One operand (a transpose, sum or diagonal): its rule reads no operand, so, as torch's, nothing is kept
+# and the operand may change in place afterwards.
+_EINSUM_ONE = defop("einsum_one_operand", _einsum_forward, functools.partial(_einsum_grad, 0), saves=())
 
 
 @public(method=False)
@@ -244,4 +252,5 @@ def einsum(equation, *operands):
         operands = tuple(operands[0])
     shapes = [tuple(unwrap(x).shape) for x in operands]
     subs, out_subs = _canonical(equation, shapes)
-    return apply(_EINSUM, *operands, subs=tuple(subs), out_subs=out_subs)
+    return apply(_EINSUM_ONE if len(operands) == 1 else _EINSUM, *operands, subs=tuple(subs), out_subs=out_subs,
+                 shapes=tuple(shapes))
