@@ -188,3 +188,43 @@ def test_the_thread_check_passes_on_the_exact_code_and_leaves_no_thread():
         case = run(_exp_case(), dtype)
         assert guards_pass(case) and records(case, "thread"), case.failure_message()
     assert set(threading.enumerate()) <= before
+
+
+# ----- what the in-place guard found: programs torch runs, which neuronix refused -------------------
+FOUND = {
+    "copy_ source": lambda lib, x: (x * 1).copy_(_changed_later(x * 2)),
+    "x[i] = value": lambda lib, x: _setitem(x * 1, _changed_later(x * 2)),
+    "x ** 2, output": lambda lib, x: _changed_later(x ** 2),
+    "3 / x, divisor": lambda lib, x: 3 / _changed_later(x * 1),
+    "lerp with a number weight": lambda lib, x: lib.lerp(_changed_later(x * 1), x * 2, 0.25),
+    "adaptive_avg_pool2d to 1": lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(_changed_later(x * 1), 1),
+    "circular pad": lambda lib, x: lib.nn.functional.pad(_changed_later(x * 1), (1, 1, 1, 1), mode="circular"),
+    "one-operand einsum": lambda lib, x: lib.einsum("abij->j", _changed_later(x * 1)),
+}
+_LATER: list = []
+
+
+def _changed_later(t):
+    _LATER.append(t)
+    return t
+
+
+def _setitem(t, value):
+    t[0, 0, 0] = value[0, 0, 0]
+    return t
+
+
+@pytest.mark.parametrize("name", sorted(FOUND))
+def test_a_tensor_changed_after_an_op_that_keeps_none_of_it_is_no_error(name):
+    """Each program changes, after the forward, a tensor torch's backward does not keep: it runs in torch."""
+    grads = []
+    for lib in (torch, nx):
+        x = (torch.rand(1, 2, 3, 4, generator=torch.Generator().manual_seed(0)) + 0.5).requires_grad_()
+        x = x if lib is torch else nx.Tensor(x.detach(), requires_grad=True)
+        _LATER.clear()
+        y = FOUND[name](lib, x)
+        for t in _LATER:
+            t.add_(0.5)
+        y.sum().backward()
+        grads.append(x.grad.data if lib is nx else x.grad)
+    torch.testing.assert_close(grads[1], grads[0])
