@@ -3,16 +3,18 @@
 Two checks run after an op example's value and gradient checks (``kinds.op.example_checks``):
 
 * ``version_guard`` — saved tensors. For each differentiable input, the op gets a non-leaf copy
-  of the leaf (``leaf.clone()``, in both libraries), the copy is written in place after the
-  forward (``copy += 0``: the values stay, the version counter moves), and the backward must
-  raise exactly where torch's raises: an op that saved that input must notice, one that did not
-  must not complain. The same for the outputs (``exp``, ``tanh``, ``sigmoid`` ... save theirs):
-  each floating output is written in place after the forward, and the write itself must be
-  accepted or refused as torch's is (a view of a leaf that requires grad, a view returned by a
-  multi-output op). The write is an augmented assignment on purpose: an ``__iadd__`` that
-  rebinds instead of updating, or an in-place op that does not move the version counter, leaves
-  the saved tensor unchanged and the backward silent where torch raises. (Index and mask
-  arguments are guarded by ``kinds.op``'s index guard.)
+  of the leaf (``leaf.clone()``, in both libraries), and after the forward the copy is written in
+  place (``copy += 1``); then the same for every floating output (``exp``, ``tanh``, ``sigmoid`` ...
+  save theirs). The write must be refused where torch refuses it (a leaf, a view of a leaf that
+  requires grad) and land in place where torch's does. It is an augmented assignment on purpose:
+  an ``__iadd__`` that rebinds instead of updating leaves the caller's tensor unchanged. Then the
+  backward: neuronix must not raise where torch does not (a valid torch program would fail), and
+  where it does not raise its gradients must be the untouched forward's (``OpExample.n_grads``),
+  so it cannot have read a new value: an op that reads a saved tensor its node does not
+  version-check, or an in-place op that does not move the version counter, gives another
+  gradient. Where torch raises only because it keeps a whole tensor whose shape its formula reads
+  (gather, masked_select, the losses' inputs), neuronix may keep less, as long as that gradient is
+  right. (Index and mask arguments are guarded by ``kinds.op``'s index guard.)
 * ``thread`` — grad mode belongs to a thread. While a second thread toggles the mode in a loop
   (``set_grad_enabled(False)``, ``no_grad``, ``enable_grad``), this thread runs the forward and
   the backward: every output must be recorded as torch's is, and the gradients must be the
@@ -110,13 +112,13 @@ def _error(run: Callable[[], object]) -> str | None:
     return None
 
 
+WRITTEN = 1.0  # what the in-place write adds: a changed saved value changes a gradient that reads it
+
+
 def _write_in_place(t) -> None:
     """``t += 1``: an augmented assignment, so an ``__iadd__`` that rebinds instead of updating leaves the
     caller's ``t`` (and what the op saved) unchanged, which ``_compare_trials`` sees."""
     t += WRITTEN
-
-
-WRITTEN = 1.0  # what the in-place write adds: a changed saved value changes a gradient that reads it
 
 
 def _flags(errors) -> torch.Tensor:
