@@ -81,7 +81,8 @@ _example_index = [0]  # the example running now: see ``current_example``
 
 
 def current_example() -> int:
-    """The index of the example running now, for checks that rotate through variants by example."""
+    """The index of the example running now (bookkeeping only: what an example *draws* must not depend
+    on it, or Hypothesis sees two examples with one prefix draw differently and stops the case)."""
     return _example_index[0]
 
 
@@ -188,7 +189,10 @@ def run_case(mirror, dtype: torch.dtype | str, device: str | torch.device = "cpu
         return case
     counter = [0]
 
-    @settings(max_examples=n, database=None, deadline=None, derandomize=False, print_blob=False,
+    # replaying example K: Hypothesis stops after it (an example after K that returned at once would draw
+    # less than an earlier example with the same first draw: "inconsistent data generation")
+    @settings(max_examples=n if only_example is None else min(n, only_example + 1), database=None, deadline=None,
+              derandomize=False, print_blob=False,
               suppress_health_check=list(HealthCheck), phases=[Phase.generate])
     @hypothesis_seed(case.seed)
     @given(st.data())

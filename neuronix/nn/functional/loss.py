@@ -55,16 +55,20 @@ def _inside(diff, small):
 
 
 def _xlogy_self_vjp(g, out, t):
-    """torch's two xlogy rules summed, for ``xlogy(t, t)``: ``xlogy(g, t)`` (0 where ``t == 0``; 0 where
-    ``g == 0`` even at a negative or NaN ``t``) plus ``g * t / t`` (NaN at ``t == 0``, as torch's)."""
+    """torch's two xlogy rules summed, for ``xlogy(t, t)``: ``g * log t`` (0 where ``t == 0``) plus
+    ``g * t / t`` (NaN at ``t == 0``, as torch's). Linear in ``g``, never reading its value."""
     zero = t.data == 0
-    by_self = where(zero | (g.data == 0), 0.0, g * where(zero, 1.0, t).log())
-    return by_self + g * t / t
+    return where(zero, 0.0, g * where(zero, 1.0, t).log()) + g * t / t
 
 
-# xlogy(t, t) as one op: 0 where t == 0, NaN where t < 0, and torch's xlogy gradient (a composition of
-# where and mul gives 0 * NaN = NaN under a zero upstream gradient at t < 0, where torch's rule gives 0)
-_XLOGY_SELF = defop("kl_div_xlogy_self", lambda t: torch.xlogy(t, t), _xlogy_self_vjp)
+def _xlogy_self_kernel(g, out, t, *, needs):
+    """torch's values of the same: its ``xlogy(g, t)`` is 0 where ``g == 0`` even where ``log t`` is NaN
+    (``t < 0``), which no rule linear in ``g`` can give."""
+    return (torch.xlogy(g, t).masked_fill(t == 0, 0.0) + g * t / t if needs[0] else None,)
+
+
+# xlogy(t, t) as one op: 0 where t == 0, NaN where t < 0, with torch's xlogy gradient
+_XLOGY_SELF = defop("kl_div_xlogy_self", lambda t: torch.xlogy(t, t), _xlogy_self_vjp, fused=_xlogy_self_kernel)
 
 
 def _kl_div(x, target, reduction: str, log_target: bool):
