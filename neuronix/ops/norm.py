@@ -243,6 +243,24 @@ GROUP_NORM = defop(
 )
 
 
+def _as_torch_lays_out(t):
+    """``t`` as torch's group_norm hands it to its kernel: contiguous in the layout it suggests (on the
+    CPU; channels-last stays so), a recorded copy otherwise. So, as in torch, the node keeps that copy,
+    and the caller's tensor may change in place afterwards."""
+    if not isinstance(t, Tensor):
+        return t
+    data = t.data
+    if data.is_contiguous():
+        return t
+    for fmt, dims in ((torch.channels_last, 4), (torch.channels_last_3d, 5)):
+        if data.dim() == dims and data.device.type == "cpu" and data.is_contiguous(memory_format=fmt):
+            return t
+    from neuronix.ops.movement import contiguous  # movement imports the ops this module's callers use
+
+    return contiguous(t)
+
+
 def group_norm(x, groups: int, w, b, eps: float) -> Tensor:
+    x, w, b = (_as_torch_lays_out(t) for t in (x, w, b))
     out, _ = apply(GROUP_NORM, x, w, b, groups=groups, eps=eps)
     return out
