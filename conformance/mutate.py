@@ -3,19 +3,20 @@
 It plants one fault at a time into one ``OpSpec`` of the registry (``neuronix/ops/registry.py``),
 in process, by swapping the spec's ``forward``, ``vjps`` or ``fused`` for a wrapper and restoring
 it afterwards; runs the conformance cases of the mirrors that exercise that op; and calls the fault
-*killed* when any check of any of those cases fails or errors. The kill rate (killed / (killed +
+*killed* when a check of one of those cases that passes unmutated fails or errors. The kill rate (killed / (killed +
 survived)) per fault kind, per op and overall is the measured sensitivity of the harness.
 
 Three steps:
 
 1. **The map** (``build_map``): every op and module mirror runs once in float64, unmutated, with
-   every spec observed: which forwards ran (directly, or inside a backward pass), which rule ran
-   in which mode (plain or recorded), which rule's result the engine had to un-broadcast, which
-   fused kernel ran, and which checks already fail unmutated (they cannot witness a fault: only a
-   check that passes unmutated and fails planted kills one; a case with no passing check is no
-   witness). The map is cached
-   in ``<report-dir>/mutation-map.json`` under a key of the commit, the local changes and the
-   examples per case; it is deterministic (cases are seeded from their ids).
+   the core checks only (values, gradients, second derivatives, finite differences, graph reuse)
+   and every spec observed: which forwards ran (directly, or inside a backward pass), which rule
+   ran in which mode (plain or recorded), which rule's result the engine had to un-broadcast,
+   which fused kernel ran. A case chosen as a witness then runs once unmutated with every check
+   (its *baseline*): a check failing there cannot witness a fault, only one that passes unmutated
+   and fails planted kills it. Map and baselines are cached in ``<report-dir>/mutation-map.json``
+   under a key of the commit, the local changes and the examples per case; they are
+   deterministic (cases are seeded from their ids).
 2. **The faults** (``faults``): ``KINDS`` below, each applied only where it means something.
 3. **The runs** (``run_fault``): the exercising mirrors, those that apply the op themselves
    first, float64 then float32, until a check that passes unmutated fails (killed) or the
@@ -238,7 +239,7 @@ def _matches(name: str, patterns: list[str] | None) -> bool:
     return not patterns or any(fnmatch.fnmatchcase(name, p) for p in patterns)
 
 
-def _cache_key(examples: int, mirror_patterns: list[str] | None) -> dict:
+def _cache_key(examples: int, mirror_patterns: list[str] | None, device: str = "cpu") -> dict:
     """The map's validity: commit + local changes under neuronix/ and conformance/ + what was run."""
     root = Path(__file__).resolve().parent.parent
     try:
@@ -249,15 +250,35 @@ def _cache_key(examples: int, mirror_patterns: list[str] | None) -> dict:
     except (OSError, subprocess.CalledProcessError):
         commit, diff = "unknown", str(time.time()).encode()  # no git: never reuse a map
     return {"schema": SCHEMA, "commit": commit, "changes": hashlib.sha256(diff).hexdigest()[:16], "examples": examples,
-            "torch": torch.__version__, "mirrors": ",".join(mirror_patterns or ["*"])}
+            "torch": torch.__version__, "mirrors": ",".join(mirror_patterns or ["*"]), "device": device}
+
+
+@contextmanager
+def _core_checks_only():
+    """The op driver's further checks (variants, special values, forward mode, guards) left out: the map
+    needs which code runs in each mode, which the core checks (values, gradients, second derivatives,
+    finite differences, graph reuse) show, not their verdicts; they cost several times the core."""
+    from conformance.kinds import op
+
+    real = op.example_checks
+    reuse = getattr(op, "_graph_reuse", None)  # plain backward passes through a retained graph
+    op.example_checks = lambda: (reuse,) if reuse else ()
+    try:
+        yield
+    finally:
+        op.example_checks = real
 
 
 def build_map(examples: int, mirror_patterns: list[str] | None = None, cache: Path | None = None,
-              log: Callable[[str], None] = lambda s: None) -> dict:
-    """``{case_id: {"failing": [checks], "uses": [...]}}`` for every op/module mirror in float64 (``observing``)."""
+              log: Callable[[str], None] = lambda s: None, device: str = "cpu") -> tuple[dict, dict]:
+    """``({case_id: {"uses": [...]}}, baselines)`` for every op/module mirror in float64 (``observing``).
+
+    ``baselines`` (``{case_id: [checks failing unmutated] or None}``) starts empty and is filled by the
+    ``Runner``; both are cached together (``save_map``) under ``_cache_key``.
+    """
     from conformance.runner import case_id, run_case
 
-    key = _cache_key(examples, mirror_patterns)
+    key = _cache_key(examples, mirror_patterns, device)
     if cache is not None and cache.exists():
         try:
             stored = json.loads(cache.read_text())
@@ -265,22 +286,26 @@ def build_map(examples: int, mirror_patterns: list[str] | None = None, cache: Pa
             stored = {}
         if stored.get("key") == key:
             log(f"mutate: map reused from {cache}")
-            return stored["cases"]
+            return stored["cases"], stored.get("baselines", {})
     start = time.perf_counter()
     cases = {}
-    for name, mirror in mirrors(mirror_patterns).items():
-        if torch.float64 not in mirror.dtypes:
-            continue
-        uses: set = set()
-        with observing(uses):
-            case = run_case(mirror, "float64", "cpu", examples=examples)
-        cases[case_id(name, "float64", "cpu")] = {"checks": sorted({r.check for r in case.records}),
-                                                   "failing": _failing_checks(case), "uses": sorted(uses)}
+    with _core_checks_only():
+        for name, mirror in mirrors(mirror_patterns).items():
+            if torch.float64 not in mirror.dtypes or torch.device(device).type not in mirror.devices:
+                continue
+            uses: set = set()
+            with observing(uses):
+                run_case(mirror, "float64", device, examples=examples)
+            cases[case_id(name, "float64", device)] = {"uses": sorted(uses)}
     log(f"mutate: mapped {len(cases)} cases in {time.perf_counter() - start:.1f} s")
+    save_map(cache, key, cases, {})
+    return cases, {}
+
+
+def save_map(cache: Path | None, key: dict, cases: dict, baselines: dict) -> None:
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        cache.write_text(json.dumps({"key": key, "cases": cases}, indent=1, sort_keys=True))
-    return cases
+        cache.write_text(json.dumps({"key": key, "cases": cases, "baselines": baselines}, indent=1, sort_keys=True))
 
 
 # ----- step 2: the faults ---------------------------------------------------------------------------
@@ -294,7 +319,7 @@ def faults(ops: list[str], kinds: list[str], cases: dict) -> list[Fault]:
     """Every fault of ``kinds`` that means something for ``ops`` (see ``KINDS``), in a fixed order."""
     from neuronix.ops.registry import OPS
 
-    broadcast = {u for c in cases.values() if _witness(c) for u in c["uses"] if u.startswith("broadcast:")}
+    broadcast = {u for c in cases.values() for u in c["uses"] if u.startswith("broadcast:")}
     found = []
     for op in ops:
         spec = OPS[op]
@@ -328,12 +353,12 @@ def _witness_use(fault: Fault) -> tuple[str, ...]:
 
 
 def witnesses(fault: Fault, cases: dict) -> list[str]:
-    """The witness cases that exercise ``fault``'s target: those applying the op themselves first, then
+    """The cases that exercise ``fault``'s target: those applying the op themselves first, then
     those naming it, then the most focused (fewest ops used); ties by name, so the order is fixed."""
     from conformance.runner import parse_case_id
 
     wanted = _witness_use(fault)
-    found = [cid for cid, c in cases.items() if _witness(c) and any(u in c["uses"] for u in wanted)]
+    found = [cid for cid, c in cases.items() if any(u in c["uses"] for u in wanted)]
 
     def order(cid):
         uses = cases[cid]["uses"]
@@ -431,52 +456,56 @@ def _failing_checks(case) -> list[str]:
     return sorted({r.check for r in case.records if r.status != "pass"})
 
 
-def _witness(entry: dict) -> bool:
-    """Whether a mapped case can witness a fault: some check of it passes unmutated."""
-    return bool(set(entry["checks"]) - set(entry["failing"]))
-
-
 class Runner:
-    """Runs cases for faults; knows which checks of each float32 case fail unmutated (run once, lazily)."""
+    """Runs cases for faults. A case witnesses faults through the checks that pass unmutated: those are
+    found by one unmutated run of it (all checks), made when it is first needed and remembered."""
 
-    def __init__(self, cases: dict, examples: int, max_mirrors: int, mirror_patterns: list[str] | None = None) -> None:
-        self.cases, self.examples, self.max_mirrors = cases, examples, max_mirrors
+    def __init__(self, cases: dict, examples: int, max_mirrors: int, mirror_patterns: list[str] | None = None,
+                 device: str = "cpu", baselines: dict | None = None) -> None:
+        self.cases, self.examples, self.max_mirrors, self.device = cases, examples, max_mirrors, device
         self.registry = mirrors(mirror_patterns)
-        self._failing32: dict[str, list[str] | None] = {}
+        self.baselines = {} if baselines is None else baselines  # case id -> checks failing unmutated, or None
 
     def _run(self, name: str, dtype: str):
         from conformance.runner import run_case
 
-        return run_case(self.registry[name], dtype, "cpu", examples=self.examples)
+        return run_case(self.registry[name], dtype, self.device, examples=self.examples)
 
-    def _baseline(self, name: str, dtype: str) -> list[str] | None:
-        """The checks failing unmutated; None when the case cannot witness anything."""
+    def baseline(self, name: str, dtype: str) -> list[str] | None:
+        """The checks failing unmutated; None when no check passes (the case cannot witness anything)."""
         from conformance.runner import case_id
-        if dtype == "float64":
-            return self.cases[case_id(name, "float64", "cpu")]["failing"]
-        if torch.float32 not in self.registry[name].dtypes:
-            return None
-        if name not in self._failing32:
-            case = self._run(name, "float32")
-            self._failing32[name] = _failing_checks(case) if any(r.status == "pass" for r in case.records) else None
-        return self._failing32[name]
+
+        cid = case_id(name, dtype, self.device)
+        if cid not in self.baselines:
+            if getattr(torch, dtype) not in self.registry[name].dtypes:
+                self.baselines[cid] = None
+            else:
+                case = self._run(name, dtype)
+                self.baselines[cid] = _failing_checks(case) if any(r.status == "pass" for r in case.records) else None
+        return self.baselines[cid]
 
     def run_fault(self, fault: Fault) -> Outcome:
         from conformance.runner import case_id, parse_case_id
 
         start = time.perf_counter()
         outcome = Outcome(fault.op, fault.kind, fault.rule, "survived")
-        names = [parse_case_id(cid)[0] for cid in witnesses(fault, self.cases)][: self.max_mirrors]
+        names = []
+        for cid in witnesses(fault, self.cases):
+            if len(names) == self.max_mirrors:
+                break
+            name = parse_case_id(cid)[0]
+            if self.baseline(name, "float64") is not None:
+                names.append(name)
         if not names:
             outcome.reason = "no mirror case exercises it (" + " or ".join(_witness_use(fault)) + ")"
         for dtype in ("float64", "float32"):
             for name in names:
-                baseline = None if outcome.status == "killed" else self._baseline(name, dtype)
+                baseline = None if outcome.status == "killed" else self.baseline(name, dtype)
                 if baseline is None:
                     continue
                 with planted(fault):
                     case = self._run(name, dtype)
-                outcome.cases_run.append(case_id(name, dtype, "cpu"))
+                outcome.cases_run.append(case_id(name, dtype, self.device))
                 new = [r for r in case.records if r.status != "pass" and r.check not in baseline]
                 if new:
                     outcome.status = "killed"
@@ -594,7 +623,8 @@ def table(data: dict) -> str:
 
 # ----- the command ----------------------------------------------------------------------------------
 def mutate(ops_patterns=None, kinds=None, profile="ci", sample=None, examples=2, mirror_patterns=None,
-           report_dir="reports", policy: Policy | None = None, log: Callable[[str], None] = print) -> dict:
+           report_dir="reports", policy: Policy | None = None, log: Callable[[str], None] = print,
+           device: str = "cpu") -> dict:
     """Plant every selected fault, one at a time; write and return the report (see module docstring)."""
     from neuronix.ops.registry import OPS
 
@@ -607,15 +637,17 @@ def mutate(ops_patterns=None, kinds=None, profile="ci", sample=None, examples=2,
         raise ValueError(f"mutate: unknown fault kind(s) {', '.join(unknown)} (known: {', '.join(KINDS)})")
     chosen = [op for op in OPS if _matches(op, ops_patterns)]
     chosen = sample_ops(chosen, sample if sample is not None else (None if ops_patterns else prof.sample))
-    cases = build_map(examples, mirror_patterns, Path(report_dir) / MAP, log)
-    runner = Runner(cases, examples, prof.max_mirrors, mirror_patterns)
+    cache = Path(report_dir) / MAP
+    cases, baselines = build_map(examples, mirror_patterns, cache, log, device)
+    runner = Runner(cases, examples, prof.max_mirrors, mirror_patterns, device, baselines)
     outcomes = []
     for fault in faults(chosen, kinds, cases):
         reason = policy.equivalent_reason(fault)
         outcome = Outcome(fault.op, fault.kind, fault.rule, "equivalent", reason) if reason else runner.run_fault(fault)
         outcomes.append(outcome)
+    save_map(cache, _cache_key(examples, mirror_patterns, device), cases, runner.baselines)
     run = {"profile": profile, "examples": examples, "ops": chosen, "kinds": kinds, "max_mirrors": prof.max_mirrors,
-           "mirrors": mirror_patterns or ["*"], "torch": torch.__version__, "map_cases": len(cases),
+           "mirrors": mirror_patterns or ["*"], "device": device, "torch": torch.__version__, "map_cases": len(cases),
            "commit": _cache_key(examples, None)["commit"], "seconds": round(time.perf_counter() - start, 1),
            "time": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
     data = report(outcomes, policy, run)
@@ -658,13 +690,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sample", type=int, default=None, help="mutate this many ops (deterministic sample)")
     parser.add_argument("--examples", type=int, default=2, help="examples per case")
     parser.add_argument("--mirrors", help="mirror name globs the map may use (default: every op/module mirror)")
+    parser.add_argument("--device", default="cpu", help="device of the cases (cpu or cuda)")
     parser.add_argument("--report-dir", default="reports")
     parser.add_argument("--tolerances", default=None, help="tolerances.toml holding [mutation]")
     args = parser.parse_args(argv)
     try:
         policy = Policy.load(args.tolerances)
         data = mutate(_globs(args.ops), _globs(args.kinds), args.profile, args.sample, args.examples,
-                      _globs(args.mirrors), args.report_dir, policy)
+                      _globs(args.mirrors), args.report_dir, policy, device=args.device)
     except ValueError as err:
         print(err, file=sys.stderr)
         return 2

@@ -154,13 +154,13 @@ def test_the_registry_is_restored_when_the_run_raises():
 def test_map_names_what_each_mirror_exercises(tmp_path, core_checks):
     _triple()
     _mul_broadcast()
-    cases = mutate.build_map(2, [TRIPLE, "mutate_mul"], tmp_path / "map.json")
+    cases, baselines = mutate.build_map(2, [TRIPLE, "mutate_mul"], tmp_path / "map.json")
     triple = cases[f"{TRIPLE}|float64|cpu"]
-    assert triple["failing"] == [] and {"forward", "backward", "double_backward", "leak"} <= set(triple["checks"])
+    assert baselines == {} and mutate.Runner(cases, 2, 3, [TRIPLE]).baseline(TRIPLE, "float64") == []
     assert {f"forward:{TRIPLE}:direct", f"rule:{TRIPLE}:0:plain", f"rule:{TRIPLE}:0:recorded"} <= set(triple["uses"])
     mul = set(cases["mutate_mul|float64|cpu"]["uses"])
     assert {"broadcast:mutate_mul:0", "broadcast:mutate_mul:1"} <= mul
-    assert mutate.build_map(2, [TRIPLE, "mutate_mul"], tmp_path / "map.json") == cases  # cached, same answer
+    assert mutate.build_map(2, [TRIPLE, "mutate_mul"], tmp_path / "map.json") == (cases, {})  # cached, same answer
     kinds = {(f.kind, f.rule) for f in mutate.faults(["mutate_mul"], list(mutate.KINDS), cases)}
     assert ("broadcast_mean", 0) in kinds and ("fused", None) not in kinds
 
@@ -205,8 +205,8 @@ def test_a_check_failing_unmutated_is_no_witness(tmp_path, core_checks):
     _mirror(OpMirror(TRIPLE, lambda x: apply(spec, x), lambda x: x * 3 + 1, unary()))  # forward fails unmutated
     data = mutate.mutate([TRIPLE], ["scaled"], mirror_patterns=[TRIPLE], report_dir=tmp_path, policy=Policy(),
                          log=lambda s: None)
-    cases = json.loads((tmp_path / "mutation-map.json").read_text())["cases"]
-    assert cases[f"{TRIPLE}|float64|cpu"]["failing"] == ["forward"]
+    baselines = json.loads((tmp_path / "mutation-map.json").read_text())["baselines"]
+    assert baselines[f"{TRIPLE}|float64|cpu"] == ["forward"]
     (fault,) = data["faults"]
     assert fault["status"] == "killed" and "forward" not in fault["killed_by"]["checks"]
     assert "backward" in fault["killed_by"]["checks"]
