@@ -48,17 +48,18 @@ def _flatten(tree) -> tuple[list, object]:
 
 def _unflatten(spec, leaves: list):
     """The tree ``spec`` describes, with ``leaves`` in place of its leaves."""
-    it = iter(leaves)
+    return _build(spec, iter(leaves))
 
-    def build(s):
-        if s is None:
-            return next(it)
-        kind, children = s
-        if kind is dict:
-            return {k: build(c) for k, c in children.items()}
-        return kind(build(c) for c in children)
 
-    return build(spec)
+def _build(spec, leaves):
+    # module level, not a closure: a recursive closure is a reference cycle, which would keep the
+    # leaves (and their graphs) alive until the cyclic collector runs
+    if spec is None:
+        return next(leaves)
+    kind, children = spec
+    if kind is dict:
+        return {k: _build(c, leaves) for k, c in children.items()}
+    return kind(_build(c, leaves) for c in children)
 
 
 def _same_structure(a, b) -> bool:
