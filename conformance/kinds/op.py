@@ -20,6 +20,7 @@ import torch
 
 import neuronix as nx
 from conformance.closeness import to_torch
+from conformance.dtype_claims import half_finite_differences
 from conformance.kinds.common import (
     NxConst,
     NxLeaf,
@@ -36,10 +37,15 @@ from conformance.kinds.common import (
     slot_value,
     upstream_leaves,
 )
-from conformance.mirror import Comparison, OpMirror
+from conformance.mirror import FLOATS, Comparison, OpMirror
 from conformance.trace import Mismatch, track
 
-FD_STEP = 1e-6  # float64 central differences: truncation ~ step^2, rounding ~ 1e-16 / step
+# Central-difference step per dtype: truncation ~ step^2 against rounding ~ unit roundoff / step. float64: 1e-6.
+# Half: the outputs round at 4.9e-4 (float16) / 3.9e-3 (bfloat16) relative, so larger steps, capped so that a
+# displacement (step x a direction clamped to +-2) stays below 0.1, the smallest distance the domains keep from a kink.
+# float32 has none: it is compared with torch at 1e-6 and its rules are the float64 ones, which finite differences check.
+FD_STEP = {torch.float64: 1e-6, torch.float16: 2e-2, torch.bfloat16: 4e-2}
+FD_DIRECTION_CLAMP = 2.0
 FD_DIRECTIONS = 2
 FD_FULL_LIMIT = 2000  # elements: above this the failure message stays directional
 
@@ -66,7 +72,7 @@ def compare_op(mirror: OpMirror, draw, dtype: torch.dtype, device: torch.device)
     t_leaves = [slot_value(t_args, p) for _, p in slots]
     n_leaves = [slot_value(n_args, p) for _, p in slots]
     track(*n_leaves, label="input")
-    create = mirror.gradgrad
+    create = mirror.gradgrad and dtype in FLOATS  # second derivatives: float32/float64 only
     by_upstream = create and mirror.gradgrad_upstream
     t_up, n_up = (upstream_leaves(upstream, torch), upstream_leaves(upstream, nx)) if by_upstream else (upstream, upstream)
     try:
@@ -77,12 +83,12 @@ def compare_op(mirror: OpMirror, draw, dtype: torch.dtype, device: torch.device)
     track(*n_grads, label="gradient")
     for (label, _), ng, tg in zip(slots, n_grads, t_grads):
         yield Comparison("backward", f"grad {label}", to_torch(ng), to_torch(tg))
-    if mirror.gradgrad:  # w.r.t. the inputs and the upstream gradients (see upstream_leaves)
+    if create:  # w.r.t. the inputs and the upstream gradients (see upstream_leaves)
         ups = ([f"upstream gradient {k}" for k in floats], t_up, n_up) if by_upstream else None
         yield from double_backward([label for label, _ in slots], t_leaves, n_leaves, t_grads, n_grads, gen,
                                    upstream=ups)
-    if mirror.fd and dtype == torch.float64:
-        yield from _finite_differences(mirror, sample, slots, floats, upstream, n_grads, gen)
+    if mirror.fd and dtype in FD_STEP and (dtype == torch.float64 or half_finite_differences(mirror.name)):
+        yield from _finite_differences(mirror, sample, slots, floats, upstream, n_grads, gen, FD_STEP[dtype])
     example = OpExample(mirror, sample, slots, floats, upstream, t_grads, n_grads, gen, draw, dtype, device)
     for check in example_checks():
         yield from check(example)
@@ -197,12 +203,12 @@ def _index_guard(ex: OpExample) -> Iterator[Comparison]:
                      torch.tensor(float(n_raised)), torch.tensor(float(t_raised)))
 
 
-def _finite_differences(mirror, sample, slots, floats, upstream, n_grads, gen) -> Iterator[Comparison]:
+def _finite_differences(mirror, sample, slots, floats, upstream, n_grads, gen, step: float) -> Iterator[Comparison]:
     base = [slot_value(sample.args, p).detach() for _, p in slots]
     analytic_grads = [to_torch(g) for g in n_grads]
 
-    def objective(values) -> float:
-        """``<upstream, f(values)>`` evaluated by neuronix without recording."""
+    def weighted(values) -> tuple[float, float]:
+        """``<upstream, f(values)>`` evaluated by neuronix without recording, and the 2-norm of its terms."""
         args = list(sample.args)
         for (_, path), v in zip(slots, values):
             if len(path) == 1:
@@ -214,23 +220,47 @@ def _finite_differences(mirror, sample, slots, floats, upstream, n_grads, gen) -
         with nx.no_grad():
             a, k = build_call(dataclasses.replace(sample, args=tuple(args)), [], NxConst())
             outs = outputs(mirror, mirror.nx(*a, **k))
-        return float(sum((to_torch(outs[k][1]).double() * u.double()).sum() for k, u in zip(floats, upstream)))
+        terms = [to_torch(outs[k][1]).double() * u.double() for k, u in zip(floats, upstream)]
+        return float(sum(t.sum() for t in terms)), math.sqrt(sum(float(t.square().sum()) for t in terms))
+
+    def objective(values) -> float:
+        return weighted(values)[0]
 
     if not math.isfinite(objective(base)):
         return  # the output is not finite here (torch agrees: the forward check compared it): nothing to differentiate
     for d in range(FD_DIRECTIONS):
-        dirs = [torch.randn(x.shape, generator=gen, dtype=torch.float64).to(x.device) for x in base]
-        plus = objective([x + FD_STEP * v for x, v in zip(base, dirs)])
-        minus = objective([x - FD_STEP * v for x, v in zip(base, dirs)])
-        estimate = (plus - minus) / (2 * FD_STEP)
+        dirs = [torch.randn(x.shape, generator=gen, dtype=torch.float64).clamp(-FD_DIRECTION_CLAMP, FD_DIRECTION_CLAMP)
+                .to(x.device) for x in base]
+        points_p = [(x.double() + step * v).to(x.dtype) for x, v in zip(base, dirs)]
+        points_m = [(x.double() - step * v).to(x.dtype) for x, v in zip(base, dirs)]
+        # the points round to the case's dtype (visibly in half): differentiate along the displacement taken
+        dirs = [(p.double() - m.double()) / (2 * step) for p, m in zip(points_p, points_m)]
+        (plus, plus_norm), (minus, minus_norm) = weighted(points_p), weighted(points_m)
+        estimate = (plus - minus) / (2 * step)
         analytic = float(sum((g.double() * v).sum() for g, v in zip(analytic_grads, dirs)))
+        unit = _noise_unit(base[0].dtype, max(plus_norm, minus_norm), step)
+        what = f"directional derivative {d}" + ("" if unit == 1.0 else " (in units of its rounding noise)")
         yield Comparison(
-            "finite_difference", f"directional derivative {d}", torch.tensor(analytic, dtype=torch.float64),
-            torch.tensor(estimate, dtype=torch.float64), explain=lambda: _full_gradient(objective, base, analytic_grads, slots),
+            "finite_difference", what, torch.tensor(analytic / unit, dtype=torch.float64),
+            torch.tensor(estimate / unit, dtype=torch.float64),
+            explain=lambda: _full_gradient(objective, base, analytic_grads, slots, step),
         )
 
 
-def _full_gradient(objective, base, analytic_grads, slots) -> str:
+def _noise_unit(dtype: torch.dtype, norm: float, step: float) -> float:
+    """What the half-precision comparison is measured in: the rounding noise of the central difference.
+
+    Each output rounds to about ``u |f_i|`` (unit roundoff ``u``: 4.9e-4 float16, 3.9e-3 bfloat16),
+    so the estimate carries an error of order ``u ||upstream * f|| / step``: a fixed tolerance on the
+    raw derivative would be loose for small outputs and fail large ones (exp near 2). In these units
+    the tolerance's atol counts noise units and its rtol covers truncation and the half gradient's own
+    rounding. float64 is compared as it is (its noise, ~1e-10 of the derivative, is below its tolerance)."""
+    if dtype not in (torch.float16, torch.bfloat16):
+        return 1.0
+    return max(torch.finfo(dtype).eps / 2 * norm / step, 1e-300)
+
+
+def _full_gradient(objective, base, analytic_grads, slots, step: float) -> str:
     """Element-by-element central differences of ``<upstream, f>``: where neuronix's gradient is off."""
     if sum(x.numel() for x in base) > FD_FULL_LIMIT:
         return f"full finite-difference gradient skipped (more than {FD_FULL_LIMIT} elements)"
@@ -239,11 +269,11 @@ def _full_gradient(objective, base, analytic_grads, slots) -> str:
         estimate = torch.zeros(x.numel(), dtype=torch.float64)
         for j in range(x.numel()):
             e = torch.zeros(x.numel(), dtype=torch.float64, device=x.device)
-            e[j] = FD_STEP
+            e[j] = step
             e = e.reshape(x.shape).to(x.dtype)
             values_p = [b + e if k == i else b for k, b in enumerate(base)]
             values_m = [b - e if k == i else b for k, b in enumerate(base)]
-            estimate[j] = (objective(values_p) - objective(values_m)) / (2 * FD_STEP)
+            estimate[j] = (objective(values_p) - objective(values_m)) / (2 * step)
         diff = (g.double().cpu().reshape(-1) - estimate).abs()
         if diff.numel():
             j = int(diff.argmax())
