@@ -225,3 +225,12 @@ def test_forward_wrong_only_for_a_stride_0_input_is_caught():
     case = run(_stride_sensitive_mirror(True))
     assert next(r for r in case.records if r.check == "forward").status == "pass"
     assert "stride-0 expanded inputs: output" in variant_failures(case)
+
+
+def test_ci_rotation_runs_every_variant_once_per_case(monkeypatch):
+    monkeypatch.setattr(variants, "ROTATION", 4)  # as in a run: the CI profile's 4 examples share the variants
+    mirror = OpMirror("sub", nx.sub, torch.sub, binary())
+    case = run(mirror, examples=4)
+    ran = {j.what.split(":")[0] for ex in case.examples for j in ex.judged if j.check == "variant" and ":" in j.what}
+    derived = {v.label for v in variants.derive("", "sub", "function")[0]}
+    assert derived <= ran, derived - ran

@@ -17,7 +17,7 @@ Each variant runs on the example's sample in both libraries and is compared with
 variant (check ``"variant"``): values, and gradients under the example's upstream gradient where
 it is differentiable. Only variants torch has and neuronix claims public are compared; those torch
 has and neuronix lacks are listed by ``missing_variants()`` (``python -m conformance.kinds.variants``)
-and do not fail the gate. Variants rotate over the examples of a case (``ROTATION``) to stay cheap.
+and do not fail the gate. Variants and layouts rotate over the examples of a case (``ROTATION``) to stay cheap.
 
 Every op example with a gradient also reruns neuronix's backward with the upstream gradient laid out
 transposed, strided, stride-0 expanded (constant along a dim) and channels-last, against torch's gradient
@@ -68,7 +68,9 @@ BINARY_OPERATORS = {
 UNARY_OPERATORS = {"neg": operator.neg, "abs": operator.abs, "positive": operator.pos, "bitwise_not": operator.invert}
 _BY_OPERATOR = {op: name for name, (op, _, _) in BINARY_OPERATORS.items()} | {op: n for n, op in UNARY_OPERATORS.items()}
 
-ROTATION = 4  # example k of a case runs the variants at positions k, k + ROTATION, ... (the CI profile's 4 examples: all)
+# Example k of a case runs the name variants and upstream layouts at positions k, k + ROTATION, ... (the CI
+# profile's 4 examples: each once per dtype), and the expanded inputs on every other example.
+ROTATION = 4
 
 
 # ----- what torch says about names ------------------------------------------------------------
@@ -425,18 +427,19 @@ def check(ex) -> Iterator[Comparison]:
     """The variants of the mirror's name (rotating over the case's examples), then the upstream layouts."""
     if ex.dtype not in FLOATS:
         return
+    k = _current_example() % ROTATION
     call = plain_call(ex.mirror)
     if call is not None and _owns(ex.mirror, call[0], call[1]):
         variants = derive(*call)[0]  # not cached: a name patched in a test (or a session) is read afresh
-        k = _current_example() % ROTATION
         chosen = [v for i, v in enumerate(variants) if i % ROTATION == k and _applies(v, ex.sample)]
         shape = _result_shape(ex) if any(v.inplace for v in chosen) else None
         for v in chosen:
             if v.inplace and shape is None:
                 continue
             yield from _run_variant(ex, v, shape)
-    yield from expanded_inputs(ex)
-    yield from upstream_layouts(ex)
+    if ROTATION == 1 or k % 2 == 1:  # every other example
+        yield from expanded_inputs(ex)
+    yield from upstream_layouts(ex, k)
 
 
 def expanded_inputs(ex) -> Iterator[Comparison]:
@@ -502,8 +505,9 @@ UPSTREAM_LAYOUTS = {"transposed": _transposed, "strided": _strided, "stride-0 ex
                     "channels-last": _channels_last}
 
 
-def upstream_layouts(ex) -> Iterator[Comparison]:
-    """Neuronix's gradients on one retained graph under each non-contiguous layout of the upstream gradient."""
+def upstream_layouts(ex, k: int = 0) -> Iterator[Comparison]:
+    """Neuronix's gradients on one retained graph under non-contiguous layouts of the upstream gradient:
+    those at positions ``k, k + ROTATION, ...`` of the layouts that apply to this example's upstream."""
     if not ex.slots or not ex.floats or not ex.mirror.grad:
         return
     layouts = []
@@ -511,6 +515,7 @@ def upstream_layouts(ex) -> Iterator[Comparison]:
         laid = [lay(u) for u in ex.upstream]
         if any(v is not None for v in laid):
             layouts.append((name, [v if v is not None else u for v, u in zip(laid, ex.upstream)]))
+    layouts = [layout for i, layout in enumerate(layouts) if i % ROTATION == k]
     if not layouts:
         return
     from conformance.kinds.op import forward_pair
@@ -602,8 +607,8 @@ def module_twin(mirror, t_mod, n_mod, sample, slots, seed: int, mode: str, dtype
     """The module's functional twin in neuronix against torch's (outputs, gradients of inputs and parameters),
     wherever torch's module and torch's twin agree exactly (the derivation holds for these constructor args)."""
     twin = functional_twin(mirror) if dtype in FLOATS and not sample.kwargs else None
-    if twin is None:
-        return
+    if twin is None or ROTATION > 1 and mode != mirror.modes[_current_example() % len(mirror.modes)]:
+        return  # one mode per example, rotating (train, eval, train, ...), to stay cheap
     label, call = twin
     t_args, _ = build_call(sample, slots, TorchLeaf())
     t_module = _module_output(t_mod, t_args, seed)
