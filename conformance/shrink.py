@@ -212,8 +212,8 @@ def shrink(cid: str, profile: str = "ci", example: int | None = None, seconds: f
 
     ``check`` defaults to the first failing check of that example. Returns ``None`` when no
     example fails. Hypothesis runs the case's examples under the runner's seed until one fails,
-    then its shrink phase; past ``seconds`` every further candidate is skipped (counted as
-    passing), Hypothesis's own final replay is ignored and the smallest failure seen is returned.
+    then its shrink phase; past ``seconds`` every further example is skipped (counted as passing),
+    Hypothesis's own final replay is ignored and the smallest failure seen is returned.
     """
     mirror, dtype, device = resolve(cid)
     tolerances = tolerances or load()
@@ -230,7 +230,7 @@ def shrink(cid: str, profile: str = "ci", example: int | None = None, seconds: f
         index = state["index"]
         state["index"] += 1
         ex_seed = data.draw(st.integers(0, 2**31 - 1))
-        if state["first"] is not None and time.perf_counter() - start > seconds:
+        if time.perf_counter() - start > seconds:  # past the cap every further example is skipped
             state["capped"] = True
             return
         box.drawn = Drawn()
