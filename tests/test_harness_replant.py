@@ -100,7 +100,8 @@ def _multiplied_by_the_mask(monkeypatch) -> None:
     monkeypatch.setattr(spec, "vjps", (spec.vjps[0], taken, other, *spec.vjps[3:]))
 
 
-MASKED = ["where", "clamp"]
+# (clamp with both bounds meets a masked element under an inf/NaN upstream gradient in only some CI-profile draws)
+MASKED = ["where", "maximum", "clamp_min"]
 
 
 def test_nan_through_a_mask_fails_the_gate(monkeypatch):
