@@ -199,9 +199,10 @@ def _canonical(equation: str, shapes) -> tuple[list[str], str]:
 def _einsum_grad(i, g, out, *operands, subs, out_subs, shapes):
     """Gradient of operand ``i``: ``g`` contracted with the other operands onto its subscripts.
 
-    A label repeated within operand ``i`` (a diagonal) is renamed, and an identity matrix
-    joins the contraction to tie the copies; labels no other operand or the output carries
-    were summed over, so the gradient is broadcast along them.
+    A label repeated within operand ``i`` (a diagonal) is contracted once, broadcast along its
+    copies and masked to the diagonal: zeros off it, as torch's, even where ``g`` is inf or NaN
+    (an identity-matrix factor would give 0 * inf = NaN there). Labels no other operand or the
+    output carries were summed over, so the gradient is broadcast along them.
     """
     target = subs[i]
     shape = shapes[i]  # operand i's own values are never read: only the other operands'
@@ -210,24 +211,33 @@ def _einsum_grad(i, g, out, *operands, subs, out_subs, shapes):
         if j != i:
             terms.append(s)
             tensors.append(x)
-    spare = iter(c for c in _LETTERS if c not in "".join(subs) + out_subs)
-    renamed = ""
-    for pos, c in enumerate(target):
-        if c in renamed:
-            fresh = next(spare)
-            terms.append(c + fresh)
-            tensors.append(torch.eye(shape[pos], dtype=g.dtype, device=g.device))
-            c = fresh
-        renamed += c
+    unique = "".join(dict.fromkeys(target))  # each label once, in the order of its first position
     available = set("".join(terms))
-    kept = "".join(c for c in renamed if c in available)
+    kept = "".join(c for c in unique if c in available)
     grad = einsum(",".join(terms) + "->" + kept, *tensors)
-    if kept != renamed:
-        sizes = iter(grad.shape)
-        grad = grad.reshape([next(sizes) if c in available else 1 for c in renamed])
-    if tuple(grad.shape) != shape:
+    sizes = dict(zip(kept, grad.shape))
+    first = {c: target.index(c) for c in unique}
+    grad = grad.reshape([sizes.get(c, 1) if first[c] == pos else 1 for pos, c in enumerate(target)])
+    if tuple(grad.shape) != shape:  # a dim broadcast against the others stays wide: the engine sums it
         grad = grad.expand([n if r == 1 else r for r, n in zip(grad.shape, shape)])
+    if len(unique) < len(target):
+        grad = ew.where(_diagonal(target, shape, g.device), grad, 0.0)
     return grad
+
+
+def _diagonal(target: str, shape, device) -> torch.Tensor:
+    """True where every repeated label of ``target`` takes one value (``ii``: the diagonal)."""
+    mask = torch.ones((1,) * len(shape), dtype=torch.bool, device=device)
+    for pos, c in enumerate(target):
+        p0 = target.index(c)
+        if p0 != pos:
+            at = [1] * len(shape)
+            at[pos], index = shape[pos], torch.arange(shape[pos], device=device)
+            here = index.reshape(at)
+            at = [1] * len(shape)
+            at[p0] = shape[p0]
+            mask = mask & (here == index.reshape(at))
+    return mask
 
 
 def _einsum_forward(*xs, subs, out_subs, shapes):
