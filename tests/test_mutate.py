@@ -240,6 +240,18 @@ def test_equivalent_table_and_threshold_come_from_tolerances_toml(tmp_path):
     assert Policy.load().min_kill_rate > 0  # the project's own file parses, every equivalent has a reason
 
 
+def test_equivalent_by_rule_function_and_lists_of_globs():
+    from neuronix.ops.elementwise import zero_gradient
+
+    _op("mutate_step", torch.ceil, zero_gradient, saves=())
+    policy = Policy(1.0, [{"op": ["nothing", "mutate_*"], "kind": ["scaled", "dropped"], "rule_is": "zero_gradient",
+                           "reason": "the zero gradient by construction"}])
+    assert policy.equivalent_reason(Fault("mutate_step", "dropped", 0)) == "the zero gradient by construction"
+    assert policy.equivalent_reason(Fault("mutate_step", "forward")) is None  # the forward is not the rule
+    _triple()
+    assert policy.equivalent_reason(Fault(TRIPLE, "scaled", 0)) is None  # a rule that is not zero_gradient
+
+
 def test_an_equivalent_fault_is_shown_not_run_not_counted(tmp_path, core_checks):
     _triple()
     policy = Policy(1.0, [{"op": TRIPLE, "kind": "upstream_raw", "reason": "declared for the test"}])
