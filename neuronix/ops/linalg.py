@@ -19,9 +19,9 @@ import torch
 
 from neuronix.ops import elementwise as ew
 from neuronix.ops.helpers import PerInput
-from neuronix.ops.movement import transpose
+from neuronix.ops.movement import clone, transpose
 from neuronix.ops.registry import apply, defop, public
-from neuronix.tensor import unwrap
+from neuronix.tensor import Tensor, unwrap
 
 
 def _mT(x):
@@ -92,7 +92,28 @@ def matmul(input, other):
 def _matmul(op: str, input, other):
     a, b = unwrap(input), unwrap(other)
     _check_matmul(op, a, b)
+    if a.ndim != b.ndim:
+        input, other = _folded_as_torch(input, other)
     return apply(_MATMUL, input, other, ndims=(a.ndim, b.ndim))
+
+
+def _folded_as_torch(x, y):
+    """``(x, y)``, the batched operand replaced by a recorded copy where torch's matmul keeps a copy of it.
+
+    With a batched operand and a vector or matrix one that requires grad, torch folds the batch into
+    the rows of one matrix (``reshape(-1, n)``, of the operand's ``mT`` when it is the right-hand one)
+    and keeps that for the small operand's gradient: a copy where the strides allow no view. Then the
+    operand itself may change in place afterwards; a copy here keeps the same, and the same values.
+    """
+    swap = y.ndim > x.ndim
+    big, small = (y, x) if swap else (x, y)
+    if big.ndim < 3 or small.ndim > 2 or not (isinstance(small, Tensor) and small.requires_grad):
+        return x, y
+    data = big.data.mT if swap else big.data
+    if data.numel() == 0 or all(data.stride(i) == data.stride(i + 1) * data.shape[i + 1] for i in range(data.ndim - 1)):
+        return x, y  # the fold is a view of the operand: torch keeps the operand
+    big = clone(big)
+    return (small, big) if swap else (big, small)
 
 
 def _check_ranks(op: str, a, b, ranks: tuple[int, int], what: str) -> None:
