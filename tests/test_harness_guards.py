@@ -200,6 +200,7 @@ FOUND = {
     "adaptive_avg_pool2d to 1": lambda lib, x: lib.nn.functional.adaptive_avg_pool2d(_changed_later(x * 1), 1),
     "circular pad": lambda lib, x: lib.nn.functional.pad(_changed_later(x * 1), (1, 1, 1, 1), mode="circular"),
     "one-operand einsum": lambda lib, x: lib.einsum("abij->j", _changed_later(x * 1)),
+    "matrix @ batch (folded by a copy)": lambda lib, x: (x[0, 0, :, :3] * 1) @ _changed_later(x[0] * 1),
 }
 _LATER: list = []
 
