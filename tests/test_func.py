@@ -283,3 +283,11 @@ def test_forward_ad_errors_as_torch():
                 pass
     with nfw.dual_level():  # the failed nesting left the outer level usable and closed it properly
         assert nfw.unpack_dual(nfw.make_dual(nxt(Y), nxt(W)) * 3).tangent is not None
+
+
+def test_a_level_opened_under_no_grad_still_carries_tangents():
+    with nx.no_grad():
+        with nfw.dual_level():
+            tangent = nfw.unpack_dual(nfw.make_dual(nxt(Y), nxt(W)).exp()).tangent
+        assert not nx.is_grad_enabled()  # the mode of the caller comes back
+    torch.testing.assert_close(tangent.data, Y.exp() * W)

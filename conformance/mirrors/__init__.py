@@ -5,4 +5,5 @@ from conformance.mirrors import models_e2e, nn_modules  # noqa: F401
 from conformance.mirrors import nn_functional  # noqa: F401
 from conformance.mirrors import compare, factories, operators  # noqa: F401
 from conformance.mirrors import models  # noqa: F401
+from conformance.mirrors import func  # noqa: F401  (nx.func and nx.autograd.forward_ad)
 from conformance.mirrors import inplace  # noqa: F401  (last: derives in-place mirrors from the others)

@@ -14,9 +14,10 @@ Limits, compared with torch:
 
 * Cost: each ``unpack_dual`` of a tensor that depends on a seed runs two reverse passes (the second
   over the recorded rules), and the graph of the dual computation is kept until the level exits.
-* Tangents travel through the recorded graph, so an op run under ``nx.no_grad`` (or on ``.detach()``)
-  drops the tangent: ``unpack_dual`` then gives ``tangent=None``. In torch ``no_grad`` does not
-  affect forward AD.
+* Tangents travel through the recorded graph, so a level turns recording on inside it (also when
+  it is opened under ``nx.no_grad``: results then ``requires_grad``, unlike torch's); an op run under
+  a ``nx.no_grad`` *inside* the level (or on ``.detach()``) drops the tangent: ``unpack_dual`` then
+  gives ``tangent=None``, where torch's ``no_grad`` does not affect forward AD.
 * A dual tensor ``requires_grad`` (it is in the graph of its seed), and ``unpack_dual(y).primal`` is
   ``y`` itself: reverse mode through it is exact (the seed adds nothing), but ops on that primal still
   carry the tangent, where torch's primal view carries none.
@@ -30,7 +31,7 @@ from typing import NamedTuple
 
 import torch
 
-from neuronix.autograd import engine
+from neuronix.autograd import engine, mode
 from neuronix.autograd.mode import enable_grad, is_grad_enabled
 from neuronix.ops.public import public
 from neuronix.tensor import Tensor
@@ -81,10 +82,13 @@ class dual_level:
             raise RuntimeError("Nested forward mode AD is not supported at the moment")
         _levels.current = _Level(_levels.count)
         _levels.count += 1
+        self.mode = mode.state()
+        mode.set_state(True)  # tangents travel through the recorded graph, even when the level opens in no_grad
         return _levels.current.index
 
     def __exit__(self, *exc) -> None:
         _levels.current = None  # the seeds and tangents go with it: unpack_dual gives None afterwards
+        mode.set_state(self.mode)
 
 
 @public(namespace="autograd.forward_ad")
