@@ -46,7 +46,7 @@ class Drawn:
     seed: int = 0  # torch.initial_seed() when an op's sample was drawn / a module was built
     constructor: tuple | None = None  # modules: the constructor's (args, kwargs)
     state: dict | None = None  # modules: the torch module's state_dict right after construction
-    mode_seeds: list = field(default_factory=list)  # modules: the torch seed before each forward (train, eval)
+    mode_seeds: dict = field(default_factory=dict)  # modules: the torch seed before the forward of each mode
 
 
 class _Box:
@@ -82,7 +82,7 @@ def capturing(mirror, box: _Box):
             if box.drawn.state is None:  # the driver seeded torch right before: that seed draws the upstream too
                 box.drawn.seed = torch.initial_seed()
                 box.drawn.state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-                module.register_forward_pre_hook(lambda m, a: box.drawn.mode_seeds.append(torch.initial_seed()))
+                module.register_forward_pre_hook(lambda m, a: _note_mode_seed(box.drawn, m))
             return module
 
         def sample(draw, args, kwargs, dtype, device):
@@ -93,6 +93,12 @@ def capturing(mirror, box: _Box):
 
         return dataclasses.replace(mirror, build=build, torch=make_torch, sample=sample)
     return mirror  # optimizers and schedulers: no sample to write out
+
+
+def _note_mode_seed(drawn: Drawn, module) -> None:
+    """The driver reseeds torch before each mode's forward: the first forward in a mode is the compared
+    one (later forwards in that mode, e.g. the variants' module twin, reuse or redraw seeds)."""
+    drawn.mode_seeds.setdefault("train" if module.training else "eval", torch.initial_seed())
 
 
 def resolve(cid: str):

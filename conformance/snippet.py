@@ -30,7 +30,7 @@ import operator
 import torch
 
 from conformance.kinds.common import TorchLeaf, build_call, grads, leaf_slots, outputs, randn_like, slot_value
-from conformance.mirror import ModuleMirror, OpMirror
+from conformance.mirror import FLOATS, ModuleMirror, OpMirror
 
 # ----- exact literals ----------------------------------------------------------------------------------
 
@@ -428,7 +428,7 @@ def _preamble(mirror, device: torch.device, dtype: torch.dtype, torch_only: bool
     return lines + [f"DEVICE = {str(device)!r}", f"DTYPE = {dtype_name(dtype)}", "", ""]
 
 
-def _op_draws(mirror: OpMirror, sample, seed: int):
+def _op_draws(mirror: OpMirror, sample, seed: int, dtype: torch.dtype):
     """What the op driver derives from the sample: slots, float outputs, upstream gradients, ``v``, and
     whether torch differentiates its gradient w.r.t. the upstream gradient — drawn as ``compare_op`` draws them."""
     slots = leaf_slots(sample) if mirror.grad else []
@@ -447,9 +447,16 @@ def _op_draws(mirror: OpMirror, sample, seed: int):
     gen = torch.Generator().manual_seed(after % 2**63)
     upstream = [randn_like(t_out[k][1], gen) for k in floats]
     leaves = [slot_value(t_args, p) for _, p in slots]
-    v = [randn_like(x, gen) for x in leaves] if mirror.gradgrad else []
-    return slots, floats, upstream, v, mirror.gradgrad and mirror.gradgrad_upstream and _torch_has_upstream(
+    second = second_order(mirror, dtype)
+    v = [randn_like(x, gen) for x in leaves] if second else []
+    return slots, floats, upstream, v, second and mirror.gradgrad_upstream and _torch_has_upstream(
         [t_out[k][1] for k in floats], leaves, upstream, v)
+
+
+def second_order(mirror, dtype: torch.dtype) -> bool:
+    """Whether the drivers check second derivatives: where the mirror has them, in float32/float64 only."""
+    return bool(mirror.gradgrad) and dtype in FLOATS
+
 
 
 def _torch_has_upstream(outs, leaves, upstream, v) -> bool:
@@ -474,7 +481,7 @@ def _list(name: str, tensors: list[torch.Tensor], what: str) -> list[str]:
 
 def _op_script(mirror: OpMirror, sample, dtype, device, torch_only: bool, seed: int, head: list[str]) -> str:
     kind, name = call_form(mirror)
-    slots, floats, upstream, v, by_upstream = _op_draws(mirror, sample, seed)
+    slots, floats, upstream, v, by_upstream = _op_draws(mirror, sample, seed, dtype)
     names = _Names(sample, slots)
     pick = "PICK(" if mirror.output is not None else "("
     lines = head + _preamble(mirror, device, dtype, torch_only, kind)
@@ -484,7 +491,7 @@ def _op_script(mirror: OpMirror, sample, dtype, device, torch_only: bool, seed: 
     lines += _list("V", v, "directions of the second derivative: the gradient of <grad, V>")
     lines += [f"LABELS = {[label for label, _ in slots]!r}  # the differentiated inputs",
               f"FLOATS = {floats!r}  # the floating outputs, differentiated under UPSTREAM",
-              f"SECOND = {bool(mirror.gradgrad and slots)!r}  # second derivatives checked",
+              f"SECOND = {bool(v)!r}  # second derivatives checked (float32/float64, where torch has them)",
               f"BY_UPSTREAM = {by_upstream!r}  # ... also w.r.t. the upstream gradient (gradgradcheck's grad_outputs)",
               "", ""]
     params = ", ".join(names.params)
@@ -521,9 +528,9 @@ def _module_draws(mirror: ModuleMirror, drawn, sample, dtype, device):
         t_mod = mirror.torch(*args, **kwargs)
         t_mod.load_state_dict(drawn.state)
         t_mod.to(device=device, dtype=dtype)
-        for m, mode in enumerate(mirror.modes):
+        for mode in mirror.modes:
             t_mod.train(mode == "train")
-            seed = drawn.mode_seeds[m] if m < len(drawn.mode_seeds) else drawn.seed
+            seed = drawn.mode_seeds.get(mode, drawn.seed)
             t_args, t_kwargs = build_call(sample, slots, TorchLeaf())
             torch.manual_seed(seed)
             try:
@@ -535,7 +542,7 @@ def _module_draws(mirror: ModuleMirror, drawn, sample, dtype, device):
                       if isinstance(t, torch.Tensor) and t.is_floating_point() and t.requires_grad]
             wrt = [slot_value(t_args, p) for _, p in slots] + [p for p in t_mod.parameters() if p.requires_grad]
             upstream = [randn_like(t_out[k][1], gen) for k in floats]  # drawn before the driver looks at wrt
-            v = [randn_like(x, gen) for x in wrt] if mirror.gradgrad and floats and wrt else []
+            v = [randn_like(x, gen) for x in wrt] if second_order(mirror, dtype) and floats and wrt else []
             by_upstream = bool(v) and _torch_has_upstream([t_out[k][1] for k in floats], wrt, upstream, v)
             per_mode.append((mode, seed, floats, upstream, v, by_upstream))
     return slots, per_mode
@@ -561,7 +568,7 @@ def _module_script(mirror: ModuleMirror, sample, dtype, device, torch_only: bool
     lines += ["", "# ----- the drawn inputs (torch values: both libraries see these very tensors) -----"]
     lines += names.defs
     lines += [f"LABELS = {[label for label, _ in slots]!r}  # the differentiated inputs (then every parameter)",
-              f"SECOND = {mirror.gradgrad!r}  # second derivatives checked",
+              f"SECOND = {second_order(mirror, dtype)!r}  # second derivatives checked (float32/float64)",
               "MODES = []  # (mode, torch seed before the forward (dropout masks agree), floating outputs,",
               "            #  their upstream gradients, v, second derivatives also w.r.t. the upstream gradient)"]
     for mode, seed, floats, upstream, v, by_upstream in per_mode:

@@ -14,6 +14,7 @@ import sys
 import pytest
 import torch
 
+import conformance.mirrors  # noqa: F401  (the registry the snippets name)
 import neuronix as nx
 from conformance import html, report
 from conformance.coverage import Coverage
@@ -102,6 +103,20 @@ def test_snippet_of_a_planted_rule_in_a_public_op_calls_it_by_name(monkeypatch):
     assert printed["output 0"] == 0.0 and printed["grad arg 0"] > 1e-6
     monkeypatch.undo()
     assert differences(execute(text))["grad arg 0"] == 0.0  # the correct rule: no difference
+
+
+def test_module_snippet_reproduces_the_harness_difference_in_each_mode(monkeypatch):
+    spec = registry.OPS["tanh"]
+    monkeypatch.setattr(spec, "vjps", (lambda g, out, x: g * (1 - out * out) * (1 + 1e-5),))
+    monkeypatch.setattr(spec, "fused", None)  # the planted rule alone computes the gradient
+    case = run_case(REGISTRY["nn.Tanh"], "float64", "cpu", examples=3)
+    measured = {j.what: j.max_abs for j in case.examples[2].judged}
+    text = snippet("nn.Tanh|float64|cpu", 2, examples=3)
+    assert "torch.nn.Tanh()" in text and "nx.nn.Tanh()" in text
+    printed = differences(execute(text))
+    for mode in ("train", "eval"):  # the same weights, seeds and upstream gradients as the run, mode after mode
+        assert printed[f"{mode} grad arg 0"] == pytest.approx(measured[f"{mode} grad arg 0"], rel=1e-3)  # printed to 4 digits
+        assert printed[f"{mode} grad arg 0"] > 0 and printed[f"{mode} output 0"] == 0.0
 
 
 def test_a_fault_only_in_the_upstream_dependence_shows_in_the_snippet(planted):
