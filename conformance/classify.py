@@ -217,8 +217,10 @@ def _floats(mirror, sample, slots, xs, leaf, dtype, keep: bool = False):
             seq = list(args[path[0]])
             seq[path[1]] = x
             args[path[0]] = type(args[path[0]])(seq)
-    s = dataclasses.replace(sample, args=tuple(a.to(dtype) if isinstance(a, torch.Tensor) and a.is_floating_point()
-                                              else a for a in args))
+    def cast(a):  # a copy: a call may write its arguments in place (running statistics)
+        return a.to(dtype, copy=True) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+
+    s = dataclasses.replace(sample, args=tuple(cast(a) for a in args), kwargs={k: cast(v) for k, v in sample.kwargs.items()})
     a, k = build_call(s, slots, leaf)
     fn = mirror.torch if isinstance(leaf, TorchLeaf) else mirror.nx
     outs = [v for _, v in outputs(mirror, fn(*a, **k)) if _is_float(v)]

@@ -207,3 +207,20 @@ def test_a_recorded_torch_defect_that_no_longer_reproduces_is_stale():
     assert len(classify.stale_torch_defects(data, tol)) == 1
     data["records"][0]["label"] = classify.RECORDED
     assert classify.stale_torch_defects(data, tol) == []
+
+
+def test_the_gate_names_the_label_of_each_failure_and_stale_recorded_defects(tmp_path):
+    from conformance.gate import problems
+    from conformance.report import SCHEMA
+
+    toml = tmp_path / "tolerances.toml"
+    toml.write_text('[defaults]\nfloat32 = { rtol = 1e-6, atol = 1e-6 }\nfloat64 = { rtol = 1e-7, atol = 1e-12 }\n'
+                    '[[torch_defect]]\nop = "planted.gone"\ncheck = "backward"\ntorch = "*"\nreason = "fixed upstream"\n')
+    failed = {"case_id": "planted.relu|float64|cpu", "entry": "planted.relu", "check": "special_values", "status": "fail",
+              "message": "grad differs", "repro": "python -m conformance repro 'planted.relu|float64|cpu'",
+              "label": classify.KINK}
+    data = {"schema": SCHEMA, "records": [failed], "coverage": {"missing": []}, "overrides": [],
+            "run": {"torch": torch.__version__, "filtered": False, "tolerances": str(toml)}}
+    found = dict(problems(data))
+    assert f"({classify.KINK})" in found["failed checks"][0]
+    assert "torch_defect[0] op=planted.gone" in found["recorded torch defects"][0]
