@@ -68,8 +68,8 @@ BINARY_OPERATORS = {
 UNARY_OPERATORS = {"neg": operator.neg, "abs": operator.abs, "positive": operator.pos, "bitwise_not": operator.invert}
 _BY_OPERATOR = {op: name for name, (op, _, _) in BINARY_OPERATORS.items()} | {op: n for n, op in UNARY_OPERATORS.items()}
 
-# Example k of a case runs the name variants and upstream layouts at positions k, k + ROTATION, ... (the CI
-# profile's 4 examples: each once per dtype), and the expanded inputs on every other example.
+# Example k of a case runs the name variants at positions k, k + ROTATION, ... (the CI profile's 4 examples: each
+# once per dtype), and one rerun: half the upstream layouts (examples 0, 2, ...) or the expanded inputs (1, 3, ...).
 ROTATION = 4
 
 
@@ -437,9 +437,11 @@ def check(ex) -> Iterator[Comparison]:
             if v.inplace and shape is None:
                 continue
             yield from _run_variant(ex, v, shape)
-    if ROTATION == 1 or k % 2 == 1:  # every other example
+    # one rerun per example: the upstream layouts (half of them, alternating) on even examples, expanded inputs on odd
+    if ROTATION == 1 or k % 2 == 0:
+        yield from upstream_layouts(ex, k // 2)
+    if ROTATION == 1 or k % 2 == 1:
         yield from expanded_inputs(ex)
-    yield from upstream_layouts(ex, k)
 
 
 def expanded_inputs(ex) -> Iterator[Comparison]:
@@ -505,9 +507,10 @@ UPSTREAM_LAYOUTS = {"transposed": _transposed, "strided": _strided, "stride-0 ex
                     "channels-last": _channels_last}
 
 
-def upstream_layouts(ex, k: int = 0) -> Iterator[Comparison]:
+def upstream_layouts(ex, part: int = 0) -> Iterator[Comparison]:
     """Neuronix's gradients on one retained graph under non-contiguous layouts of the upstream gradient:
-    those at positions ``k, k + ROTATION, ...`` of the layouts that apply to this example's upstream."""
+    of the layouts that apply to this example's upstream, the even positions for an even ``part``, else
+    the odd ones (all of them when ``ROTATION`` is 1)."""
     if not ex.slots or not ex.floats or not ex.mirror.grad:
         return
     layouts = []
@@ -515,7 +518,7 @@ def upstream_layouts(ex, k: int = 0) -> Iterator[Comparison]:
         laid = [lay(u) for u in ex.upstream]
         if any(v is not None for v in laid):
             layouts.append((name, [v if v is not None else u for v, u in zip(laid, ex.upstream)]))
-    layouts = [layout for i, layout in enumerate(layouts) if i % ROTATION == k]
+    layouts = [layout for i, layout in enumerate(layouts) if ROTATION == 1 or i % 2 == part % 2]
     if not layouts:
         return
     from conformance.kinds.op import forward_pair
@@ -607,8 +610,9 @@ def module_twin(mirror, t_mod, n_mod, sample, slots, seed: int, mode: str, dtype
     """The module's functional twin in neuronix against torch's (outputs, gradients of inputs and parameters),
     wherever torch's module and torch's twin agree exactly (the derivation holds for these constructor args)."""
     twin = functional_twin(mirror) if dtype in FLOATS and not sample.kwargs else None
-    if twin is None or ROTATION > 1 and mode != mirror.modes[_current_example() % len(mirror.modes)]:
-        return  # one mode per example, rotating (train, eval, train, ...), to stay cheap
+    k = _current_example()
+    if twin is None or ROTATION > 1 and (k % 2 or mode != mirror.modes[k // 2 % len(mirror.modes)]):
+        return  # to stay cheap: even examples only, one mode each, alternating (0: train, 2: eval, ...)
     label, call = twin
     t_args, _ = build_call(sample, slots, TorchLeaf())
     t_module = _module_output(t_mod, t_args, seed)
