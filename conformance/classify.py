@@ -295,6 +295,8 @@ def stale_torch_defects(data: dict, tolerances) -> list[str]:
 
     A defect is stale when the run covered its op and check (a record of it exists), or the run was
     complete, and no record was passed as ``torch defect (recorded)`` under it."""
+    if not tolerances.torch_defects:
+        return []
     version = data["run"]["torch"]
     records = data["records"]
     lines = []
