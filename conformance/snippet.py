@@ -589,16 +589,26 @@ def _module_script(mirror: ModuleMirror, sample, dtype, device, torch_only: bool
     inputs = "[" + ", ".join(names.params) + "]"
     if torch_only:
         lines += [FINITE_DIFFERENCES.strip(), "", "",
-                  "# finite differences over the inputs (the parameters stay fixed), in a float64 copy of the module",
+                  "class Called(torch.nn.Module):",
+                  "    \"\"\"torch_f as a module, so torch.func.functional_call can swap the parameters in.\"\"\"", "",
+                  "    def __init__(self, mod):", "        super().__init__()", "        self.mod = mod", "",
+                  "    def forward(self, seed, *inputs):", "        return torch_f(self.mod, seed, *inputs)", "", "",
+                  "# the inputs and every parameter against finite differences (those in a float64 copy of the module)",
                   "for mode, seed, floats, upstream, v, _ in MODES:",
                   "    t_mod.train(mode == 'train')",
-                  "    mod64 = copy.deepcopy(t_mod).double()",
-                  "",
-                  "    def f(*xs, seed=seed, mod64=mod64):",
-                  f"        return {pick}torch_f(t_mod if xs[0].dtype == DTYPE else mod64, seed, *xs))",
-                  "",
+                  "    called, called64 = Called(t_mod), Called(copy.deepcopy(t_mod).double())",
+                  "    names = [n for n, p in t_mod.named_parameters() if p.requires_grad]",
                   f"    n = len({inputs})",
-                  f"    torch_vs_fd(f, {inputs}, LABELS, floats, upstream, v[:n], SECOND, prefix=mode + ' ')"]
+                  "",
+                  "    def f(*xs, seed=seed, called=called, called64=called64, names=names, n=n):",
+                  "        module = called if xs[0].dtype == DTYPE else called64",
+                  "        params = {'mod.' + k: x for k, x in zip(names, xs[n:])}",
+                  f"        return {pick}torch.func.functional_call(module, params, (seed, *xs[:n])))",
+                  "",
+                  f"    wrt = {inputs} + [p.detach() for p in t_mod.parameters() if p.requires_grad]",
+                  "    if wrt:",
+                  "        labels = LABELS + [f'parameter {k}' for k in names]",
+                  "        torch_vs_fd(f, wrt, labels, floats, upstream, v, SECOND, prefix=mode + ' ')"]
     else:
         lines += [COMPARE.strip(), "", "",
                   "for mode, seed, floats, upstream, v, by_upstream in MODES:",
