@@ -207,9 +207,16 @@ def torch_odd_one_out(mirror: OpMirror, sample, dtype: torch.dtype, device, orde
     return Verdict(nx_ok and torch_off and math.isfinite(fd), detail)
 
 
-def _floats(mirror, sample, slots, xs, leaf, dtype, keep: bool = False):
-    """The floating outputs of the call with the slots set to ``xs`` (as leaves of ``leaf``'s library)."""
-    args = list(sample.args)
+def _with_slots(sample, slots, xs, dtype):
+    """``sample`` with its slots set to ``xs`` as given (a strided leaf stays strided: torch's defect
+    may be in that layout) and its other floating tensors in ``dtype``, copied (a call may write
+    them in place: running statistics)."""
+    def cast(a):
+        if isinstance(a, (list, tuple)):
+            return type(a)(cast(b) for b in a)
+        return a.to(dtype, copy=True) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+
+    args = [cast(a) for a in sample.args]
     for (_, path), x in zip(slots, xs):
         if len(path) == 1:
             args[path[0]] = x
@@ -217,11 +224,12 @@ def _floats(mirror, sample, slots, xs, leaf, dtype, keep: bool = False):
             seq = list(args[path[0]])
             seq[path[1]] = x
             args[path[0]] = type(args[path[0]])(seq)
-    def cast(a):  # a copy: a call may write its arguments in place (running statistics)
-        return a.to(dtype, copy=True) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+    return dataclasses.replace(sample, args=tuple(args), kwargs={k: cast(v) for k, v in sample.kwargs.items()})
 
-    s = dataclasses.replace(sample, args=tuple(cast(a) for a in args), kwargs={k: cast(v) for k, v in sample.kwargs.items()})
-    a, k = build_call(s, slots, leaf)
+
+def _floats(mirror, sample, slots, xs, leaf, dtype, keep: bool = False):
+    """The floating outputs of the call with the slots set to ``xs`` (as leaves of ``leaf``'s library)."""
+    a, k = build_call(_with_slots(sample, slots, xs, dtype), slots, leaf)
     fn = mirror.torch if isinstance(leaf, TorchLeaf) else mirror.nx
     outs = [v for _, v in outputs(mirror, fn(*a, **k)) if _is_float(v)]
     if keep:
@@ -261,15 +269,7 @@ def _jvp(mirror, sample, slots, base, vs, ups, dtype):
         return None
 
     def f(*xs):
-        args = list(sample.args)
-        for (_, path), x in zip(slots, xs):
-            if len(path) == 1:
-                args[path[0]] = x
-            else:
-                seq = list(args[path[0]])
-                seq[path[1]] = x
-                args[path[0]] = type(args[path[0]])(seq)
-        a, k = build_call(dataclasses.replace(sample, args=tuple(args)), [], NxConst())  # xs pass as they are
+        a, k = build_call(_with_slots(sample, slots, xs, dtype), [], NxConst())  # xs pass as they are
         return tuple(v for _, v in outputs(mirror, mirror.nx(*a, **k)) if _is_float(v))
 
     primals = tuple(nx.Tensor(x.to(dtype)) for x in base)

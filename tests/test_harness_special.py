@@ -224,3 +224,36 @@ def test_the_gate_names_the_label_of_each_failure_and_stale_recorded_defects(tmp
     found = dict(problems(data))
     assert f"({classify.KINK})" in found["failed checks"][0]
     assert "torch_defect[0] op=planted.gone" in found["recorded torch defects"][0]
+
+
+# ----- a real one: torch 2.13's CPU eval-mode batch_norm backward with a strided weight ------------
+def _strided_weight_batch_norm(draw, dtype, device):
+    wide = tensor(draw, (6,), dtype, device, contiguous=True)
+    kwargs = {"training": False, "running_mean": tensor(draw, (3,), dtype, device, contiguous=True),
+              "running_var": tensor(draw, (3,), dtype, device, contiguous=True).abs() + 0.5}
+    return Sample((tensor(draw, (4, 3), dtype, device, contiguous=True), wide[::2]), kwargs)
+
+
+def _torch_shows_the_batch_norm_defect() -> bool:
+    x, w = torch.randn(4, 3, dtype=torch.float64, requires_grad=True), torch.randn(6, dtype=torch.float64)[::2]
+    y = torch.nn.functional.batch_norm(x, torch.zeros(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64),
+                                       w.detach().requires_grad_(), training=False)
+    u = torch.randn_like(y)
+    (g,) = torch.autograd.grad(y, x, u)
+    return not torch.allclose(g, u * w / (1 + 1e-5) ** 0.5)
+
+
+def test_torchs_eval_batch_norm_defect_is_classified_as_a_suspected_torch_defect():
+    if not _torch_shows_the_batch_norm_defect():
+        pytest.skip(f"torch {torch.__version__} computes this gradient right")
+    import neuronix.nn.functional as F
+
+    def call(lib):
+        return lambda x, w, running_mean, running_var, **kw: lib.batch_norm(x, running_mean, running_var, w, **kw)
+
+    mirror = OpMirror("planted.batch_norm_strided_weight", call(F), call(torch.nn.functional),
+                      _strided_weight_batch_norm, gradgrad=False)
+    backward = record(run(mirror, examples=2), "backward")
+    assert backward.status == "fail" and backward.label == classify.TORCH, backward.message
+    assert "neuronix forward mode" in backward.message and "torch.nn.functional" in backward.message or \
+        "import torch" in backward.message  # the torch-only snippet
