@@ -234,3 +234,14 @@ def test_ci_rotation_runs_every_variant_once_per_case(monkeypatch):
     ran = {j.what.split(":")[0] for ex in case.examples for j in ex.judged if j.check == "variant" and ":" in j.what}
     derived = {v.label for v in variants.derive("", "sub", "function")[0]}
     assert derived <= ran, derived - ran
+
+
+def test_comparison_operator_mapped_to_the_wrong_function_is_caught(monkeypatch):
+    """Non-differentiable names get their value variants too (the op driver runs them without gradients)."""
+    import conformance.mirrors  # noqa: F401  (the compare mirrors: samples with exact ties)
+    from conformance.mirror import REGISTRY
+
+    mirror = REGISTRY["gt"]
+    assert not variant_failures(run(mirror))
+    monkeypatch.setattr(nx.Tensor, "__gt__", lambda self, other: nx.ge(self, other))
+    assert "operator gt: output" in variant_failures(run(mirror))

@@ -62,10 +62,13 @@ def compare_op(mirror: OpMirror, draw, dtype: torch.dtype, device: torch.device)
     t_args, t_result, n_args, n_result = call_both(sample, slots, mirror.torch, mirror.nx)
     t_out, n_out = outputs(mirror, t_result), outputs(mirror, n_result)
     yield forward_comparison(t_out, n_out, "output")
-    if not slots or len(t_out) != len(n_out):
+    if len(t_out) != len(n_out):
         return
-    floats = _float_positions(t_out)
-    if not floats:
+    floats = _float_positions(t_out) if slots else []
+    if not floats:  # nothing to differentiate (comparisons, indices): the name's other spellings still must agree
+        from conformance.kinds import variants
+
+        yield from variants.check(OpExample(mirror, sample, [], [], [], [], [], None, draw, dtype, device))
         return
     gen = torch.Generator().manual_seed(torch.initial_seed() % 2**63)
     upstream = [randn_like(t_out[k][1], gen) for k in floats]
