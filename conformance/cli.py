@@ -6,7 +6,8 @@
   are written, failures included: the gate is the judge.
 * ``gate [reports/conformance.json]`` prints a one-screen summary, exits 1 on any problem.
 * ``list [--missing]`` prints the registry, or only the public names without a mirror.
-* ``repro CASE_ID [--example K]`` replays one case and prints every comparison.
+* ``repro CASE_ID [--example K] [--snippet | --shrink] [--torch-only]`` replays one case and prints every
+  comparison; ``--snippet`` adds a standalone script of the example, ``--shrink`` of the smallest failing one.
 * ``mutate [...]`` plants faults into the op registry and reports the harness's kill rate
   (``conformance.mutate``; ``python -m conformance mutate --help``).
 """
@@ -60,7 +61,7 @@ def _list(args) -> int:
     for name, m in REGISTRY.items():
         dtypes = ",".join(str(d).removeprefix("torch.") for d in m.dtypes)
         claims = [c for c in ("grad", "gradgrad", "fd") if getattr(m, c, False)]
-        print(f"{name:40s} {m.kind:10s} {dtypes:16s} {' '.join(claims)}")
+        print(f"{name:40s} {m.kind:10s} {dtypes:52s} {' '.join(claims)}")
     return 0
 
 
@@ -90,7 +91,31 @@ def _repro(args) -> int:
             print(f"  LEAK {ex.leak}")
     print()
     print(case.failure_message() if case.failed else f"{case.case_id}: all checks pass")
+    if args.shrink or args.snippet or args.torch_only:
+        _print_snippet(args, case)
     return 1 if case.failed else 0
+
+
+def _print_snippet(args, case) -> None:
+    """``--snippet``: the standalone script of the given (else the worst) example; ``--shrink``: of the
+    smallest failing example Hypothesis finds within ``--seconds`` (``conformance.snippet``, ``.shrink``)."""
+    from conformance.shrink import SHRINK_SECONDS, shrink
+    from conformance.snippet import snippet, worst_example
+    from conformance.tolerances import load
+
+    tolerances = load(args.tolerances)
+    try:
+        if args.shrink:
+            seconds = args.seconds if args.seconds is not None else SHRINK_SECONDS
+            found = shrink(case.case_id, args.profile, args.example, seconds, tolerances, args.examples,
+                           torch_only=args.torch_only) if case.failed or args.example is not None else None
+            print(f"\n{found.snippet}" if found else f"\n{case.case_id}: no failing example to shrink")
+            return
+        example = args.example if args.example is not None else worst_example(case)
+        print("\n" + snippet(case.case_id, example, args.profile, args.torch_only, examples=args.examples,
+                             tolerances=tolerances))
+    except ValueError as err:  # optimizers and schedulers: no sample to write out
+        print(f"\nno snippet: {err}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     gate = sub.add_parser("gate", help="exit non-zero unless the report is a clean pass")
     gate.add_argument("report", nargs="?", default="reports/conformance.json")
+    gate.add_argument("--mutation", default=None, help="mutation report to judge too (default: mutation.json beside it)")
     lst = sub.add_parser("list", help="print the mirror registry")
     lst.add_argument("--missing", action="store_true", help="only the public names without a mirror")
     repro = sub.add_parser("repro", help="replay one case and print its comparisons")
@@ -118,6 +144,10 @@ def main(argv: list[str] | None = None) -> int:
     repro.add_argument("--example", type=int, default=None, help="only this example index")
     repro.add_argument("--examples", type=int, default=None)
     repro.add_argument("--tolerances", default=None)
+    repro.add_argument("--snippet", action="store_true", help="print a standalone torch-vs-neuronix script of the example")
+    repro.add_argument("--shrink", action="store_true", help="shrink the first failing example, print its script")
+    repro.add_argument("--torch-only", action="store_true", help="the script checks torch alone against finite differences")
+    repro.add_argument("--seconds", type=float, default=None, help="time cap of --shrink (default 60)")
     sub.add_parser("mutate", add_help=False, help="plant faults into the registry; report the kill rate (see --help)")
     args, rest = parser.parse_known_args(argv)
     if args.command == "mutate":
@@ -131,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "gate":
         from conformance.gate import gate as run_gate
 
-        return run_gate(args.report)
+        return run_gate(args.report, args.mutation)
     if args.command == "list":
         return _list(args)
     return _repro(args)

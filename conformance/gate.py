@@ -2,7 +2,9 @@
 
 Failures: a failed or erroring check, a leak, a public name without a mirror, an
 override without a reason, a stale override (matched no case of a complete run), and
-a report that is not this schema or holds no cases. The summary fits one screen.
+a report that is not this schema or holds no cases, and a mutation report (``mutation.json``
+beside it, or ``--mutation PATH``) whose kill rate is below ``[mutation] min_kill_rate``.
+The summary fits one screen.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ def problems(data: dict) -> list[tuple[str, list[str]]]:
         found.append(("empty", ["the report holds no cases"]))
     failing = [r for r in records if r["status"] != "pass" and r["check"] != "leak"]
     if failing:
-        found.append(("failed checks", [f"{r['case_id']} [{r['check']}] {r['status']}: {_short(r['message'])}\n      {r['repro']}"
-                                        for r in failing]))
+        found.append(("failed checks", [f"{r['case_id']} [{r['check']}] {r['status']}"
+                                        + (f" ({r['label']})" if r.get("label") else "")
+                                        + f": {_short(r['message'])}\n      {r['repro']}" for r in failing]))
     leaks = [r for r in records if r["check"] == "leak" and r["status"] != "pass"]
     if leaks:
         found.append(("leaks", [f"{r['case_id']}: {_short(r['message'])}\n      {r['repro']}" for r in leaks]))
@@ -39,7 +42,18 @@ def problems(data: dict) -> list[tuple[str, list[str]]]:
     if bad:
         found.append(("overrides", [f"{o['rule']}: {o['status']}" + (" (add a reason = \"...\")" if o["status"] == "reasonless"
                                     else " (it matched no case: remove it or fix its pattern)") for o in bad]))
+    stale = _stale_torch_defects(data)
+    if stale:
+        found.append(("recorded torch defects", stale))
     return found
+
+
+def _stale_torch_defects(data: dict) -> list[str]:
+    from conformance.classify import stale_torch_defects
+    from conformance.tolerances import DEFAULT_PATH, load
+
+    path = Path(data.get("run", {}).get("tolerances") or DEFAULT_PATH)
+    return stale_torch_defects(data, load(path if path.exists() else None))
 
 
 def _short(text: str, width: int = 160) -> str:
@@ -69,13 +83,28 @@ def summary(data: dict, found: list[tuple[str, list[str]]]) -> str:
     return "\n".join(out)
 
 
-def gate(path: str | Path) -> int:
-    """Print the summary; 0 when the report is a clean pass, 1 otherwise (2 when it cannot be read)."""
+def mutation_problems(path: str | Path) -> list[tuple[str, list[str]]]:
+    """The mutation report at ``path`` (``python -m conformance mutate``): a section when its kill rate is
+    below the threshold of tolerances.toml ``[mutation]``; nothing when the file does not exist."""
+    from conformance.mutate import load_report
+    from conformance.mutate import problems as mutation_lines
+
+    data = load_report(path)
+    lines = [] if data is None else mutation_lines(data)
+    return [(f"mutation ({path})", lines)] if lines else []
+
+
+def gate(path: str | Path, mutation: str | Path | None = None) -> int:
+    """Print the summary; 0 when the report is a clean pass, 1 otherwise (2 when it cannot be read).
+
+    A mutation report beside the conformance report (or at ``mutation``) is judged too."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         print(f"conformance gate: cannot read {path}: {err}")
         return 2
     found = problems(data)
+    if data.get("schema") == SCHEMA:
+        found += mutation_problems(mutation or Path(path).parent / "mutation.json")
     print(summary(data, found))
     return 1 if found else 0

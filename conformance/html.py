@@ -7,10 +7,11 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from conformance.mutate import SCHEMA as MUTATION_SCHEMA
 from conformance.report import headroom_class
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-STATUS_RANK = {"pass": 0, "fail": 1, "error": 2}
+STATUS_RANK = {"pass": 0, "not run": 0, "fail": 1, "error": 2}
 
 
 def matrix(data: dict) -> tuple[list[str], list[dict]]:
@@ -31,8 +32,34 @@ def matrix(data: dict) -> tuple[list[str], list[dict]]:
         for cell in row["cells"].values():
             cell["css"] = headroom_class(cell["headroom"], cell["status"])
             cell["title"] = f"{cell['case_id']}\n" + "\n".join(cell["checks"])
+    columns = sorted(set(columns) | _not_run_cells(data, rows), key=_column_order)
     ordered = sorted(rows.values(), key=lambda row: (min(_rank(c) for c in row["cells"].values()), row["entry"]))
     return columns, ordered
+
+
+DTYPE_ORDER = ("float32", "float64", "float16", "bfloat16", "complex64", "complex128")
+
+
+def _column_order(col: str) -> tuple:
+    dtype, _, device = col.partition("/")
+    return (device, DTYPE_ORDER.index(dtype) if dtype in DTYPE_ORDER else len(DTYPE_ORDER), dtype)
+
+
+def _not_run_cells(data: dict, rows: dict) -> set[str]:
+    """A grey "not run" cell where an entry claims a dtype (on a device of the run) that this run did not
+    cover (``--dtypes``): the matrix shows every claim. Returns the columns those cells add."""
+    added = set()
+    devices = [d["device"] for d in data["run"]["devices"]]
+    for row in rows.values():
+        claim = data.get("claims", {}).get(row["entry"], {"dtypes": [], "devices": []})
+        for dtype in claim["dtypes"]:
+            for device in (d for d in devices if d in claim["devices"]):
+                col = f"{dtype}/{device}"
+                if col not in row["cells"]:
+                    row["cells"][col] = {"status": "not run", "headroom": 0.0, "checks": [], "css": "notrun",
+                                         "title": f"{row['entry']} claims {dtype}; this run did not cover it (--dtypes)"}
+                    added.add(col)
+    return added
 
 
 def _rank(cell: dict) -> int:
@@ -65,7 +92,8 @@ def histogram(data: dict, width: int = 640, height: int = 160) -> dict:
     return {"width": width, "height": height, "bars": bars, "exact": exact}
 
 
-def render(data: dict) -> str:
+def render(data: dict, mutation: dict | None = None) -> str:
+    """The page; ``mutation`` (``python -m conformance mutate``'s report, when one is beside) adds its section."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters["num"] = lambda x, fmt="{:.3g}": "-" if x is None else fmt.format(x)
     columns, rows = matrix(data)
@@ -77,4 +105,5 @@ def render(data: dict) -> str:
     return env.get_template("report.html").render(
         data=data, run=data["run"], summary=data["summary"], columns=columns, rows=rows, worst=worst, leaks=leaks,
         cases_checked=cases_checked, hist=histogram(data), coverage=data["coverage"], overrides=data["overrides"],
+        mutation=mutation if mutation and mutation.get("schema") == MUTATION_SCHEMA else None,
     )

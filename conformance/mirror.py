@@ -22,7 +22,10 @@ from typing import Any
 import torch
 
 Draw = Callable  # hypothesis ``draw`` function
-FLOATS = (torch.float32, torch.float64)
+FLOATS = (torch.float32, torch.float64)  # every check runs in these (second derivatives, forward mode, variants, ...)
+HALF = (torch.float16, torch.bfloat16)  # values and first derivatives vs torch in the same dtype (+ finite differences)
+COMPLEX = (torch.complex64, torch.complex128)  # values only: neuronix refuses requires_grad on complex tensors
+WITH_HALF = FLOATS + HALF  # what op and module mirrors claim; opt-outs and complex claims: conformance/dtype_claims.py
 
 
 @dataclass
@@ -53,8 +56,8 @@ class OpMirror:
     gradgrad: bool = True  # check second derivatives (only where torch has them)
     # ... also w.r.t. the upstream gradients; False only where torch's is wrong (say why in ``note``)
     gradgrad_upstream: bool = True
-    fd: bool = True  # float64 central finite differences of neuronix's own gradient
-    dtypes: tuple = FLOATS
+    fd: bool = True  # central finite differences of neuronix's own gradient (float64; half: kinds/op.py FD_STEP)
+    dtypes: tuple = WITH_HALF
     output: Callable[[Any], Any] | None = None  # picks the compared/differentiated output(s)
     note: str = ""
     kind: str = "op"
@@ -76,12 +79,15 @@ class ModuleMirror:
     sample: Callable[[Draw, tuple, dict, torch.dtype, torch.device], Sample]  # forward inputs for that module
     modes: tuple[str, ...] = ("train", "eval")
     gradgrad: bool = False
-    dtypes: tuple = FLOATS
+    dtypes: tuple = WITH_HALF
     output: Callable[[Any], Any] | None = None
     note: str = ""
     kind: str = "module"
     examples: dict[str, int] = field(default_factory=dict)  # per profile ("ci"): examples per case, replacing the kind's
     devices: tuple[str, ...] = ("cpu", "cuda")  # device types this entry claims to support
+    # the nn.functional twin compared with it (kinds/variants.py): an F name, or a call (lib, module, inputs) -> result;
+    # None derives the name from the class name (nn.LeakyReLU -> F.leaky_relu)
+    functional: str | Callable | None = None
 
 
 @dataclass
@@ -137,7 +143,10 @@ REGISTRY: dict[str, Mirror] = {}
 
 def register(*mirrors: Mirror) -> None:
     """Add mirrors to the registry; a name registered twice is a bug in the mirror definitions."""
+    from conformance.dtype_claims import claimed
+
     for m in mirrors:
         if m.name in REGISTRY:
             raise ValueError(f"conformance: mirror {m.name!r} registered twice")
+        m.dtypes = claimed(m)  # the half opt-outs and complex claims, one table for all families
         REGISTRY[m.name] = m

@@ -93,6 +93,7 @@ def build(records: list[Record], opts: dict, filtered: bool = False, coverage=No
     """
     import conformance.mirrors  # noqa: F401
     from conformance.coverage import coverage as compute_coverage
+    from conformance.dtype_claims import claims_of
     from conformance.mirror import REGISTRY
     from conformance.tolerances import load
 
@@ -121,8 +122,11 @@ def build(records: list[Record], opts: dict, filtered: bool = False, coverage=No
     }
     defaults = {f"{check}.{dt}" if check != "*" else dt: {"rtol": v[0], "atol": v[1]}
                 for check, per in tolerances.defaults.items() for dt, v in per.items()}
+    from conformance.shrink import report_snippets  # failing cases only: a clean run costs nothing here
+
     return {"schema": SCHEMA, "run": run, "summary": summary, "coverage": cov, "defaults": defaults,
-            "overrides": overrides, "records": [r.as_dict() for r in records]}
+            "overrides": overrides, "records": [r.as_dict() for r in records], "claims": claims_of({r.entry for r in records}),
+            "snippets": report_snippets(records, opts) if summary["failed_cases"] else {}}
 
 
 def one_line(data: dict) -> str:
@@ -185,7 +189,9 @@ def write_html(data: dict, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(html.render(data))
+    from conformance.mutate import REPORT, load_report
+
+    path.write_text(html.render(data, load_report(path.parent / REPORT)))
     return path
 
 

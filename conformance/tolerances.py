@@ -57,6 +57,28 @@ class Override:
         }
 
 
+@dataclass
+class TorchDefect:
+    """One ``[[torch_defect]]`` table: a failure where torch is the odd one out, on the torch versions of
+    ``torch`` (a glob: ``"2.13.*"``). It passes only where the run classifies it as a suspected torch
+    defect (``conformance.classify``); it never loosens a tolerance."""
+
+    index: int
+    op: str
+    check: str
+    torch: str
+    reason: str
+
+    def rule(self) -> str:
+        return f"torch_defect[{self.index}] op={self.op} check={self.check} torch={self.torch}"
+
+    def applies(self, version: str) -> bool:
+        return fnmatch.fnmatchcase(version, self.torch)
+
+    def matches(self, name: str, check: str) -> bool:
+        return fnmatch.fnmatchcase(name, self.op) and fnmatch.fnmatchcase(check, self.check)
+
+
 class Tolerances:
     """The parsed file: ``lookup(name, check, dtype, device) -> Tolerance``."""
 
@@ -65,7 +87,7 @@ class Tolerances:
         self.defaults: dict[str, dict[str, tuple[float, float]]] = {}
         self.default_reasons: dict[str, str] = {}
         for key, value in data.get("defaults", {}).items():
-            if key in ("float32", "float64", "float16", "bfloat16"):
+            if key in ("float32", "float64", "float16", "bfloat16", "complex64", "complex128"):
                 self.defaults.setdefault("*", {})[key] = (float(value["rtol"]), float(value["atol"]))
             elif isinstance(value, dict):  # a check kind's own defaults
                 self.default_reasons[key] = value.get("reason", "")
@@ -78,6 +100,10 @@ class Tolerances:
                 o.get("rtol"), o.get("atol"), str(o.get("reason", "")).strip(),
             )
             for i, o in enumerate(data.get("override", []))
+        ]
+        self.torch_defects = [
+            TorchDefect(i, d["op"], d.get("check", "*"), d.get("torch", "*"), str(d.get("reason", "")).strip())
+            for i, d in enumerate(data.get("torch_defect", []))
         ]
 
     @classmethod
@@ -104,6 +130,11 @@ class Tolerances:
                 tol = Tolerance(tol.rtol if o.rtol is None else float(o.rtol), tol.atol if o.atol is None else float(o.atol),
                                 o.rule())
         return tol
+
+
+    def torch_defect(self, name: str, check: str, version: str) -> TorchDefect | None:
+        """The recorded torch defect for this check of ``name`` on torch ``version``, if any."""
+        return next((d for d in self.torch_defects if d.matches(name, check) and d.applies(version)), None)
 
 
 _loaded: dict[str, Tolerances] = {}

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 import neuronix as nx
 from conformance.closeness import to_torch
-from conformance.kinds import common
-from conformance.mirror import Comparison, ModuleMirror
+from conformance.kinds import common, variants
+from conformance.mirror import FLOATS, Comparison, ModuleMirror
 from conformance.trace import Mismatch, describe, note, track
 
 
@@ -75,6 +75,7 @@ def compare_module(mirror: ModuleMirror, draw, dtype: torch.dtype, device: torch
         n_mod.train(mode == "train")
         seed = draw(st.integers(0, 2**31 - 1))
         yield from _compare_call(mirror, t_mod, n_mod, sample, slots, seed, gen, mode)
+        yield from variants.module_twin(mirror, t_mod, n_mod, sample, slots, seed, mode, dtype)
         yield Comparison("buffers", f"buffers after {mode} forward", _buffers(n_mod), _buffers(t_mod))
 
 
@@ -95,7 +96,7 @@ def _compare_call(mirror, t_mod, n_mod, sample, slots, seed, gen, mode) -> Itera
     n_wrt = [common.slot_value(n_args, p) for _, p in slots] + n_params
     if not t_wrt:
         return
-    create = mirror.gradgrad
+    create = mirror.gradgrad and t_wrt[0].dtype in FLOATS  # second derivatives: float32/float64 only
     t_up, n_up = ((common.upstream_leaves(upstream, torch), common.upstream_leaves(upstream, nx)) if create
                   else (upstream, upstream))
     t_grads = common.grads([t_out[k][1] for k in floats], t_wrt, t_up, torch, create)
