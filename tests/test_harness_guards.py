@@ -229,3 +229,15 @@ def test_a_tensor_changed_after_an_op_that_keeps_none_of_it_is_no_error(name):
         y.sum().backward()
         grads.append(x.grad.data if lib is nx else x.grad)
     torch.testing.assert_close(grads[1], grads[0])
+
+
+def test_group_norm_of_a_channels_last_input_without_grad_does_not_crash():
+    """Found running the harness: torch 2.13's CPU group-norm backward kernel segfaults when asked for the
+    weight gradient alone on a channels-last input (torch's own backward does, for such an input that does
+    not require grad); neuronix asks its fused kernel for the input's gradient too."""
+    x = torch.randn(2, 4, 3, 3, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(4, generator=torch.Generator().manual_seed(1))
+    weight = nx.Tensor(w.clone(), requires_grad=True)
+    nx.nn.functional.group_norm(nx.Tensor(x), 2, weight).sum().backward()
+    expected = torch.nn.functional.group_norm(x.contiguous(), 2, w.requires_grad_())  # torch, contiguous: no crash
+    torch.testing.assert_close(weight.grad.data, torch.autograd.grad(expected.sum(), [w])[0])
