@@ -35,7 +35,8 @@ from conformance.tolerances import Tolerances, load
 
 SHRINK_SECONDS = 60.0  # default cap of one shrink (``repro --shrink``)
 REPORT_CASES = 10  # at most this many failing cases get a shrunk snippet in a report
-REPORT_SECONDS = 15.0  # ... each shrunk for at most this long
+REPORT_SECONDS = 10.0  # ... each shrunk for at most this long
+REPORT_BUDGET = 60.0  # ... and all of them written within this long
 
 
 @dataclass
@@ -310,28 +311,45 @@ def _first_failure(result: ExampleResult, check: str) -> str:
     return f"{j.check} {j.what}: {detail} (allowed atol={j.atol:g} + rtol={j.rtol:g}*|expected|)"
 
 
-def report_snippets(records, opts: dict, cases: int = REPORT_CASES, seconds: float = REPORT_SECONDS) -> dict:
-    """``{case_id: {...}}`` for up to ``cases`` failing cases of a report: each shrunk for at most
-    ``seconds`` and written as a snippet. Entries not in the registry (planted in tests) are skipped,
-    and a shrink that raises leaves its error instead of a snippet (the report never fails for it)."""
+def report_snippets(records, opts: dict, cases: int = REPORT_CASES, seconds: float = REPORT_SECONDS,
+                    budget: float = REPORT_BUDGET) -> dict:
+    """``{case_id: {...}}`` for up to ``cases`` failing cases of a report, within ``budget`` seconds.
+
+    A case failing a check its script redoes (``snippet.REDONE``, or an exception) is shrunk for at
+    most ``seconds`` while it fails that check; any other (graph reuse, guards, forward mode,
+    variants, special values draw their own inputs, so shrinking the sample says little there) gets
+    the script of its worst example, unshrunk. Entries not in the registry (planted in tests) are
+    skipped; one that raises leaves its error instead of a script (the report never fails for it).
+    """
     import conformance.mirrors  # noqa: F401
     from conformance.mirror import REGISTRY
+    from conformance.record import CHECK_ORDER
+    from conformance.snippet import REDONE, snippet
 
-    failing = sorted({r.case_id for r in records if r.status != "pass" and r.entry in REGISTRY
-                      and isinstance(REGISTRY[r.entry], (OpMirror, ModuleMirror))})
+    failing: dict[str, list] = {}
+    for r in records:
+        if r.status != "pass" and r.entry in REGISTRY and isinstance(REGISTRY[r.entry], (OpMirror, ModuleMirror)):
+            failing.setdefault(r.case_id, []).append(r)
     tolerances = load(opts.get("tolerances"))
-    out = {}
-    for cid in failing[:cases]:
-        profile = next(r.profile for r in records if r.case_id == cid)
+    start, out = time.perf_counter(), {}
+    for cid in sorted(failing)[:cases]:
+        if time.perf_counter() - start > budget:
+            out[cid] = {"error": f"no script: the report's {budget:.0f} s for scripts was spent on earlier cases"}
+            continue
+        first = min(failing[cid], key=lambda r: CHECK_ORDER.index(r.check) if r.check in CHECK_ORDER else len(CHECK_ORDER))
         try:
-            found = shrink(cid, profile, seconds=seconds, tolerances=tolerances, examples=opts.get("examples"))
+            if first.check in REDONE or first.check == "error":
+                found = shrink(cid, first.profile, seconds=seconds, tolerances=tolerances, examples=opts.get("examples"),
+                               check=first.check)
+                if found is None:
+                    out[cid] = {"error": "no example failed on replay (nondeterministic?)"}
+                    continue
+                out[cid] = {"check": found.check, "elements": size(found.drawn)[0], "shrunk": True,
+                            "seconds": round(found.seconds, 2), "capped": found.capped, "snippet": found.snippet}
+            else:
+                example = first.worst.example if first.worst else 0
+                text = snippet(cid, example, first.profile, examples=opts.get("examples"), tolerances=tolerances)
+                out[cid] = {"check": first.check, "example": example, "shrunk": False, "snippet": text}
         except Exception as err:  # noqa: BLE001 - a courtesy of the report: never mask the failures themselves
             out[cid] = {"error": f"{type(err).__name__}: {err}"}
-            continue
-        if found is None:
-            out[cid] = {"error": "no example failed on replay (nondeterministic, or a failure outside the examples)"}
-            continue
-        elements, _ = size(found.drawn)
-        out[cid] = {"check": found.check, "elements": elements, "first": found.first, "tried": found.tried,
-                    "seconds": round(found.seconds, 2), "capped": found.capped, "snippet": found.snippet}
     return out

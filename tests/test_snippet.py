@@ -254,3 +254,15 @@ def test_repro_prints_the_snippet_and_the_shrunk_snippet(planted, capsys):
     assert main(["repro", "planted.snip_cli|float64|cpu", "--examples", "2", "--shrink", "--seconds", "20"]) == 1
     text = capsys.readouterr().out
     assert "the smallest failing example Hypothesis found" in text and "def nx_f(x0):" in text
+
+
+def test_report_scripts_a_check_the_script_does_not_redo_without_shrinking(planted):
+    import dataclasses
+
+    planted("snip_other", lambda x: x * 3, lambda g, out, x: g * (3 * (1 + 1e-5)))
+    records = run_case(REGISTRY["planted.snip_other"], "float64", "cpu", examples=2).records
+    # as if a check that draws its own inputs (variants, special values) had failed: no shrink, the worst example
+    relabelled = [dataclasses.replace(r, check="variant") if r.status != "pass" else r for r in records]
+    entry = report_snippets(relabelled, {"examples": 2})["planted.snip_other|float64|cpu"]
+    assert entry["shrunk"] is False and entry["check"] == "variant" and "--example" in entry["snippet"]
+    assert "a check this script does not redo" not in entry["snippet"]  # its example fails backward, redone
