@@ -66,7 +66,7 @@ def label_case(case, mirror, tolerances) -> list:
 def _label(r, case, mirror, tolerances, by_check, replays, twin, verdicts) -> tuple[str, str]:
     if r.check == "leak":
         return "leak", ""
-    k = r.worst.example if r.worst is not None else 0
+    k = _failing_example(case, r.check)
     if k not in replays:
         replays[k] = _replay(case, mirror, tolerances, k)
     again, sample = replays[k]
@@ -103,6 +103,15 @@ def _recorded(r, label: str, note: str, mirror, tolerances):
             return dataclasses.replace(r, status="pass", label=RECORDED,
                                        message=f"{defect.rule()} ({defect.reason}); {message}")
     return dataclasses.replace(r, label=label, message=message)
+
+
+def _failing_example(case, check: str) -> int:
+    """The first example that failed ``check``: a failed comparison or an error raised under it (the
+    record's worst example is the closest comparison, which may be another example's)."""
+    for ex in case.examples:
+        if (ex.status == "error" and ex.error_check == check) or any(j.check == check and not j.ok for j in ex.judged):
+            return ex.index
+    return 0
 
 
 def _status(case, check: str) -> str | None:

@@ -137,7 +137,7 @@ class CaseResult:
     def failure_message(self) -> str:
         failing = [r for r in self.records if r.status != "pass"]
         lines = [f"{self.case_id}: " + ", ".join(f"{r.check} {r.status}" for r in failing)]
-        lines += [f"  [{r.check}] {r.message}" for r in failing]
+        lines += [f"  [{r.check}]" + (f" ({r.label})" if r.label else "") + f" {r.message}" for r in failing]
         lines.append(f"  repro: {repro_command(self.case_id, self.profile)}")
         return "\n".join(lines)
 

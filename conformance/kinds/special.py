@@ -173,7 +173,10 @@ def first_order(mirror: OpMirror, sample, kind: str, start: int = 0, second: boo
     upstream = [cycle(UPSTREAM[kind], t.shape, start, t.dtype, t.device) for t in t_outs]
     for create_graph in (False, True):
         # like with like: torch's own first derivative may depend on the mode (prod with two zeros)
-        t_grads = grads(t_outs, t_leaves, upstream, torch, create_graph, retain=True)
+        try:
+            t_grads = grads(t_outs, t_leaves, upstream, torch, create_graph, retain=True)
+        except RuntimeError as err:  # as the backward check says it: the mirror must not claim a gradient here
+            raise Mismatch(CHECK, f"torch has no derivative here ({err}); set grad=False in the mirror") from None
         n_grads = grads(n_outs, n_leaves, upstream, nx, create_graph, retain=True)
         for (label, _), ng, tg in zip(slots, n_grads, t_grads):
             yield Comparison(CHECK, f"grad {label} under a {kind} upstream gradient (create_graph={create_graph})",
