@@ -166,6 +166,12 @@ def test_finite_differences_use_the_step_of_the_case_dtype(monkeypatch):
     assert op_kind.FD_STEP[torch.float64] < op_kind.FD_STEP[torch.float16] < op_kind.FD_STEP[torch.bfloat16]
 
 
+def test_names_whose_kinks_a_half_step_crosses_skip_half_finite_differences_only():
+    assert not dtype_claims.half_finite_differences("frac") and dtype_claims.half_finite_differences("exp")
+    assert "finite_difference" not in status(run(REGISTRY["frac"], torch.float16, examples=2))
+    assert "finite_difference" in status(run(REGISTRY["exp"], torch.float16, examples=2))
+
+
 # ----- complex: values only -------------------------------------------------------------------
 def _complex_mirror(conjugated: bool) -> OpMirror:
     def forward(x):
