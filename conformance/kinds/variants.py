@@ -11,7 +11,8 @@ operator), the variants of that name are derived by introspection, never listed 
   gradient flows through the copy to the inputs, as in torch; the copy itself must hold the result;
 * ``out=``, where torch's function accepts it (values only: torch refuses out= under autograd);
 * the Python operators that call ``X`` (``+``, reflected ``y.__radd__(x)``, ``+=`` on a non-leaf copy,
-  ``@``, ``**``, comparisons, ...: ``OPERATORS`` below, a fact about Python's data model).
+  ``@``, ``**``, comparisons, ...: ``BINARY_OPERATORS`` and ``UNARY_OPERATORS`` below, a fact about
+  Python's data model).
 
 Each variant runs on the example's sample in both libraries and is compared with torch's same
 variant (check ``"variant"``): values, and gradients under the example's upstream gradient where
