@@ -404,6 +404,19 @@ def _mean_reduced(r, shape):
     return summed / count
 
 
+class PlantingError(Exception):
+    """The planting code itself failed (not the op it wraps): evidence of nothing, never a kill. Not one of
+    the errors ``registry.apply`` rewraps, so its name reaches the case's error record."""
+
+
+@contextmanager
+def _planting():
+    try:
+        yield
+    except Exception as err:
+        raise PlantingError(f"{type(err).__name__}: {err}") from err
+
+
 def _planted_rule(kind: str):
     """``wrap(i, rule)`` for a rule fault of ``kind``."""
     from neuronix.tensor import Tensor
@@ -416,13 +429,13 @@ def _planted_rule(kind: str):
             result = rule(g, *args, **kwargs)
             if result is None:
                 return None
-            if kind == "dropped":
-                return _zeros_like(result)
-            if kind == "broadcast_mean":
-                return _mean_reduced(result, _target_shape(i))
-            if kind == "scaled" or (kind == "plain_only" and not recording) or (kind == "recorded_only" and recording):
-                return result * (1 + FACTOR)
-            return result
+            with _planting():
+                if kind == "dropped":
+                    return _zeros_like(result)
+                if kind == "broadcast_mean":
+                    return _mean_reduced(result, _target_shape(i))
+                scale = kind == "scaled" or (kind == "plain_only" and not recording) or (kind == "recorded_only" and recording)
+                return result * (1 + FACTOR) if scale else result
         return planted
     return wrap
 
@@ -437,13 +450,16 @@ def planted(fault: Fault):
         def forward(s, fwd):
             def perturbed(*args, **kwargs):
                 out = fwd(*args, **kwargs)
-                return (_perturbed(out[0]), out[1]) if s.aux else _perturbed(out)
+                with _planting():
+                    return (_perturbed(out[0]), out[1]) if s.aux else _perturbed(out)
             return perturbed
         swap = {"forward": forward}
     elif fault.kind == "fused":
         def fused(s, fus):
             def scaled(*args, **kwargs):
-                return [None if v is None else v * (1 + FACTOR) for v in fus(*args, **kwargs)]
+                values = fus(*args, **kwargs)
+                with _planting():
+                    return [None if v is None else v * (1 + FACTOR) for v in values]
             return scaled
         swap = {"fused": fused}
     elif fault.kind in RULE_KINDS:
@@ -513,20 +529,24 @@ class Runner:
         if not names:
             outcome.reason = "no mirror case exercises it (" + " or ".join(_witness_use(fault)) + ")" + _why_unexercised(
                 fault, self.cases)
-        for dtype in ("float64", "float32"):
-            for name in names:
-                baseline = None if outcome.status == "killed" else self.baseline(name, dtype)
-                if baseline is None:
-                    continue
-                with planted(fault):
-                    case = self._run(name, dtype)
-                outcome.cases_run.append(case_id(name, dtype, self.device))
-                new = [r for r in case.records if r.status != "pass" and r.check not in baseline]
-                if new:
-                    outcome.status = "killed"
-                    outcome.killed_by = {"case_id": case.case_id, "checks": sorted({r.check for r in new}),
-                                         "message": new[0].message[:300]}
-        if outcome.status == "survived" and names:
+        for dtype, name in [(dtype, name) for dtype in ("float64", "float32") for name in names]:
+            baseline = self.baseline(name, dtype)
+            if baseline is None:
+                continue
+            with planted(fault):
+                case = self._run(name, dtype)
+            outcome.cases_run.append(case_id(name, dtype, self.device))
+            new = [r for r in case.records if r.status != "pass" and r.check not in baseline]
+            own = next((r.message for r in new if "PlantingError" in r.message), None)
+            if own:  # the planting code itself failed: no evidence about the harness either way
+                outcome.reason = f"the planted wrapper raised (a bug of conformance/mutate.py): {own[:300]}"
+                break
+            if new:
+                outcome.status = "killed"
+                outcome.killed_by = {"case_id": case.case_id, "checks": sorted({r.check for r in new}),
+                                     "message": new[0].message[:300]}
+                break
+        if outcome.status == "survived" and names and not outcome.reason:
             outcome.reason = f"every check of {len(outcome.cases_run)} exercising case(s) passed"
         outcome.seconds = round(time.perf_counter() - start, 3)
         return outcome

@@ -212,6 +212,19 @@ def test_a_check_failing_unmutated_is_no_witness(tmp_path, core_checks):
     assert "backward" in fault["killed_by"]["checks"]
 
 
+def test_a_planting_bug_is_not_counted_as_a_kill(tmp_path, core_checks, monkeypatch):
+    def broken(out):
+        raise RuntimeError("planted bug in the planting code")
+
+    monkeypatch.setattr(mutate, "_perturbed", broken)
+    _triple()
+    data = mutate.mutate([TRIPLE], ["forward"], mirror_patterns=[TRIPLE], report_dir=tmp_path, policy=Policy(),
+                         log=lambda s: None)
+    (survivor,) = data["survivors"]
+    assert "the planted wrapper raised (a bug of conformance/mutate.py)" in survivor["reason"]
+    assert "planted bug in the planting code" in survivor["reason"]
+
+
 # ----- arithmetic, equivalents, threshold ----------------------------------------------------------
 def test_kill_rate_arithmetic_leaves_equivalents_out():
     outcomes = [Outcome("a", "scaled", 0, "killed"), Outcome("a", "dropped", 0, "survived"),
