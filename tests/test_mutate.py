@@ -306,6 +306,24 @@ def test_gate_fails_on_a_mutation_report_below_threshold(tmp_path, capsys):
     assert gate.gate(report, mutation=elsewhere / "mutation.json") == 0  # --mutation PATH: that report instead
 
 
+def test_html_section_shows_kill_rates_and_survivors():
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    from conformance.html import TEMPLATES
+
+    outcomes = [Outcome(TRIPLE, "scaled", 0, "killed", killed_by={"case_id": "c", "checks": ["backward"], "message": ""}),
+                Outcome(TRIPLE, "upstream_raw", 0, "survived", "planted: no check sees it", cases_run=["c"]),
+                Outcome("mutate_step", "dropped", 0, "equivalent", "zero by construction")]
+    data = mutate.report(outcomes, Policy(), {"profile": "ci", "examples": 4, "ops": [TRIPLE], "max_mirrors": 2,
+                                              "commit": "abc", "time": "now", "seconds": 1.0})
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    page = env.get_template("mutation.html").render(mutation=data)
+    assert "50.0 %" in page and "planted: no check sees it" in page and "zero by construction" in page
+    assert "<code>upstream_raw</code>" in page and 'id="mutation"' in page
+    assert env.get_template("mutation.html").render(mutation=None).strip() == ""  # no report beside: no section
+    assert '{% include "mutation.html" %}' in (TEMPLATES / "report.html").read_text()
+
+
 def test_cli_on_a_tiny_op_set(tmp_path, capsys, core_checks):
     from conformance.cli import main
 
