@@ -12,11 +12,13 @@ Labels, decided in this order for each failing record of a case:
   carries a torch-only repro script (``conformance.snippet``). A ``[[torch_defect]]`` of
   tolerances.toml recording it for the installed torch turns the record into a pass labelled
   ``torch defect (recorded)``; one that no longer reproduces is stale (``stale_torch_defects``).
-* ``kink/subgradient convention``: only ``special_values`` fails; values, gradients, second
-  derivatives and finite differences at smooth points all pass.
-* ``precision``: a float32 failure by less than ``PRECISION_HEADROOM`` times the allowed error whose
-  float64 twin passes the same check: rounding, where a wrong formula is off by O(1) in both dtypes.
-* ``wrong value``: anything else. (A leak is labelled ``leak``, a crash ``error``.)
+* ``kink/subgradient convention``: only ``special_values`` fails, by a measured difference; values,
+  gradients, second derivatives and finite differences at smooth points all pass.
+* ``precision``: a float32 failure whose every failing comparison is off by less than
+  ``PRECISION_HEADROOM`` times the allowed error (headroom < 10) and whose float64 twin passes the
+  same check: rounding, where a wrong formula is off by O(1) in both dtypes.
+* ``wrong value``: anything else, a check that raised (one library refused, a wrong type) included.
+  (A leak is labelled ``leak``, a crash outside any check ``error``.)
 
 Classification runs only for failing cases, so a clean run pays nothing for it.
 """
@@ -84,9 +86,12 @@ def _label(r, case, mirror, tolerances, by_check, replays, twin, verdicts) -> tu
             verdicts[k, order] = torch_odd_one_out(mirror, sample, _dtype(case.dtype), case.device, order)
         if verdicts[k, order].suspected:
             return TORCH, verdicts[k, order].detail + "\n" + _torch_snippet(mirror, sample, case, k)
+    measured = [j.headroom for ex in case.examples for j in ex.judged if j.check == r.check and not j.ok]
+    if not measured:  # raised (one library refused, a wrong type): not a matter of degree
+        return WRONG, ""
     if r.check == "special_values" and all(by_check[c].status == "pass" for c in SMOOTH_CHECKS if c in by_check):
         return KINK, "fails only at special points; the smooth checks pass"
-    if case.dtype == "float32" and r.headroom is not None and r.headroom < PRECISION_HEADROOM:
+    if case.dtype == "float32" and max(measured) < PRECISION_HEADROOM:
         if not twin:
             twin.append(_float64_twin(case, mirror, tolerances))
         if twin[0] is not None and _status(twin[0], r.check) == "pass":
