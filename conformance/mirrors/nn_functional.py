@@ -501,6 +501,10 @@ def _class_loss(spatial: bool, *, weight=(False, True), ignore=(False, True), sm
     def sample(draw, dtype, device):
         classes, x_shape, t_shape = _class_problem(draw, dtype, device, spatial)
         x = tensor(draw, x_shape, dtype, device, Domain(-3.0, -0.1) if log_input else WIDE)
+        if len(x_shape) == 4:
+            # torch's CPU nll_loss2d backward refuses a permuted (transposed, channels-last) input: its grad_input
+            # keeps the input's layout and then "must be contiguous"; torch has no gradient to compare with there
+            x = x.contiguous()
         kwargs = {"reduction": draw(st.sampled_from(REDUCTIONS))}
         if draw(st.sampled_from(weight)):
             kwargs["weight"] = tensor(draw, (classes,), dtype, device, POSITIVE, contiguous=True)
