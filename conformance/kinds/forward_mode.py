@@ -40,6 +40,8 @@ TORCH_LACKS = (NotImplementedError, RuntimeError)  # what torch.func.jvp raises 
 TORCH_FORWARD_AD_DIFFERS = {
     "nn.functional.embedding[padding_idx]": "torch's forward AD differentiates the padding_idx rows as any other row "
     "(the output copies them), while its backward gives them no gradient by convention",
+    "nn.functional.embedding[scale_grad_by_freq]": "torch's forward AD is the true derivative of the lookup, while its "
+    "backward divides each row's gradient by the index's frequency in the batch by convention",
 }
 
 
