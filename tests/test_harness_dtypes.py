@@ -272,3 +272,20 @@ def test_list_prints_each_mirrors_claimed_dtypes():
     assert "float32,float64,float16,bfloat16,complex64,complex128" in lines["exp"]
     assert "float32,float64,float16,bfloat16 " in lines["nn.functional.relu"]
     assert _name(torch.float16) not in lines["optim.SGD"]
+
+
+# ----- found by the float16 run -----------------------------------------------------------------
+def test_eval_batch_norm_weight_gradient_in_float16_sums_in_float32_as_torch():
+    """The weight's gradient sums g * xhat over the batch; here the terms cancel to 1/20 of their size, so
+    half-precision products (as neuronix's rule had them) were 2 % off where torch's kernel is exact to an ulp."""
+    h = torch.float16
+    x = torch.tensor([-1.755859375, -1.1015625, -1.0634765625, -1.2919921875], dtype=h).reshape(4, 1)
+    w, b = torch.tensor([-0.091552734375], dtype=h), torch.zeros(1, dtype=h)
+    rm, rv = torch.tensor([1.669921875], dtype=h), torch.tensor([0.261474609375], dtype=h)
+    g = torch.tensor([1.541015625, -0.29345703125, -2.1796875, 0.568359375], dtype=h).reshape(4, 1)
+    t_w = w.clone().requires_grad_()
+    torch.nn.functional.batch_norm(x, rm, rv, t_w, b, training=False).backward(g)
+    n_w = nx.Tensor(w.clone(), requires_grad=True)
+    nx.nn.functional.batch_norm(nx.Tensor(x), nx.Tensor(rm), nx.Tensor(rv), n_w, nx.Tensor(b), training=False).backward(
+        nx.Tensor(g))
+    assert n_w.grad.dtype == h and torch.equal(n_w.grad.data, t_w.grad)

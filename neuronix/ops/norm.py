@@ -47,11 +47,17 @@ def _channel_dims(ndim):
 
 
 # ----- batch norm ------------------------------------------------------------------------
+def _statistics_dtype(dtype: torch.dtype) -> torch.dtype:
+    """torch's batch-norm kernels hold half-precision statistics, and sum over the batch, in float32."""
+    return torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+
 def _bn_forward(x, w, b, running_mean, running_var, training, momentum, eps):
     out, mean, rstd = _aten.native_batch_norm(x, w, b, running_mean, running_var, training, momentum, eps)
     if not training:  # eval normalises with the running statistics: keep a copy of what was used
-        mean = running_mean.clone()
-        rstd = (running_var + eps).rsqrt()
+        acc = _statistics_dtype(x.dtype)
+        mean = running_mean.to(acc, copy=True)
+        rstd = (running_var.to(acc) + eps).rsqrt()
     return out, {"mean": mean, "rstd": rstd}
 
 
@@ -77,13 +83,15 @@ def _bn_input_composite(g, x, w, aux, training, eps):
     gxhat = g if w is None else g * _channel_view(w, g.ndim)
     xhat, rstd = _bn_stats(x, aux, training, eps)
     if not training:
-        return gxhat * rstd
+        return (gxhat * rstd).to(g.dtype)  # half: rstd is float32, as in torch's kernel; one rounding
     return _input_grad(gxhat, xhat, rstd, _channel_dims(x.ndim))
 
 
 def _bn_weight_composite(g, x, aux, training, eps):
+    # eval in half: xhat and the products are float32 (the statistics are), so the sum, which cancels, does not
+    # lose the products' rounding (2 % in float16 where torch's kernel is exact to an ulp); rounded once at the end
     xhat, _ = _bn_stats(x, aux, training, eps)
-    return (g * xhat).sum(_channel_dims(g.ndim))
+    return (g * xhat).sum(_channel_dims(g.ndim)).to(g.dtype)
 
 
 def _bn_input_grad(g, out, x, w, b, rm, rv, aux, training, momentum, eps):
