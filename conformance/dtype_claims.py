@@ -36,7 +36,7 @@ NO_HALF: dict[str, str] = {
 _JUMP = "a jump where x / y or x is an integer: a half step crosses it (float64's 2e-6 step does not)"
 _TIE = "selects among values a half step reorders (bfloat16 rounds many drawn values to ties)"
 NO_HALF_FD: dict[str, str] = {
-    "*remainder*": _JUMP, "Tensor.__*mod__": _JUMP, "*frac*": _JUMP,
+    "*remainder*": _JUMP, "Tensor.__*mod__": _JUMP, "*frac*": _JUMP, "div[rounding_mode]": _JUMP,
     "max*": _TIE, "min*": _TIE, "Tensor.max*": _TIE, "Tensor.min*": _TIE, "*amax*": _TIE, "*amin*": _TIE,
     "*max_pool*": _TIE, "*clamp*": "the clamp bounds are drawn independently of x: a half step crosses them",
     "*clip*": "the clip bounds are drawn independently of x: a half step crosses them",
