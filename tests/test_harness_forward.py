@@ -146,3 +146,19 @@ def test_a_failing_jvp_transform_is_reported_under_forward_ad(monkeypatch):
     case = run(_mirror("none"))
     errors = [ex for ex in case.examples if ex.error]
     assert errors and all(ex.error_check == "forward_ad" and "planted transform failure" in ex.error for ex in errors)
+
+
+def test_where_torch_forward_ad_and_its_backward_disagree_only_a_is_skipped(monkeypatch):
+    """embedding(padding_idx): torch's forward AD gives the padding rows a derivative, its backward none;
+    neuronix's forward mode follows its backward (as torch's backward), so (c) passes and (a) is skipped."""
+    import conformance.mirrors  # noqa: F401  (fills the registry)
+    from conformance.kinds import forward_mode
+    from conformance.mirror import REGISTRY
+
+    mirror = REGISTRY["nn.functional.embedding[padding_idx]"]
+    case = run(mirror)
+    assert not case.failed, case.failure_message()
+    assert {j.what for j in judged(case, "forward_ad")} == {BOTH_MODES}
+    assert all("no gradient by convention" in ex.info["forward_ad_torch"] for ex in case.examples if ex.status == "ran")
+    monkeypatch.setattr(forward_mode, "TORCH_FORWARD_AD_DIFFERS", {})  # without the entry, torch's convention shows
+    assert TORCH_AD in failing(run(mirror), "forward_ad")
