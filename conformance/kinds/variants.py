@@ -196,9 +196,10 @@ def _has_method(name: str) -> tuple[bool, bool]:
 
 
 def _torch_takes_out(fn) -> bool:
-    """Whether torch documents ``out=`` in one of ``fn``'s signature lines (``exp(input, *, out=None) -> Tensor``)."""
+    """Whether torch documents ``out`` in one of ``fn``'s signature lines (``exp(input, *, out=None) -> Tensor``,
+    ``abs(input: Tensor, *, out: Optional[Tensor]) -> Tensor``)."""
     doc = getattr(fn, "__doc__", None) or ""
-    return re.search(r"^\w+\(.*\bout=None.*\) ->", doc, re.M) is not None
+    return re.search(r"^\w+\(.*\bout(=None|: Optional).*\) ->", doc, re.M) is not None
 
 
 def _nx_takes_out(fn) -> bool:
