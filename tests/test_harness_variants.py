@@ -245,3 +245,10 @@ def test_comparison_operator_mapped_to_the_wrong_function_is_caught(monkeypatch)
     assert not variant_failures(run(mirror))
     monkeypatch.setattr(nx.Tensor, "__gt__", lambda self, other: nx.ge(self, other))
     assert "operator gt: output" in variant_failures(run(mirror))
+
+
+def test_variants_torch_has_and_neuronix_lacks_are_listed_not_compared():
+    found, missing = variants.derive("", "abs", "function")
+    assert "nx.absolute" in missing and "Tensor.absolute_" in missing  # torch's alias, not public in neuronix
+    assert not any("absolute" in v.label for v in found)
+    assert "nx.absolute" in variants.missing_variants()["abs"]
