@@ -115,9 +115,9 @@ def _square_sample(draw, dtype, device):
 
 
 def _weighted_mirror(transposed: bool) -> OpMirror:
-    def vjp(g, out, x):
-        grad = g.data * WEIGHT.to(g.dtype)
-        return nx.Tensor(grad.T.contiguous() if transposed else grad)
+    def vjp(g, out, x):  # recorded under create_graph, as a rule must be (forward mode transposes it)
+        grad = g * WEIGHT.to(g.dtype)
+        return grad.T.contiguous() if transposed else grad
 
     spec = _op(f"planted_weighted_{transposed}", lambda x: x * WEIGHT.to(x.dtype), vjp, saves=())
     return OpMirror("planted.weighted", lambda x: apply(spec, x), lambda x: x * WEIGHT.to(x.dtype), _square_sample,
@@ -268,10 +268,8 @@ def _index_mirror(checked: bool) -> OpMirror:
     """``x[idx]``; the unchecked twin hides ``idx`` from the node (read through a closure)."""
     forward = lambda x, box, index=None: x[box[0] if index is None else index]
 
-    def backward(g, out, x, box, index=None):
-        z = torch.zeros(box[1], dtype=g.dtype)
-        z.index_add_(0, box[0] if index is None else index, g.data)
-        return nx.Tensor(z)
+    def backward(g, out, x, box, index=None):  # linear in g and recorded, as a rule must be
+        return nx.index_add(nx.zeros(box[1], dtype=g.dtype), 0, box[0] if index is None else index, g)
 
     spec = _op(f"planted_index_{checked}", forward, backward, None, saves=(1,))
 
