@@ -276,7 +276,8 @@ def _full_gradient(objective, base, analytic_grads, slots, step: float) -> str:
             e = e.reshape(x.shape).to(x.dtype)
             values_p = [b + e if k == i else b for k, b in enumerate(base)]
             values_m = [b - e if k == i else b for k, b in enumerate(base)]
-            estimate[j] = (objective(values_p) - objective(values_m)) / (2 * step)
+            taken = float((values_p[i] - values_m[i]).double().reshape(-1)[j])  # in half, the step as rounded
+            estimate[j] = (objective(values_p) - objective(values_m)) / taken if taken else math.nan
         diff = (g.double().cpu().reshape(-1) - estimate).abs()
         if diff.numel():
             j = int(diff.argmax())
