@@ -289,3 +289,23 @@ def test_eval_batch_norm_weight_gradient_in_float16_sums_in_float32_as_torch():
     nx.nn.functional.batch_norm(nx.Tensor(x), nx.Tensor(rm), nx.Tensor(rv), n_w, nx.Tensor(b), training=False).backward(
         nx.Tensor(g))
     assert n_w.grad.dtype == h and torch.equal(n_w.grad.data, t_w.grad)
+
+
+@pytest.mark.parametrize("call", [
+    lambda F, a, b: F.mse_loss(a, b), lambda F, a, b: F.smooth_l1_loss(a, b), lambda F, a, b: F.huber_loss(a, b),
+    lambda F, a, b: F.kl_div(a, b, reduction="batchmean"), lambda F, a, b: F.kl_div(a, b, reduction="sum", log_target=True),
+])
+def test_losses_torch_refuses_for_complex_inputs_raise_in_neuronix_too(call):
+    """Found by trying every op mirror on complex inputs: these returned a complex value where torch raises."""
+    a, b = torch.randn(3, dtype=torch.complex64), torch.randn(3, dtype=torch.complex64)
+    with pytest.raises((NotImplementedError, RuntimeError)):
+        call(torch.nn.functional, a, b)
+    with pytest.raises((NotImplementedError, RuntimeError), match="complex"):
+        call(nx.nn.functional, nx.Tensor(a), nx.Tensor(b))
+
+
+def test_complex_losses_torch_computes_still_compute():
+    a, b = torch.randn(3, dtype=torch.complex64), torch.randn(3, dtype=torch.complex64)
+    for name, kwargs in (("l1_loss", {}), ("smooth_l1_loss", {"beta": 0.0})):  # beta = 0 is l1_loss in torch
+        expected = getattr(torch.nn.functional, name)(a, b, **kwargs)
+        assert torch.equal(getattr(nx.nn.functional, name)(nx.Tensor(a), nx.Tensor(b), **kwargs).data, expected)

@@ -112,6 +112,14 @@ def _pointwise_loss(op, loss, input, weight, reduction, weighted_mean_by_sum):
     return _reduced(loss, reduction)
 
 
+def _refuse_complex(op, *tensors, error=NotImplementedError):
+    """torch has no complex kernel for this loss: raise as it does, rather than return a complex value that is
+    no distance (``(input - target) ** 2`` of complex numbers is not ``|input - target| ** 2``)."""
+    for t in tensors:
+        if t is not None and unwrap(t).is_complex():
+            raise error(f"{op}: not implemented for complex inputs (got {unwrap(t).dtype}), as in torch")
+
+
 def _difference_loss(op, pointwise, input, target, weight, reduction):
     """``pointwise(input - target)``, weighted and reduced; a ``weight`` mean divides by ``weight.sum()``."""
     _check_same_or_broadcast(op, input, target, stacklevel=4)
@@ -123,6 +131,7 @@ def _difference_loss(op, pointwise, input, target, weight, reduction):
 def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
     """Mean squared error ``(input - target) ** 2``, reduced; a ``weight`` mean divides by ``weight.sum()``."""
     reduction = reduction_mode("mse_loss", size_average, reduce, reduction)
+    _refuse_complex("mse_loss", input, target)
     return _difference_loss("mse_loss", lambda d: d.square(), input, target, weight, reduction)
 
 
@@ -139,6 +148,8 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     reduction = reduction_mode("smooth_l1_loss", size_average, reduce, reduction)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss: beta must be non-negative, got {beta}")
+    if beta != 0:  # beta = 0 is torch's l1_loss, which takes complex inputs
+        _refuse_complex("smooth_l1_loss", input, target)
     _check_same_or_broadcast("smooth_l1_loss", input, target)
     return _reduced(_smooth_l1(as_nx(input) - target, float(beta)), reduction)
 
@@ -149,6 +160,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     reduction = reduction_mode("huber_loss", None, None, reduction)
     if delta <= 0:
         raise ValueError(f"huber_loss: delta must be positive, got {delta}")
+    _refuse_complex("huber_loss", input, target)
     _check_same_or_broadcast("huber_loss", input, target)
     _check_weight("huber_loss", weight, input)
     return _pointwise_loss("huber_loss", _huber(as_nx(input) - target, float(delta)), input, weight, reduction, False)
@@ -187,6 +199,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
     """Kullback-Leibler divergence ``target * (log(target) - input)`` for log-probabilities ``input``;
     ``reduction='batchmean'`` divides the sum by the batch size (the mathematically correct mean)."""
     reduction = reduction_mode("kl_div", size_average, reduce, reduction, extra=("batchmean",))
+    _refuse_complex("kl_div", input, target, error=RuntimeError)
     if reduction == "mean":
         warnings.warn(
             "kl_div: reduction='mean' divides the total loss by both the batch size and the support size; "
