@@ -201,15 +201,15 @@ def _layout(x, g=None):
 
 
 def _gn_fused(g, out, x, w, b, *, needs, aux, groups, eps):
-    if w is None:
-        return (None,) * 3  # the kernel computes the bias gradient only with a weight: the rules are as fast
     n, c = x.shape[0], x.shape[1]
     g, x = _layout(x.data, g.data), _layout(x.data)
     # torch 2.13's CPU kernel crashes (SIGSEGV) computing the weight/bias gradients of a channels-last input
     # without the input's (torch's own backward does, for an input that does not require grad): ask for it too
     crashes = x.device.type == "cpu" and not needs[0] and not x.is_contiguous()
     mask = [needs[0] or crashes, needs[1], needs[2]]
-    return _aten.native_group_norm_backward(g, x, aux["mean"], aux["rstd"], w.data.contiguous(), n, c,
+    # without a weight too: the composite rule gives another NaN pattern than torch's kernel at infinite inputs
+    weight = None if w is None else w.data.contiguous()
+    return _aten.native_group_norm_backward(g, x, aux["mean"], aux["rstd"], weight, n, c,
                                             math.prod(x.shape[2:]), groups, mask)
 
 
