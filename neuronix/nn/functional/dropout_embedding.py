@@ -19,6 +19,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
         raise ValueError(f"dropout: probability has to be between 0 and 1, but got {p}")
     if not training:
         return as_nx(input)
+    if 0.0 < p < 1.0 and unwrap(input).is_complex():  # torch draws its mask in the input's dtype: no complex kernel
+        raise NotImplementedError(f"dropout: not implemented for complex inputs (got {unwrap(input).dtype}), as in torch")
     if inplace:
         return in_place(input, "dropout_", _de.dropout, float(p))
     return _de.dropout(input, float(p))
