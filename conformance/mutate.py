@@ -72,6 +72,7 @@ KINDS = {
     "fused": "the fused kernel's results x (1 + 1e-3) while the rules stay right",
 }
 RULE_KINDS = ("scaled", "dropped", "plain_only", "recorded_only", "upstream_raw", "broadcast_mean")
+PROGRESS = 100  # faults between progress lines
 VARIADIC_RULES = 2  # a variadic op (cat, stack, einsum: ``PerInput`` rules) is mutated in its first two inputs
 
 
@@ -704,10 +705,14 @@ def mutate(ops_patterns=None, kinds=None, profile="ci", sample=None, examples=No
     cases, baselines = build_map(examples, mirror_patterns, cache, log, device)
     runner = Runner(cases, examples, prof.max_mirrors, mirror_patterns, device, baselines)
     outcomes = []
-    for fault in faults(chosen, kinds, cases):
+    planned = faults(chosen, kinds, cases)
+    for k, fault in enumerate(planned, 1):
         reason = policy.equivalent_reason(fault)
         outcome = Outcome(fault.op, fault.kind, fault.rule, "equivalent", reason) if reason else runner.run_fault(fault)
         outcomes.append(outcome)
+        if k % PROGRESS == 0:
+            log(f"mutate: {k}/{len(planned)} faults, {sum(o.status == 'survived' for o in outcomes)} survived so far, "
+                f"{time.perf_counter() - start:.0f} s")
     save_map(cache, _cache_key(examples, mirror_patterns, device), cases, runner.baselines)
     run = {"profile": profile, "examples": examples, "ops": chosen, "kinds": kinds, "max_mirrors": prof.max_mirrors,
            "mirrors": mirror_patterns or ["*"], "device": device, "torch": torch.__version__, "map_cases": len(cases),
