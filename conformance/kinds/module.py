@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 import neuronix as nx
 from conformance.closeness import to_torch
-from conformance.kinds import common, variants
+from conformance.kinds import common, twins
 from conformance.mirror import FLOATS, Comparison, ModuleMirror
 from conformance.trace import Mismatch, describe, note, track
 
@@ -75,7 +75,7 @@ def compare_module(mirror: ModuleMirror, draw, dtype: torch.dtype, device: torch
         n_mod.train(mode == "train")
         seed = draw(st.integers(0, 2**31 - 1))
         yield from _compare_call(mirror, t_mod, n_mod, sample, slots, seed, gen, mode)
-        yield from variants.module_twin(mirror, t_mod, n_mod, sample, slots, seed, mode, dtype)
+        yield from twins.module_twin(mirror, t_mod, n_mod, sample, slots, seed, mode, dtype)
         yield Comparison("buffers", f"buffers after {mode} forward", _buffers(n_mod), _buffers(t_mod))
 
 

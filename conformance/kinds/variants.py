@@ -1,4 +1,4 @@
-"""Variants agree: every spelling of an op gives torch's values and gradients, under any upstream layout.
+"""Variants agree: every spelling of an op gives torch's values and gradients (check ``variant``).
 
 For an op mirror that calls a public name plainly (``nx.X``, ``Tensor.X``, ``F.X`` or a Python
 operator), the variants of that name are derived by introspection, never listed per op:
@@ -9,31 +9,21 @@ operator), the variants of that name are derived by introspection, never listed 
 * the in-place method ``Tensor.X_`` (and ``F.X_`` / ``F.X(..., inplace=True)``), applied to a
   non-leaf copy of the first input, since a leaf that requires grad cannot change in place: the
   gradient flows through the copy to the inputs, as in torch; the copy itself must hold the result;
-* ``out=``, where torch's function accepts it (values only: torch refuses out= under autograd);
+* ``out=``, where torch's function documents it (values only: torch refuses out= under autograd);
 * the Python operators that call ``X`` (``+``, reflected ``y.__radd__(x)``, ``+=`` on a non-leaf copy,
   ``@``, ``**``, comparisons, ...: ``BINARY_OPERATORS`` and ``UNARY_OPERATORS`` below, a fact about
   Python's data model).
 
 Each variant runs on the example's sample in both libraries and is compared with torch's same
-variant (check ``"variant"``): values, and gradients under the example's upstream gradient where
-it is differentiable. Only variants torch has and neuronix claims public are compared; those torch
-has and neuronix lacks are listed by ``missing_variants()`` (``python -m conformance.kinds.variants``)
-and do not fail the gate. Variants and layouts rotate over the examples of a case (``ROTATION``) to stay cheap.
-
-Every op example with a gradient also reruns neuronix's backward with the upstream gradient laid out
-transposed, strided, stride-0 expanded (constant along a dim) and channels-last, against torch's gradient
-under the same upstream (``upstream_layouts``): a rule that reads the upstream gradient's storage as if
-it were contiguous shows only there.
-
-Modules: ``module_twin`` (called by the module driver) compares a module mirror's functional twin
-(``nn.ReLU`` -> ``F.relu``, with the module's attributes as arguments; derived from the class name or
-given by ``ModuleMirror.functional``) between the libraries, wherever torch's module and torch's twin
-agree exactly.
+variant: values, and gradients under the example's upstream gradient where it is differentiable.
+Only variants torch has and neuronix claims public are compared; those torch has and neuronix lacks
+are listed by ``missing_variants()`` (``python -m conformance.kinds.variants``) and do not fail the gate.
+``check`` also runs ``layouts`` (non-contiguous upstream gradients, stride-0 expanded inputs); the module
+driver runs ``twins`` (module vs functional). All rotate over a case's examples (``ROTATION``) to stay cheap.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import inspect
 import operator
@@ -98,7 +88,7 @@ def _names_of(name: str) -> list[str]:
     return [base] + sorted(a for a, c in torch_aliases().items() if c == base)
 
 
-def _public_function(ns: str, name: str) -> bool:
+def public_function(ns: str, name: str) -> bool:
     from neuronix.ops.public import exported
 
     return callable(exported(ns).get(name))
@@ -226,7 +216,7 @@ def derive(ns: str, name: str, own: str) -> tuple[list[Variant], list[str]]:
     prefix = "F." if ns == "nn.functional" else "nx."
     for n in names:
         if not (n == name and own == "function"):
-            offer(f"{prefix}{n}", callable(getattr(t_space, n, None)), _public_function(ns, n),
+            offer(f"{prefix}{n}", callable(getattr(t_space, n, None)), public_function(ns, n),
                   Variant(f"function {prefix}{n}", _function(ns, n)))
         if ns == "nn.functional":
             continue
@@ -238,7 +228,7 @@ def derive(ns: str, name: str, own: str) -> tuple[list[Variant], list[str]]:
     base = names[0]
     t_fn = getattr(t_space, base, None)
     if ns == "nn.functional":
-        offer(f"F.{base}_", callable(getattr(t_space, base + "_", None)), _public_function(ns, base + "_"),
+        offer(f"F.{base}_", callable(getattr(t_space, base + "_", None)), public_function(ns, base + "_"),
               Variant(f"in-place F.{base}_ on a non-leaf copy", _inplace_function(ns, base + "_", False), inplace=True,
                       needs="tensor"))
         try:
@@ -252,7 +242,7 @@ def derive(ns: str, name: str, own: str) -> tuple[list[Variant], list[str]]:
                       needs="tensor"))
     if ns == "" and callable(t_fn) and _torch_takes_out(t_fn):
         nx_fn = getattr(_nx_namespace(ns), base, None)
-        offer(f"{prefix}{base}(out=)", True, _public_function(ns, base) and _nx_takes_out(nx_fn),
+        offer(f"{prefix}{base}(out=)", True, public_function(ns, base) and _nx_takes_out(nx_fn),
               Variant(f"{prefix}{base}(..., out=)", _function(ns, base), grad=False, out=base))
     if ns == "":
         binary = BINARY_OPERATORS.get(base)
@@ -350,7 +340,7 @@ def _applies(v: Variant, sample) -> bool:
     return tensor_at(0) if "tensor" in v.needs else True
 
 
-def _run_variant(ex, v: Variant, shape, sample=None) -> Iterator[Comparison]:
+def run_variant(ex, v: Variant, shape, sample=None) -> Iterator[Comparison]:
     """``v`` on the example's sample (or ``sample``) in both libraries: outputs, the modified tensor of an
     in-place spelling, and gradients under the example's upstream gradient."""
     if v.out is not None:
@@ -418,7 +408,7 @@ def _run_out(ex, v: Variant) -> Iterator[Comparison]:
     yield Comparison("variant", f"{v.label}: returned value", to_torch(n_returned), t_returned)
 
 
-def _current_example() -> int:
+def current_example() -> int:
     from conformance import runner
 
     current = getattr(runner, "current_example", None)
@@ -429,7 +419,7 @@ def check(ex) -> Iterator[Comparison]:
     """The variants of the mirror's name (rotating over the case's examples), then the upstream layouts."""
     if ex.dtype not in FLOATS:
         return
-    k = _current_example() % ROTATION
+    k = current_example() % ROTATION
     call = plain_call(ex.mirror)
     if call is not None and _owns(ex.mirror, call[0], call[1]):
         variants = derive(*call)[0]  # not cached: a name patched in a test (or a session) is read afresh
@@ -438,215 +428,14 @@ def check(ex) -> Iterator[Comparison]:
         for v in chosen:
             if v.inplace and shape is None:
                 continue
-            yield from _run_variant(ex, v, shape)
+            yield from run_variant(ex, v, shape)
     # one rerun per example: the upstream layouts (half of them, alternating) on even examples, expanded inputs on odd
+    from conformance.kinds import layouts  # it builds on this module's Variant and run_variant
+
     if ROTATION == 1 or k % 2 == 0:
-        yield from upstream_layouts(ex, k // 2)
+        yield from layouts.upstream_layouts(ex, k // 2)
     if ROTATION == 1 or k % 2 == 1:
-        yield from expanded_inputs(ex)
-
-
-def expanded_inputs(ex) -> Iterator[Comparison]:
-    """The example rerun with each differentiable input that has a dim longer than 1 laid out stride-0
-    expanded along its last such dim (its values constant there, so torch reruns too): values and gradients.
-
-    Here rather than in ``strategies.tensor``: other checks write into the sample's tensors in place,
-    which a stride-0 tensor forbids."""
-    args, changed = list(ex.sample.args), False
-    for _, path in ex.slots:
-        t = slot_value(args, path)
-        wide = _expanded(t) if t.dim() and t.stride()[-1] != 0 else None
-        if wide is None:
-            continue
-        changed = True
-        if len(path) == 1:
-            args[path[0]] = wide
-        else:
-            seq = list(args[path[0]])
-            seq[path[1]] = wide
-            args[path[0]] = type(args[path[0]])(seq)
-    if not changed:
-        return
-    mirror = ex.mirror
-
-    def call(lib, a, k, shape):
-        return (mirror.torch if lib is torch else mirror.nx)(*a, **k)
-
-    yield from _run_variant(ex, Variant("stride-0 expanded inputs", call), None,
-                            dataclasses.replace(ex.sample, args=tuple(args)))
-
-
-# ----- non-contiguous upstream gradients ----------------------------------------------------------
-def _transposed(u: torch.Tensor):
-    if u.dim() < 2 or u.shape[-1] < 2 or u.shape[-2] < 2:
-        return None
-    return u.transpose(-1, -2).contiguous().transpose(-1, -2)
-
-
-def _strided(u: torch.Tensor):
-    if u.dim() < 1 or u.shape[-1] < 2:
-        return None
-    wide = u.new_zeros(u.shape[:-1] + (2 * u.shape[-1],))
-    wide[..., ::2] = u
-    return wide[..., ::2]
-
-
-def _expanded(u: torch.Tensor):
-    """Constant along the last dim longer than 1, with stride 0 there (different values: torch recomputes)."""
-    dims = [d for d in range(u.dim()) if u.shape[d] > 1]
-    if not dims:
-        return None
-    return u.narrow(dims[-1], 0, 1).expand(u.shape)
-
-
-def _channels_last(u: torch.Tensor):
-    if u.dim() != 4 or u.is_contiguous(memory_format=torch.channels_last):
-        return None
-    return u.contiguous(memory_format=torch.channels_last)
-
-
-UPSTREAM_LAYOUTS = {"transposed": _transposed, "strided": _strided, "stride-0 expanded": _expanded,
-                    "channels-last": _channels_last}
-
-
-def upstream_layouts(ex, part: int = 0) -> Iterator[Comparison]:
-    """Neuronix's gradients on one retained graph under non-contiguous layouts of the upstream gradient:
-    of the layouts that apply to this example's upstream, the even positions for an even ``part``, else
-    the odd ones (all of them when ``ROTATION`` is 1)."""
-    if not ex.slots or not ex.floats or not ex.mirror.grad:
-        return
-    layouts = []
-    for name, lay in UPSTREAM_LAYOUTS.items():
-        laid = [lay(u) for u in ex.upstream]
-        if any(v is not None for v in laid):
-            layouts.append((name, [v if v is not None else u for v, u in zip(laid, ex.upstream)]))
-    layouts = [layout for i, layout in enumerate(layouts) if ROTATION == 1 or i % 2 == part % 2]
-    if not layouts:
-        return
-    from conformance.kinds.op import forward_pair
-
-    t_leaves, t_out, n_leaves, n_out = forward_pair(ex.mirror, ex.sample, ex.slots)
-    n_outs = [n_out[k][1] for k in ex.floats]
-    track(*n_outs, label="output (upstream layouts)")
-    t_outs = [t_out[k][1] for k in ex.floats]
-    for i, (name, ups) in enumerate(layouts):
-        last = i == len(layouts) - 1
-        # torch under the same layout: its kernels may sum in another order for another layout (float32 rounding)
-        expected = grads(t_outs, t_leaves, ups, torch, False, retain=not last)
-        try:
-            got = grads(n_outs, n_leaves, ups, nx, False, retain=not last)
-        except Exception as err:  # noqa: BLE001 - torch's backward took this layout
-            raise Mismatch("variant", f"backward under a {name} upstream gradient raised {type(err).__name__}: {err}") from None
-        track(*got, label=f"gradient ({name} upstream)")
-        for (label, _), ng, tg in zip(ex.slots, got, expected):
-            yield Comparison("variant", f"grad {label} under a {name} upstream gradient", to_torch(ng), to_torch(tg))
-
-
-# ----- module vs functional ----------------------------------------------------------------------
-def _twin_name(class_name: str) -> str | None:
-    """``nn.<class_name>``'s functional twin in torch: the ``F`` name that spells the class without case and
-    underscores (``LeakyReLU`` -> ``leaky_relu``), its ``Loss`` suffix or its ``1d``/``2d`` suffix dropped."""
-    index = {n.replace("_", "").lower(): n for n in dir(torch.nn.functional) if not n.startswith("_") and not n.endswith("_")}
-    key = class_name.lower()
-    for candidate in (key, key.removesuffix("loss"), re.sub(r"\dd$", "", key)):
-        if candidate in index:
-            return index[candidate]
-    return None
-
-
-def functional_twin(mirror) -> tuple[str, Callable] | None:
-    """``(label, call(lib, module, inputs))`` of a module mirror's ``nn.functional`` twin, or None.
-
-    ``ModuleMirror.functional`` names the twin or gives the call where the class name does not tell;
-    otherwise ``_twin_name`` derives it. The derived call passes the module's attributes by the twin's
-    parameter names (``F.conv2d(x, weight, bias, stride, padding, dilation, groups)``), buffers as copies,
-    so running the twin never moves a running statistic.
-    """
-    given = getattr(mirror, "functional", None)
-    if callable(given):
-        return f"functional twin {getattr(given, '__name__', 'call')}", given
-    name = given or _twin_name(mirror.name.rsplit(".", 1)[-1])
-    if not name or not callable(getattr(torch.nn.functional, name, None)) or not _public_function("nn.functional", name):
-        return None
-
-    def call(lib, module, inputs):
-        space = torch.nn.functional if lib is torch else nx.nn.functional
-        fn = getattr(space, name)
-        buffers = dict(module.named_buffers())
-        params = list(inspect.signature(getattr(nx.nn.functional, name)).parameters.values())[len(inputs):]
-        kwargs = {}
-        for p in params:
-            if p.name == "training":
-                kwargs[p.name] = module.training
-            elif p.name in buffers:
-                kwargs[p.name] = buffers[p.name].clone()
-            elif p.name != "inplace" and hasattr(module, p.name) and not inspect.ismethod(getattr(module, p.name)):
-                kwargs[p.name] = getattr(module, p.name)
-        return fn(*inputs, **kwargs)
-
-    return f"functional twin F.{name}", call
-
-
-def _identical(a, b) -> bool:
-    a, b = to_torch(a), to_torch(b)
-    if isinstance(a, (list, tuple)):
-        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(_identical(x, y) for x, y in zip(a, b))
-    if isinstance(a, torch.Tensor):
-        return isinstance(b, torch.Tensor) and a.shape == b.shape and torch.equal(a.isnan(), b.isnan()) and torch.equal(
-            a.nan_to_num(0.0), b.nan_to_num(0.0))
-    return a == b
-
-
-def _module_output(module, args, seed):
-    """``module(*args)`` with torch's RNG at ``seed`` and every buffer restored after (running statistics)."""
-    saved = {k: v.clone() for k, v in module.named_buffers()}
-    torch.manual_seed(seed)
-    result = module(*args)
-    with torch.no_grad():
-        for k, v in module.named_buffers():
-            v.copy_(saved[k])
-    return result
-
-
-def module_twin(mirror, t_mod, n_mod, sample, slots, seed: int, mode: str, dtype) -> Iterator[Comparison]:
-    """The module's functional twin in neuronix against torch's (outputs, gradients of inputs and parameters),
-    wherever torch's module and torch's twin agree exactly (the derivation holds for these constructor args)."""
-    twin = functional_twin(mirror) if dtype in FLOATS and not sample.kwargs else None
-    k = _current_example()
-    if twin is None or ROTATION > 1 and (k % 2 or mode != mirror.modes[k // 2 % len(mirror.modes)]):
-        return  # to stay cheap: even examples only, one mode each, alternating (0: train, 2: eval, ...)
-    label, call = twin
-    t_args, _ = build_call(sample, slots, TorchLeaf())
-    t_module = _module_output(t_mod, t_args, seed)
-    torch.manual_seed(seed)
-    try:
-        t_result = call(torch, t_mod, t_args)
-    except Exception:  # noqa: BLE001 - torch's twin refuses these arguments: no twin here
-        return
-    if not _identical(t_result, t_module):
-        return
-    n_args, _ = build_call(sample, slots, NxLeaf())
-    torch.manual_seed(seed)
-    try:
-        n_result = call(nx, n_mod, n_args)
-    except Exception as err:  # noqa: BLE001 - torch's twin returned: neuronix's must too
-        raise Mismatch("variant", f"{mode} {label}: torch returned, neuronix raised {type(err).__name__}: {err}") from None
-    t_out, n_out = outputs(mirror, t_result), outputs(mirror, n_result)
-    track(*[o for _, o in n_out], label=f"{mode} {label} output")
-    yield Comparison("variant", f"{mode} {label}: output", to_torch([o for _, o in n_out]), to_torch([o for _, o in t_out]))
-    floats = [k for k, (_, o) in enumerate(t_out) if isinstance(o, torch.Tensor) and o.requires_grad]
-    if not floats or len(t_out) != len(n_out):
-        return
-    names = [n for n, p in t_mod.named_parameters() if p.requires_grad]
-    t_wrt = [slot_value(t_args, p) for _, p in slots] + [p for p in t_mod.parameters() if p.requires_grad]
-    n_wrt = [slot_value(n_args, p) for _, p in slots] + [p for p in n_mod.parameters() if p.requires_grad]
-    gen = torch.Generator().manual_seed(seed)
-    ups = [randn_like(t_out[k][1], gen) for k in floats]
-    t_grads = grads([t_out[k][1] for k in floats], t_wrt, ups, torch, False)
-    n_grads = grads([n_out[k][1] for k in floats], n_wrt, ups, nx, False)
-    track(*n_grads, label=f"{mode} {label} gradient")
-    for what, ng, tg in zip([label for label, _ in slots] + [f"parameter {n}" for n in names], n_grads, t_grads):
-        yield Comparison("variant", f"{mode} {label}: grad {what}", to_torch(ng), to_torch(tg))
+        yield from layouts.expanded_inputs(ex)
 
 
 if __name__ == "__main__":
