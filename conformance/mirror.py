@@ -85,7 +85,7 @@ class ModuleMirror:
     kind: str = "module"
     examples: dict[str, int] = field(default_factory=dict)  # per profile ("ci"): examples per case, replacing the kind's
     devices: tuple[str, ...] = ("cpu", "cuda")  # device types this entry claims to support
-    # the nn.functional twin compared with it (kinds/variants.py): an F name, or a call (lib, module, inputs) -> result;
+    # the nn.functional twin compared with it (kinds/twins.py): an F name, or a call (lib, module, inputs) -> result;
     # None derives the name from the class name (nn.LeakyReLU -> F.leaky_relu)
     functional: str | Callable | None = None
 

@@ -143,7 +143,7 @@ def tensor(draw, shape, dtype, device, domain: Domain = REAL, contiguous: bool |
         layout = "strided"
     if layout == "channels_last":  # the values of a contiguous draw, NHWC in memory
         return _values(draw, shape, dtype, device, domain).contiguous(memory_format=torch.channels_last)
-    # (stride-0 expanded inputs: conformance/kinds/variants.py reruns each example with them, since the
+    # (stride-0 expanded inputs: conformance/kinds/layouts.py reruns each example with them, since the
     # special-value and in-place guard checks write into the sample's tensors, which stride 0 forbids)
     if layout == "transposed" and len(shape) >= 2:
         flipped = shape[:-2] + (shape[-1], shape[-2])

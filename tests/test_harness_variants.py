@@ -1,4 +1,4 @@
-"""The variant checks (conformance/kinds/variants.py) catch the faults they target, and pass correct code.
+"""The variant checks (conformance/kinds/variants.py, layouts.py, twins.py) catch the faults they target, and pass correct code.
 
 Each fault is planted for the test only (a monkeypatched method, operator or function, or a
 throwaway primitive whose rule misreads a non-contiguous upstream gradient); each test also runs
