@@ -95,6 +95,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     from conformance import report
 
     opts = options(config)
+    state.records.extend(_lost_cases(config, state.records, opts))
     filtered = bool(config.getoption("keyword") or config.getoption("markexpr")
                     or any("::" in str(a) for a in config.args))
     data = report.build(state.records, opts, filtered=filtered)
@@ -104,3 +105,35 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     if tr is not None:
         tr.write_line(f"conformance: {summary}")
         tr.write_line(f"conformance: wrote {', '.join(os.path.relpath(p) for p in paths)}")
+
+
+def _lost_cases(config, records: list[Record], opts: dict) -> list[Record]:
+    """An error record for every case that ran but left no records: an xdist worker that crashed (a
+    segfault in a kernel) takes the records of every case it ran with it, and a report that silently
+    held fewer cases would let the gate judge a partial run."""
+    tr = config.pluginmanager.get_plugin("terminalreporter")
+    if tr is None:
+        return []
+    marker = "test_case["
+    ran = {rep.nodeid.split(marker, 1)[1][:-1] for reports in tr.stats.values() for rep in reports
+           if isinstance(getattr(rep, "nodeid", None), str) and marker in rep.nodeid and rep.when in ("call", "setup")}
+    lost = sorted(ran - {r.case_id for r in records})
+    if not lost:
+        return []
+    import conformance.mirrors  # noqa: F401  (the registry names each case's kind)
+    from conformance.mirror import REGISTRY
+    from conformance.record import CaseResult, ExampleResult, summarise
+    from conformance.runner import parse_case_id, seed_of
+    from conformance.tolerances import load
+
+    tolerances = load(opts["tolerances"])
+    out = []
+    for cid in lost:
+        name, dtype, device = parse_case_id(cid)
+        kind = getattr(REGISTRY.get(name), "kind", "op")
+        case = CaseResult(cid, name, kind, dtype, device, opts["profile"], seed_of(cid))
+        case.examples.append(ExampleResult(0, case.seed, status="error",
+                                           error="the case left no records: its pytest-xdist worker crashed "
+                                                 "(see the run's output) or died before handing them over"))
+        out += summarise(case, tolerances)
+    return out

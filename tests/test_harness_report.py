@@ -170,3 +170,43 @@ def test_json_junit_and_html_are_written_from_the_records(tmp_path):
 def test_defaults_match_the_projects_readme(value):
     tol = Tolerances.load(None).default("backward", value)
     assert (tol.rtol, tol.atol) == {"float32": (1e-6, 1e-6), "float64": (1e-7, 1e-12)}[value]
+
+
+class _Report:
+    def __init__(self, nodeid: str):
+        self.nodeid, self.when = nodeid, "call"
+
+
+class _Terminal:
+    def __init__(self, nodeids):
+        self.stats = {"passed": [_Report(n) for n in nodeids]}
+
+
+class _Plugins:
+    def __init__(self, terminal):
+        self.terminal = terminal
+
+    def get_plugin(self, name):
+        return self.terminal if name == "terminalreporter" else None
+
+
+class _Config:
+    def __init__(self, nodeids):
+        self.pluginmanager = _Plugins(_Terminal(nodeids))
+
+
+def test_a_case_whose_worker_crashed_fails_the_gate_by_name(tmp_path):
+    """A segfaulting kernel kills its xdist worker and the records of every case the worker ran: the
+    report must not shrink silently; each case that ran without records is an error naming it."""
+    from conformance.plugin import _lost_cases
+
+    kept = run_case(EXP, "float64", "cpu", examples=2).records
+    ran = ["conformance/test_cases.py::test_case[planted.exp|float64|cpu]",
+           "conformance/test_cases.py::test_case[nn.functional.nll_loss[spatial]|float32|cpu]"]
+    lost = _lost_cases(_Config(ran), kept, {**OPTS, "tolerances": None})
+    assert {r.case_id for r in lost} == {"nn.functional.nll_loss[spatial]|float32|cpu"}
+    assert any(r.status == "error" and "worker crashed" in r.message for r in lost)
+    data = report.build(kept + lost, {**OPTS, "tolerances": None}, coverage=CLEAN, names=("planted.exp",))
+    failing = _sections(data)["failed checks"]
+    assert any(line.startswith("nn.functional.nll_loss[spatial]|float32|cpu [error]") for line in failing)
+    assert _lost_cases(_Config(ran[:1]), kept, {**OPTS, "tolerances": None}) == []
