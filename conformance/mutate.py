@@ -74,6 +74,7 @@ KINDS = {
 RULE_KINDS = ("scaled", "dropped", "plain_only", "recorded_only", "upstream_raw", "broadcast_mean")
 PROGRESS = 100  # faults between progress lines
 VARIADIC_RULES = 2  # a variadic op (cat, stack, einsum: ``PerInput`` rules) is mutated in its first two inputs
+MAX_RULES = 8  # more rules than this: one per index of a variadic op (backward_hook_gate has 64)
 
 
 @dataclass(frozen=True)
@@ -314,9 +315,11 @@ def save_map(cache: Path | None, key: dict, cases: dict, baselines: dict) -> Non
 
 # ----- step 2: the faults ---------------------------------------------------------------------------
 def _rule_indices(spec) -> list[int]:
-    if isinstance(spec.vjps, (tuple, list)):
+    """The inputs whose rules are mutated: all of a fixed-arity op's, the first ``VARIADIC_RULES`` of a
+    variadic one (``PerInput`` rules, or more than ``MAX_RULES`` made per index, as backward_hook_gate's)."""
+    if isinstance(spec.vjps, (tuple, list)) and len(spec.vjps) <= MAX_RULES:
         return [i for i, r in enumerate(spec.vjps) if r is not None]
-    return list(range(VARIADIC_RULES))  # PerInput: one rule for any number of inputs
+    return [i for i in range(VARIADIC_RULES) if spec.vjps[i] is not None]
 
 
 def faults(ops: list[str], kinds: list[str], cases: dict) -> list[Fault]:

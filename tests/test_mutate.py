@@ -343,6 +343,14 @@ def test_cli_on_a_tiny_op_set(tmp_path, capsys, core_checks):
                  str(tmp_path)]) == 2
 
 
+def test_rules_mutated_per_op():
+    from neuronix.ops.registry import OPS
+
+    assert mutate._rule_indices(OPS["where"]) == [1, 2, 3]  # the condition has no rule
+    assert mutate._rule_indices(OPS["cat"]) == [0, 1]  # PerInput: the first two inputs of any number
+    assert mutate._rule_indices(OPS["backward_hook_gate"]) == [0, 1]  # one generated rule per gated tensor
+
+
 def test_ci_sample_is_deterministic_and_sized():
     ops = sorted(registry.OPS)
     first = mutate.sample_ops(ops, 24)
