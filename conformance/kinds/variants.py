@@ -296,6 +296,8 @@ def _owns(mirror, ns: str, name: str) -> bool:
     elif name in UNARY_OPERATORS:
         candidates.append(f"Tensor.__{UNARY_OPERATORS[name].__name__.strip('_')}__")
     for c in candidates:
+        if c == mirror.name:  # the first candidate by name (the registry's entry, or a test's stand-in for it)
+            return True
         owner = REGISTRY.get(c)
         if owner is not None and plain_call(owner) is not None:
             return owner is mirror or owner.name == mirror.name

@@ -41,7 +41,7 @@ def _requires_grad(draw, dtype) -> dict:
 
 def _sized(draw, dtype, device):
     s = shape(draw)
-    size = (s,) if draw(st.booleans()) else s  # f((2, 3)) and f(2, 3)
+    size = (s,) if draw(st.booleans()) or not s else s  # f((2, 3)) and f(2, 3); f() is an error, f(()) 0-d
     return Sample(size, {"dtype": dtype, "device": device, **_requires_grad(draw, dtype)})
 
 
