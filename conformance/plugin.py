@@ -116,7 +116,7 @@ def _lost_cases(config, records: list[Record], opts: dict) -> list[Record]:
         return []
     marker = "test_case["
     ran = {rep.nodeid.split(marker, 1)[1][:-1] for reports in tr.stats.values() for rep in reports
-           if isinstance(getattr(rep, "nodeid", None), str) and marker in rep.nodeid and rep.when in ("call", "setup")}
+           if getattr(rep, "when", None) in ("call", "setup") and marker in getattr(rep, "nodeid", "")}
     lost = sorted(ran - {r.case_id for r in records})
     if not lost:
         return []

@@ -210,3 +210,12 @@ def test_a_case_whose_worker_crashed_fails_the_gate_by_name(tmp_path):
     failing = _sections(data)["failed checks"]
     assert any(line.startswith("nn.functional.nll_loss[spatial]|float32|cpu [error]") for line in failing)
     assert _lost_cases(_Config(ran[:1]), kept, {**OPTS, "tolerances": None}) == []
+
+
+def test_warning_reports_without_a_phase_are_not_cases():
+    from conformance.plugin import _lost_cases
+
+    config = _Config([])
+    warning = type("WarningReport", (), {"nodeid": "conformance/test_cases.py::test_case[exp|float64|cpu]"})()
+    config.pluginmanager.terminal.stats["warnings"] = [warning]
+    assert _lost_cases(config, [], {**OPTS, "tolerances": None}) == []
