@@ -484,9 +484,9 @@ def _why_unexercised(fault: Fault, cases: dict) -> str:
     applied = {u.rsplit(":", 1)[1] for c in cases.values() for u in c["uses"] if u.startswith(f"forward:{fault.op}:")}
     if not applied:
         return ": no mirror case applies this op"
-    if applied == {"inner"} and fault.kind in ("recorded_only", "upstream_raw"):
-        return (": the op is applied only inside other ops' rules, so its own rules run recorded only for a third "
-                "derivative, and the harness checks derivatives up to the second")
+    if applied == {"inner"} and fault.rule is not None:
+        return (": the op is applied only inside other ops' rules (a backward pass), so its own rules run only for a "
+                "higher derivative (recorded: the third) than the harness checks (up to the second)")
     return ""
 
 
