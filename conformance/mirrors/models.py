@@ -142,5 +142,5 @@ register(
     ModuleMirror("models.resnet34", _nx_resnet("resnet34"), _torch_resnet("resnet34"), _build_resnet, _sample_resnet,
                  dtypes=(torch.float64,), examples={"ci": 1},
                  note="torchvision.models.resnet34 (conv1/maxpool swapped for the CIFAR stem); logits and loss; float64"),
-    ModuleMirror("models.mlp", _NxMLPLoss, _TorchMLPLoss, _build_mlp, _sample_mlp, note="logits and loss"),
+    ModuleMirror("models.mlp", _NxMLPLoss, _TorchMLPLoss, _build_mlp, _sample_mlp, gradgrad=True, note="logits and loss"),
 )

@@ -104,9 +104,9 @@ def _no_args(draw):
 
 
 register(
-    ModuleMirror("nn.Module[e2e small CNN]", lambda: small_cnn(nx), lambda: small_cnn(torch), _no_args, cnn_sample,
+    ModuleMirror("nn.Module[e2e small CNN]", lambda: small_cnn(nx), lambda: small_cnn(torch), _no_args, cnn_sample, gradgrad=True,
                  note="conv, batchnorm, relu, pooling, linear and cross-entropy: the loss and every gradient"),
     ModuleMirror("nn.Module[e2e transformer block]", lambda: transformer_block(nx), lambda: transformer_block(torch),
-                 _no_args, transformer_sample,
+                 _no_args, transformer_sample, gradgrad=True,
                  note="embeddings, layer norm, causal softmax attention, GELU MLP, label-smoothed cross-entropy"),
 )
