@@ -42,6 +42,9 @@ TORCH_FORWARD_AD_DIFFERS = {
     "(the output copies them), while its backward gives them no gradient by convention",
     "nn.functional.embedding[scale_grad_by_freq]": "torch's forward AD is the true derivative of the lookup, while its "
     "backward divides each row's gradient by the index's frequency in the batch by convention",
+    **{f"nn.Module.register_full_backward_{name}": "torch's forward AD ignores backward hooks, while its backward "
+       "applies their rescaling (conformance/mirrors/hooks.py)"
+       for name in ("hook[scale]", "pre_hook[scale]", "pre_hook[scale]+hook[scale]")},
 }
 
 

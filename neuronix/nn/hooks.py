@@ -80,8 +80,19 @@ def _tap_vjp(g, out, p, source, start, total):
     return apply(_EMBED, g, start=start, total=total)
 
 
+class _Source:
+    """The original input's data, as the tap's attribute. Its rule never reads it, so unlike an index
+    tensor attribute it must not be version-checked: as torch, writing the input in place after the
+    module call leaves backward valid (a bare tensor attribute would make backward raise)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: torch.Tensor) -> None:
+        self.data = data
+
+
 # A tap returns the original input's data; its gradient goes to the gate's flat stand-in.
-_TAP = defop("backward_hook_tap", lambda p, source, start, total: source, _tap_vjp, saves=())
+_TAP = defop("backward_hook_tap", lambda p, source, start, total: source.data, _tap_vjp, saves=())
 _MAX_GATED = 64
 
 
@@ -114,6 +125,9 @@ class BackwardHookCall:
         self.input_positions: list[int] = []  # the positional args routed through the gate
         self.zero_inputs: dict = {}
         self.grad_outputs: list = []
+        # whether this backward pass came through the module's outputs; as torch, the hooks are skipped
+        # when a gradient reaches the inputs without doing so (double backward through the module's inside)
+        self.outputs_reached = False
         self.n_outputs = self.n_wrapped = self.pending_outputs = 0
 
     # ----- inputs ---------------------------------------------------------------------
@@ -140,11 +154,13 @@ class BackwardHookCall:
         gate.grad_fn.hooks = [self._on_input_grads_factory(slots)]
         out = list(args)
         for i, t, (begin, _) in zip(self.input_positions, tensors, slots):
-            out[i] = apply(_TAP, gate, source=t.data, start=begin, total=start)
+            out[i] = apply(_TAP, gate, source=_Source(t.data), start=begin, total=start)
         return tuple(out)
 
     def _on_input_grads_factory(self, slots):
         def on_input_grads(g):
+            if not self.outputs_reached:
+                return None
             grad_input = [None] * self.n_inputs
             for i, raw in self.zero_inputs.items():
                 grad_input[i] = Tensor(torch.zeros_like(raw))
@@ -191,6 +207,7 @@ class BackwardHookCall:
                 self.grad_outputs = [None] * self.n_outputs
                 self.pending_outputs = self.n_wrapped
             self.grad_outputs[k] = g
+            self.outputs_reached = True
             self.pending_outputs -= 1
             if self.pending_outputs == 0 and self.pre_hooks:
                 new = self._call_pre_hooks()
@@ -222,4 +239,5 @@ class BackwardHookCall:
                 grad_input = tuple(new)
                 result = grad_input
         self.grad_outputs = []
+        self.outputs_reached = False
         return result
