@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from neuronix.ops.elementwise import masked
 from neuronix.ops.registry import apply, defop
 from neuronix.tensor import Tensor
 
@@ -47,7 +48,9 @@ def _backward_adjoint(h, out, g, indices, num_weights, padding_idx, scale_grad_b
     if scale_grad_by_freq:
         counts = torch.bincount(indices.flatten(), minlength=num_weights).to(h.dtype)
         factor = factor / counts[indices]
-    return apply(EMBEDDING, h, indices, padding_idx=-1, scale_grad_by_freq=False, num_weights=num_weights) * factor.unsqueeze(-1)
+    rows = apply(EMBEDDING, h, indices, padding_idx=-1, scale_grad_by_freq=False, num_weights=num_weights)
+    # the padding rows exactly 0, as torch's embedding_dense_double_backward fills them (not 0 * h: NaN at inf)
+    return masked(rows * factor.unsqueeze(-1), (indices != padding_idx).unsqueeze(-1))
 
 
 EMBEDDING = defop(

@@ -31,7 +31,7 @@ def _shape_ref(t: torch.Tensor, shape) -> torch.Tensor:
 
 
 # ----- max pooling -------------------------------------------------------------------
-def _gather_forward(h, indices):
+def _gather_forward(h, indices, shape):
     flat = h.flatten(-2).gather(-1, indices.flatten(-2))
     return flat.view(indices.shape)
 
@@ -45,13 +45,14 @@ def _scatter_forward(g, indices, shape):
 MAX_POOL_GATHER = defop(
     "max_pool_gather",
     _gather_forward,
-    lambda g, out, h, indices: apply(MAX_POOL_SCATTER, g, indices=indices, shape=h.shape),
-    saves=(0,),
+    # h's shape travels as an attribute: saving h itself would refuse an in-place write to it that torch's gather allows
+    lambda g, out, h, indices, shape: apply(MAX_POOL_SCATTER, g, indices=indices, shape=shape),
+    saves=(),
 )
 MAX_POOL_SCATTER = defop(
     "max_pool_scatter",
     _scatter_forward,
-    lambda h, out, g, indices, shape: apply(MAX_POOL_GATHER, h, indices=indices),
+    lambda h, out, g, indices, shape: apply(MAX_POOL_GATHER, h, indices=indices, shape=shape),
     saves=(),
 )
 
@@ -65,7 +66,7 @@ MAX_POOL2D_BACKWARD = defop(
     lambda g, x, kernel_size, stride, padding, dilation, ceil_mode, indices: _aten.max_pool2d_with_indices_backward(
         g, x, kernel_size, stride, padding, dilation, ceil_mode, indices
     ),
-    lambda h, out, g, x, indices, **_: apply(MAX_POOL_GATHER, h, indices=indices),
+    lambda h, out, g, x, indices, **_: apply(MAX_POOL_GATHER, h, indices=indices, shape=h.shape),
     zero_gradient,
     saves=(),
 )
@@ -80,7 +81,7 @@ MAX_POOL2D = defop(
 ADAPTIVE_MAX_POOL2D_BACKWARD = defop(
     "adaptive_max_pool2d_backward",
     lambda g, x, indices: _aten.adaptive_max_pool2d_backward(g, x, indices),
-    lambda h, out, g, x, indices: apply(MAX_POOL_GATHER, h, indices=indices),
+    lambda h, out, g, x, indices: apply(MAX_POOL_GATHER, h, indices=indices, shape=h.shape),
     zero_gradient,
     saves=(),
 )
