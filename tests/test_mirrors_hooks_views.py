@@ -20,6 +20,7 @@ from conformance.runner import run_case
 HOOKS = "nn.Module.register_full_backward_hook[observe]"
 SCALE = "nn.Module.register_full_backward_hook[scale]"
 PRE = "nn.Module.register_full_backward_pre_hook[scale]"
+GRADIENT = "nn.Module.register_full_backward_hook[gradient of scale]"
 VIEWS = ["inplace_view.slice_mul_", "inplace_view.diagonal_add_", "inplace_view.t_select_copy_",
          "inplace_view.select_sigmoid_", "inplace_view.view_of_view_mul_"]
 
@@ -31,7 +32,7 @@ def _failing(name: str, dtype: str = "float64") -> list[str]:
     return [r.check for r in case.records if r.status != "pass"]
 
 
-@pytest.mark.parametrize("name", [HOOKS, SCALE, PRE, *VIEWS])
+@pytest.mark.parametrize("name", [HOOKS, SCALE, PRE, GRADIENT, *VIEWS])
 def test_mirror_passes_on_correct_code(name):
     assert _failing(name) == []
 
@@ -47,6 +48,9 @@ def test_mirror_passes_on_correct_code(name):
     (SCALE, Fault("backward_hook_tap", "forward"), "forward"),
     # the rule of the embed that turns a hook's replacements into the gate's flat gradient, dropped
     (SCALE, Fault("backward_hook_embed", "dropped", 0), "double_backward"),
+    # the segment's and embed's own rules under recording: a third derivative, the second of GRADIENT's output
+    (GRADIENT, Fault("backward_hook_segment", "recorded_only", 0), "double_backward"),
+    (GRADIENT, Fault("backward_hook_embed", "upstream_raw", 0), "double_backward"),
     # copy_slices: the base's gradient outside the view, and the view's own gradient, each scaled
     ("inplace_view.slice_mul_", Fault("copy_slices", "scaled", 0), "backward"),
     ("inplace_view.diagonal_add_", Fault("copy_slices", "scaled", 1), "backward"),

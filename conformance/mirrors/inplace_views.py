@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from conformance.mirror import FLOATS, OpMirror, Sample, register
+from conformance.mirror import WITH_HALF, OpMirror, Sample, register
 from conformance.strategies import tensor
 
 ints = st.integers
@@ -84,7 +84,7 @@ def _view_of_view_sample(draw, dtype, device):
 
 
 def _mirror(name: str, program, sample) -> OpMirror:
-    return OpMirror(f"inplace_view.{name}", program, program, sample, dtypes=FLOATS,
+    return OpMirror(f"inplace_view.{name}", program, program, sample, dtypes=WITH_HALF,
                     note="an in-place op into a view of a non-leaf: copy_slices (conformance/mirrors/inplace_views.py)")
 
 

@@ -53,7 +53,7 @@ def add_hook(table: OrderedDict, hook, prepend: bool = False, extra: tuple[Order
 
 
 # ----- the gate / tap / identity ops (each VJP is another op here, so double backward works) --
-def _segment_forward(p, start, shape):
+def _segment_forward(p, start, shape, total):
     return p[start : start + math.prod(shape)].reshape(shape)
 
 
@@ -66,12 +66,13 @@ def _embed_forward(x, start, total):
 _SEGMENT = defop(
     "backward_hook_segment",
     _segment_forward,
-    lambda g, out, p, start, shape: apply(_EMBED, g, start=start, total=p.shape[0]),
+    lambda g, out, p, start, shape, total: apply(_EMBED, g, start=start, total=total),
+    saves=(),  # ``total`` (p's length) is an attribute: a caller may write the returned gradient in place
 )
 _EMBED = defop(
     "backward_hook_embed",
     _embed_forward,
-    lambda g, out, x, start, total: apply(_SEGMENT, g, start=start, shape=tuple(x.shape)),
+    lambda g, out, x, start, total: apply(_SEGMENT, g, start=start, shape=tuple(x.shape), total=total),
     saves=(0,),
 )
 
@@ -99,7 +100,7 @@ _MAX_GATED = 64
 def _gate_vjp(i):
     def vjp(g, out, *inputs, slots):
         start, shape = slots[i]
-        return apply(_SEGMENT, g, start=start, shape=shape)
+        return apply(_SEGMENT, g, start=start, shape=shape, total=g.shape[0])
 
     return vjp
 
@@ -165,7 +166,7 @@ class BackwardHookCall:
             for i, raw in self.zero_inputs.items():
                 grad_input[i] = Tensor(torch.zeros_like(raw))
             for i, (begin, shape) in zip(self.input_positions, slots):
-                grad_input[i] = apply(_SEGMENT, g, start=begin, shape=shape)
+                grad_input[i] = apply(_SEGMENT, g, start=begin, shape=shape, total=g.shape[0])
             new = self._call_hooks(tuple(grad_input))
             if new is None:
                 return None
