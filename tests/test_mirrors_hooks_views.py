@@ -2,9 +2,9 @@
 
 Each mirror must pass on correct code, and catch a fault planted (with ``conformance.mutate.planted``,
 the mutation tool's own planting) in the op it exists for: the hook ops (``backward_hook_*``) and
-``copy_slices``, which no other mirror applied. Two neuronix fixes found by these mirrors are pinned
-too: a full backward hook is not re-applied in a double backward, and writing a module's input in
-place after the call leaves its backward valid (both as torch).
+``copy_slices``, which no other mirror applied. The neuronix fixes these mirrors led to are pinned
+too (each as torch): a full backward hook is not re-applied in a double backward, writing a module's
+input in place after the call leaves its backward valid, and a pre-hook's replacement reaches every output.
 """
 
 from __future__ import annotations
@@ -107,3 +107,17 @@ def test_writing_a_hooked_modules_input_in_place_raises_only_where_torch_does(fo
         y.mul_(3.0)
         raised.append(_raises(lib.autograd.grad, out.sum(), x))
     assert raised[0] == raised[1]
+
+
+def test_a_pre_hooks_replacement_reaches_every_output_as_torch():
+    # two outputs: the pre-hook sees both gradients and its replacement flows to both (neuronix once
+    # applied it only to the output whose gradient arrived last)
+    grads = []
+    for lib in (torch, nx):
+        module = type("Two", (lib.nn.Module,), {"forward": lambda self, x: (x * 2, x * x)})()
+        module.register_full_backward_pre_hook(lambda m, go: tuple(g * -0.5 for g in go))
+        x = lib.tensor([1.0, 3.0], dtype=torch.float64, requires_grad=True)
+        a, b = module(x)
+        (g,) = lib.autograd.grad((a.sum() + b.sum()), x)
+        grads.append(g.tolist())
+    assert grads[0] == grads[1] == [-2.0, -4.0]  # -0.5 * (2 + 2x)

@@ -41,34 +41,30 @@ def _scale_outputs(module, grad_output):
     return _scale_all(grad_output, -0.5)
 
 
-def _module_class(lib, two_outputs: bool):
-    """``f(x, y) = (x * tanh(y), sin(x))`` (or its first output only) as a ``lib.nn.Module``."""
+def _module_class(lib):
+    """``f(x, y) = (x * tanh(y), sin(x))`` as a ``lib.nn.Module``: two gated inputs, two hooked outputs."""
 
     def forward(self, x, y):
-        return (x * y.tanh(), x.sin()) if two_outputs else x * y.tanh()
+        return x * y.tanh(), x.sin()
 
-    return type("TwoOutputs" if two_outputs else "OneOutput", (lib.nn.Module,), {"forward": forward})
+    return type("TwoOutputs", (lib.nn.Module,), {"forward": forward})
 
 
-_MODULES = {(lib, two): _module_class(lib, two) for lib in (nx, torch) for two in (False, True)}
+_MODULES = {nx: _module_class(nx), torch: _module_class(torch)}
 
 
 def _hooked(lib, hook=None, pre_hook=None):
-    """The call ``module(x, y)`` with ``hook`` (full backward) and ``pre_hook`` (full backward pre) registered.
-
-    Two outputs (two identity nodes, one gate fed by both) except under a pre-hook: neuronix applies a
-    pre-hook's replacement only to the output whose gradient arrives last (a known bug, see the report).
-    """
+    """The call ``module(x, y)`` with ``hook`` (full backward) and ``pre_hook`` (full backward pre) registered."""
 
     def call(x, y):
-        module = _MODULES[lib, pre_hook is None]()
+        module = _MODULES[lib]()
         if pre_hook is not None:
             module.register_full_backward_pre_hook(pre_hook)
         if hook is not None:
             module.register_full_backward_hook(hook)
         out = module(x, y)
         # a copy: torch refuses an in-place write into a hooked module's own output (a view made by its
-        # BackwardHookFunction), neuronix does not (see the report); the version guard writes into outputs
+        # BackwardHookFunction), neuronix does not (a known difference); the version guard writes into outputs
         return tuple(o * 1 for o in out) if isinstance(out, tuple) else out * 1
 
     return call

@@ -195,10 +195,53 @@ class BackwardHookCall:
         self.n_wrapped = sum(items[i].requires_grad for i in tensors)
         self.grad_outputs = [None] * len(tensors)  # one slot per tensor output, as torch
         self.pending_outputs = self.n_wrapped
+        if self.pre_hooks and self.n_wrapped > 1:
+            # a pre-hook's replacement must reach every output's gradient, so they meet in one gate node first
+            return self._gate_outputs(output, items, tensors)
         for k, i in enumerate(tensors):
             if items[i].requires_grad:
                 items[i] = self._wrap_output(items[i], k)
         return type(output)(items) if isinstance(output, (tuple, list)) else items[0]
+
+    def _gate_outputs(self, output, items: list, tensors: list):
+        """Route the outputs that require grad through one gate node (as the inputs): its hook sees every
+        output's gradient at once, runs the pre-hooks, and the replacements flow to every output."""
+        wrapped = [(k, i) for k, i in enumerate(tensors) if items[i].requires_grad]
+        outs = [items[i] for _, i in wrapped]
+        dtype = outs[0].dtype
+        for t in outs[1:]:
+            dtype = torch.promote_types(dtype, t.dtype)
+        slots, start = [], 0
+        for t in outs:
+            slots.append((start, tuple(t.shape)))
+            start += t.numel()
+        gate = apply(_GATE, *(t if t.dtype == dtype else t.to(dtype) for t in outs), slots=tuple(slots))
+        gate.grad_fn.hooks = [self._on_output_grads_factory(slots, [k for k, _ in wrapped])]
+        for (_, i), t, (begin, _) in zip(wrapped, outs, slots):
+            items[i] = apply(_TAP, gate, source=_Source(t.data), start=begin, total=start)
+        return type(output)(items) if isinstance(output, (tuple, list)) else items[0]
+
+    def _on_output_grads_factory(self, slots, ks):
+        def on_output_grads(g):
+            self.grad_outputs = [None] * self.n_outputs
+            for k, (begin, shape) in zip(ks, slots):
+                self.grad_outputs[k] = apply(_SEGMENT, g, start=begin, shape=shape, total=g.shape[0])
+            self.outputs_reached = True
+            new = self._call_pre_hooks()
+            if not self.input_positions:  # nothing inside needs a gradient: torch calls the hook with all None
+                self._call_hooks((None,) * max(self.n_inputs, 1))
+            if new is None:
+                return None
+            flat = None
+            for k, (begin, _) in zip(ks, slots):
+                if new[k] is None:
+                    continue
+                piece = apply(_EMBED, new[k] if isinstance(new[k], Tensor) else Tensor(new[k]), start=begin,
+                              total=g.shape[0])
+                flat = piece if flat is None else flat + piece
+            return flat if flat is not None else zero_gradient(g)
+
+        return on_output_grads
 
     def _wrap_output(self, out: Tensor, k: int) -> Tensor:
         y = apply(_IDENTITY, out)
