@@ -11,32 +11,13 @@ import gc
 
 import pytest
 import torch
+from planting import plant as _op
 
 import neuronix as nx
 from conformance.mirror import OpMirror, Sample
 from conformance.runner import case_id, run_case, seed_of
 from conformance.strategies import nonempty_shape, tensor, unary
-from neuronix.ops import registry
-from neuronix.ops.registry import apply, defop
-
-
-def _op(name, forward, *vjps, **kw):
-    """A throwaway primitive (removed from the registry again by ``_cleanup``)."""
-    registry.OPS.pop(name, None)
-    spec = defop(name, forward, *vjps, **kw)
-    _PLANTED.append(name)
-    return spec
-
-
-_PLANTED: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def _cleanup():
-    yield
-    for name in _PLANTED:
-        registry.OPS.pop(name, None)
-    _PLANTED.clear()
+from neuronix.ops.registry import apply
 
 
 def run(mirror, dtype="float64", **kw):

@@ -12,6 +12,7 @@ import io
 
 import pytest
 import torch
+from planting import plant as _op
 
 import conformance.mirrors  # noqa: F401  (fills the registry)
 import neuronix as nx
@@ -21,26 +22,7 @@ from conformance.kinds import op as op_kind
 from conformance.mirror import COMPLEX, FLOATS, HALF, REGISTRY, OpMirror, Sample
 from conformance.runner import run_case
 from conformance.strategies import tensor, unary
-from neuronix.ops import registry
-from neuronix.ops.registry import apply, defop
-
-_PLANTED: list[str] = []
-
-
-def _op(name, forward, *vjps, **kw):
-    """A throwaway primitive (removed from the registry again after the test)."""
-    registry.OPS.pop(name, None)
-    spec = defop(name, forward, *vjps, **kw)
-    _PLANTED.append(name)
-    return spec
-
-
-@pytest.fixture(autouse=True)
-def _cleanup():
-    yield
-    for name in _PLANTED:
-        registry.OPS.pop(name, None)
-    _PLANTED.clear()
+from neuronix.ops.registry import apply
 
 
 def run(mirror, dtype, examples=3):

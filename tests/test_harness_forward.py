@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from planting import plant
 
 import neuronix as nx
 from conformance.mirror import OpMirror, Sample
 from conformance.runner import run_case
 from conformance.strategies import tensor
-from neuronix.ops import registry
-from neuronix.ops.registry import apply, defop
-
-_PLANTED: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def _cleanup():
-    yield
-    for name in _PLANTED:
-        registry.OPS.pop(name, None)
-    _PLANTED.clear()
+from neuronix.ops.registry import apply
 
 
 def _sample(draw, dtype, device):
@@ -68,9 +58,7 @@ class _NoForwardAD(torch.autograd.Function):
 
 def _mirror(fault: str, *, torch_fn=lambda x: x * 3, **kw) -> OpMirror:
     name = f"planted_forward_{fault}"
-    registry.OPS.pop(name, None)
-    spec = defop(name, lambda x: x * 3, _rule(fault), saves=())
-    _PLANTED.append(name)
+    spec = plant(name, lambda x: x * 3, _rule(fault), saves=())
     return OpMirror("planted.forward", lambda x: apply(spec, x), torch_fn, _sample, **kw)
 
 

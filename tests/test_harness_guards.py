@@ -12,6 +12,7 @@ import threading
 
 import pytest
 import torch
+from planting import plant as _op
 
 import neuronix as nx
 from conformance.mirror import OpMirror, Sample
@@ -19,24 +20,7 @@ from conformance.runner import run_case
 from conformance.strategies import tensor
 from neuronix.autograd import mode
 from neuronix.ops import registry
-from neuronix.ops.registry import apply, defop
-
-_PLANTED: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def _cleanup():
-    yield
-    for name in _PLANTED:
-        registry.OPS.pop(name, None)
-    _PLANTED.clear()
-
-
-def _op(name, forward, *vjps, **kw):
-    """A throwaway primitive, removed from the registry after the test."""
-    registry.OPS.pop(name, None)
-    _PLANTED.append(name)
-    return defop(name, forward, *vjps, **kw)
+from neuronix.ops.registry import apply
 
 
 def run(mirror, dtype="float64", examples=2):

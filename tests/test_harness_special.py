@@ -12,31 +12,15 @@ import copy
 
 import pytest
 import torch
+from planting import plant as _op
 
 from conformance import classify
 from conformance.mirror import OpMirror, Sample
 from conformance.runner import run_case
 from conformance.strategies import tensor
 from conformance.tolerances import Tolerances, load
-from neuronix.ops import registry
 from neuronix.ops.elementwise import masked, where
-from neuronix.ops.registry import apply, defop
-
-_PLANTED: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def _cleanup():
-    yield
-    for name in _PLANTED:
-        registry.OPS.pop(name, None)
-    _PLANTED.clear()
-
-
-def _op(name, forward, *vjps, **kw):
-    registry.OPS.pop(name, None)
-    _PLANTED.append(name)
-    return defop(name, forward, *vjps, **kw)
+from neuronix.ops.registry import apply
 
 
 def _grid(draw, dtype, device):

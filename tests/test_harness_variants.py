@@ -10,14 +10,14 @@ from __future__ import annotations
 import pytest
 import torch
 from hypothesis import strategies as st
+from planting import plant
 
 import neuronix as nx
 from conformance.kinds import variants
 from conformance.mirror import ModuleMirror, OpMirror, Sample
 from conformance.runner import run_case
 from conformance.strategies import NONZERO, POSITIVE, binary, tensor, unary
-from neuronix.ops import registry
-from neuronix.ops.registry import apply, defop
+from neuronix.ops.registry import apply
 
 
 @pytest.fixture(autouse=True)
@@ -107,15 +107,6 @@ def test_augmented_assignment_that_is_not_in_place_is_caught(monkeypatch):
 
 
 # ----- non-contiguous upstream gradients -----------------------------------------------------------
-_PLANTED: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def _cleanup():
-    yield
-    for name in _PLANTED:
-        registry.OPS.pop(name, None)
-    _PLANTED.clear()
 
 
 def _raw(t):
@@ -136,9 +127,7 @@ def _contiguity_checking_rule(g, out, x):
 
 def _planted_times_three(rule) -> OpMirror:
     name = f"planted_times_three_{rule.__name__}"
-    registry.OPS.pop(name, None)
-    spec = defop(name, lambda x: x * 3, rule, saves=())
-    _PLANTED.append(name)
+    spec = plant(name, lambda x: x * 3, rule, saves=())
 
     def sample(draw, dtype, device):
         return Sample((tensor(draw, draw(st.sampled_from([(3, 4), (2, 3, 4, 5)])), dtype, device),))
@@ -209,10 +198,8 @@ def test_functional_twin_that_differs_from_the_module_is_caught(monkeypatch):
 # ----- stride-0 expanded inputs ---------------------------------------------------------------------
 def _stride_sensitive_mirror(wrong: bool) -> OpMirror:
     name = f"planted_stride_sensitive_{wrong}"
-    registry.OPS.pop(name, None)
     factor = 3.03 if wrong else 3.0
-    spec = defop(name, lambda x: x * (factor if 0 in x.stride() else 3.0), lambda g, out, x: g * 3, saves=())
-    _PLANTED.append(name)
+    spec = plant(name, lambda x: x * (factor if 0 in x.stride() else 3.0), lambda g, out, x: g * 3, saves=())
 
     def sample(draw, dtype, device):
         return Sample((tensor(draw, (3, 4), dtype, device, contiguous=True),))

@@ -2,7 +2,7 @@
 a fault the harness cannot see survives and is named, the arithmetic, the equivalent-fault table,
 the gate and the command itself.
 
-The planted ops are registered only for a test (removed again by ``_cleanup``) with mirrors
+The planted ops are registered only for a test (removed again after it: ``tests/planting.py``) with mirrors
 registered the same way, so these tests do not depend on the real registry's size.
 """
 
@@ -12,26 +12,17 @@ import json
 
 import pytest
 import torch
+from planting import plant as _op
+from planting import plant_mirror as _mirror
 
 import neuronix as nx
 from conformance import gate, mutate
-from conformance.mirror import REGISTRY, OpMirror, Sample
+from conformance.mirror import OpMirror, Sample
 from conformance.mutate import Fault, Outcome, Policy, planted
 from conformance.report import SCHEMA
 from conformance.strategies import tensor, unary
 from neuronix.ops import registry
-from neuronix.ops.registry import apply, defop
-
-_PLANTED: list[str] = []
-
-
-@pytest.fixture(autouse=True)
-def _cleanup():
-    yield
-    for name in _PLANTED:
-        registry.OPS.pop(name, None)
-        REGISTRY.pop(name, None)
-    _PLANTED.clear()
+from neuronix.ops.registry import apply
 
 
 @pytest.fixture
@@ -44,17 +35,6 @@ def core_checks(monkeypatch):
     monkeypatch.setattr(op, "example_checks", lambda: (op._graph_reuse,))
 
 
-def _op(name, forward, *vjps, **kw):
-    registry.OPS.pop(name, None)
-    spec = defop(name, forward, *vjps, **kw)
-    _PLANTED.append(name)
-    return spec
-
-
-def _mirror(mirror):
-    REGISTRY[mirror.name] = mirror
-    _PLANTED.append(mirror.name)
-    return mirror
 
 
 # a linear op y = 3 x: its second derivative is zero, so its whole second-order behaviour is the

@@ -1,0 +1,33 @@
+"""Faults planted by the harness's own tests: throwaway registry ops and mirrors, removed after each test
+(``tests/conftest.py`` calls ``remove_planted`` after every test), so no planted fault outlives its test."""
+
+from __future__ import annotations
+
+from conformance.mirror import REGISTRY
+from neuronix.ops import registry
+
+_PLANTED_OPS: list[str] = []
+_PLANTED_MIRRORS: list[str] = []
+
+
+def plant(name: str, forward, *vjps, **kw):
+    """A throwaway primitive ``defop(name, forward, *vjps, **kw)``, replacing any earlier one of that name."""
+    registry.OPS.pop(name, None)
+    _PLANTED_OPS.append(name)
+    return registry.defop(name, forward, *vjps, **kw)
+
+
+def plant_mirror(mirror):
+    """``mirror`` in the conformance registry until the test ends."""
+    REGISTRY[mirror.name] = mirror
+    _PLANTED_MIRRORS.append(mirror.name)
+    return mirror
+
+
+def remove_planted() -> None:
+    for name in _PLANTED_OPS:
+        registry.OPS.pop(name, None)
+    for name in _PLANTED_MIRRORS:
+        REGISTRY.pop(name, None)
+    _PLANTED_OPS.clear()
+    _PLANTED_MIRRORS.clear()
