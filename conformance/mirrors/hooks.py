@@ -93,7 +93,7 @@ def _gradient_sample(draw, dtype, device):
 
 def _sample(draw, dtype, device):
     (sx, sy), _ = broadcast_shapes(draw, 2, max_dims=3, max_side=4)
-    # half the time one input's gradient is un-broadcast before the gate sees it
+    # half the time equal shapes; otherwise the module broadcasts them and y's gradient is reduced to its shape
     if draw(st.booleans()):
         sy = sx
     return Sample((tensor(draw, sx, dtype, device), tensor(draw, sy, dtype, device)))
