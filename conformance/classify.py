@@ -31,7 +31,17 @@ import math
 import torch
 
 import neuronix as nx
-from conformance.kinds.common import NxConst, NxLeaf, TorchLeaf, build_call, grads, leaf_slots, outputs, slot_value
+from conformance.kinds.common import (
+    NxConst,
+    NxLeaf,
+    TorchLeaf,
+    build_call,
+    grads,
+    leaf_slots,
+    outputs,
+    slot_value,
+    substituted,
+)
 from conformance.mirror import OpMirror
 
 WRONG, KINK, PRECISION = "wrong value", "kink/subgradient convention", "precision"
@@ -230,15 +240,9 @@ def _with_slots(sample, slots, xs, dtype):
             return type(a)(cast(b) for b in a)
         return a.to(dtype, copy=True) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
 
-    args = [cast(a) for a in sample.args]
-    for (_, path), x in zip(slots, xs):
-        if len(path) == 1:
-            args[path[0]] = x
-        else:
-            seq = list(args[path[0]])
-            seq[path[1]] = x
-            args[path[0]] = type(args[path[0]])(seq)
-    return dataclasses.replace(sample, args=tuple(args), kwargs={k: cast(v) for k, v in sample.kwargs.items()})
+    cast_sample = dataclasses.replace(sample, args=tuple(cast(a) for a in sample.args),
+                                      kwargs={k: cast(v) for k, v in sample.kwargs.items()})
+    return substituted(cast_sample, slots, xs)
 
 
 def _floats(mirror, sample, slots, xs, leaf, dtype, keep: bool = False):

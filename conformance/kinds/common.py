@@ -8,6 +8,7 @@ from the same drawn tensor at each slot, so they differentiate the very same val
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 
 import torch
@@ -37,6 +38,19 @@ def leaf_slots(sample: Sample) -> list[tuple[str, tuple]]:
                 if isinstance(b, torch.Tensor) and b.is_floating_point():
                     slots.append((f"arg {i}[{j}]", (i, j)))
     return slots
+
+
+def substituted(sample: Sample, slots, values) -> Sample:
+    """``sample`` with ``values`` at the differentiable ``slots`` (positional args or elements of list args)."""
+    args = list(sample.args)
+    for (_, path), v in zip(slots, values):
+        if len(path) == 1:
+            args[path[0]] = v
+        else:
+            seq = list(args[path[0]])
+            seq[path[1]] = v
+            args[path[0]] = type(args[path[0]])(seq)
+    return dataclasses.replace(sample, args=tuple(args))
 
 
 def slot_value(args, slot: tuple):

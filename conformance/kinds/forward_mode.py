@@ -28,7 +28,7 @@ import torch
 
 import neuronix as nx
 from conformance.closeness import to_torch
-from conformance.kinds.common import NxConst, TorchLeaf, build_call, outputs, randn_like, slot_value
+from conformance.kinds.common import NxConst, TorchLeaf, build_call, outputs, randn_like, slot_value, substituted
 from conformance.mirror import FLOATS, Comparison
 from conformance.trace import Mismatch, note, track
 
@@ -107,19 +107,6 @@ def _torch_forward_ad(mirror, sample, slots, floats, primals, tangents, n_jv) ->
         yield Comparison("forward_ad", f"jvp of output {k} vs torch forward AD", nv, tv.detach().to(to.dtype))
 
 
-def _substituted(sample, slots, values):
-    """``sample`` with ``values`` at the differentiable ``slots``."""
-    args = list(sample.args)
-    for (_, path), v in zip(slots, values):
-        if len(path) == 1:
-            args[path[0]] = v
-        else:
-            seq = list(args[path[0]])
-            seq[path[1]] = v
-            args[path[0]] = type(args[path[0]])(seq)
-    return dataclasses.replace(sample, args=tuple(args))
-
-
 def _function(fn, mirror, sample, slots, floats, leaf):
     """The example as a function of its differentiable inputs, returning its floating outputs (a tuple).
 
@@ -128,7 +115,7 @@ def _function(fn, mirror, sample, slots, floats, leaf):
     """
     def f(*values):
         args, kwargs = build_call(sample, [], leaf)
-        args = list(_substituted(dataclasses.replace(sample, args=tuple(args)), slots, values).args)
+        args = list(substituted(dataclasses.replace(sample, args=tuple(args)), slots, values).args)
         outs = outputs(mirror, fn(*args, **kwargs))
         return tuple(outs[k][1] for k in floats)
 
@@ -149,7 +136,7 @@ def _finite_difference(mirror, sample, slots, floats, primals, tangents, n_out, 
 
     def at(values) -> list[torch.Tensor]:
         with nx.no_grad():
-            args, kwargs = build_call(_substituted(sample, slots, values), [], NxConst())
+            args, kwargs = build_call(substituted(sample, slots, values), [], NxConst())
             outs = outputs(mirror, mirror.nx(*args, **kwargs))
         return [to_torch(outs[k][1]).double() for k in floats]
 

@@ -11,7 +11,6 @@ leaves and the neuronix leaves wrap the same drawn (possibly non-contiguous) ten
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from conformance.kinds.common import (
     outputs,
     randn_like,
     slot_value,
+    substituted,
     upstream_leaves,
 )
 from conformance.mirror import FLOATS, Comparison, OpMirror
@@ -212,16 +212,8 @@ def _finite_differences(mirror, sample, slots, floats, upstream, n_grads, gen, s
 
     def weighted(values) -> tuple[float, float]:
         """``<upstream, f(values)>`` evaluated by neuronix without recording, and the 2-norm of its terms."""
-        args = list(sample.args)
-        for (_, path), v in zip(slots, values):
-            if len(path) == 1:
-                args[path[0]] = v
-            else:
-                seq = list(args[path[0]])
-                seq[path[1]] = v
-                args[path[0]] = type(args[path[0]])(seq)
         with nx.no_grad():
-            a, k = build_call(dataclasses.replace(sample, args=tuple(args)), [], NxConst())
+            a, k = build_call(substituted(sample, slots, values), [], NxConst())
             outs = outputs(mirror, mirror.nx(*a, **k))
         terms = [to_torch(outs[k][1]).double() * u.double() for k, u in zip(floats, upstream)]
         return float(sum(t.sum() for t in terms)), math.sqrt(sum(float(t.square().sum()) for t in terms))
