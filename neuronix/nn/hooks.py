@@ -115,6 +115,22 @@ _GATE = defop("backward_hook_gate", _gate_forward, *(_gate_vjp(i) for i in range
 _IDENTITY = defop("backward_hook_identity", lambda x: x.view_as(x), lambda g, out, x: g, saves=())
 
 
+def _through_gate(tensors: list, hook_for) -> list:
+    """``tensors`` routed through one gate node, laid end to end in their promoted dtype, and one tap per
+    tensor out of it: the gate's hook (``hook_for(slots)``) sees every tensor's gradient at once, and what
+    it returns flows back to each of them."""
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    slots, start = [], 0
+    for t in tensors:
+        slots.append((start, tuple(t.shape)))
+        start += t.numel()
+    gate = apply(_GATE, *(t if t.dtype == dtype else t.to(dtype) for t in tensors), slots=tuple(slots))
+    gate.grad_fn.hooks = [hook_for(slots)]
+    return [apply(_TAP, gate, source=_Source(t.data), start=begin, total=start) for t, (begin, _) in zip(tensors, slots)]
+
+
 class BackwardHookCall:
     """The state of one forward call of a module that has full backward (pre-)hooks."""
 
@@ -143,19 +159,10 @@ class BackwardHookCall:
                             if isinstance(a, Tensor) and a.is_floating_point() and not a.requires_grad}
         if len(self.input_positions) > _MAX_GATED:
             raise RuntimeError(f"full backward hooks support at most {_MAX_GATED} tensor inputs per module call")
-        tensors = [args[i] for i in self.input_positions]
-        dtype = tensors[0].dtype
-        for t in tensors[1:]:
-            dtype = torch.promote_types(dtype, t.dtype)
-        slots, start = [], 0
-        for t in tensors:
-            slots.append((start, tuple(t.shape)))
-            start += t.numel()
-        gate = apply(_GATE, *(t if t.dtype == dtype else t.to(dtype) for t in tensors), slots=tuple(slots))
-        gate.grad_fn.hooks = [self._on_input_grads_factory(slots)]
         out = list(args)
-        for i, t, (begin, _) in zip(self.input_positions, tensors, slots):
-            out[i] = apply(_TAP, gate, source=_Source(t.data), start=begin, total=start)
+        taps = _through_gate([args[i] for i in self.input_positions], self._on_input_grads_factory)
+        for i, tap in zip(self.input_positions, taps):
+            out[i] = tap
         return tuple(out)
 
     def _on_input_grads_factory(self, slots):
@@ -207,18 +214,11 @@ class BackwardHookCall:
         """Route the outputs that require grad through one gate node (as the inputs): its hook sees every
         output's gradient at once, runs the pre-hooks, and the replacements flow to every output."""
         wrapped = [(k, i) for k, i in enumerate(tensors) if items[i].requires_grad]
-        outs = [items[i] for _, i in wrapped]
-        dtype = outs[0].dtype
-        for t in outs[1:]:
-            dtype = torch.promote_types(dtype, t.dtype)
-        slots, start = [], 0
-        for t in outs:
-            slots.append((start, tuple(t.shape)))
-            start += t.numel()
-        gate = apply(_GATE, *(t if t.dtype == dtype else t.to(dtype) for t in outs), slots=tuple(slots))
-        gate.grad_fn.hooks = [self._on_output_grads_factory(slots, [k for k, _ in wrapped])]
-        for (_, i), t, (begin, _) in zip(wrapped, outs, slots):
-            items[i] = apply(_TAP, gate, source=_Source(t.data), start=begin, total=start)
+        positions = [k for k, _ in wrapped]
+        taps = _through_gate([items[i] for _, i in wrapped],
+                             lambda slots: self._on_output_grads_factory(slots, positions))
+        for (_, i), tap in zip(wrapped, taps):
+            items[i] = tap
         return type(output)(items) if isinstance(output, (tuple, list)) else items[0]
 
     def _on_output_grads_factory(self, slots, ks):
