@@ -178,6 +178,14 @@ def _check_outputs(leaves: list, api: str) -> None:
             raise RuntimeError(f"{api}: expected f(*primals) to return only tensors, got unsupported type {type(o)}")
 
 
+def _outputs(result, has_aux: bool, api: str):
+    """``(out, aux, output leaves, output spec)`` of what ``func`` returned, its outputs checked to be tensors."""
+    out, aux = _split_aux(result, has_aux, api)
+    o_leaves, o_spec = _flatten(out)
+    _check_outputs(o_leaves, api)
+    return out, aux, o_leaves, o_spec
+
+
 # ----- jvp and vjp -----------------------------------------------------------------------------------
 @public(namespace="func")
 def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False):
@@ -214,9 +222,7 @@ def jvp(func, primals, tangents, *, strict: bool = False, has_aux: bool = False)
     outer = is_grad_enabled()
     with enable_grad():
         xs = [_level_input(p, outer) for p in p_leaves]
-        out, aux = _split_aux(func(*_unflatten(p_spec, xs)), has_aux, api)
-        o_leaves, o_spec = _flatten(out)
-        _check_outputs(o_leaves, api)
+        out, aux, o_leaves, o_spec = _outputs(func(*_unflatten(p_spec, xs)), has_aux, api)
         own = {id(x) for x in xs}
         tangent_out = _jvp_of(o_leaves, xs, vs, create_graph=outer, own=own)
     result = (_detached(out, outer, own), _detached(_unflatten(o_spec, tangent_out), outer, own))
@@ -232,9 +238,7 @@ def vjp(func, *primals, has_aux: bool = False):
     p_leaves = [_check_primal(p, "vjp(f, *primals)") for p in p_leaves]
     with enable_grad():
         xs = [_level_input(p, outer) for p in p_leaves]
-        out, aux = _split_aux(func(*_unflatten(p_spec, xs)), has_aux, "vjp(f, *primals)")
-    o_leaves, o_spec = _flatten(out)
-    _check_outputs(o_leaves, "vjp(f, *primals)")
+        out, aux, o_leaves, o_spec = _outputs(func(*_unflatten(p_spec, xs)), has_aux, "vjp(f, *primals)")
 
     def vjp_fn(cotangents):
         c_leaves, c_spec = _flatten(cotangents)
@@ -373,9 +377,7 @@ def jacrev(func, argnums=0, *, has_aux: bool = False, chunk_size: int | None = N
     def wrapper(*args, **kwargs):
         outer = is_grad_enabled()
         result, xs, rebuild = _at_level(func, args, kwargs, argnums, outer, api)
-        out, aux = _split_aux(result, has_aux, api)
-        o_leaves, o_spec = _flatten(out)
-        _check_outputs(o_leaves, api)
+        out, aux, o_leaves, o_spec = _outputs(result, has_aux, api)
         blocks = []
         with enable_grad():
             for o in o_leaves:
@@ -406,9 +408,7 @@ def jacfwd(func, argnums=0, has_aux: bool = False, *, randomness: str = "error")
     def wrapper(*args, **kwargs):
         outer = is_grad_enabled()
         result, xs, rebuild = _at_level(func, args, kwargs, argnums, outer, api)
-        out, aux = _split_aux(result, has_aux, api)
-        o_leaves, o_spec = _flatten(out)
-        _check_outputs(o_leaves, api)
+        out, aux, o_leaves, o_spec = _outputs(result, has_aux, api)
         diff = [k for k, o in enumerate(o_leaves) if _differentiable(o)]
         columns = [[[] for _ in xs] for _ in o_leaves]  # columns[i][j]: J_ij applied to each basis vector of x_j
         own = {id(x) for x in xs}
