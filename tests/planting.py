@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import torch
+
 from conformance.mirror import REGISTRY
 from neuronix.ops import registry
 
@@ -22,6 +24,21 @@ def plant_mirror(mirror):
     REGISTRY[mirror.name] = mirror
     _PLANTED_MIRRORS.append(mirror.name)
     return mirror
+
+
+def torch_times_three(slope: float):
+    """torch's twin of ``3 x`` whose autograd gives ``slope * g``: a fault planted on torch's side."""
+
+    class TimesThree(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x * 3
+
+        @staticmethod
+        def backward(ctx, g):
+            return g * slope
+
+    return TimesThree.apply
 
 
 def remove_planted() -> None:

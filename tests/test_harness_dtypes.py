@@ -13,6 +13,7 @@ import io
 import pytest
 import torch
 from planting import plant as _op
+from planting import torch_times_three
 
 import conformance.mirrors  # noqa: F401  (fills the registry)
 import neuronix as nx
@@ -103,21 +104,10 @@ def test_gradient_accumulated_in_half_is_caught_in_float16_and_bfloat16():
 
 
 # ----- finite differences: a step per dtype, and a second oracle in half too ---------------------
-class _WrongTwice(torch.autograd.Function):
-    """torch's twin of ``3 x`` with the same wrong derivative as neuronix's (6): only finite differences see it."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return x * 3
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * 6
-
-
 def _shared_fault_mirror(slope: float) -> OpMirror:
     spec = _op(f"planted_shared_{slope}", lambda x: x * 3, lambda g, out, x: g * slope, saves=())
-    twin = _WrongTwice.apply if slope != 3 else (lambda x: x * 3)
+    # torch's twin with the same wrong derivative as neuronix's (6): only finite differences see it
+    twin = torch_times_three(6) if slope != 3 else (lambda x: x * 3)
     return OpMirror("planted.shared", lambda x: apply(spec, x), twin, unary(), gradgrad=False)
 
 

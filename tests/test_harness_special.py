@@ -13,6 +13,7 @@ import copy
 import pytest
 import torch
 from planting import plant as _op
+from planting import torch_times_three
 
 from conformance import classify
 from conformance.mirror import OpMirror, Sample
@@ -127,21 +128,9 @@ def test_a_fault_that_does_not_replay_is_nondeterministic():
 
 
 # ----- torch as the odd one out --------------------------------------------------------------------
-class _TorchTimesThreeWrongGrad(torch.autograd.Function):
-    """torch's twin of ``3 * x`` with a wrong backward (2 g): the planted torch defect."""
-
-    @staticmethod
-    def forward(ctx, x):
-        return x * 3
-
-    @staticmethod
-    def backward(ctx, g):
-        return g * 2
-
-
 def _torch_defect_mirror() -> OpMirror:
     spec = _op("planted_times_three", lambda x: x * 3, lambda g, out, x: g * 3, saves=())
-    return OpMirror("planted.torchbug", lambda x: apply(spec, x), _TorchTimesThreeWrongGrad.apply, _grid,
+    return OpMirror("planted.torchbug", lambda x: apply(spec, x), torch_times_three(2), _grid,
                     gradgrad=False)
 
 
