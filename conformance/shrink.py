@@ -155,9 +155,9 @@ def replay(cid: str, example: int, profile: str = "ci", tolerances: Tolerances |
             found.append((box.drawn, result))
             raise _Found
 
-    # Stopping right after example K (instead of returning early from the examples after it, as
-    # run_case(only_example=K) does) also spares Hypothesis a later example that repeats a prefix of
-    # an earlier one and draws less: it calls that "inconsistent data generation" (nn.ConvTranspose2d).
+    # Stopping right after example K (run_case(only_example=K) runs the examples after it too) spares
+    # their time, and Hypothesis never meets a later example that repeats a prefix of an earlier one
+    # and draws less: it calls that "inconsistent data generation" (nn.ConvTranspose2d).
     try:
         body()
     except Exception:  # noqa: BLE001 - _Found, or Hypothesis's complaint about its own replay of it
