@@ -53,6 +53,14 @@ def substituted(sample: Sample, slots, values) -> Sample:
     return dataclasses.replace(sample, args=tuple(args))
 
 
+def current_example() -> int:
+    """The index of the example running now, for checks that rotate over a case's examples
+    (``runner.current_example``; imported here, not at module level: the runner imports the drivers)."""
+    from conformance import runner
+
+    return runner.current_example()
+
+
 def slot_value(args, slot: tuple):
     """The argument at ``slot`` of a call's positional ``args``."""
     v = args[slot[0]]

@@ -38,7 +38,7 @@ import torch
 
 import neuronix as nx
 from conformance.closeness import to_torch
-from conformance.kinds.common import build_call, grads, outputs, slot_value
+from conformance.kinds.common import build_call, current_example, grads, outputs, slot_value
 from conformance.mirror import FLOATS, Comparison
 from conformance.trace import Mismatch, track
 
@@ -52,14 +52,8 @@ def check(ex) -> Iterator[Comparison]:
     for label, path in ex.slots:
         yield from _saved_input(ex, label, slot_value(ex.sample.args, path))
     yield from _saved_outputs(ex)
-    if _example_index() == 0:
+    if current_example() == 0:
         yield from _threads(ex)
-
-
-def _example_index() -> int:
-    from conformance import runner  # the runner imports the drivers
-
-    return runner.current_example()
 
 
 # ----- building calls ---------------------------------------------------------------------------

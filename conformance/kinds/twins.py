@@ -19,7 +19,16 @@ import torch
 import neuronix as nx
 from conformance.closeness import to_torch
 from conformance.kinds import variants
-from conformance.kinds.common import NxLeaf, TorchLeaf, build_call, grads, outputs, randn_like, slot_value
+from conformance.kinds.common import (
+    NxLeaf,
+    TorchLeaf,
+    build_call,
+    current_example,
+    grads,
+    outputs,
+    randn_like,
+    slot_value,
+)
 from conformance.mirror import FLOATS, Comparison
 from conformance.trace import Mismatch, track
 
@@ -93,7 +102,7 @@ def module_twin(mirror, t_mod, n_mod, sample, slots, seed: int, mode: str, dtype
     """The module's functional twin in neuronix against torch's (outputs, gradients of inputs and parameters),
     wherever torch's module and torch's twin agree exactly (the derivation holds for these constructor args)."""
     twin = functional_twin(mirror) if dtype in FLOATS and not sample.kwargs else None
-    k = variants.current_example()
+    k = current_example()
     if twin is None or variants.ROTATION > 1 and (k % 2 or mode != mirror.modes[k // 2 % len(mirror.modes)]):
         return  # to stay cheap: even examples only, one mode each, alternating (0: train, 2: eval, ...)
     label, call = twin

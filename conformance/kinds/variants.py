@@ -35,7 +35,17 @@ import torch
 
 import neuronix as nx
 from conformance.closeness import to_torch
-from conformance.kinds.common import NxConst, NxLeaf, TorchLeaf, build_call, grads, outputs, randn_like, slot_value
+from conformance.kinds.common import (
+    NxConst,
+    NxLeaf,
+    TorchLeaf,
+    build_call,
+    current_example,
+    grads,
+    outputs,
+    randn_like,
+    slot_value,
+)
 from conformance.mirror import FLOATS, REGISTRY, Comparison
 from conformance.trace import Mismatch, track
 
@@ -411,13 +421,6 @@ def _run_out(ex, v: Variant) -> Iterator[Comparison]:
 
     yield Comparison("variant", f"{v.label}: the out tensor", to_torch(compared(n_out)), compared(t_out))
     yield Comparison("variant", f"{v.label}: returned value", to_torch(compared(n_returned)), compared(t_returned))
-
-
-def current_example() -> int:
-    from conformance import runner
-
-    current = getattr(runner, "current_example", None)
-    return current() if current is not None else 0
 
 
 def check(ex) -> Iterator[Comparison]:
