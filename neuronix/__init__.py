@@ -13,6 +13,7 @@ import torch as _torch
 from neuronix import autograd, ops
 from neuronix import models, nn, optim  # noqa: F401
 from neuronix import func  # noqa: F401  (nx.func: torch.func's transforms)
+from neuronix import fft, linalg, special  # noqa: F401  (torch.fft, torch.linalg, torch.special)
 from neuronix.autograd import AutogradGraph, enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from neuronix.ops.public import exported as _exported
 from neuronix.tensor import CustomTensor, Tensor

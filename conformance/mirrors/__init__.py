@@ -8,4 +8,6 @@ from conformance.mirrors import models  # noqa: F401
 from conformance.mirrors import func  # noqa: F401  (nx.func and nx.autograd.forward_ad)
 from conformance.mirrors import backward_ops  # noqa: F401  (internal ops run only inside backward passes)
 from conformance.mirrors import hooks, inplace_views  # noqa: F401  (module backward hooks; in place into views)
+from conformance.mirrors import pointwise, sorting, random, shaping, decompositions, fft  # noqa: F401  (issue 13 reach)
+from conformance.mirrors import spatial, nn_functional_more, custom  # noqa: F401  (issue 13 reach)
 from conformance.mirrors import inplace  # noqa: F401  (last: derives in-place mirrors from the others)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from neuronix.ops import (  # noqa: F401  (registration side effects)
     activation,
+    activation_more,
     conv,
+    decompositions,
     dropout_embedding,
     elementwise,
+    fft,
     indexing,
     linalg,
     linear,
@@ -14,9 +17,14 @@ from neuronix.ops import (  # noqa: F401  (registration side effects)
     movement,
     norm,
     padding,
+    pointwise,
     pool,
+    random,
     reduce,
+    shaping,
     softmax,
+    sorting,
+    spatial,
 )
 from neuronix.ops.install import install_tensor_methods
 

@@ -14,13 +14,18 @@ from __future__ import annotations
 
 from neuronix.nn.functional import (  # noqa: F401  (registration side effects)
     activation,
+    activation_more,
+    attention,
     classification,
     conv,
+    distance,
     dropout_embedding,
     loss,
+    loss_more,
     normalization,
     padding,
     pooling,
+    spatial,
 )
 from neuronix.ops.public import exported as _exported
 

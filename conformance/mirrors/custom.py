@@ -1,0 +1,3 @@
+"""Mirrors: custom."""
+
+from __future__ import annotations

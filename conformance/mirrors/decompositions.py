@@ -1,0 +1,3 @@
+"""Mirrors: decompositions."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Mirrors: fft."""
+
+from __future__ import annotations

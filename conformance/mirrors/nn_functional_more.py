@@ -1,0 +1,3 @@
+"""Mirrors: nn_activation_more."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Mirrors: pointwise."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Mirrors: random."""
+
+from __future__ import annotations

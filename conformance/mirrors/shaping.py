@@ -1,0 +1,3 @@
+"""Mirrors: shaping."""
+
+from __future__ import annotations

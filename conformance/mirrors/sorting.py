@@ -1,0 +1,3 @@
+"""Mirrors: sorting."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Mirrors: spatial."""
+
+from __future__ import annotations

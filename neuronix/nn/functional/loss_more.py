@@ -1,0 +1,3 @@
+"""nn.functional losses beyond loss.py: every remaining loss in torch.nn.functional."""
+
+from __future__ import annotations
