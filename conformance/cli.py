@@ -8,6 +8,8 @@
 * ``list [--missing]`` prints the registry, or only the public names without a mirror.
 * ``repro CASE_ID [--example K] [--snippet | --shrink] [--torch-only]`` replays one case and prints every
   comparison; ``--snippet`` adds a standalone script of the example, ``--shrink`` of the smallest failing one.
+* ``reach [--missing]`` counts the torch names reached with mirrors; ``api-table [--write|--check README.md]``
+  prints or maintains the README's generated API table (``conformance.reach``).
 * ``mutate [...]`` plants faults into the op registry and reports the harness's kill rate
   (``conformance.mutate``; ``python -m conformance mutate --help``).
 """
@@ -149,11 +151,17 @@ def main(argv: list[str] | None = None) -> int:
     repro.add_argument("--torch-only", action="store_true", help="the script checks torch alone against finite differences")
     repro.add_argument("--seconds", type=float, default=None, help="time cap of --shrink (default 60)")
     sub.add_parser("mutate", add_help=False, help="plant faults into the registry; report the kill rate (see --help)")
+    sub.add_parser("reach", add_help=False, help="count the torch names Neuronix reaches with mirrors (see --help)")
+    sub.add_parser("api-table", add_help=False, help="print or write the README's generated API table (see --help)")
     args, rest = parser.parse_known_args(argv)
     if args.command == "mutate":
         from conformance.mutate import main as mutate_main
 
         return mutate_main(rest)
+    if args.command in ("reach", "api-table"):
+        from conformance.reach import main as reach_main
+
+        return reach_main(rest, args.command)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "run":
