@@ -1,3 +1,134 @@
-"""Primitives for the nn.functional activations, normalisations, distances and losses not in activation.py/loss.py."""
+"""Primitives for the nn.functional activations beyond ``activation.py``: celu, hardsigmoid, the shrinks,
+threshold, rrelu's training mode and prelu; plus the straight-through clamp of gaussian_nll_loss.
+
+As in ``activation.py``: torch's kernel forward, a rule in neuronix ops that takes each branch exactly
+where torch's backward kernel does (masks from the raw values, ``select``/``masked`` so an infinite
+upstream gradient never meets a 0 factor), anchored to the input (torch's backward reads it), and
+torch's aten ``*_backward`` kernel as ``fused=``. The public functions are in
+``nn/functional/activation_more.py``.
+"""
 
 from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from neuronix.ops.activation import _aten_backward
+from neuronix.ops.elementwise import anchored, exp, masked, select
+from neuronix.ops.registry import apply, defop, public
+from neuronix.tensor import Tensor
+
+_aten = torch.ops.aten
+
+
+def _celu_grad(g, out, x, alpha):
+    # torch's elu_backward with input_scale 1/alpha: g * (1/alpha * alpha) * exp(x / alpha) for x <= 0;
+    # the exponential reads x only where x < 0 (torch's second derivative is 0 at x == 0, see _elu_grad)
+    inverse = 1.0 / alpha
+    negative = exp(select(x.data < 0, x, 0.0) * inverse)
+    return select(x.data <= 0, g * (inverse * alpha) * negative, g, anchor=x)
+
+
+CELU = defop("celu", lambda x, alpha: torch.celu(x, alpha), _celu_grad,
+             fused=_aten_backward(lambda g, x, alpha: _aten.elu_backward(g, alpha, 1.0, 1.0 / alpha, False, x)))
+
+# slope 1/6 strictly inside (-3, 3), 0 on and outside the bounds and at NaN, as torch's kernel
+HARDSIGMOID = defop("hardsigmoid", F.hardsigmoid,
+                    lambda g, out, x: masked(g * (1.0 / 6.0), (x.data > -3) & (x.data < 3), anchor=x),
+                    fused=_aten_backward(_aten.hardsigmoid_backward))
+
+
+def _shrink_grad(g, out, x, lambd):
+    # torch's hardshrink/softshrink backward: 0 on the closed band [-lambd, lambd], g elsewhere (NaN too)
+    return masked(g, ~((x.data >= -lambd) & (x.data <= lambd)), anchor=x)
+
+
+SOFTSHRINK = defop("softshrink", lambda x, lambd: F.softshrink(x, lambd), _shrink_grad,
+                   fused=_aten_backward(_aten.softshrink_backward))
+HARDSHRINK = defop("hardshrink", lambda x, lambd: torch.hardshrink(x, lambd), _shrink_grad,
+                   fused=_aten_backward(_aten.hardshrink_backward))
+
+# torch.threshold: value where x <= threshold; the gradient is 0 there, g elsewhere (NaN passes it)
+THRESHOLD = defop("threshold", lambda x, threshold, value: torch.threshold(x, threshold, value),
+                  lambda g, out, x, threshold, value: masked(g, ~(x.data <= threshold), anchor=x),
+                  fused=_aten_backward(lambda g, x, threshold, value: _aten.threshold_backward(g, x, threshold)))
+
+
+def _rrelu_train(x, lower, upper):
+    """torch.rrelu's training kernel, one call with torch's global generator (so a seeded run draws what torch
+    draws): the slope of each x <= 0 is uniform in [lower, upper]; the noise (1 where x > 0) is the aux."""
+    noise = torch.empty_like(x, memory_format=torch.legacy_contiguous_format)
+    out = _aten.rrelu_with_noise(x, noise, lower, upper, True)
+    return out, noise
+
+
+# torch's rrelu_with_noise_backward in training: noise * g (linear in g; its derivative in x is 0, anchored
+# in x's graph as torch's backward, which reads x)
+RRELU_TRAIN = defop("rrelu_with_noise", _rrelu_train, lambda g, out, x, lower, upper, aux: anchored(g * aux, x),
+                    aux=True)
+
+
+# ----- prelu ----------------------------------------------------------------------------------------
+# torch's prelu backward takes the weight's branch where x <= 0 (x > 0 passes g), but the derivatives
+# of that backward take it only where x < 0 (``self >= 0`` in derivatives.yaml): at x == 0 the first
+# derivative is g * w while the second derivative in g is 1. Matching torch at zeros needs the two
+# gradients as primitives of their own, each with torch's rules.
+def channel_weight(w, ndim: int):
+    """``w`` shaped to broadcast against a ``ndim``-d input along the channel dim (dim 1), as prelu does."""
+    if w.numel() == 1:
+        return w.reshape(())
+    return w.reshape((-1,) + (1,) * max(ndim - 2, 0))
+
+
+def per_channel(t, w):
+    """``t`` (the input's shape) summed over every dim but the channel dim, in ``w``'s shape."""
+    if w.numel() == 1 or t.ndim < 2:
+        return t.sum().reshape(w.shape)
+    return t.sum((0, *range(2, t.ndim))).reshape(w.shape)
+
+
+def _prelu_input_grad_forward(g, x, w):
+    return torch.where(x > 0, g, g * channel_weight(w, x.ndim))
+
+
+def _prelu_weight_grad_forward(g, x, w):
+    return per_channel(torch.where(x > 0, 0.0, g * x), w)
+
+
+PRELU_INPUT_GRAD = defop(
+    "prelu_input_grad",
+    _prelu_input_grad_forward,
+    lambda h, out, g, x, w: select(x.data >= 0, h, h * channel_weight(w, x.ndim)),
+    lambda h, out, g, x, w: torch.zeros_like(x.data),
+    lambda h, out, g, x, w: per_channel(select(x.data >= 0, 0.0, g * h), w),
+)
+PRELU_WEIGHT_GRAD = defop(
+    "prelu_weight_grad",
+    _prelu_weight_grad_forward,
+    lambda h, out, g, x, w: select(x.data >= 0, 0.0, channel_weight(h, x.ndim) * x),
+    lambda h, out, g, x, w: select(x.data >= 0, 0.0, g * channel_weight(h, x.ndim)),
+    lambda h, out, g, x, w: torch.zeros_like(w.data),
+)
+PRELU = defop(
+    "prelu",
+    torch.prelu,
+    lambda g, out, x, w: apply(PRELU_INPUT_GRAD, g, x, w),
+    lambda g, out, x, w: apply(PRELU_WEIGHT_GRAD, g, x, w),
+)
+
+
+@public
+def prelu(input, weight):
+    """``max(0, x) + weight * min(0, x)``, ``weight`` one value or one per channel (dim 1)."""
+    return apply(PRELU, input, Tensor(weight) if isinstance(weight, torch.Tensor) else weight)
+
+
+@public
+def hardshrink(input, lambd=0.5):
+    """``x`` where ``|x| > lambd``, else 0."""
+    return apply(HARDSHRINK, input, lambd=float(lambd))
+
+# clamp_min's value with the identity's gradient: gaussian_nll_loss clamps var in place under no_grad
+# in torch, so the gradient passes the clamp unchanged (an exact value, which var + (c - var) is not)
+CLAMP_MIN_STRAIGHT_THROUGH = defop("clamp_min_straight_through", lambda x, min: x.clamp_min(min),
+                                   lambda g, out, x, min: g, saves=())
