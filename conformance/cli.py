@@ -8,6 +8,8 @@
 * ``list [--missing]`` prints the registry, or only the public names without a mirror.
 * ``repro CASE_ID [--example K] [--snippet | --shrink] [--torch-only]`` replays one case and prints every
   comparison; ``--snippet`` adds a standalone script of the example, ``--shrink`` of the smallest failing one.
+* ``run``, ``list`` and ``repro`` take ``--mirrors my.module,other.py``: users' mirror modules
+  (``conformance/mirrors/custom.py`` says how to write one).
 * ``reach [--missing]`` counts the torch names reached with mirrors; ``api-table [--write|--check README.md]``
   prints or maintains the README's generated API table (``conformance.reach``).
 * ``mutate [...]`` plants faults into the op registry and reports the harness's kill rate
@@ -153,7 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("mutate", add_help=False, help="plant faults into the registry; report the kill rate (see --help)")
     sub.add_parser("reach", add_help=False, help="count the torch names Neuronix reaches with mirrors (see --help)")
     sub.add_parser("api-table", add_help=False, help="print or write the README's generated API table (see --help)")
+    for command in (run, lst, repro):  # users' mirror modules (conformance/mirrors/custom.py)
+        command.add_argument("--mirrors", default=None,
+                             help="comma-separated modules (or .py paths) that register users' mirrors; "
+                                  "sets NEURONIX_MIRRORS, which the run's workers read too")
     args, rest = parser.parse_known_args(argv)
+    if getattr(args, "mirrors", None):
+        import os
+
+        os.environ["NEURONIX_MIRRORS"] = args.mirrors
     if args.command == "mutate":
         from conformance.mutate import main as mutate_main
 

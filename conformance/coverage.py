@@ -126,6 +126,7 @@ PROGRAM_MIRRORS = {
     "aten.": "an internal op applied only inside backward passes, against torch's aten op (mirrors/backward_ops.py)",
     "inplace_view.": "a program writing in place into a view of a non-leaf (mirrors/inplace_views.py)",
     "nn.Module.register_full_backward": "a module with backward hooks (mirrors/hooks.py)",
+    "custom.": "a user's nx.autograd.Function against its torch.autograd.Function twin (mirrors/custom.py)",
 }
 
 

@@ -18,6 +18,8 @@ arrived). Everything a rule does is neuronix ops on its gradient, so it is recor
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from neuronix.autograd import mode
@@ -85,8 +87,12 @@ class _Layout:
 
 
 def _pack_spec(name: str, layout: _Layout) -> OpSpec:
-    rules = tuple((lambda j: lambda g, out, *inputs: layout.part(g, j))(j) for j in range(len(layout.shapes)))
+    rules = tuple(functools.partial(_part_rule, layout, j) for j in range(len(layout.shapes)))
     return OpSpec(f"{name}Pack", None, rules, (), False, False)
+
+
+def _part_rule(layout: _Layout, j: int, g, out, *inputs):
+    return layout.part(g, j)
 
 
 def _pick_spec(name: str, layout: _Layout, k: int) -> OpSpec:

@@ -173,7 +173,7 @@ def gradcheck(func, inputs, *, eps: float = 1e-06, atol: float = 1e-05, rtol: fl
                 return _fail(f"Jacobian mismatch for output {o} with respect to input {i},\nnumerical:{e}\n"
                              f"analytical:{a}\n", raise_exception)
     again = _analytical(_outputs_recorded(func, inputs), inputs, wrt)
-    for n, i in enumerate(wrt):
+    for n in range(len(wrt)):
         for o in range(len(outputs)):
             if not _judge(again[n][o], analytical[n][o], nondet_tol, 0.0):
                 return _fail("Backward is not reentrant, i.e., running backward with same input and grad_output "
