@@ -1,3 +1,268 @@
-"""Mirrors: pointwise."""
+"""Mirrors of the pointwise family of issue 13 (``neuronix/ops/pointwise*.py``): inverse trigonometric,
+gamma, error-function and Bessel functions, the binary ones (atan2 ... ldexp), torch.special, the aliases.
+
+Domains keep the smooth draws off poles and kinks (the finite-difference oracle needs a neighbourhood);
+the special-value check then probes 0, +-1, +-inf and NaN, where torch's conventions live.
+"""
 
 from __future__ import annotations
+
+import torch
+from hypothesis import strategies as st
+
+import neuronix as nx
+from conformance.mirror import OpMirror, Sample, register
+from conformance.mirrors.compare import _specials
+from conformance.mirrors.reduce import _softmax, reduction
+from conformance.strategies import (
+    NONZERO,
+    POSITIVE,
+    PROB,
+    REAL,
+    Domain,
+    binary,
+    broadcast_shapes,
+    index_tensor,
+    method,
+    shape,
+    tensor,
+    unary,
+)
+
+UNIT = Domain(-0.9, 0.9)  # acos, asin, atanh, erfinv: inside (-1, 1), where they are smooth
+GAMMA = Domain(0.3, 4.0)  # digamma, lgamma: right of their poles at 0, -1, -2, ...
+BESSEL = Domain(-3.0, 3.0)
+
+
+def _both(name: str, sample, **kw) -> list[OpMirror]:
+    """``nx.<name>`` vs ``torch.<name>`` and ``Tensor.<name>`` on the same samples."""
+    return [OpMirror(name, getattr(nx, name), getattr(torch, name), sample, **kw),
+            OpMirror(f"Tensor.{name}", method(name), method(name), sample, **kw)]
+
+
+def _special(name: str, sample, **kw) -> OpMirror:
+    """``nx.special.<name>`` vs ``torch.special.<name>``."""
+    return OpMirror(f"special.{name}", getattr(nx.special, name), getattr(torch.special, name), sample, **kw)
+
+
+def _inplace_copy(name: str):
+    """``x.clone().<name>_()``: the in-place method on a copy (the sample's tensor stays as drawn)."""
+
+    def call(x):
+        return getattr(x.clone(), name + "_")()
+
+    call.__name__ = f"{name}_"
+    return call
+
+
+# ----- unary: function and method -------------------------------------------------------------
+UNARY = {
+    "acos": UNIT, "asin": UNIT, "atan": REAL, "acosh": Domain(1.2, 3.0), "asinh": REAL, "atanh": UNIT,
+    "arccos": UNIT, "arcsin": UNIT, "arctan": REAL, "arccosh": Domain(1.2, 3.0), "arcsinh": REAL, "arctanh": UNIT,
+    "deg2rad": REAL, "rad2deg": REAL, "exp2": REAL, "erfc": REAL, "erfinv": UNIT, "sinc": REAL,
+    "digamma": GAMMA, "lgamma": GAMMA, "i0": BESSEL, "positive": REAL, "absolute": NONZERO,
+    "fix": Domain(-2.0, 2.0, kinks=(-2.0, -1.0, 0.0, 1.0, 2.0), away=0.1),
+    "sgn": NONZERO,
+}
+for _name, _domain in UNARY.items():
+    register(*_both(_name, unary(_domain)))
+
+# torch's in-place acosh_, asinh_ and atanh_ have no derivative (derivatives.yaml: not_implemented("inplace
+# version of acosh")): their mirrors compare values only (neuronix records the out-of-place rule for them)
+_INPLACE_NO_DERIVATIVE = "torch's in-place version has no derivative (not_implemented): values only"
+for _name in ("acosh", "asinh", "atanh", "arccosh", "arcsinh", "arctanh"):
+    _call = _inplace_copy(_name)
+    register(OpMirror(f"Tensor.{_name}_", _call, _call, unary(UNARY[_name]), grad=False, note=_INPLACE_NO_DERIVATIVE))
+
+SPECIAL_UNARY = {
+    "entr": POSITIVE, "erfcx": REAL, "log_ndtr": REAL, "ndtr": REAL, "ndtri": PROB, "i0e": BESSEL, "i1": BESSEL,
+    "i1e": BESSEL, "expit": REAL, "exp2": REAL, "expm1": REAL, "erf": REAL, "erfc": REAL, "erfinv": UNIT,
+    "gammaln": GAMMA, "digamma": GAMMA, "psi": GAMMA, "sinc": REAL, "log1p": POSITIVE, "i0": BESSEL,
+    "round": Domain(-2.0, 2.0, kinks=(-1.5, -0.5, 0.5, 1.5), away=0.1),
+}
+for _name, _domain in SPECIAL_UNARY.items():
+    register(_special(_name, unary(_domain)))
+
+
+# ----- gamma family with an integer argument ------------------------------------------------------
+def _polygamma(draw, dtype, device):
+    n = draw(st.integers(0, 3))
+    return Sample((n, tensor(draw, shape(draw), dtype, device, Domain(0.5, 4.0))))
+
+
+def _polygamma_method(draw, dtype, device):
+    n, x = _polygamma(draw, dtype, device).args
+    return Sample((x, n))
+
+
+def _mvlgamma(draw, dtype, device):
+    p = draw(st.integers(1, 4))
+    # torch requires every element > (p - 1) / 2
+    x = tensor(draw, shape(draw), dtype, device, Domain((p - 1) / 2 + 0.3, (p - 1) / 2 + 4.0))
+    return Sample((x,), {"p": p})
+
+
+register(
+    OpMirror("polygamma", nx.polygamma, torch.polygamma, _polygamma),
+    OpMirror("Tensor.polygamma", method("polygamma"), method("polygamma"), _polygamma_method),
+    _special("polygamma", _polygamma),
+    *_both("mvlgamma", _mvlgamma),
+    _special("multigammaln", _mvlgamma),
+)
+
+
+# ----- logit, nan_to_num, frexp -----------------------------------------------------------------------
+def _logit(draw, dtype, device):
+    eps = draw(st.sampled_from([None, 0.2, 1e-6]))
+    if eps is None:
+        return Sample((tensor(draw, shape(draw), dtype, device, PROB),))
+    # both sides of the clamp, kept off its corners eps and 1 - eps
+    x = tensor(draw, shape(draw), dtype, device, Domain(-0.3, 1.3, kinks=(eps, 1 - eps), away=0.05))
+    return Sample((x,), {"eps": eps})
+
+
+def _nan_to_num(draw, dtype, device):
+    kwargs = draw(st.sampled_from([{}, {"nan": 1.5}, {"nan": 0.5, "posinf": 3.0, "neginf": -2.0}, {"posinf": 1e3}]))
+    return Sample(_specials(draw, dtype, device).args, kwargs)
+
+
+def _frexp(draw, dtype, device):
+    return Sample((tensor(draw, shape(draw), dtype, device, Domain(-40.0, 40.0)),))
+
+
+register(
+    *_both("logit", _logit),
+    _special("logit", _logit),
+    *_both("nan_to_num", _nan_to_num),
+    *_both("frexp", _frexp),
+)
+
+# ----- sign tests (bool results) ----------------------------------------------------------------------
+for _name in ("signbit", "isposinf", "isneginf", "isreal"):
+    register(*_both(_name, _specials, grad=False))
+
+
+# ----- binary -------------------------------------------------------------------------------------
+BINARY = {
+    "atan2": binary(NONZERO, NONZERO), "arctan2": binary(NONZERO, NONZERO), "hypot": binary(NONZERO, NONZERO),
+    "copysign": binary(NONZERO, NONZERO), "logaddexp": binary(), "logaddexp2": binary(),
+    "xlogy": binary(REAL, POSITIVE), "fmax": binary(), "fmin": binary(), "fmod": binary(REAL, NONZERO),
+    "nextafter": binary(), "float_power": binary(POSITIVE, REAL),
+}
+for _name, _sample in BINARY.items():
+    register(*_both(_name, _sample))
+
+
+def _scalar_other(a: Domain, values):
+    def sample(draw, dtype, device):
+        return Sample((tensor(draw, shape(draw), dtype, device, a), draw(st.sampled_from(values))))
+
+    return sample
+
+
+def _scalar_self(b: Domain, values):
+    def sample(draw, dtype, device):
+        return Sample((draw(st.sampled_from(values)), tensor(draw, shape(draw), dtype, device, b)), raw_args=(0,))
+
+    return sample
+
+
+register(
+    OpMirror("copysign[scalar]", nx.copysign, torch.copysign, _scalar_other(NONZERO, [1.0, -2.0, 0.0, -0.0])),
+    OpMirror("fmod[scalar]", nx.fmod, torch.fmod, _scalar_other(REAL, [1.5, -0.7])),
+    OpMirror("xlogy[scalar other]", nx.xlogy, torch.xlogy, _scalar_other(REAL, [2.0, 0.5, 0.0, -1.0])),
+    OpMirror("xlogy[scalar self]", nx.xlogy, torch.xlogy, _scalar_self(POSITIVE, [2.0, 0.0, -1.5])),
+    OpMirror("float_power[scalar exponent]", nx.float_power, torch.float_power,
+             _scalar_other(POSITIVE, [2, 3, -1, 0.5, -1.5, 0])),
+    OpMirror("float_power[scalar base]", nx.float_power, torch.float_power, _scalar_self(REAL, [2.0, 0.5, 3])),
+    _special("xlogy", binary(REAL, POSITIVE)),
+    _special("xlog1py", binary(REAL, Domain(-0.8, 2.0))),
+    OpMirror("special.xlog1py[scalar other]", nx.special.xlog1py, torch.special.xlog1py,
+             _scalar_other(REAL, [1.0, 0.0, -1.0, -2.0])),
+)
+
+
+def _ldexp(draw, dtype, device):
+    (sa, sb), _ = broadcast_shapes(draw, 2)
+    x = tensor(draw, sa, dtype, device)
+    if draw(st.booleans()):
+        # integer exponents >= 0: below 0 torch's gradient for x is wrong (2^-k computed in integers is 0)
+        return Sample((x, index_tensor(draw, sb, 5, device)))
+    return Sample((x, tensor(draw, sb, dtype, device, Domain(-3.0, 3.0))))
+
+
+def _rsub(draw, dtype, device):
+    (sa, sb), _ = broadcast_shapes(draw, 2)
+    x = tensor(draw, sa, dtype, device)
+    other = draw(st.sampled_from(["tensor", 2.5]))
+    other = tensor(draw, sb, dtype, device) if other == "tensor" else other
+    kwargs = draw(st.sampled_from([{}, {"alpha": 2}, {"alpha": -0.5}]))
+    return Sample((x, other), kwargs)
+
+
+def _heaviside(draw, dtype, device):
+    (sa, sb), _ = broadcast_shapes(draw, 2)
+    x = (tensor(draw, sa, dtype, device) * 2).round() / 2  # zeros occur: there the values argument is taken
+    return Sample((x, tensor(draw, sb, dtype, device)))
+
+
+def _incomplete_gamma(draw, dtype, device):
+    (sa, sb), _ = broadcast_shapes(draw, 2)
+    return Sample((tensor(draw, sa, dtype, device, Domain(0.5, 3.0)), tensor(draw, sb, dtype, device, Domain(0.2, 3.0))),
+                  grad_args=(1,))
+
+
+def _zeta(draw, dtype, device):
+    (sa, sb), _ = broadcast_shapes(draw, 2)
+    return Sample((tensor(draw, sa, dtype, device, Domain(1.5, 4.0)), tensor(draw, sb, dtype, device, Domain(0.5, 3.0))),
+                  grad_args=(1,))
+
+
+_NO_INPUT_GRAD = "torch differentiates only the second argument ('the derivative for ... input is not implemented')"
+register(
+    *_both("ldexp", _ldexp),
+    OpMirror("rsub", nx.rsub, torch.rsub, _rsub),
+    *_both("heaviside", _heaviside, grad=False),
+    *_both("igamma", _incomplete_gamma, note=_NO_INPUT_GRAD),
+    *_both("igammac", _incomplete_gamma, note=_NO_INPUT_GRAD),
+    _special("gammainc", _incomplete_gamma, note=_NO_INPUT_GRAD),
+    _special("gammaincc", _incomplete_gamma, note=_NO_INPUT_GRAD),
+    _special("zeta", _zeta, note=_NO_INPUT_GRAD),
+)
+
+
+# ----- comparison aliases ---------------------------------------------------------------------------
+def _halves_pair(draw, dtype, device):
+    (sa, sb), _ = broadcast_shapes(draw, 2)
+    return Sample(tuple((tensor(draw, s, dtype, device) * 2).round() / 2 for s in (sa, sb)))
+
+
+for _name in ("greater", "greater_equal", "less", "less_equal", "not_equal"):
+    register(*_both(_name, _halves_pair, grad=False))
+
+
+# ----- special.* reductions and softmax aliases --------------------------------------------------------
+register(
+    _special("logsumexp", reduction(nonempty=True, none_ok=False)),
+    _special("softmax", _softmax(False)),
+    _special("log_softmax", _softmax(False)),
+    OpMirror("special.softmax[dtype]", nx.special.softmax, torch.special.softmax, _softmax(True)),
+    OpMirror("special.log_softmax[dtype]", nx.special.log_softmax, torch.special.log_softmax, _softmax(True)),
+)
+
+
+# ----- Bessel functions and orthogonal polynomials: values only (torch has no derivative) ----------------
+_NO_DERIVATIVE = "torch has no derivative (its result never requires grad): values only"
+for _name in nx.ops.pointwise_special.BESSEL:
+    register(_special(_name, unary(Domain(0.1, 4.0)), grad=False, note=_NO_DERIVATIVE))
+
+
+def _polynomial(draw, dtype, device):
+    x = tensor(draw, shape(draw), dtype, device, Domain(-1.0, 1.0))
+    if draw(st.booleans()):
+        return Sample((x, draw(st.integers(0, 6))))
+    return Sample((x, index_tensor(draw, shape(draw, max_dims=1, max_side=1), 7, device).to(dtype)))
+
+
+for _name in nx.ops.pointwise_special.POLYNOMIALS:
+    register(_special(_name, _polynomial, grad=False, note=_NO_DERIVATIVE))

@@ -8,8 +8,8 @@ from neuronix.ops.registry import op_error, public
 from neuronix.tensor import Tensor
 
 
-def nondiff(name: str, torch_fn):
-    """A public op whose result is outside the graph (bool/integer results, as torch)."""
+def nondiff(name: str, torch_fn, namespace: str = ""):
+    """A public op whose result is outside the graph (bool/integer results, as torch), in ``namespace``."""
 
     def fn(*args, **kwargs):
         raws = [a.data if isinstance(a, Tensor) else a for a in args]
@@ -22,8 +22,8 @@ def nondiff(name: str, torch_fn):
         return Tensor._make(out, None) if isinstance(out, torch.Tensor) else out
 
     fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = f"``torch.{name}`` (not differentiable: the result never requires grad)."
-    return public(fn)
+    fn.__doc__ = f"``torch.{namespace + '.' if namespace else ''}{name}`` (not differentiable: the result never requires grad)."
+    return public(fn, namespace=namespace)
 
 
 eq = nondiff("eq", torch.eq)

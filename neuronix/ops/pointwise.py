@@ -1,3 +1,10 @@
-"""Pointwise math beyond elementwise.py: inverse trigonometric, gamma and error-function families, torch.special."""
+"""Pointwise math beyond elementwise.py: inverse trigonometric, gamma and error-function families, torch.special.
+
+Split by arity and namespace (each file imported here, which is what registers its ops):
+``pointwise_unary`` (acos ... i1e), ``pointwise_binary`` (atan2, hypot, xlogy, fmax, ldexp, ...) and
+``pointwise_special`` (torch.special's own functions, logit, nan_to_num, frexp, the aliases).
+"""
 
 from __future__ import annotations
+
+from neuronix.ops import pointwise_binary, pointwise_special, pointwise_unary  # noqa: F401  (registration)
