@@ -1,3 +1,544 @@
-"""Mirrors: decompositions."""
+"""Mirrors of the linear algebra of ``neuronix/ops/decompositions.py``, ``linalg_factor.py`` and ``linalg_more.py``.
+
+Inputs are drawn well-conditioned where the op's derivative blows up near singular matrices: square
+matrices get ``(n + 1) * I`` added (invertible, condition number small), and the ops that read only one
+triangle of a symmetric matrix (cholesky, eigh) are called on ``X X^T + I`` built inside the mirror's call
+from a drawn ``X`` (torch's own OpInfo tests wrap them the same way), so finite differences see the
+symmetric perturbation torch's gradient assumes. Factors with a sign freedom (SVD's and eigh's vectors)
+are compared through gauge-invariant outputs (``|U|``, ``|V|``), as torch's OpInfos compare them.
+Real float32/float64 only: torch's CPU linear algebra has no half kernels.
+"""
 
 from __future__ import annotations
+
+import math
+
+import torch
+from hypothesis import strategies as st
+
+import neuronix as nx
+from conformance.mirror import FLOATS, OpMirror, Sample, register
+from conformance.strategies import POSITIVE, REAL, Domain, broadcast_shapes, index_tensor, method, tensor
+
+HALF_NOTE = "torch's CPU linear algebra kernels have no float16/bfloat16 versions"
+SMALL = Domain(-0.5, 0.5)
+
+
+def _lib(x):
+    return nx if isinstance(x, nx.Tensor) else torch
+
+
+def _batch(draw) -> tuple[int, ...]:
+    return draw(st.sampled_from([(), (), (2,), (1, 2)]))
+
+
+def _n(draw, low: int = 1, high: int = 4) -> int:
+    return draw(st.integers(low, high))
+
+
+def _conditioned(draw, shape, dtype, device):
+    """A square (batch of) matrix drawn in [-1, 1] plus ``(n + 1) * I``: invertible, well-conditioned."""
+    n = shape[-1]
+    x = tensor(draw, shape, dtype, device, Domain(-1.0, 1.0), contiguous=True)
+    return x + (n + 1) * torch.eye(n, dtype=dtype, device=device)
+
+
+def _spd(x):
+    """``X X^T + I`` from any square ``X`` (either library): symmetric positive-definite."""
+    lib = _lib(x)
+    return lib.matmul(x, x.mT) + lib.eye(x.shape[-1], dtype=x.dtype)
+
+
+def _sym(x):
+    return x + x.mT
+
+
+def _op(name, nx_fn, torch_fn, sample, **kw):
+    kw.setdefault("dtypes", FLOATS)
+    kw.setdefault("note", HALF_NOTE)
+    return OpMirror(name, nx_fn, torch_fn, sample, **kw)
+
+
+def _fn_and_method(name, sample, **kw):
+    return [_op(name, getattr(nx, name), getattr(torch, name), sample, **kw),
+            _op(f"Tensor.{name}", method(name), method(name), sample, **kw)]
+
+
+# ----- add* products -------------------------------------------------------------------------------
+def _scales(draw) -> dict:
+    kwargs = {}
+    if draw(st.booleans()):
+        kwargs["beta"] = draw(st.sampled_from([1, 0.5, -2.0, 0]))
+    if draw(st.booleans()):
+        kwargs["alpha"] = draw(st.sampled_from([1, 0.5, -2.0]))
+    return kwargs
+
+
+def _input_for(draw, out_shape, dtype, device):
+    """A tensor broadcastable to ``out_shape`` (itself, trailing dims, size-1 dims or 0-d)."""
+    form = draw(st.sampled_from(["full", "full", "trailing", "ones", "scalar"]))
+    if form == "trailing":
+        shape = out_shape[1:]
+    elif form == "ones":
+        shape = tuple(1 if draw(st.booleans()) else s for s in out_shape)
+    elif form == "scalar":
+        shape = ()
+    else:
+        shape = out_shape
+    return tensor(draw, shape, dtype, device)
+
+
+def _addmm(draw, dtype, device):
+    n, k, m = _n(draw, 0), _n(draw, 0), _n(draw, 0)
+    return Sample((_input_for(draw, (n, m), dtype, device), tensor(draw, (n, k), dtype, device),
+                   tensor(draw, (k, m), dtype, device)), _scales(draw))
+
+
+def _addmv(draw, dtype, device):
+    n, k = _n(draw), _n(draw)  # torch's addmv mishandles a 0-d input with empty matrices (its backward raises)
+    return Sample((_input_for(draw, (n,), dtype, device), tensor(draw, (n, k), dtype, device),
+                   tensor(draw, (k,), dtype, device)), _scales(draw))
+
+
+def _addr(draw, dtype, device):
+    n, m = _n(draw, 0), _n(draw, 0)
+    return Sample((_input_for(draw, (n, m), dtype, device), tensor(draw, (n,), dtype, device),
+                   tensor(draw, (m,), dtype, device)), _scales(draw))
+
+
+def _baddbmm(draw, dtype, device):
+    b, n, k, m = _n(draw, 1, 3), _n(draw, 0), _n(draw, 0), _n(draw, 0)
+    return Sample((_input_for(draw, (b, n, m), dtype, device), tensor(draw, (b, n, k), dtype, device),
+                   tensor(draw, (b, k, m), dtype, device)), _scales(draw))
+
+
+def _addbmm(draw, dtype, device):
+    b, n, k, m = _n(draw, 1, 3), _n(draw, 0), _n(draw, 0), _n(draw, 0)
+    return Sample((_input_for(draw, (n, m), dtype, device), tensor(draw, (b, n, k), dtype, device),
+                   tensor(draw, (b, k, m), dtype, device)), _scales(draw))
+
+
+for _name, _sample in {"addmm": _addmm, "addmv": _addmv, "addr": _addr, "baddbmm": _baddbmm,
+                       "addbmm": _addbmm}.items():
+    register(*_fn_and_method(_name, _sample))
+
+
+# ----- small products ------------------------------------------------------------------------------
+def _trace(draw, dtype, device):
+    return Sample((tensor(draw, (_n(draw, 0), _n(draw, 0)), dtype, device),))
+
+
+def _vdot(draw, dtype, device):
+    n = _n(draw, 0)
+    return Sample((tensor(draw, (n,), dtype, device), tensor(draw, (n,), dtype, device)))
+
+
+def _cross_shapes(draw):
+    (sa, sb), _ = broadcast_shapes(draw, 2, min_dims=1, max_dims=3, min_side=1, max_side=3)
+    sa, sb = list(sa), list(sb)
+    while len(sa) < len(sb):  # torch's cross wants equal ranks (sizes still broadcast)
+        sa.insert(0, 1)
+    while len(sb) < len(sa):
+        sb.insert(0, 1)
+    dim = draw(st.integers(-len(sa), len(sa) - 1))
+    sa[dim], sb[dim] = 3, 3
+    return tuple(sa), tuple(sb), dim
+
+
+def _linalg_cross(draw, dtype, device):
+    sa, sb, dim = _cross_shapes(draw)
+    kwargs = {"dim": dim} if dim != -1 or draw(st.booleans()) else {}
+    return Sample((tensor(draw, sa, dtype, device), tensor(draw, sb, dtype, device)), kwargs)
+
+
+def _cross(draw, dtype, device):
+    sa, sb, dim = _cross_shapes(draw)
+    return Sample((tensor(draw, sa, dtype, device), tensor(draw, sb, dtype, device)), {"dim": dim})
+
+
+def _dist(draw, dtype, device):
+    (sa, sb), _ = broadcast_shapes(draw, 2, max_dims=3)
+    kwargs = {"p": draw(st.sampled_from([2, 1, 3, 0.5, math.inf]))} if draw(st.booleans()) else {}
+    return Sample((tensor(draw, sa, dtype, device), tensor(draw, sb, dtype, device)), kwargs)
+
+
+register(
+    *_fn_and_method("trace", _trace),
+    *_fn_and_method("vdot", _vdot),
+    *_fn_and_method("cross", _cross),
+    _op("linalg.cross", nx.linalg.cross, torch.linalg.cross, _linalg_cross),
+    *_fn_and_method("dist", _dist),
+)
+
+
+# ----- distances, covariance -----------------------------------------------------------------------
+def _cdist(mode):
+    def sample(draw, dtype, device):
+        batch = _batch(draw)
+        p_rows, r_rows, m = _n(draw), _n(draw), _n(draw)
+        kwargs = {"p": draw(st.sampled_from([2.0, 1.0, 3.0]))} if mode is None else {"compute_mode": mode}
+        return Sample((tensor(draw, batch + (p_rows, m), dtype, device),
+                       tensor(draw, batch + (r_rows, m), dtype, device)), kwargs)
+
+    return sample
+
+
+def _cov(draw, dtype, device):
+    variables, obs = _n(draw), _n(draw, 2, 5)
+    shape = (obs,) if draw(st.integers(0, 3)) == 0 else (variables, obs)
+    kwargs = {}
+    if draw(st.booleans()):
+        kwargs["correction"] = draw(st.sampled_from([0, 1, 2]))
+    if draw(st.booleans()):
+        kwargs["fweights"] = index_tensor(draw, (obs,), 3, device) + 1
+    if draw(st.booleans()):
+        kwargs["aweights"] = tensor(draw, (obs,), dtype, device, POSITIVE)
+    return Sample((tensor(draw, shape, dtype, device),), kwargs)
+
+
+def _corrcoef(draw, dtype, device):
+    return Sample((tensor(draw, (_n(draw), _n(draw, 2, 5)), dtype, device),))
+
+
+register(
+    _op("cdist", nx.cdist, torch.cdist, _cdist(None), gradgrad=False,
+        note=HALF_NOTE + "; torch's _cdist_backward has no derivative (not_implemented), so no second derivatives"),
+    _op("cdist[mm]", nx.cdist, torch.cdist, _cdist("use_mm_for_euclid_dist")),
+    *_fn_and_method("cov", _cov),
+    *_fn_and_method("corrcoef", _corrcoef),
+)
+
+
+# ----- inverses, determinants, solves --------------------------------------------------------------
+def _square(draw, dtype, device):
+    n = _n(draw, 0) if draw(st.integers(0, 9)) else 0
+    return Sample((_conditioned(draw, _batch(draw) + (n, n), dtype, device),))
+
+
+def _matrix_exp(draw, dtype, device):
+    n = _n(draw, 0)
+    return Sample((tensor(draw, _batch(draw) + (n, n), dtype, device, SMALL),))
+
+
+def _general_square(draw, dtype, device):
+    """Any square matrices (det and slogdet are defined everywhere)."""
+    n = _n(draw, 0)
+    return Sample((tensor(draw, _batch(draw) + (n, n), dtype, device),))
+
+
+def _solve(draw, dtype, device):
+    n = _n(draw)
+    (ba, bb), _ = broadcast_shapes(draw, 2, max_dims=2, min_side=1, max_side=2)
+    a = _conditioned(draw, tuple(ba) + (n, n), dtype, device)
+    form = draw(st.sampled_from(["matrix", "vector", "batched_vector", "left"]))
+    if form == "vector":
+        return Sample((a, tensor(draw, (n,), dtype, device)))
+    if form == "batched_vector":
+        return Sample((a, tensor(draw, tuple(ba) + (n,), dtype, device)))
+    k = _n(draw)
+    if form == "left":
+        return Sample((a, tensor(draw, tuple(bb) + (k, n), dtype, device)), {"left": False})
+    return Sample((a, tensor(draw, tuple(bb) + (n, k), dtype, device)))
+
+
+def _solve_triangular(draw, dtype, device):
+    n, k = _n(draw), _n(draw)
+    batch = _batch(draw)
+    a = _conditioned(draw, batch + (n, n), dtype, device)
+    left = draw(st.booleans())
+    b = tensor(draw, batch + ((n, k) if left else (k, n)), dtype, device)
+    return Sample((a, b), {"upper": draw(st.booleans()), "left": left, "unitriangular": draw(st.booleans())})
+
+
+def _ex(index):
+    """The differentiable field of an ``*_ex`` result (the info field is an int count)."""
+    return lambda out: out[index]
+
+
+register(
+    _op("linalg.inv", nx.linalg.inv, torch.linalg.inv, _square),
+    *_fn_and_method("inverse", _square),
+    _op("linalg.inv_ex", nx.linalg.inv_ex, torch.linalg.inv_ex, _square),
+    _op("linalg.det", nx.linalg.det, torch.linalg.det, _general_square),
+    *_fn_and_method("det", _general_square),
+    _op("linalg.slogdet", nx.linalg.slogdet, torch.linalg.slogdet, _square),
+    *_fn_and_method("slogdet", _square),
+    *_fn_and_method("logdet", _square),
+    _op("linalg.solve", nx.linalg.solve, torch.linalg.solve, _solve),
+    _op("linalg.solve_ex", nx.linalg.solve_ex, torch.linalg.solve_ex, _solve),
+    _op("linalg.solve_triangular", nx.linalg.solve_triangular, torch.linalg.solve_triangular, _solve_triangular),
+    _op("linalg.matrix_exp", nx.linalg.matrix_exp, torch.linalg.matrix_exp, _matrix_exp),
+    *_fn_and_method("matrix_exp", _matrix_exp),
+)
+
+
+# ----- symmetric factorisations (on X X^T + I built in the call) -----------------------------------
+def _spd_sample(draw, dtype, device):
+    n = _n(draw, 0) if draw(st.integers(0, 9)) else 0
+    return Sample((tensor(draw, _batch(draw) + (n, n), dtype, device),))
+
+
+def _on_spd(fn, **fixed):
+    return lambda x, *args, **kwargs: fn(_spd(x), *args, **fixed, **kwargs)
+
+
+def _upper(draw, dtype, device):
+    s = _spd_sample(draw, dtype, device)
+    if draw(st.booleans()):
+        s.kwargs["upper"] = draw(st.booleans())
+    return s
+
+
+def _uplo(draw, dtype, device):
+    s = _spd_sample(draw, dtype, device)
+    if draw(st.booleans()):
+        s.kwargs["UPLO"] = draw(st.sampled_from(["L", "U"]))
+    return s
+
+
+def _torch_cholesky_sample(draw, dtype, device):
+    s = _spd_sample(draw, dtype, device)
+    if draw(st.booleans()):
+        s.args = s.args + (draw(st.booleans()),)
+    return s
+
+
+def _eigh_output(out):
+    """Eigenvalues and |eigenvectors| (each vector's sign is free)."""
+    return out[0], out[1].abs()
+
+
+register(
+    _op("linalg.cholesky", _on_spd(nx.linalg.cholesky), _on_spd(torch.linalg.cholesky), _upper),
+    _op("linalg.cholesky_ex", _on_spd(nx.linalg.cholesky_ex), _on_spd(torch.linalg.cholesky_ex), _upper,
+        output=_ex(0)),
+    _op("cholesky", _on_spd(nx.cholesky), _on_spd(torch.cholesky), _torch_cholesky_sample),
+    _op("Tensor.cholesky", lambda x, *a: _spd(x).cholesky(*a), lambda x, *a: _spd(x).cholesky(*a),
+        _torch_cholesky_sample),
+    _op("linalg.eigh", _on_spd(nx.linalg.eigh), _on_spd(torch.linalg.eigh), _uplo, output=_eigh_output),
+    _op("linalg.eigvalsh", _on_spd(nx.linalg.eigvalsh), _on_spd(torch.linalg.eigvalsh), _uplo),
+)
+
+
+# ----- svd, qr, pinv -------------------------------------------------------------------------------
+def _rect(draw, dtype, device):
+    return Sample((tensor(draw, _batch(draw) + (_n(draw), _n(draw)), dtype, device),))
+
+
+def _svd_sample(draw, dtype, device):
+    s = _rect(draw, dtype, device)
+    if draw(st.booleans()):
+        s.kwargs["full_matrices"] = draw(st.booleans())
+    return s
+
+
+def _svd_output(out):
+    """S and the sign-free |U|, |Vh| (only their first min(m, n) columns/rows: the rest is not unique)."""
+    U, S, Vh = out
+    k = S.shape[-1]
+    return S, U[..., :k].abs(), Vh[..., :k, :].abs()
+
+
+def _torch_svd_sample(draw, dtype, device):
+    s = _rect(draw, dtype, device)
+    if draw(st.booleans()):
+        s.kwargs["some"] = draw(st.booleans())
+    return s
+
+
+def _torch_svd_output(out):
+    U, S, V = out
+    k = S.shape[-1]
+    return S, U[..., :k].abs(), V[..., :k].abs()
+
+
+def _qr_sample(draw, dtype, device):
+    s = _rect(draw, dtype, device)
+    m, n = s.args[0].shape[-2:]
+    modes = ["reduced"] + (["complete"] if m <= n else [])
+    if draw(st.booleans()):
+        s.kwargs["mode"] = draw(st.sampled_from(modes))
+    return s
+
+
+def _torch_qr_sample(draw, dtype, device):
+    s = _rect(draw, dtype, device)
+    m, n = s.args[0].shape[-2:]
+    if m <= n and draw(st.booleans()):
+        s.kwargs["some"] = False
+    return s
+
+
+def _pinv_sample(draw, dtype, device):
+    s = _rect(draw, dtype, device)
+    if draw(st.booleans()):
+        s.kwargs["hermitian"] = False
+    return s
+
+
+register(
+    _op("linalg.svd", nx.linalg.svd, torch.linalg.svd, _svd_sample, output=_svd_output),
+    _op("linalg.svdvals", nx.linalg.svdvals, torch.linalg.svdvals, _rect),
+    _op("svd", nx.svd, torch.svd, _torch_svd_sample, output=_torch_svd_output),
+    _op("Tensor.svd", method("svd"), method("svd"), _torch_svd_sample, output=_torch_svd_output),
+    _op("linalg.qr", nx.linalg.qr, torch.linalg.qr, _qr_sample),
+    _op("qr", nx.qr, torch.qr, _torch_qr_sample),
+    _op("Tensor.qr", method("qr"), method("qr"), _torch_qr_sample),
+    _op("linalg.pinv", nx.linalg.pinv, torch.linalg.pinv, _pinv_sample),
+    *_fn_and_method("pinverse", _rect),
+)
+
+
+# ----- norms ---------------------------------------------------------------------------------------
+def _vector_norm(draw, dtype, device):
+    shape = tuple(draw(st.lists(st.integers(1, 4), max_size=3)))
+    kwargs = {}
+    if draw(st.booleans()):
+        kwargs["ord"] = draw(st.sampled_from([2, 1, 3, 0.5, math.inf, -math.inf]))
+    if shape and draw(st.booleans()):
+        kwargs["dim"] = draw(st.integers(-len(shape), len(shape) - 1))
+        kwargs["keepdim"] = draw(st.booleans())
+    return Sample((tensor(draw, shape, dtype, device),), kwargs)
+
+
+MATRIX_ORDS = ["fro", "nuc", 1, -1, 2, -2, math.inf, -math.inf]
+
+
+def _matrix_norm(draw, dtype, device):
+    shape = _batch(draw) + (_n(draw), _n(draw))
+    kwargs = {}
+    if draw(st.booleans()):
+        kwargs["ord"] = draw(st.sampled_from(MATRIX_ORDS))
+    if len(shape) > 2 and draw(st.booleans()):
+        kwargs["dim"] = tuple(draw(st.permutations(range(len(shape))))[:2])
+    if draw(st.booleans()):
+        kwargs["keepdim"] = draw(st.booleans())
+    return Sample((tensor(draw, shape, dtype, device),), kwargs)
+
+
+def _norm(draw, dtype, device):
+    form = draw(st.sampled_from(["vector", "matrix", "flat"]))
+    if form == "flat":
+        return Sample((tensor(draw, _batch(draw) + (_n(draw),), dtype, device),))
+    if form == "vector":
+        s = _vector_norm(draw, dtype, device)
+        if "dim" not in s.kwargs and s.args[0].ndim != 1:
+            s.kwargs.pop("ord", None)
+        return s
+    s = _matrix_norm(draw, dtype, device)
+    s.kwargs["dim"] = s.kwargs.get("dim", (-2, -1))
+    return s
+
+
+def _cond(draw, dtype, device):
+    s = _square(draw, dtype, device)
+    if s.args[0].shape[-1] == 0:
+        s = Sample((_conditioned(draw, (2, 2), dtype, device),))
+    if draw(st.booleans()):
+        s.kwargs["p"] = draw(st.sampled_from([None, 2, -2, "fro", "nuc", 1, -1, math.inf, -math.inf]))
+    return s
+
+
+register(
+    _op("linalg.vector_norm", nx.linalg.vector_norm, torch.linalg.vector_norm, _vector_norm),
+    _op("linalg.matrix_norm", nx.linalg.matrix_norm, torch.linalg.matrix_norm, _matrix_norm),
+    _op("linalg.norm", nx.linalg.norm, torch.linalg.norm, _norm),
+    _op("linalg.cond", nx.linalg.cond, torch.linalg.cond, _cond),
+)
+
+
+# ----- products, powers, Vandermonde, ranks, tensor solves, least squares --------------------------
+def _vecdot(draw, dtype, device):
+    (sa, sb), _ = broadcast_shapes(draw, 2, min_dims=1, max_dims=3, min_side=1)
+    kwargs = {"dim": -1}
+    if draw(st.booleans()) and len(sa) == len(sb):
+        kwargs["dim"] = draw(st.integers(-len(sa), len(sa) - 1))
+    return Sample((tensor(draw, sa, dtype, device), tensor(draw, sb, dtype, device)), kwargs)
+
+
+def _linalg_matmul(draw, dtype, device):
+    n, k, m = _n(draw), _n(draw), _n(draw)
+    return Sample((tensor(draw, _batch(draw) + (n, k), dtype, device), tensor(draw, (k, m), dtype, device)))
+
+
+def _linalg_diagonal(draw, dtype, device):
+    shape = _batch(draw) + (_n(draw), _n(draw))
+    kwargs = {}
+    if draw(st.booleans()):
+        kwargs["offset"] = draw(st.integers(-2, 2))
+    if len(shape) > 2 and draw(st.booleans()):
+        kwargs["dim1"], kwargs["dim2"] = draw(st.permutations(range(len(shape))))[:2]
+    return Sample((tensor(draw, shape, dtype, device),), kwargs)
+
+
+def _multi_dot(draw, dtype, device):
+    count = draw(st.integers(2, 5))
+    sizes = [_n(draw) for _ in range(count + 1)]
+    mats = [tensor(draw, (sizes[i], sizes[i + 1]), dtype, device) for i in range(count)]
+    if draw(st.booleans()):
+        mats[0] = tensor(draw, (sizes[1],), dtype, device)
+    if draw(st.booleans()):
+        mats[-1] = tensor(draw, (sizes[-2],), dtype, device)
+    return Sample((mats,))
+
+
+def _matrix_power(draw, dtype, device):
+    n = _n(draw, 0)
+    x = tensor(draw, _batch(draw) + (n, n), dtype, device, Domain(-0.7, 0.7), contiguous=True)
+    power = draw(st.sampled_from([0, 1, 2, 3, 4, 5, 6, -1, -2, -3]))
+    if power < 0:
+        x = x + (n + 1) * torch.eye(n, dtype=dtype, device=device)
+    return Sample((x, power))
+
+
+def _vander(draw, dtype, device):
+    shape = _batch(draw) + (_n(draw),)
+    kwargs = {"N": _n(draw, 1, 5)} if draw(st.booleans()) else {}
+    return Sample((tensor(draw, shape, dtype, device),), kwargs)
+
+
+def _matrix_rank(draw, dtype, device):
+    s = _rect(draw, dtype, device)
+    if draw(st.booleans()):
+        s.kwargs["hermitian"] = False
+    return s
+
+
+def _tensorinv(draw, dtype, device):
+    form = draw(st.sampled_from([((2, 3), (6,), 1), ((4,), (2, 2), 1), ((2, 2), (2, 2), 2), ((3,), (3,), 1)]))
+    left, right, ind = form
+    n = math.prod(left)
+    a = _conditioned(draw, (n, n), dtype, device).reshape(left + right)
+    return Sample((a,), {"ind": ind})
+
+
+def _tensorsolve(draw, dtype, device):
+    form = draw(st.sampled_from([((2, 3), (6,)), ((6,), (2, 3)), ((2, 2), (4,)), ((3,), (3,))]))
+    b_shape, x_shape = form
+    n = math.prod(b_shape)
+    a = _conditioned(draw, (n, n), dtype, device).reshape(b_shape + x_shape)
+    return Sample((a, tensor(draw, b_shape, dtype, device)))
+
+
+def _lstsq(draw, dtype, device):
+    m, n, k = _n(draw, 2, 5), _n(draw, 1, 3), _n(draw)
+    batch = _batch(draw)
+    a = tensor(draw, batch + (m, n), dtype, device, REAL, contiguous=True)
+    a = a + torch.eye(m, n, dtype=dtype, device=device) * 3
+    return Sample((a, tensor(draw, batch + (m, k), dtype, device)))
+
+
+register(
+    _op("linalg.vecdot", nx.linalg.vecdot, torch.linalg.vecdot, _vecdot),
+    _op("linalg.matmul", nx.linalg.matmul, torch.linalg.matmul, _linalg_matmul),
+    _op("linalg.diagonal", nx.linalg.diagonal, torch.linalg.diagonal, _linalg_diagonal),
+    _op("linalg.multi_dot", nx.linalg.multi_dot, torch.linalg.multi_dot, _multi_dot),
+    _op("linalg.matrix_power", nx.linalg.matrix_power, torch.linalg.matrix_power, _matrix_power),
+    *_fn_and_method("matrix_power", _matrix_power),
+    _op("linalg.vander", nx.linalg.vander, torch.linalg.vander, _vander),
+    _op("linalg.matrix_rank", nx.linalg.matrix_rank, torch.linalg.matrix_rank, _matrix_rank, grad=False,
+        note=HALF_NOTE + "; an integer count: no derivative"),
+    _op("linalg.tensorinv", nx.linalg.tensorinv, torch.linalg.tensorinv, _tensorinv),
+    _op("linalg.tensorsolve", nx.linalg.tensorsolve, torch.linalg.tensorsolve, _tensorsolve),
+    _op("linalg.lstsq", nx.linalg.lstsq, torch.linalg.lstsq, _lstsq, output=lambda out: out[0]),
+)
