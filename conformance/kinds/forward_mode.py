@@ -45,6 +45,9 @@ TORCH_FORWARD_AD_DIFFERS = {
     **{f"nn.Module.register_full_backward_{name}": "torch's forward AD ignores backward hooks, while its backward "
        "applies their rescaling (conformance/mirrors/hooks.py)"
        for name in ("hook[scale]", "pre_hook[scale]", "pre_hook[scale]+hook[scale]")},
+    **{name: "at a NaN median torch's forward AD (evenly_read_jvp: input == result matches nothing) is NaN, while its "
+       "backward (evenly_distribute_backward) shares the gradient among the NaN inputs"
+       for name in ("median[nan]", "nanmedian[nan]")},
 }
 
 

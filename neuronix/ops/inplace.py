@@ -255,7 +255,8 @@ def install_inplace_methods() -> None:
     """Every ``<name>_`` torch has for a public ``<name>`` method, plus copy_/fill_/zero_, ``[]=`` and ``+=``."""
     twins = {"copy_": _copy_twin, "fill_": _fill_twin, "zero_": _zero_twin}
     for name, fn in METHODS.items():
-        if hasattr(torch.Tensor, name + "_") and not name.startswith("_"):
+        # an in-place method registered in its own right (random.py's bernoulli_) is not derived
+        if hasattr(torch.Tensor, name + "_") and not name.startswith("_") and name + "_" not in METHODS:
             twins[name + "_"] = fn
     for name in _AUGMENTED.values():
         twins.setdefault(name, None)  # no differentiable twin: torch's kernel when nothing needs a gradient
