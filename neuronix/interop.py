@@ -17,6 +17,20 @@ Tensor, not Tensor". The handler decides, in this order:
    on the raw data; tensor results come back as ``nx.Tensor`` (a raw torch tensor that was
    an argument comes back as itself).
 4. Otherwise it is an error naming the function: running it would silently detach.
+
+torch's grad mode governs torch's calls: under ``torch.no_grad()`` (metric code, torchvision's
+``save_image``) a torch call on neuronix tensors runs with neuronix's recording off too, as the
+same call on torch tensors records nothing. (Neuronix methods called directly keep neuronix's own
+mode: ``nx.no_grad()`` is what turns them off.)
+
+The other protocols a torch user's code relies on are installed here too, as torch's:
+``format(x, ".3f")`` of a 0-d tensor formats its value; ``x.__dlpack__()`` /
+``__dlpack_device__()`` export the data (``torch.from_dlpack(x)``, ``np.from_dlpack(x)``),
+refusing a tensor that requires grad as torch does; ``torch.utils.data.default_collate`` (and so
+a ``DataLoader``) stacks samples holding ``nx.Tensor``s into ``nx.Tensor`` batches (recorded by
+``nx.stack`` where a sample requires grad); and ``torch.is_tensor(x)`` is True for an
+``nx.Tensor`` (torchvision's ``make_grid``/``save_image`` and other libraries ask it before
+calling torch functions, which then dispatch here).
 """
 
 from __future__ import annotations
@@ -228,6 +242,9 @@ def _run_raw(func, args, kwargs):
 
 def torch_function(cls, func, types, args=(), kwargs=None):
     """``Tensor.__torch_function__``: see the module docstring for the four cases."""
+    if not torch.is_grad_enabled() and mode.is_grad_enabled():  # torch.no_grad(): this call records nothing
+        with mode.no_grad():
+            return torch_function(cls, func, types, args, kwargs)
     kwargs = kwargs or {}
     qualified, method, twin = _resolve(func)
     active = getattr(_state, "active", None)
@@ -263,8 +280,59 @@ def torch_function(cls, func, types, args=(), kwargs=None):
     return _run_raw(func, args, kwargs)
 
 
+# ----- the other protocols: format, DLPack, DataLoader batches, is_tensor ------------------------------------
+def _format(self: Tensor, format_spec: str) -> str:
+    """``Tensor.__format__``: a 0-d tensor formats as its value (``f"{loss:.3f}"``), others as torch's do."""
+    if self.data.dim() == 0 and not self.data.is_meta:
+        return self.data.item().__format__(format_spec)
+    return object.__format__(self, format_spec)
+
+
+def _refuse_export(self: Tensor, what: str) -> None:
+    if self.requires_grad:
+        raise RuntimeError(f"{what}: Can't export tensors that require gradient, use tensor.detach() (a Neuronix tensor "
+                           f"of shape {tuple(self.shape)} that requires grad: the export would drop its gradient)")
+
+
+def _dlpack(self: Tensor, *, stream=-1, max_version=None, dl_device=None, copy=None):
+    """``Tensor.__dlpack__``: the data as a DLPack capsule (torch's keywords)."""
+    _refuse_export(self, "__dlpack__")
+    return self.data.__dlpack__(stream=stream, max_version=max_version, dl_device=dl_device, copy=copy)
+
+
+def _dlpack_device(self: Tensor):
+    return self.data.__dlpack_device__()
+
+
+def collate(batch, *, collate_fn_map=None):
+    """``default_collate`` of samples that are ``nx.Tensor``s: torch's stacking (into shared memory in a
+    worker), as an ``nx.Tensor``; ``nx.stack`` (recorded) when a sample requires grad."""
+    from torch.utils.data._utils.collate import collate_tensor_fn
+
+    if mode.is_grad_enabled() and any(isinstance(t, Tensor) and t.requires_grad for t in batch):
+        from neuronix.ops.movement import stack  # the ops package imports this module's users
+
+        return stack(list(batch))
+    return Tensor._make(collate_tensor_fn([t.data if isinstance(t, Tensor) else t for t in batch]), None)
+
+
+_torch_is_tensor = torch.is_tensor
+
+
+def is_tensor(obj, /) -> bool:
+    """``torch.is_tensor``, True for an ``nx.Tensor`` too (it speaks torch's protocol)."""
+    return isinstance(obj, Tensor) or _torch_is_tensor(obj)
+
+
 def install() -> None:
+    from torch.utils.data._utils.collate import default_collate_fn_map
+
     Tensor.__torch_function__ = classmethod(torch_function)
+    Tensor.__format__ = _format
+    Tensor.__dlpack__ = _dlpack
+    Tensor.__dlpack_device__ = _dlpack_device
+    default_collate_fn_map[Tensor] = collate
+    torch.is_tensor = is_tensor
 
 
 install()

@@ -161,8 +161,10 @@ class Tensor:
         return self.data.numpy()
 
     def __array__(self, dtype=None, copy=None):
-        arr = self.data.detach().cpu().numpy()
-        return arr if dtype is None else arr.astype(dtype)
+        # as torch's: numpy() (refused for a tensor that requires grad, never a silent detach; CPU only)
+        arr = self.numpy()
+        arr = arr if dtype is None else arr.astype(dtype, copy=False)
+        return arr.copy() if copy else arr
 
     def __float__(self) -> float:
         return float(self.data)
