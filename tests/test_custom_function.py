@@ -386,3 +386,65 @@ def test_planted_backward_mistake_fails_gradcheck_and_the_mirror():
     assert not run_case(good, torch.float64, examples=2).failed
     case = run_case(bad, torch.float64, examples=2, classify=False)
     assert case.failed and any(not j.ok and j.check == "backward" for ex in case.examples for j in ex.judged)
+
+
+def test_a_tensor_already_in_a_graph_returned_by_forward_keeps_its_history():
+    weight = leaf(1.0, 2.0)
+    closes_over = _fn(lambda ctx, g: g, forward=lambda ctx, x: weight)
+    out = closes_over.apply(leaf(3.0, 4.0))
+    assert out is not weight and weight.is_leaf and out.requires_grad
+
+
+USER_MIRRORS = '''
+import torch
+import neuronix as nx
+from conformance.mirror import OpMirror, register
+from conformance.strategies import unary
+
+
+class Cube(nx.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3 * x ** 2
+
+
+class TorchCube(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return x ** 3
+
+    @staticmethod
+    def backward(ctx, g):
+        (x,) = ctx.saved_tensors
+        return g * 3 * x ** 2
+
+
+register(OpMirror("custom.user_cube", Cube.apply, TorchCube.apply, unary(), dtypes=(torch.float64,)))
+'''
+
+
+def test_a_users_mirror_module_runs_under_python_m_conformance(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    module = tmp_path / "my_mirrors.py"
+    module.write_text(USER_MIRRORS)
+    listed = subprocess.run([sys.executable, "-m", "conformance", "list", "--mirrors", str(module)],
+                            capture_output=True, text=True, check=True).stdout
+    assert "custom.user_cube" in listed
+    reports = tmp_path / "reports"
+    subprocess.run([sys.executable, "-m", "conformance", "run", "--mirrors", "my_mirrors", "-k", "custom.user_cube",
+                    "--dtypes", "float64", "--examples", "2", "--report-dir", str(reports)],
+                   cwd=tmp_path, capture_output=True, text=True, check=True)  # a module importable from the cwd
+    report = json.loads((reports / "conformance.json").read_text())
+    summary = report["summary"]
+    assert summary["cases"] == 1 and summary["passed"] == summary["records"] > 10 and not summary["errors"], summary
+    assert "custom.user_cube" not in report["coverage"]["orphans"]

@@ -261,8 +261,10 @@ def wrap_outputs(cls, ctx, args: tuple, vertices: list, output, record: bool):
     for k, o in enumerate(outs):
         if isinstance(o, torch.Tensor):
             outs[k] = Tensor._make(o.detach(), None)
-        elif isinstance(o, Tensor) and id(o) in inputs and id(o) not in dirty:
-            outs[k] = Tensor._make(o.data, None)  # an input returned as is: a new tensor (torch: a view of it)
+        elif isinstance(o, Tensor) and id(o) not in dirty and (id(o) in inputs or o.requires_grad):
+            # an input returned as is (torch: a view of it), or a tensor already in a graph (a parameter the
+            # forward closed over): a new tensor, so the caller's tensor keeps its own history
+            outs[k] = Tensor._make(o.data, None)
     diff = [k for k, o in enumerate(outs) if _is_differentiable(o) and id(output if single else output[k]) not in non_diff]
     needed = [i for i, need in enumerate(ctx.needs_input_grad) if need]
     if record and diff:
