@@ -90,6 +90,11 @@ def test_nondeterministic_backward_and_hidden_dependence_are_reported():
         nx.autograd.gradcheck(lambda x: nx.Tensor(x.data * 2), (leaf(),))  # a detach hides a dependence
 
 
-def test_importing_neuronix_does_not_import_the_harness():
+def test_importing_neuronix_does_not_import_the_harness_and_gradcheck_needs_no_toml_reader():
     code = "import sys, neuronix; assert not any(m.startswith('conformance') for m in sys.modules), 'loaded'"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    # a bare install on Python 3.10 has no TOML reader (tomli is a test extra): gradcheck must not need one
+    code = ("import sys, torch; sys.modules['tomllib'] = sys.modules['tomli'] = None; import neuronix as nx; "
+            "x = nx.Tensor(torch.ones(2, dtype=torch.float64), requires_grad=True); "
+            "assert nx.autograd.gradcheck(lambda t: t * t, (x,)) and nx.autograd.gradgradcheck(lambda t: t * t, (x,))")
     subprocess.run([sys.executable, "-c", code], check=True)
