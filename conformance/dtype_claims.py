@@ -46,6 +46,7 @@ NO_HALF_FD: dict[str, str] = {
     "max*": _TIE, "min*": _TIE, "Tensor.max*": _TIE, "Tensor.min*": _TIE, "*amax*": _TIE, "*amin*": _TIE,
     "*max_pool*": _TIE, "*clamp*": "the clamp bounds are drawn independently of x: a half step crosses them",
     "*clip*": "the clip bounds are drawn independently of x: a half step crosses them",
+    **dict.fromkeys(("*sort*", "*topk*", "*kthvalue*", "*median*", "*cummax*", "*cummin*", "*aminmax*"), _TIE),
     "*std*": "std's kink where the values coincide (two elements: |x0 - x1| / sqrt 2) is within a half step",
     "nn.functional.binary_cross_entropy": "a half step (up to 0.08) carries a probability or target drawn near 0 or 1 out "
                                           "of [0, 1], where both libraries raise",

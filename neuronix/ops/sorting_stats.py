@@ -14,7 +14,7 @@ import torch
 from neuronix.ops import elementwise as ew
 from neuronix.ops.indexing import gather
 from neuronix.ops.movement import transpose, unsqueeze
-from neuronix.ops.reduce import _reduce, _unreduce, amax, amin, mean, std, var
+from neuronix.ops.reduce import _count, _reduce, _spread, _std_vjp, _unreduce, _var_vjp, amax, amin
 from neuronix.ops.registry import defop, op_error, public
 from neuronix.ops.sorting import sort
 from neuronix.tensor import Tensor
@@ -141,22 +141,36 @@ def nanmean(input, dim=None, keepdim: bool = False, *, dtype=None):
 
 
 # ----- var_mean / std_mean ----------------------------------------------------------------------------------
-def _with_mean(spread, input, dim, unbiased, keepdim, correction):
-    if isinstance(dim, bool):  # the var_mean(x, unbiased) overload
-        dim, unbiased = None, dim
-    return spread(input, dim, unbiased, keepdim, correction=correction), mean(input, dim, keepdim)
+# Their values are torch's fused kernels' (torch.var_mean / torch.std_mean), which can differ from torch.var and
+# torch.mean in the last bits (an expanded, stride-0 input: std_mean's spread is exactly 0 where std's is 1e-7,
+# and the gradient at a zero std is 0): each output is its own primitive over the fused kernel, with the rule
+# of var / std / mean.
+def _fused(kernel, k: int):
+    return lambda x, dims, keepdim, shape, tdim, correction: kernel(x, tdim, correction=correction, keepdim=keepdim)[k]
+
+
+def _mean_vjp(g, out, x, dims, keepdim, shape, tdim, correction):
+    return _unreduce(g, shape, dims, keepdim) / _count(shape, dims)
+
+
+_VAR_OF_VAR_MEAN = defop("var_mean.var", _fused(torch.var_mean, 0), _var_vjp)
+_MEAN_OF_VAR_MEAN = defop("var_mean.mean", _fused(torch.var_mean, 1), _mean_vjp, saves=())
+_STD_OF_STD_MEAN = defop("std_mean.std", _fused(torch.std_mean, 0), _std_vjp, saves_out=True)
+_MEAN_OF_STD_MEAN = defop("std_mean.mean", _fused(torch.std_mean, 1), _mean_vjp, saves=())
 
 
 @public(method=False)
 def var_mean(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
     """``torch.var_mean``: ``(var, mean)`` over ``dim`` in one call (a plain tuple, as torch)."""
-    return _with_mean(var, input, dim, unbiased, keepdim, correction)
+    return (_spread(_VAR_OF_VAR_MEAN, input, dim, unbiased, keepdim, correction),
+            _spread(_MEAN_OF_VAR_MEAN, input, dim, unbiased, keepdim, correction))
 
 
 @public(method=False)
 def std_mean(input, dim=None, unbiased: bool | None = None, keepdim: bool = False, *, correction=None):
     """``torch.std_mean``: ``(std, mean)`` over ``dim`` in one call (a plain tuple, as torch)."""
-    return _with_mean(std, input, dim, unbiased, keepdim, correction)
+    return (_spread(_STD_OF_STD_MEAN, input, dim, unbiased, keepdim, correction),
+            _spread(_MEAN_OF_STD_MEAN, input, dim, unbiased, keepdim, correction))
 
 
 # ----- aminmax ----------------------------------------------------------------------------------------------
