@@ -48,6 +48,9 @@ TORCH_FORWARD_AD_DIFFERS = {
     **{name: "at a NaN median torch's forward AD (evenly_read_jvp: input == result matches nothing) is NaN, while its "
        "backward (evenly_distribute_backward) shares the gradient among the NaN inputs"
        for name in ("median[nan]", "nanmedian[nan]")},
+    "scatter_reduce[prod]": "torch 2.13's forward AD of scatter_reduce(reduce='prod') is identically zero: "
+    "torch.func.jvp(lambda x: x.scatter_reduce(0, torch.tensor([0, 0]), torch.tensor([2., 3.]), 'prod'), "
+    "(torch.tensor([1.5, 2.]),), (torch.ones(2),)) gives [0, 0] (should be [6, 1]); its backward is right",
 }
 
 

@@ -1,0 +1,151 @@
+"""torch's ``*_copy`` view variants, the ``Tensor.new_*`` factories, ``nelement`` and the index-valued ops.
+
+A ``<view>_copy`` is the view followed by a contiguous copy (torch's functionalization uses them
+so no output aliases an input): the view's gradient, then the clone's identity gradient.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from neuronix.ops import indexing, movement
+from neuronix.ops.compare import nondiff
+from neuronix.ops.helpers import wrap_dim
+from neuronix.ops.registry import public
+from neuronix.tensor import Tensor, unwrap
+
+
+def _copied(result):
+    """A contiguous copy of a view (or of each view of a tuple), differentiable."""
+    if isinstance(result, tuple):
+        return tuple(_copied(r) for r in result)
+    return movement.clone(result, memory_format=torch.contiguous_format)
+
+
+@public(method=False)
+def alias_copy(input):
+    """``torch.alias_copy``: a copy of ``input``."""
+    return _copied(input)
+
+
+@public(method=False)
+def detach_copy(input):
+    """``torch.detach_copy``: a copy outside the graph (never requires grad)."""
+    return Tensor._make(unwrap(input).detach().clone(memory_format=torch.contiguous_format), None)
+
+
+@public(method=False)
+def diagonal_copy(input, offset: int = 0, dim1: int = 0, dim2: int = 1):
+    """``torch.diagonal_copy``: ``diagonal`` as a copy."""
+    return _copied(indexing.diagonal(input, offset, dim1, dim2))
+
+
+@public(method=False)
+def expand_copy(input, size, *, implicit: bool = False):
+    """``torch.expand_copy``: ``expand`` as a copy."""
+    return _copied(movement.expand(input, tuple(size)))
+
+
+@public
+def narrow_copy(input, dim: int, start: int, length: int):
+    """``torch.narrow_copy``: ``narrow`` as a copy."""
+    return _copied(indexing.narrow(input, dim, start, length))
+
+
+@public(method=False)
+def permute_copy(input, dims):
+    """``torch.permute_copy``: ``permute`` as a copy."""
+    return _copied(movement.permute(input, tuple(dims)))
+
+
+@public(method=False)
+def select_copy(input, dim: int, index: int):
+    """``torch.select_copy``: ``select`` as a copy."""
+    return _copied(indexing.select(input, dim, index))
+
+
+@public(method=False)
+def slice_copy(input, dim: int = 0, start=None, end=None, step: int = 1):
+    """``torch.slice_copy``: ``input[start:end:step]`` along ``dim``, as a copy."""
+    d = wrap_dim(dim, unwrap(input).dim())
+    return _copied(indexing.getitem(input, (slice(None),) * d + (slice(start, end, step),)))
+
+
+@public(method=False)
+def split_copy(input, split_size, dim: int = 0):
+    """``torch.split_copy``: ``split`` into copies."""
+    return _copied(indexing.split(input, split_size, dim))
+
+
+@public(method=False)
+def split_with_sizes_copy(input, split_sizes, dim: int = 0):
+    """``torch.split_with_sizes_copy``: ``split_with_sizes`` into copies."""
+    from neuronix.ops.shaping import split_with_sizes
+
+    return _copied(split_with_sizes(input, split_sizes, dim))
+
+
+@public(method=False)
+def squeeze_copy(input, dim=None):
+    """``torch.squeeze_copy``: ``squeeze`` as a copy."""
+    return _copied(movement.squeeze(input, dim))
+
+
+@public(method=False)
+def t_copy(input):
+    """``torch.t_copy``: ``t`` as a copy."""
+    return _copied(movement.t(input))
+
+
+@public(method=False)
+def transpose_copy(input, dim0: int, dim1: int):
+    """``torch.transpose_copy``: ``transpose`` as a copy."""
+    return _copied(movement.transpose(input, dim0, dim1))
+
+
+@public(method=False)
+def unbind_copy(input, dim: int = 0):
+    """``torch.unbind_copy``: ``unbind`` into copies."""
+    return _copied(indexing.unbind(input, dim))
+
+
+@public(method=False)
+def unsqueeze_copy(input, dim: int):
+    """``torch.unsqueeze_copy``: ``unsqueeze`` as a copy."""
+    return _copied(movement.unsqueeze(input, dim))
+
+
+@public(method=False)
+def view_copy(input, size):
+    """``torch.view_copy``: the elements in ``size``'s shape, as a copy (any layout: torch reshapes, never refuses)."""
+    return _copied(movement.reshape(input, tuple(size)))
+
+
+# ----- Tensor.new_* and nelement ----------------------------------------------------------------------
+def _new(name: str):
+    def method(self, *args, requires_grad: bool = False, **kwargs):
+        raw = getattr(unwrap(self), name)(*(unwrap(a) for a in args), **kwargs)
+        return Tensor(raw, requires_grad=requires_grad)
+
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = (f"``Tensor.{name}``: a new tensor with ``self``'s dtype and device unless given "
+                      "(outside the graph; ``requires_grad`` as torch).")
+    return public(method, function=False, method=True)
+
+
+new_zeros = _new("new_zeros")
+new_ones = _new("new_ones")
+new_full = _new("new_full")
+new_empty = _new("new_empty")
+new_tensor = _new("new_tensor")
+
+
+@public(function=False)
+def nelement(self) -> int:
+    """``Tensor.nelement``: the number of elements (``numel``)."""
+    return unwrap(self).numel()
+
+
+# ----- positions (integer results, no gradient) -------------------------------------------------------
+argwhere = nondiff("argwhere", torch.argwhere)
+nonzero_static = nondiff("nonzero_static", torch.nonzero_static)
