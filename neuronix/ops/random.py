@@ -37,7 +37,7 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
 
 
 # ----- bernoulli / normal / poisson: differentiable, zero gradient -------------------------------------------
-def _bernoulli_grad(g, out, x, p, generator):
+def _bernoulli_grad(g, out, x, p, generator):  # p: an attribute (the number), never an input
     if p is not None:  # torch defines no derivative for bernoulli(input, p) (it does for the in-place forms)
         raise RuntimeError("neuronix.bernoulli: the derivative of bernoulli(input, p) is not implemented (torch: "
                            "'derivative for aten::bernoulli is not implemented'); draw it under nx.no_grad() or "
@@ -63,7 +63,7 @@ def bernoulli(input, p=None, *, generator=None):
     ``input``). Differentiable with a zero gradient; with ``p``, the backward raises, as torch's."""
     if isinstance(p, (Tensor, torch.Tensor)):
         raise TypeError(f"bernoulli(): p must be a number (a tensor of probabilities is the input), got {type(p).__name__}")
-    return apply(_BERNOULLI, input, p, generator=generator)
+    return apply(_BERNOULLI, input, p=p, generator=generator)
 
 
 @public(method=False)

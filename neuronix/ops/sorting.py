@@ -70,8 +70,8 @@ _SORT = _selecting("sort", lambda x, dim, keepdim, descending, stable: torch.sor
     x, dim=dim, descending=descending, stable=stable))
 _TOPK = _selecting("topk", lambda x, dim, keepdim, k, largest, sorted: torch.topk(x, k, dim, largest, sorted))
 _KTHVALUE = _selecting("kthvalue", lambda x, dim, keepdim, k: torch.kthvalue(x, k, dim, keepdim))
-_MEDIAN_DIM = _selecting("median_dim", lambda x, dim, keepdim: torch.median(x, dim, keepdim))
-_NANMEDIAN_DIM = _selecting("nanmedian_dim", lambda x, dim, keepdim: torch.nanmedian(x, dim, keepdim))
+_MEDIAN_DIM = _selecting("median", lambda x, dim, keepdim: torch.median(x, dim, keepdim))
+_NANMEDIAN_DIM = _selecting("nanmedian", lambda x, dim, keepdim: torch.nanmedian(x, dim, keepdim))
 _MODE = _selecting("mode", lambda x, dim, keepdim: torch.mode(x, dim, keepdim))
 
 
@@ -108,8 +108,8 @@ def mode(input, dim: int = -1, keepdim: bool = False):
 
 # the full median: torch's evenly_distribute_backward (the elements equal to it share the gradient; the
 # NaNs when it is NaN), the rule of the full max()/min()
-_MEDIAN_ALL = defop("median", torch.median, _distribute, saves_out=True)
-_NANMEDIAN_ALL = defop("nanmedian", torch.nanmedian, _distribute, saves_out=True)
+_MEDIAN_ALL = defop("median_all", torch.median, _distribute, saves_out=True)
+_NANMEDIAN_ALL = defop("nanmedian_all", torch.nanmedian, _distribute, saves_out=True)
 
 
 def _median(full, along, result_type, name, input, dim, keepdim):

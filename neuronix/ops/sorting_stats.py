@@ -17,6 +17,7 @@ from neuronix.ops.movement import transpose, unsqueeze
 from neuronix.ops.reduce import _count, _reduce, _spread, _std_vjp, _unreduce, _var_vjp, amax, amin
 from neuronix.ops.registry import defop, op_error, public
 from neuronix.ops.sorting import sort
+from neuronix.ops.sorting_calculus import check_on_meta
 from neuronix.tensor import Tensor
 
 AminmaxResult = namedtuple("aminmax", ("min", "max"))
@@ -28,10 +29,12 @@ def _raw(t):
     return t.data if isinstance(t, Tensor) else t
 
 
-def _valid_quantile_call(input, q, interpolation) -> bool:
+def _valid_quantile_call(input, q, dim, interpolation) -> bool:
     """Whether torch's quantile accepts these arguments (when not, torch is asked, for its own error)."""
     x = _raw(input)
     if interpolation not in INTERPOLATIONS or x.numel() == 0 or x.dtype not in (torch.float32, torch.float64):
+        return False
+    if dim is not None and not -max(x.dim(), 1) <= dim < max(x.dim(), 1):
         return False
     if isinstance(q, (Tensor, torch.Tensor)):
         qr = _raw(q)
@@ -40,7 +43,7 @@ def _valid_quantile_call(input, q, interpolation) -> bool:
 
 
 def _quantile(name, torch_fn, input, q, dim, keepdim, interpolation, ignore_nan):
-    if not _valid_quantile_call(input, q, interpolation):
+    if not _valid_quantile_call(input, q, dim, interpolation):
         args = (input, q)
         try:
             torch_fn(_raw(input), _raw(q), dim, keepdim, interpolation=interpolation)
@@ -178,6 +181,7 @@ def std_mean(input, dim=None, unbiased: bool | None = None, keepdim: bool = Fals
 def aminmax(input, *, dim: int | None = None, keepdim: bool = False):
     """``torch.aminmax``: ``(min, max)`` over ``dim`` (all elements when None); tied extrema share the
     gradient evenly, as ``amin``/``amax``."""
+    check_on_meta("aminmax", torch.aminmax, (input,), {"dim": dim, "keepdim": keepdim})  # torch's empty-dim error
     dims = () if dim is None else dim
     return AminmaxResult(amin(input, dims, keepdim), amax(input, dims, keepdim))
 
