@@ -30,7 +30,9 @@ refusing a tensor that requires grad as torch does; ``torch.utils.data.default_c
 a ``DataLoader``) stacks samples holding ``nx.Tensor``s into ``nx.Tensor`` batches (recorded by
 ``nx.stack`` where a sample requires grad); and ``torch.is_tensor(x)`` is True for an
 ``nx.Tensor`` (torchvision's ``make_grid``/``save_image`` and other libraries ask it before
-calling torch functions, which then dispatch here).
+calling torch functions, which then dispatch here). A torch user's own ``torch.autograd.Function``
+applied to neuronix tensors runs as an ``nx.autograd.Function`` (same ``forward``/``backward``;
+its torch calls dispatch here), so its backward is the one recorded, never bypassed.
 """
 
 from __future__ import annotations
@@ -324,6 +326,19 @@ def is_tensor(obj, /) -> bool:
     return isinstance(obj, Tensor) or _torch_is_tensor(obj)
 
 
+_torch_function_apply = torch.autograd.Function.__dict__["apply"].__func__
+
+
+def _function_apply(cls, *args, **kwargs):
+    """``torch.autograd.Function.apply``: with a neuronix tensor among the arguments, Neuronix's Function
+    machinery (torch's would call forward with them as plain objects and never call backward)."""
+    if any(isinstance(a, Tensor) for a in args) or any(isinstance(v, Tensor) for v in kwargs.values()):
+        from neuronix.autograd import function
+
+        return function.run(cls, torch.autograd.Function, args, kwargs)
+    return _torch_function_apply(cls, *args, **kwargs)
+
+
 def install() -> None:
     from torch.utils.data._utils.collate import default_collate_fn_map
 
@@ -333,6 +348,7 @@ def install() -> None:
     Tensor.__dlpack_device__ = _dlpack_device
     default_collate_fn_map[Tensor] = collate
     torch.is_tensor = is_tensor
+    torch.autograd.Function.apply = classmethod(_function_apply)
 
 
 install()

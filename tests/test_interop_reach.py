@@ -134,3 +134,43 @@ def test_mixed_torch_cat_and_view_as_with_gradients():
     assert isinstance(joined, nx.Tensor) and isinstance(shaped, nx.Tensor) and shaped.shape == (4, 3)
     (joined * shaped).sum().backward()
     torch.testing.assert_close(a.grad.data, torch.arange(6.0).view(2, 3))
+
+
+# ----- a torch user's own autograd.Function on neuronix tensors -----------------------------------------------
+class StraightThroughRound(torch.autograd.Function):
+    """Rounds, and passes the gradient through unchanged: its backward is not its forward's derivative (zero)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.round(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+class TorchSquare(torch.autograd.Function):
+    @staticmethod
+    def forward(x):
+        return x * x
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0])
+        ctx.save_for_forward(inputs[0])  # for torch's jvp; Neuronix's forward mode comes from backward
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return 2 * torch.mul(grad, x)
+
+
+def test_a_torch_autograd_function_on_nx_tensors_records_its_own_backward():
+    x = nx.Tensor(torch.tensor([0.4, 1.6, -2.2], dtype=torch.float64), requires_grad=True)
+    y = StraightThroughRound.apply(x)
+    assert isinstance(y, nx.Tensor) and repr(y.grad_fn) == "<StraightThroughRoundBackward>"
+    y.sum().backward()
+    torch.testing.assert_close(x.grad.data, torch.ones(3, dtype=torch.float64))  # round's own derivative is zero
+    assert nx.autograd.gradcheck(TorchSquare.apply, (x,)) and nx.autograd.gradgradcheck(TorchSquare.apply, (x,))
+    t = torch.tensor([0.4], requires_grad=True)
+    assert StraightThroughRound.apply(t).grad_fn is not None  # torch tensors: torch's own machinery, as before

@@ -69,8 +69,8 @@ class FunctionCtx:
         self.to_save = tensors
 
     def save_for_forward(self, *tensors) -> None:
-        raise NotImplementedError("Neuronix's forward mode comes from the backward (nx.autograd.forward_ad): "
-                                  "a custom Function needs no save_for_forward/jvp")
+        """Accepted and unused: Neuronix's forward mode comes from ``backward`` (the double-VJP trick of
+        ``nx.autograd.forward_ad``), so a Function's ``jvp`` never runs."""
 
     @property
     def saved_tensors(self) -> tuple:
@@ -124,34 +124,40 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run ``forward`` under no-grad and record one node whose rule calls ``backward``."""
-        uses_setup = cls.setup_context is not Function.setup_context
-        if uses_setup:  # as torch: forward's defaults filled in, the inputs given to setup_context positionally
-            import inspect
+        return run(cls, Function, args, kwargs)
 
-            bound = inspect.signature(cls.forward).bind(*args, **kwargs)
-            bound.apply_defaults()
-            args, kwargs = tuple(bound.args), dict(bound.kwargs)
-        recording = mode.is_grad_enabled()
-        needs = tuple(recording and isinstance(a, Tensor) and a.requires_grad for a in args)
-        ctx = FunctionCtx(needs)
-        vertices = [(a.grad_fn or a) if need else None for a, need in zip(args, needs)]  # before a dirty write
-        with mode.no_grad():
-            if uses_setup:
-                output = cls.forward(*args, **kwargs)
-                cls.setup_context(ctx, args, output)
-            else:
-                output = cls.forward(ctx, *args, **kwargs)
-        ctx._in_forward = False
-        return graph.wrap_outputs(cls, ctx, args, vertices, output, record=any(needs))
 
-    @classmethod
-    def _backward_fn(cls):
-        """The user's backward (or vjp), as torch picks it."""
-        backward, vjp = cls.backward, cls.vjp
-        if backward is not Function.backward and vjp is not Function.vjp and backward is not vjp:
-            raise RuntimeError("Implementing both 'backward' and 'vjp' for a custom Function is not allowed. "
-                               "You should only implement one of them.")
-        return vjp if vjp is not Function.vjp else backward
+def run(cls, base, args: tuple, kwargs: dict):
+    """``cls.apply(*args, **kwargs)`` for a Function class deriving from ``base`` (``nx.autograd.Function``, or
+    ``torch.autograd.Function`` for a torch user's own class applied to neuronix tensors: ``neuronix.interop``)."""
+    uses_setup = cls.setup_context is not base.setup_context
+    if uses_setup:  # as torch: forward's defaults filled in, the inputs given to setup_context positionally
+        import inspect
+
+        bound = inspect.signature(cls.forward).bind(*args, **kwargs)
+        bound.apply_defaults()
+        args, kwargs = tuple(bound.args), dict(bound.kwargs)
+    recording = mode.is_grad_enabled()
+    needs = tuple(recording and isinstance(a, Tensor) and a.requires_grad for a in args)
+    ctx = FunctionCtx(needs)
+    vertices = [(a.grad_fn or a) if need else None for a, need in zip(args, needs)]  # before a dirty write
+    with mode.no_grad():
+        if uses_setup:
+            output = cls.forward(*args, **kwargs)
+            cls.setup_context(ctx, args, output)
+        else:
+            output = cls.forward(ctx, *args, **kwargs)
+    ctx._in_forward = False
+    return graph.wrap_outputs(cls, base, ctx, args, vertices, output, record=any(needs))
+
+
+def backward_of(cls, base):
+    """The user's backward (or vjp), as torch picks it."""
+    backward, vjp = cls.backward, cls.vjp
+    if backward is not base.backward and vjp is not base.vjp and backward is not vjp:
+        raise RuntimeError("Implementing both 'backward' and 'vjp' for a custom Function is not allowed. "
+                           "You should only implement one of them.")
+    return vjp if vjp is not base.vjp else backward
 
 
 InplaceFunction = Function  # torch's subclass only adds an ``inplace`` flag to __init__, which apply never uses

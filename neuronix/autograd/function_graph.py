@@ -108,8 +108,8 @@ def pick(name: str, layout: _Layout, k: int, call_node, raw: torch.Tensor):
 class _Call:
     """One application: what the call node's rule needs to run the user's backward."""
 
-    def __init__(self, cls, ctx, args, outs, diff, saved_kinds, in_layout, out_layout, needed) -> None:
-        self.cls, self.ctx = cls, ctx
+    def __init__(self, cls, base, ctx, args, outs, diff, saved_kinds, in_layout, out_layout, needed) -> None:
+        self.cls, self.base, self.ctx = cls, base, ctx
         self.name = cls.__name__
         self.n_args = len(args)
         self.tensor_args = [isinstance(a, (Tensor, torch.Tensor)) for a in args]
@@ -130,7 +130,9 @@ class _Call:
         ctx._saved = self._saved(saved, out, recorded)
         token = None if recorded else mode.set_state(False)  # a plain pass: nx tensors, nothing recorded
         try:
-            result = self.cls._backward_fn()(ctx, *grads)
+            from neuronix.autograd.function import backward_of  # it imports this module
+
+            result = backward_of(self.cls, self.base)(ctx, *grads)
         finally:
             ctx._saved = None
             if token is not None:
@@ -244,7 +246,7 @@ def _is_differentiable(t) -> bool:
     return isinstance(t, Tensor) and (t.dtype.is_floating_point or t.dtype.is_complex)
 
 
-def wrap_outputs(cls, ctx, args: tuple, vertices: list, output, record: bool):
+def wrap_outputs(cls, base, ctx, args: tuple, vertices: list, output, record: bool):
     """``forward``'s result as ``apply`` returns it, with its history recorded when ``record``."""
     single = not isinstance(output, tuple)
     outs = [output] if single else list(output)
@@ -268,12 +270,12 @@ def wrap_outputs(cls, ctx, args: tuple, vertices: list, output, record: bool):
     diff = [k for k, o in enumerate(outs) if _is_differentiable(o) and id(output if single else output[k]) not in non_diff]
     needed = [i for i, need in enumerate(ctx.needs_input_grad) if need]
     if record and diff:
-        _record_call(cls, ctx, args, vertices, outs, diff, needed, dirty)
+        _record_call(cls, base, ctx, args, vertices, outs, diff, needed, dirty)
     ctx.to_save, ctx.non_differentiable, ctx.dirty_tensors = None, (), ()  # no cycle output -> node -> ctx -> output
     return outs[0] if single else tuple(outs)
 
 
-def _record_call(cls, ctx, args, vertices, outs, diff, needed, dirty) -> None:
+def _record_call(cls, base, ctx, args, vertices, outs, diff, needed, dirty) -> None:
     name = cls.__name__
     for k in diff:
         o = outs[k]
@@ -304,7 +306,7 @@ def _record_call(cls, ctx, args, vertices, outs, diff, needed, dirty) -> None:
         edges.append((t.grad_fn or t) if isinstance(t, Tensor) and t.requires_grad else None)
         raws.append(unwrap(t))
         kinds.append(None)
-    call = _Call(cls, ctx, args, outs, diff, kinds, in_layout, out_layout, needed)
+    call = _Call(cls, base, ctx, args, outs, diff, kinds, in_layout, out_layout, needed)
     saves_out = any(kind is not None for kind in kinds)
     first = outs[diff[0]].data
     dummy = torch.empty((), dtype=first.dtype, device=first.device).expand(first.shape) if out_layout is None \
