@@ -32,7 +32,7 @@ def int_tuple(value, n: int, op: str, what: str) -> tuple:
 def check_rank(op: str, x, spatial: int) -> bool:
     """Accept (C, *spatial) or (N, C, *spatial); return whether the input is batched."""
     if x.ndim not in (spatial + 1, spatial + 2):
-        sizes = {1: "L", 2: "H, W"}[spatial]
+        sizes = {1: "L", 2: "H, W", 3: "D, H, W"}[spatial]
         raise ValueError(
             f"{op}: expected a {spatial + 1}-D (unbatched) or {spatial + 2}-D (batched) input of shape "
             f"(C, {sizes}) or (N, C, {sizes}), got a {x.ndim}-D input of shape {shape_of(x)}"

@@ -86,10 +86,36 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
 
 
 @public(namespace="nn.functional")
+def conv3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """3-d convolution over (N, C_in, D, H, W) or (C_in, D, H, W); ``padding`` may be ``'valid'`` or ``'same'``."""
+    return _convolution("conv3d", 3, input, weight, bias, stride, padding, dilation, groups)
+
+
+def _transposed(op, spatial, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    if isinstance(padding, str):
+        raise ValueError(f"{op}: padding must be an int or a tuple of ints, got {padding!r}")
+    return _convolution(op, spatial, input, weight, bias, stride, padding, dilation, groups, True, output_padding)
+
+
+@public(namespace="nn.functional")
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """1-d transposed convolution; ``weight`` is (C_in, C_out / groups, kL) as in torch."""
+    return _transposed("conv_transpose1d", 1, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+@public(namespace="nn.functional")
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
     """2-d transposed convolution; ``weight`` is (C_in, C_out / groups, kH, kW) as in torch."""
-    if isinstance(padding, str):
-        raise ValueError(f"conv_transpose2d: padding must be an int or a tuple of ints, got {padding!r}")
-    return _convolution("conv_transpose2d", 2, input, weight, bias, stride, padding, dilation, groups, True,
-                        output_padding)
+    return _transposed("conv_transpose2d", 2, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+@public(namespace="nn.functional")
+def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """3-d transposed convolution; ``weight`` is (C_in, C_out / groups, kD, kH, kW) as in torch."""
+    return _transposed("conv_transpose3d", 3, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+
+# torch.conv1d ... torch.conv_transpose3d: the same functions, signatures and defaults at the top level
+for _fn in (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d):
+    public(_fn, method=False)
 
