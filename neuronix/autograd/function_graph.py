@@ -77,13 +77,7 @@ class _Layout:
 
     def placed(self, g, j: int):
         """A flat gradient holding ``g`` as part ``j``, zeros elsewhere and only flag ``j`` up."""
-        from neuronix.ops.movement import cat
-
-        before, after = self.offsets[j], self.total - self.offsets[j] - self.numels[j]
-        flags = torch.zeros(len(self.shapes), dtype=self.dtype, device=self.device)
-        flags[j] = 1
-        zeros = lambda n: torch.zeros(n, dtype=self.dtype, device=self.device)  # noqa: E731
-        return cat([zeros(before), g.reshape(-1).to(self.dtype), zeros(after), flags])
+        return self.flat([g if k == j else None for k in range(len(self.shapes))])
 
 
 def _pack_spec(name: str, layout: _Layout) -> OpSpec:
