@@ -51,6 +51,11 @@ def _describe(t) -> str:
 
 def _seed(out: Tensor, grad, index: int) -> Tensor:
     if grad is None:
+        if out.data.is_complex():
+            raise RuntimeError(
+                f"backward: grad can be implicitly created only for real scalar outputs; output {index} is complex "
+                f"({out.dtype}): pass gradient= or reduce it to a real scalar first (.abs(), .real)"
+            )
         if out.data.numel() != 1:
             raise RuntimeError(
                 f"backward: grad can be implicitly created only for scalar outputs; output {index} has shape "
@@ -231,6 +236,15 @@ def _fit(gi, target, create_graph: bool):
         else:
             gi = gi.sum_to_size(shape)
     if meta.dtype != dtype:
+        if meta.dtype.is_complex and not dtype.is_complex:  # a real input gets the real part (ops/registry.py)
+            if create_graph:
+                from neuronix.ops.complex import real  # the ops package imports this module
+
+                gi = real(gi)
+            else:
+                gi = gi.real
+            if gi.dtype == dtype:
+                return gi
         gi = gi.to(dtype)
     return gi
 

@@ -79,7 +79,17 @@ log2 = _unary("log2", torch.log2, lambda g, out, x: g / (x * math.log(2.0)))
 log10 = _unary("log10", torch.log10, lambda g, out, x: g / (x * math.log(10.0)))
 sqrt = _unary("sqrt", torch.sqrt, lambda g, out, x: g / (out * 2), saves_out=True)
 rsqrt = _unary("rsqrt", torch.rsqrt, lambda g, out, x: g * out.pow(3) * -0.5, saves_out=True)
-abs = _unary("abs", torch.abs, lambda g, out, x: g * x.sign())
+
+
+def _abs_grad(g, out, x):
+    if x.dtype.is_complex:  # torch's g * sgn(x); complex rules live in ops/complex.py
+        from neuronix.ops.complex import abs_complex_grad
+
+        return abs_complex_grad(g, out, x)
+    return g * x.sign()
+
+
+abs = _unary("abs", torch.abs, _abs_grad)
 sign = _unary("sign", torch.sign, zero_gradient)
 neg = _unary("neg", torch.neg, lambda g, out, x: -g, reads_input=False)
 sin = _unary("sin", torch.sin, lambda g, out, x: g * x.cos())

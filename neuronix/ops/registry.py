@@ -284,18 +284,34 @@ def _attr_tensors(value, found: list) -> None:
             _attr_tensors(v, found)
 
 
+# Complex values in the graph. Leaves that require grad are real (nx.Tensor refuses complex ones); a complex
+# tensor enters the graph as the result of an op named here, whose rules follow torch's convention (the
+# gradient of z = x + iy is dL/dx + i dL/dy: neuronix/ops/complex.py), and a real input receives the real part
+# of a complex gradient (autograd/engine.py, _fit). Any other op refuses a complex input or result that
+# requires grad: its rules are written for real numbers and would give another gradient without a word.
+COMPLEX_RULES: set[str] = set()
+
+
+def _complex_error(spec: OpSpec, what: str) -> RuntimeError:
+    return RuntimeError(
+        f"neuronix.{spec.name}: {what} and requires grad, but {spec.name}'s gradient rules are written for real "
+        f"numbers only; ops differentiable on complex values: {', '.join(sorted(COMPLEX_RULES))}. Compute on "
+        "the .real and .imag parts (real tensors), or detach"
+    )
+
+
 def _record(spec: OpSpec, edges: list, raws: list, out, attrs: dict) -> Node:
     """A new ``Node`` keeping what the VJPs read: raw values and their version counters.
 
     Index and mask tensors passed as attributes are version-checked like saved inputs: an
     in-place change to ``idx`` after ``x[idx]`` would otherwise change the gradient silently.
     """
-    if out.dtype.is_complex:
-        raise RuntimeError(
-            f"neuronix.{spec.name}: the result is complex ({out.dtype}, shape {tuple(out.shape)}) and an input "
-            "requires grad; Neuronix autograd supports real floating-point dtypes only (complex gradients follow "
-            "torch's conjugate convention, which Neuronix does not implement): compute on .real/.imag parts or detach"
-        )
+    if spec.name not in COMPLEX_RULES:
+        if out.dtype.is_complex:
+            raise _complex_error(spec, f"the result is complex ({out.dtype}, shape {tuple(out.shape)})")
+        for edge in edges:
+            if edge.__class__ is Node and edge.dtype.is_complex:
+                raise _complex_error(spec, f"an input is complex ({edge.dtype}, shape {edge.shape})")
     saves = spec.saves
     if spec.reads is not None:  # only what the rules of the inputs in the graph read
         mask, bit = 0, 1
