@@ -12,9 +12,9 @@ from collections import namedtuple
 
 import torch
 
+from neuronix.ops import compare
 from neuronix.ops import pointwise_binary as binary
 from neuronix.ops import pointwise_unary as unary
-from neuronix.ops import compare
 from neuronix.ops.compare import nondiff
 from neuronix.ops.elementwise import abs as abs_
 from neuronix.ops.elementwise import erf, expm1, log1p, round, select, sigmoid, trunc

@@ -33,7 +33,8 @@ rad2deg = _unary("rad2deg", torch.rad2deg, lambda g, out, x: g * (180 / math.pi)
 # ----- exponentials, error functions ----------------------------------------------------------
 exp2 = _unary("exp2", torch.exp2, lambda g, out, x: g * out * _LN2, saves_out=True)
 erfc = _unary("erfc", torch.erfc, lambda g, out, x: -2.0 / _SQRT_PI * (-(x.pow(2))).exp() * g)
-erfinv = _unary("erfinv", torch.erfinv, lambda g, out, x: 0.5 * _SQRT_PI * (out.pow(2)).exp() * g, saves_out=True)
+# erfinv(x) again, not the output: torch keeps the input only (writing the output in place is allowed)
+erfinv = _unary("erfinv", torch.erfinv, lambda g, out, x: 0.5 * _SQRT_PI * (x.erfinv().pow(2)).exp() * g)
 # the sign function on reals (torch's sgn differs from sign only on complex inputs): zero gradient
 sgn = _unary("sgn", torch.sgn, zero_gradient)
 
