@@ -51,6 +51,13 @@ def test_a_wrong_backward_fails_with_torchs_message_or_false(fast_mode):
     assert nx.autograd.gradcheck(WRONG.apply, (x,), fast_mode=fast_mode, raise_exception=False) is False
 
 
+def test_check_forward_ad_compares_neuronix_forward_mode_with_finite_differences():
+    a, b = leaf(3), leaf(3, seed=1)
+    assert nx.autograd.gradcheck(lambda x, y: (x * y.sin(), x.exp().sum()), (a, b), check_forward_ad=True)
+    with pytest.raises(nx.autograd.GradcheckError, match="Jacobian computed with forward mode mismatch for output 0"):
+        nx.autograd.gradcheck(WRONG.apply, (a,), check_forward_ad=True, check_backward_ad=False)
+
+
 def test_gradgradcheck_catches_a_backward_outside_the_graph():
     x = leaf()
     assert nx.autograd.gradcheck(DETACHED.apply, (x,))

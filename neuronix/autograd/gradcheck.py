@@ -146,20 +146,22 @@ def gradcheck(func, inputs, *, eps: float = 1e-06, atol: float = 1e-05, rtol: fl
     ``check_undefined_grad``: each output's Jacobian rows come from a backward through that output
     alone, so every other output's gradient is undefined there (``None`` to a custom Function's
     backward under ``set_materialize_grads(False)``, zeros otherwise), and must act as zero.
-    The batched and forward-mode checks need torch's vmap and forward AD, which Neuronix does not
-    have as such: asking for them raises ``NotImplementedError``.
+    ``check_forward_ad`` compares Neuronix's forward mode (``nx.func.jvp``) with the same central
+    differences; the batched checks need torch's vmap, which Neuronix does not have: asking for them
+    raises ``NotImplementedError``.
     """
-    for flag, name in ((check_batched_grad, "check_batched_grad"), (check_batched_forward_grad, "check_batched_forward_grad"),
-                       (check_forward_ad, "check_forward_ad")):
+    for flag, name in ((check_batched_grad, "check_batched_grad"), (check_batched_forward_grad, "check_batched_forward_grad")):
         if flag:
-            raise NotImplementedError(f"gradcheck: {name}=True needs torch's vmap/forward AD, which Neuronix's gradcheck "
-                                      "does not run; leave it False (forward mode: nx.autograd.forward_ad)")
+            raise NotImplementedError(f"gradcheck: {name}=True needs torch's vmap, which Neuronix does not have; "
+                                      "leave it False")
     if masked:
         raise NotImplementedError("gradcheck: masked=True is for torch's sparse tensors, which Neuronix does not have")
     inputs = _checked_inputs("gradcheck", inputs)
     wrt = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     with mode.enable_grad():
         outputs = _outputs(func, inputs)
+    if check_forward_ad and not _forward_ad_matches(func, inputs, wrt, outputs, eps, atol, rtol, raise_exception):
+        return False
     if not check_backward_ad:
         return True
     if fast_mode:
@@ -190,6 +192,34 @@ def gradcheck(func, inputs, *, eps: float = 1e-06, atol: float = 1e-05, rtol: fl
         problem = _grad_dtypes(outputs, inputs, wrt)
         if problem:
             return _fail(problem, raise_exception)
+    return True
+
+
+def _forward_ad_matches(func, inputs, wrt, outputs, eps, atol, rtol, raise_exception) -> bool:
+    """``check_forward_ad``: the Jacobian from Neuronix's forward mode (``nx.func.jvp``, one unit tangent per
+    input element) against central differences."""
+    from neuronix.func import jvp  # nx.func imports the autograd package
+
+    numerical = _numerical(func, inputs, wrt, len(outputs), eps)
+    for n, i in enumerate(wrt):
+        x = inputs[i]
+
+        def along(value, i=i):
+            return _outputs(func, tuple(value if k == i else a for k, a in enumerate(inputs)))
+
+        for j in range(x.numel()):
+            unit = torch.zeros(x.numel(), dtype=x.dtype, device=x.device)
+            unit[j] = 1
+            _, tangents = jvp(along, (x.detach(),), (Tensor(unit.reshape(x.shape)),))
+            for o, out in enumerate(outputs):
+                if not _differentiable(out):
+                    continue
+                t = tangents[o]
+                column = torch.zeros(out.numel(), dtype=x.dtype) if t is None else t.data.reshape(-1).to(x.dtype).cpu()
+                if not _judge(column, numerical[n][o][j], atol, rtol):
+                    return _fail(f"Jacobian computed with forward mode mismatch for output {o} with respect to input "
+                                 f"{i},\nnumerical:{numerical[n][o][j]}\nanalytical:{column}\n(element {j} of the "
+                                 "input)", raise_exception)
     return True
 
 
