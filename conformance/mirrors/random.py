@@ -14,7 +14,7 @@ import torch
 from hypothesis import strategies as st
 
 import neuronix as nx
-from conformance.mirror import OpMirror, Sample, register
+from conformance.mirror import FLOATS, OpMirror, Sample, register
 from conformance.mirrors.factories import _seeded
 from conformance.strategies import PROB, Domain, broadcast_shapes, method, nonempty_shape, shape, tensor
 
@@ -77,6 +77,12 @@ def _poisson(draw, dtype, device):
     return Sample((tensor(draw, shape(draw), dtype, device, Domain(0.2, 6.0)),))
 
 
+def _binomial(draw, dtype, device):
+    (s_count, s_prob), _ = broadcast_shapes(draw, 2)
+    count = tensor(draw, s_count, dtype, device, Domain(0.0, 12.0)).round()
+    return Sample((count, tensor(draw, s_prob, dtype, device, PROB)))
+
+
 def _requires_grad(result):
     return result, result.requires_grad
 
@@ -95,6 +101,10 @@ register(
     _random("normal[size]", nx.normal, torch.normal, _normal_size, grad=False, output=_requires_grad),
     _random("poisson", nx.poisson, torch.poisson, _poisson),
     _random("poisson[generator]", nx.poisson, torch.poisson, _poisson, generator=True),
+    _random("binomial", nx.binomial, torch.binomial, _binomial, grad=False, dtypes=FLOATS,
+            note="torch defines no derivative; its CPU binomial has no half kernel"),
+    _random("binomial[generator]", nx.binomial, torch.binomial, _binomial, generator=True, grad=False, dtypes=FLOATS,
+            note="torch's CPU binomial has no half kernel"),
 )
 
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import neuronix as nx
 from conformance.mirror import FLOATS, OpMirror, Sample, register
 from conformance.mirrors.reduce import _dim, _spread, _unbiased, reduction
-from conformance.strategies import Domain, method, nonempty_shape, shape, tensor
+from conformance.strategies import Domain, index_tensor, method, nonempty_shape, shape, tensor
 
 TIES = "ties are kinks: finite differences see one side; torch's kernel picks the index, whose gradient is compared"
 GRID = Domain(-2.0, 2.0)
@@ -364,6 +364,29 @@ def _isin(draw, dtype, device):
     return Sample((elements, test), {"invert": draw(st.booleans())})
 
 
+def _histogram(draw, dtype, device):
+    x = tensor(draw, shape(draw), dtype, device)
+    bins = draw(st.integers(1, 6)) if draw(st.booleans()) else torch.tensor([-1.5, -0.2, 0.0, 1.0], dtype=dtype)
+    kwargs = {"density": draw(st.booleans())}
+    if draw(st.booleans()) and isinstance(bins, int):
+        kwargs["range"] = (-1.0, 1.5)
+    if draw(st.booleans()):
+        kwargs["weight"] = tensor(draw, x.shape, dtype, device, Domain(0.0, 2.0))
+    return Sample((x, bins), kwargs)
+
+
+def _histogramdd(draw, dtype, device):
+    points = tensor(draw, (draw(st.integers(0, 6)), draw(st.integers(1, 3))), dtype, device)
+    bins = [draw(st.integers(1, 4)) for _ in range(points.shape[1])]
+    return Sample((points, bins), {"density": draw(st.booleans())})
+
+
+def _bincount(draw, dtype, device):
+    counts = index_tensor(draw, (draw(st.integers(0, 8)),), 6, device)
+    args = (counts, tensor(draw, counts.shape, dtype, device)) if draw(st.booleans()) else (counts,)
+    return Sample(args, {"minlength": draw(st.integers(0, 8))})
+
+
 def _count_dims(draw, dtype, device):
     sizes = list(shape(draw, min_dims=1))
     x = _grid(draw, sizes, dtype, device)
@@ -377,5 +400,9 @@ register(
     OpMirror("bucketize", nx.bucketize, torch.bucketize, _bucketize, grad=False),
     OpMirror("searchsorted", nx.searchsorted, torch.searchsorted, _searchsorted, grad=False),
     OpMirror("isin", nx.isin, torch.isin, _isin, grad=False),
+    *_pair("histogram", _histogram, grad=False, dtypes=FLOATS, note="torch's CPU histogram has no half kernel"),
+    OpMirror("histogramdd", nx.histogramdd, torch.histogramdd, _histogramdd, grad=False, dtypes=FLOATS,
+             note="torch's CPU histogramdd has no half kernel"),
+    *_pair("bincount", _bincount, grad=False, note="torch defines no derivative for the weights"),
     OpMirror("count_nonzero[dims]", nx.count_nonzero, torch.count_nonzero, _count_dims, grad=False),
 )

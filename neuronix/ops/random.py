@@ -25,7 +25,7 @@ def _raw(value):
     return value.data if isinstance(value, Tensor) else value
 
 
-# ----- multinomial: integer indices, no derivative -----------------------------------------------------------
+# ----- multinomial, binomial: no derivative -----------------------------------------------------------
 @public
 def multinomial(input, num_samples: int, replacement: bool = False, *, generator=None):
     """``torch.multinomial``: ``num_samples`` indices drawn from the rows of ``input`` (weights)."""
@@ -33,6 +33,16 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
         out = torch.multinomial(_raw(input), num_samples, replacement, generator=generator)
     except (RuntimeError, ValueError, TypeError) as err:
         raise op_error("multinomial", (input,), {"num_samples": num_samples, "replacement": replacement}, err) from err
+    return Tensor._make(out, None)
+
+
+@public(method=False)
+def binomial(count, prob, generator=None):
+    """``torch.binomial``: draws of Binomial(count, prob), elementwise (torch defines no derivative)."""
+    try:
+        out = torch.binomial(_raw(count), _raw(prob), generator)
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise op_error("binomial", (count, prob), {}, err) from err
     return Tensor._make(out, None)
 
 

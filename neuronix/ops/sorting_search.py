@@ -1,8 +1,10 @@
-"""Searching and counting ops with no derivative: unique, unique_consecutive, histc, bucketize,
-searchsorted, isin. torch's kernels on the raw values; the results never require grad (torch defines no
+"""Searching and counting ops with no derivative: unique, unique_consecutive, histc, histogram, histogramdd,
+bincount, bucketize, searchsorted, isin. torch's kernels on the raw values; the results never require grad (torch defines no
 gradient for any of them)."""
 
 from __future__ import annotations
+
+from collections import namedtuple
 
 import torch
 
@@ -13,7 +15,7 @@ from neuronix.tensor import Tensor
 def _wrap(out):
     if isinstance(out, torch.Tensor):
         return Tensor._make(out, None)
-    if isinstance(out, tuple):
+    if isinstance(out, (tuple, list)):
         return tuple(_wrap(o) for o in out)
     return out
 
@@ -68,3 +70,28 @@ def searchsorted(sorted_sequence, input, *, out_int32: bool = False, right: bool
 def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool = False):
     """``torch.isin``: whether each of ``elements`` occurs in ``test_elements``."""
     return _call("isin", torch.isin, elements, test_elements, assume_unique=assume_unique, invert=invert)
+
+
+@public
+def bincount(input, weights=None, minlength: int = 0):
+    """``torch.bincount``: how often each non-negative integer occurs (summing ``weights`` when given)."""
+    return _call("bincount", torch.bincount, input, weights, minlength)
+
+
+HistogramResult = namedtuple("histogram", ("hist", "bin_edges"))
+HistogramddResult = namedtuple("histogramdd", ("hist", "bin_edges"))
+
+
+@public
+def histogram(input, bins, *, range=None, weight=None, density: bool = False):
+    """``torch.histogram``: ``(hist, bin_edges)`` over ``bins`` (a count or the edges) within ``range``."""
+    extent = {} if range is None else {"range": range}  # torch's tensor-bins overload takes no range at all
+    return HistogramResult(*_call("histogram", torch.histogram, input, bins, weight=weight, density=density, **extent))
+
+
+@public(method=False)
+def histogramdd(input, bins, *, range=None, weight=None, density: bool = False):
+    """``torch.histogramdd``: the histogram of the rows of ``input`` (points in its last dim's space)."""
+    extent = {} if range is None else {"range": range}
+    hist, edges = _call("histogramdd", torch.histogramdd, input, bins, weight=weight, density=density, **extent)
+    return HistogramddResult(hist, list(edges))
