@@ -285,6 +285,16 @@ for _name in ("greater", "greater_equal", "less", "less_equal", "not_equal"):
     register(*_both(_name, _halves_pair, grad=False))
 
 
+def _integers(draw, dtype, device):
+    """Integer pairs (gcd, lcm, shifts): values in [-20, 20], shift amounts in [0, 5]."""
+    (sa, sb), _ = broadcast_shapes(draw, 2)
+    return Sample((index_tensor(draw, sa, 41, device) - 20, index_tensor(draw, sb, 6, device)))
+
+
+for _name in ("gcd", "lcm", "bitwise_left_shift", "bitwise_right_shift"):
+    register(*_both(_name, _integers, grad=False, dtypes=FLOATS, note="integer inputs: the case's dtype is not used"))
+
+
 # ----- special.* reductions and softmax aliases --------------------------------------------------------
 register(
     _special("logsumexp", reduction(nonempty=True, none_ok=False)),

@@ -106,6 +106,8 @@ def frexp(input):
 @public
 def positive(input):
     """``+input``: the input itself (torch returns the very tensor); refused for bool tensors, as torch."""
+    if not isinstance(input, (Tensor, torch.Tensor)):
+        raise TypeError(f"positive(): argument 'input' must be Tensor, not {type(input).__name__}")
     if input.dtype == torch.bool:
         raise RuntimeError("positive: the `+` operator, on a bool tensor is not supported.")
     return input
@@ -115,6 +117,13 @@ signbit = nondiff("signbit", torch.signbit)
 isposinf = nondiff("isposinf", torch.isposinf)
 isneginf = nondiff("isneginf", torch.isneginf)
 isreal = nondiff("isreal", torch.isreal)
+
+
+# integer arithmetic (integer results, no gradient in torch)
+gcd = nondiff("gcd", torch.gcd)
+lcm = nondiff("lcm", torch.lcm)
+bitwise_left_shift = nondiff("bitwise_left_shift", torch.bitwise_left_shift)
+bitwise_right_shift = nondiff("bitwise_right_shift", torch.bitwise_right_shift)
 
 
 # ----- Bessel functions and orthogonal polynomials: no derivative in torch -------------------------
