@@ -94,6 +94,14 @@ def conj(input):
     return apply(_CONJ, input)
 
 
+@public
+def conj_physical(input):
+    """``torch.conj_physical``: the conjugate computed into new memory; a real tensor is returned as it is."""
+    if not unwrap(input).is_complex():
+        return input
+    return apply(_CONJ_PHYSICAL, input)
+
+
 _RESOLVE_CONJ = defop("resolve_conj", torch.resolve_conj, lambda g, out, z: g, saves=())
 
 
