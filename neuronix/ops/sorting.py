@@ -19,6 +19,7 @@ import torch
 from neuronix.ops import elementwise as ew
 from neuronix.ops.helpers import wrap_dim
 from neuronix.ops.indexing import scatter, scatter_add
+from neuronix.ops.movement import cat
 from neuronix.ops.reduce import _distribute
 from neuronix.ops.registry import apply, defop, public
 from neuronix.tensor import Tensor
@@ -182,18 +183,28 @@ def _logcumsumexp_kernel(g, out, x, dim):
     return up - down
 
 
+PAIR_BUDGET = 2**24  # elements of the (i, j) pair terms the recorded logcumsumexp rule builds at a time
+
+
 def _logcumsumexp_rule(g, out, x, dim):
     """The recorded gradient ``sum_{j >= i} g_j exp(x_i - out_j)``, linear in ``g`` (the kernel's ``log|g|``
     has no derivative at ``g = 0``, where forward mode differentiates it). Each ``exp`` is at most 1
     (``out_j >= x_i``); the pairs ``j < i`` are -inf before the ``exp``, so they add exact zeros at every
-    order. O(n^2) along ``dim``: only under create_graph or forward mode (the values are the kernel's)."""
+    order. Only under create_graph or forward mode (the values are the kernel's): the pairs along ``dim``
+    are built for a block of ``i`` at a time, at most ``PAIR_BUDGET`` elements."""
     if g.ndim == 0 or g.numel() == 0:
         return g
     n = x.shape[dim]
     trailing = (1,) * (x.ndim - dim - 1)
-    later = torch.ones(n, n, dtype=torch.bool, device=x.device).triu().reshape((n, n) + trailing)  # j >= i
-    gap = ew.where(later, x.unsqueeze(dim + 1) - out.unsqueeze(dim), -torch.inf)
-    return (g.unsqueeze(dim) * gap.exp()).sum(dim + 1)
+    block = max(1, PAIR_BUDGET // x.numel())
+    j = torch.arange(n, device=x.device)
+    parts = []
+    for start in range(0, n, block):
+        rows = min(block, n - start)
+        later = (j >= torch.arange(start, start + rows, device=x.device)[:, None]).reshape((rows, n) + trailing)
+        gap = ew.where(later, x.narrow(dim, start, rows).unsqueeze(dim + 1) - out.unsqueeze(dim), -torch.inf)
+        parts.append((g.unsqueeze(dim) * gap.exp()).sum(dim + 1))
+    return parts[0] if len(parts) == 1 else cat(parts, dim)
 
 
 _LOGCUMSUMEXP = defop(
