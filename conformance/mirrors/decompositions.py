@@ -49,8 +49,11 @@ def _spd(x):
     return lib.matmul(x, x.mT) + lib.eye(x.shape[-1], dtype=x.dtype)
 
 
-def _sym(x):
-    return x + x.mT
+def _full_rank(x):
+    """``x + 3 I`` (rectangular identity): full rank for the finite values special draws and stride-0 expanded
+    (rank-1) inputs give, where QR's gradient (a solve with R) is otherwise undefined."""
+    lib = _lib(x)
+    return x + 3 * lib.eye(x.shape[-2], x.shape[-1], dtype=x.dtype)
 
 
 def _op(name, nx_fn, torch_fn, sample, **kw):
@@ -215,15 +218,23 @@ def _square(draw, dtype, device):
     return Sample((_conditioned(draw, _batch(draw) + (n, n), dtype, device),))
 
 
+def _spd_sample(draw, dtype, device):
+    n = _n(draw, 0) if draw(st.integers(0, 9)) else 0
+    return Sample((tensor(draw, _batch(draw) + (n, n), dtype, device),))
+
+
+def _on(fn, prepare):
+    """``fn`` called on ``prepare(x)``: the mirror's input made well-posed inside the call, in either library."""
+    return lambda x, *args, **kwargs: fn(prepare(x), *args, **kwargs)
+
+
+def _on_spd(fn):
+    return _on(fn, _spd)
+
+
 def _matrix_exp(draw, dtype, device):
     n = _n(draw, 0)
     return Sample((tensor(draw, _batch(draw) + (n, n), dtype, device, SMALL),))
-
-
-def _general_square(draw, dtype, device):
-    """Any square matrices (det and slogdet are defined everywhere)."""
-    n = _n(draw, 0)
-    return Sample((tensor(draw, _batch(draw) + (n, n), dtype, device),))
 
 
 def _solve(draw, dtype, device):
@@ -259,11 +270,14 @@ register(
     _op("linalg.inv", nx.linalg.inv, torch.linalg.inv, _square),
     *_fn_and_method("inverse", _square),
     _op("linalg.inv_ex", nx.linalg.inv_ex, torch.linalg.inv_ex, _square),
-    _op("linalg.det", nx.linalg.det, torch.linalg.det, _general_square),
-    *_fn_and_method("det", _general_square),
-    _op("linalg.slogdet", nx.linalg.slogdet, torch.linalg.slogdet, _square),
-    *_fn_and_method("slogdet", _square),
-    *_fn_and_method("logdet", _square),
+    _op("linalg.det", nx.linalg.det, torch.linalg.det, _square),
+    *_fn_and_method("det", _square),
+    # on X X^T + I: torch's slogdet backward raises at a singular matrix (which special values would draw)
+    _op("linalg.slogdet", _on_spd(nx.linalg.slogdet), _on_spd(torch.linalg.slogdet), _spd_sample),
+    _op("slogdet", _on_spd(nx.slogdet), _on_spd(torch.slogdet), _spd_sample),
+    _op("Tensor.slogdet", lambda x: _spd(x).slogdet(), lambda x: _spd(x).slogdet(), _spd_sample),
+    _op("logdet", _on_spd(nx.logdet), _on_spd(torch.logdet), _spd_sample),
+    _op("Tensor.logdet", lambda x: _spd(x).logdet(), lambda x: _spd(x).logdet(), _spd_sample),
     _op("linalg.solve", nx.linalg.solve, torch.linalg.solve, _solve),
     _op("linalg.solve_ex", nx.linalg.solve_ex, torch.linalg.solve_ex, _solve),
     _op("linalg.solve_triangular", nx.linalg.solve_triangular, torch.linalg.solve_triangular, _solve_triangular),
@@ -273,15 +287,6 @@ register(
 
 
 # ----- symmetric factorisations (on X X^T + I built in the call) -----------------------------------
-def _spd_sample(draw, dtype, device):
-    n = _n(draw, 0) if draw(st.integers(0, 9)) else 0
-    return Sample((tensor(draw, _batch(draw) + (n, n), dtype, device),))
-
-
-def _on_spd(fn, **fixed):
-    return lambda x, *args, **kwargs: fn(_spd(x), *args, **fixed, **kwargs)
-
-
 def _upper(draw, dtype, device):
     s = _spd_sample(draw, dtype, device)
     if draw(st.booleans()):
@@ -323,6 +328,13 @@ register(
 # ----- svd, qr, pinv -------------------------------------------------------------------------------
 def _rect(draw, dtype, device):
     return Sample((tensor(draw, _batch(draw) + (_n(draw), _n(draw)), dtype, device),))
+
+
+def _conditioned_rect(draw, dtype, device):
+    """A rectangular matrix with singular values near 3 or above (float32 keeps pinv's second derivative)."""
+    m, n = _n(draw), _n(draw)
+    a = tensor(draw, _batch(draw) + (m, n), dtype, device, Domain(-1.0, 1.0), contiguous=True)
+    return Sample((a + 3 * torch.eye(m, n, dtype=dtype, device=device),))
 
 
 def _svd_sample(draw, dtype, device):
@@ -370,7 +382,7 @@ def _torch_qr_sample(draw, dtype, device):
 
 
 def _pinv_sample(draw, dtype, device):
-    s = _rect(draw, dtype, device)
+    s = _conditioned_rect(draw, dtype, device)
     if draw(st.booleans()):
         s.kwargs["hermitian"] = False
     return s
@@ -381,11 +393,11 @@ register(
     _op("linalg.svdvals", nx.linalg.svdvals, torch.linalg.svdvals, _rect),
     _op("svd", nx.svd, torch.svd, _torch_svd_sample, output=_torch_svd_output),
     _op("Tensor.svd", method("svd"), method("svd"), _torch_svd_sample, output=_torch_svd_output),
-    _op("linalg.qr", nx.linalg.qr, torch.linalg.qr, _qr_sample),
-    _op("qr", nx.qr, torch.qr, _torch_qr_sample),
-    _op("Tensor.qr", method("qr"), method("qr"), _torch_qr_sample),
+    _op("linalg.qr", _on(nx.linalg.qr, _full_rank), _on(torch.linalg.qr, _full_rank), _qr_sample),
+    _op("qr", _on(nx.qr, _full_rank), _on(torch.qr, _full_rank), _torch_qr_sample),
+    _op("Tensor.qr", lambda x, **k: _full_rank(x).qr(**k), lambda x, **k: _full_rank(x).qr(**k), _torch_qr_sample),
     _op("linalg.pinv", nx.linalg.pinv, torch.linalg.pinv, _pinv_sample),
-    *_fn_and_method("pinverse", _rect),
+    *_fn_and_method("pinverse", _conditioned_rect),
 )
 
 
@@ -430,20 +442,34 @@ def _norm(draw, dtype, device):
     return s
 
 
-def _cond(draw, dtype, device):
-    s = _square(draw, dtype, device)
-    if s.args[0].shape[-1] == 0:
-        s = Sample((_conditioned(draw, (2, 2), dtype, device),))
-    if draw(st.booleans()):
-        s.kwargs["p"] = draw(st.sampled_from([None, 2, -2, "fro", "nuc", 1, -1, math.inf, -math.inf]))
-    return s
+def _cond(orders):
+    def sample(draw, dtype, device):
+        n = _n(draw)
+        s = Sample((_conditioned(draw, _batch(draw) + (n, n), dtype, device),))
+        if draw(st.booleans()) or None not in orders:
+            s.kwargs["p"] = draw(st.sampled_from(orders))
+        return s
+
+    return sample
+
+
+# torch.linalg.cond(A, p) for these p computes norm(A, p) * norm(inv(A), p) and writes in place into
+# linalg_inv_ex's saved output: its backward raises (torch 2.13: "one of the variables needed for gradient
+# computation has been modified by an inplace operation ... output 0 of LinalgInvEx"; repro:
+# A = (torch.randn(3, 3, dtype=torch.float64) + 4 * torch.eye(3)).requires_grad_(); torch.linalg.cond(A, 'fro').backward())
+COND_DEFECT = ("torch defect: torch.linalg.cond(A, p) for p in 'fro', 1, -1, inf, -inf raises on backward (an in-place "
+               "write on linalg_inv_ex's saved output; repro: A = (torch.randn(3, 3, dtype=torch.float64) + "
+               "4 * torch.eye(3)).requires_grad_(); torch.linalg.cond(A, 'fro').backward()); values only here, "
+               "neuronix's gradient (that of norm(A, p) * norm(inv(A), p)) is checked in tests/test_decompositions.py")
 
 
 register(
     _op("linalg.vector_norm", nx.linalg.vector_norm, torch.linalg.vector_norm, _vector_norm),
     _op("linalg.matrix_norm", nx.linalg.matrix_norm, torch.linalg.matrix_norm, _matrix_norm),
     _op("linalg.norm", nx.linalg.norm, torch.linalg.norm, _norm),
-    _op("linalg.cond", nx.linalg.cond, torch.linalg.cond, _cond),
+    _op("linalg.cond", nx.linalg.cond, torch.linalg.cond, _cond([None, 2, -2, "nuc"])),
+    _op("linalg.cond[inverse]", nx.linalg.cond, torch.linalg.cond, _cond(["fro", 1, -1, math.inf, -math.inf]),
+        grad=False, note=HALF_NOTE + "; " + COND_DEFECT),
 )
 
 

@@ -12,6 +12,8 @@ with gradient ``grad * 0`` (torch's ``maybe_multiply``), and a factor of 1 multi
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from neuronix.ops import elementwise as ew
@@ -122,6 +124,8 @@ def cross(input, other, dim=None):
     """``torch.cross``: as ``linalg.cross``, with ``dim=None`` meaning the first dim of size 3 (torch's
     deprecated default; it warns)."""
     if dim is None:
+        warnings.warn("Using torch.cross without specifying the dim arg is deprecated (neuronix.cross, as torch): "
+                      "pass dim=", UserWarning, stacklevel=2)
         shape = torch.broadcast_shapes(tuple(input.shape), tuple(other.shape))
         dim = next((i for i, s in enumerate(shape) if s == 3), -1)
         if tuple(input.shape) == tuple(other.shape):  # torch finds the dim in the unbroadcast inputs
@@ -142,16 +146,45 @@ def dist(input, other, p=2):
     return vector_norm_of(ew.sub(input, other), p, None)
 
 
-def _euclidean(x1, x2):
-    """torch's ``_euclidean_dist`` (the matrix-product route of cdist with p=2): ``|a|^2 - 2 a.b + |b|^2``,
-    clamped at 0, square-rooted."""
-    n1 = red.sum(ew.pow(x1, 2), -1, keepdim=True)
-    n2 = red.sum(ew.pow(x2, 2), -1, keepdim=True)
-    from neuronix.ops.movement import cat
+def _pairwise_grad(g, out, x1, x2, p, which):
+    """torch's ``_cdist_backward``: ``g * d|x1_i - x2_j|_p / dx1_i`` summed over ``j`` (over ``i`` with the
+    opposite sign for x2), exactly 0 where a distance is 0 (even under an inf or NaN upstream gradient)."""
+    diff = ew.sub(x1.unsqueeze(-2), x2.unsqueeze(-3))
+    g_, dist = g.unsqueeze(-1), out.unsqueeze(-1)
+    if p == 0:
+        return ew.zero_gradient(x1 if which == 0 else x2)
+    if p == 1:
+        each = g_ * diff.sign()
+    elif p == 2:
+        each = ew.masked(g_ * diff / dist, unwrap(dist) != 0)
+    elif p == float("inf"):
+        each = g_ * diff.sign() * (ew.abs(diff).data == unwrap(dist))
+    else:
+        scaled = diff * ew.abs(diff).pow(p - 2) if p >= 2 else diff.sign() * ew.abs(diff).pow(p - 1)
+        each = ew.masked(g_ * scaled / dist.pow(p - 1), unwrap(dist) != 0)
+    return red.sum(each, -2) if which == 0 else -red.sum(each, -3)
 
-    left = cat([ew.mul(x1, -2), n1, ew.anchored(torch.ones_like(unwrap(n1)), n1)], -1)
-    right = cat([x2, ew.anchored(torch.ones_like(unwrap(n2)), n2), n2], -1)
-    return ew.sqrt(ew.clamp_min(matmul(left, right.mT), 0))
+
+_CDIST = defop("cdist",
+               lambda x1, x2, p: torch.cdist(x1, x2, p, compute_mode="donot_use_mm_for_euclid_dist"),
+               lambda g, out, x1, x2, p: _pairwise_grad(g, out, x1, x2, p, 0),
+               lambda g, out, x1, x2, p: _pairwise_grad(g, out, x1, x2, p, 1),
+               saves_out=True)
+
+
+def _euclidean_grad(g, out, x1, x2, which):
+    """torch's ``_euclidean_dist_backward``: ``ratio = g / d`` (0 where d == 0), then
+    ``x1 * sum_j ratio - ratio @ x2`` (and its mirror for x2); differentiable, as torch's."""
+    ratio = ew.masked(g / out, unwrap(out) != 0)
+    if which == 0:
+        return x1 * red.sum(ratio, -1, keepdim=True) - matmul(ratio, x2)
+    return x2 * red.sum(ratio, -2).unsqueeze(-1) - matmul(ratio.mT, x1)
+
+
+_EUCLIDEAN = defop("euclidean_dist", lambda x1, x2: torch.cdist(x1, x2, 2.0, compute_mode="use_mm_for_euclid_dist"),
+                   lambda g, out, x1, x2: _euclidean_grad(g, out, x1, x2, 0),
+                   lambda g, out, x1, x2: _euclidean_grad(g, out, x1, x2, 1),
+                   saves_out=True)
 
 
 _CDIST_MODES = ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist", "donot_use_mm_for_euclid_dist")
@@ -159,8 +192,11 @@ _CDIST_MODES = ("use_mm_for_euclid_dist_if_necessary", "use_mm_for_euclid_dist",
 
 @public(method=False)
 def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
-    """``torch.cdist``: the ``p``-norm distance between every row of ``x1`` (..., P, M) and of ``x2`` (..., R, M);
-    with p=2 torch's matrix-product route where ``compute_mode`` picks it (either side over 25 rows)."""
+    """``torch.cdist``: the ``p``-norm distance between every row of ``x1`` (..., P, M) and of ``x2`` (..., R, M).
+
+    With p=2 torch takes a matrix-product route where ``compute_mode`` picks it (always, or when either side
+    has over 25 rows): its gradient then has a derivative of its own, and torch works on copies of the inputs
+    (so writing them in place afterwards is no error). The direct route's gradient has none in torch."""
     if compute_mode not in _CDIST_MODES:
         raise ValueError(f"neuronix.cdist: {compute_mode} is not a valid value for compute_mode; valid: {_CDIST_MODES}")
     if x1.ndim < 2 or x2.ndim < 2 or x1.shape[-1] != x2.shape[-1]:
@@ -169,11 +205,32 @@ def cdist(x1, x2, p=2.0, compute_mode="use_mm_for_euclid_dist_if_necessary"):
     if p < 0:
         raise RuntimeError(f"neuronix.cdist: only supports non-negative p values, got {p}")
     r1, r2 = x1.shape[-2], x2.shape[-2]
+    batch = torch.broadcast_shapes(tuple(x1.shape[:-2]), tuple(x2.shape[:-2]))
+    x1 = x1.expand(batch + tuple(x1.shape[-2:])) if tuple(x1.shape[:-2]) != batch else x1
+    x2 = x2.expand(batch + tuple(x2.shape[-2:])) if tuple(x2.shape[:-2]) != batch else x2
     mm_route = p == 2 and (compute_mode == "use_mm_for_euclid_dist"
                            or (compute_mode == _CDIST_MODES[0] and (r1 > 25 or r2 > 25)))
-    if mm_route:
-        return _euclidean(x1, x2)
-    return vector_norm_of(ew.sub(x1.unsqueeze(-2), x2.unsqueeze(-3)), p, -1)
+    if mm_route and x1.numel() and x2.numel():
+        return apply(_EUCLIDEAN, x1.clone(), x2.clone())
+    return apply(_CDIST, x1, x2, p=float(p))
+
+
+def _check_weights(name: str, w, observations: int, integral: bool) -> None:
+    """torch's checks of cov's weights: 1-D (or 0-d), one per observation, of the right kind, none negative."""
+    if w is None:
+        return
+    raw = unwrap(w)
+    if raw.ndim > 1:
+        raise RuntimeError(f"neuronix.cov(): expected {name} to have one or fewer dimensions, got shape {tuple(raw.shape)}")
+    if raw.numel() != observations:
+        raise RuntimeError(f"neuronix.cov(): expected {name} to have the same numel as there are observations in "
+                           f"the input ({observations}), got {raw.numel()}")
+    if integral and (raw.is_floating_point() or raw.is_complex()):
+        raise RuntimeError(f"neuronix.cov(): expected fweights to have integral dtype, got {raw.dtype}")
+    if not integral and not raw.is_floating_point():
+        raise RuntimeError(f"neuronix.cov(): expected aweights to have floating point dtype, got {raw.dtype}")
+    if raw.numel() and not bool(raw.min() >= 0):  # NaN fails too, as torch's min(w) >= 0
+        raise RuntimeError(f"neuronix.cov(): {name} cannot be negative")
 
 
 @public
@@ -184,6 +241,8 @@ def cov(input, *, correction=1, fweights=None, aweights=None):
         raise RuntimeError(f"neuronix.cov: expected input to have two or fewer dimensions, got {input.ndim}")
     x = input.reshape(1, -1) if input.ndim < 2 else input
     n = x.shape[1]
+    _check_weights("fweights", fweights, n, integral=True)
+    _check_weights("aweights", aweights, n, integral=False)
     w = fweights
     if aweights is not None:
         w = aweights if w is None else ew.mul(w, aweights)

@@ -113,17 +113,31 @@ def _vector_rhs(A, B) -> bool:
     return len(b) == 1 or (len(b) == len(a) - 1 and b == a[:-1])
 
 
-def _solve_grads(g, out, A, B, vector):
-    """``gB = A^{-T} g``, ``gA = -gB X^T`` (an outer product per batch for vector right-hand sides)."""
-    gB = solve(_mT(A), g)
+def _adjoint_solve(A, g, vector):
+    """``A^{-T} g``: a plain backward solves with A's LU factors (no error at a singular A: inf/NaN, as torch's
+    saved-LU solve), a recorded one with ``linalg.solve`` (differentiable; torch's raises there too)."""
+    if _plain(A):
+        LU, pivots, _ = torch.linalg.lu_factor_ex(A)
+        rhs = g.unsqueeze(-1) if vector else g
+        out = torch.linalg.lu_solve(LU, pivots, rhs, adjoint=True)
+        return out.squeeze(-1) if vector else out
+    return solve(_mT(A), g)
+
+
+def _solve_grads(g, out, A, B, vector, which):
+    """torch's ``linalg_solve_backward``: ``gB = A^{-T} g``, ``gA = -gB X^T`` (an outer product per batch
+    for vector right-hand sides)."""
+    gB = _adjoint_solve(A, g, vector)
+    if which == 1:
+        return gB
     if vector:
-        return -(gB.unsqueeze(-1) * out.unsqueeze(-2)), gB
-    return -matmul(gB, _mT(out)), gB
+        return -(gB.unsqueeze(-1) * out.unsqueeze(-2))
+    return -matmul(gB, _mT(out))
 
 
 _SOLVE = defop("linalg_solve", lambda A, B, vector: torch.linalg.solve(A, B),
-               lambda g, out, A, B, vector: _solve_grads(g, out, A, B, vector)[0],
-               lambda g, out, A, B, vector: solve(_mT(A), g), saves=(0,), saves_out=True)
+               lambda g, out, A, B, vector: _solve_grads(g, out, A, B, vector, 0),
+               lambda g, out, A, B, vector: _solve_grads(g, out, A, B, vector, 1), saves=(0,), saves_out=True)
 
 
 @public(namespace="linalg")
@@ -187,12 +201,22 @@ def _cofactor_svd(scale, A):
 
 def _det_grad(g, out, A):
     """torch's ``linalg_det_backward``: a plain backward solves with A's LU factors (``g det(A) A^{-T}``);
-    recorded, a singular matrix takes the SVD route and an invertible one ``linalg.solve``."""
+    recorded, a singular matrix takes the SVD route (the cofactors) and an invertible one ``linalg.solve``.
+
+    At an exactly singular matrix torch 2.13's two modes disagree: the plain backward gives zeros (it scales
+    the cofactors by ``g det(A)``, which is 0), the recorded one the cofactor matrix. Neuronix gives each
+    mode's answer, as the installed torch (tests/test_decompositions.py pins both)."""
     scale = g * out
     if _plain(A):
-        LU, pivots = torch.linalg.lu_factor(A)
+        LU, pivots, _ = torch.linalg.lu_factor_ex(A)
         d = torch.diag_embed(scale.unsqueeze(-1).expand(pivots.shape)).mT
-        return torch.linalg.lu_solve(LU, pivots, d, adjoint=True)
+        solved = torch.linalg.lu_solve(LU, pivots, d, adjoint=True)
+        singular = out == 0
+        if not bool(singular.any()):
+            return solved
+        # where det(A) is 0, torch's plain backward gives the cofactors scaled by ``g det(A)``: zeros (NaN
+        # under a NaN upstream gradient); the recorded backward gives the cofactors themselves
+        return torch.where(singular.unsqueeze(-1).unsqueeze(-1), _cofactor_svd(scale, A), solved)
     if bool((out.data == 0).any()):
         return _cofactor_svd(g, A)
     return solve(_mT(A), scale.unsqueeze(-1).unsqueeze(-1) * _eye_like(A))
@@ -215,22 +239,28 @@ def det(input):
     return apply(_DET, input)
 
 
-def _slogdet_grad(g, out, A, aux):
-    """``g * A^{-T}`` (torch's ``slogdet_backward`` for real inputs: the sign has no gradient)."""
+def _slogdet_grad(g, out, A, layout):
+    """``g_logabsdet * A^{-T}`` (torch's ``slogdet_backward`` for real inputs: the sign's gradient is ignored)."""
+    g = layout.unpack(g)[1]
     scale = g.unsqueeze(-1).unsqueeze(-1) * _eye_like(A)
     if _plain(A):
-        LU, pivots = torch.linalg.lu_factor(A)
+        LU, pivots, _ = torch.linalg.lu_factor_ex(A)
         return torch.linalg.lu_solve(LU, pivots, scale, adjoint=True)
     return solve(_mT(A), scale)
 
 
-_SLOGDET = defop("linalg_slogdet", lambda A: tuple(torch.linalg.slogdet(A))[::-1], _slogdet_grad, aux=True)
+# (sign, logabsdet) packed: torch records both outputs (the sign's gradient is ignored)
+_SLOGDET = defop("linalg_slogdet", lambda A, layout: layout.pack(*torch.linalg.slogdet(A)), _slogdet_grad)
+
+
+def _slogdet_parts(op, A):
+    _check_square(op, A)
+    layout = Layout(tuple(unwrap(A).shape[:-2]), ((), ()))
+    return layout.unpack(apply(_SLOGDET, A, layout=layout))
 
 
 def _slogdet(op, A, result):
-    _check_square(op, A)
-    logabsdet, sign = apply(_SLOGDET, A)
-    return result(Tensor._make(sign, None), logabsdet)
+    return result(*_slogdet_parts(op, A))
 
 
 @public(namespace="linalg", name="slogdet")
@@ -248,9 +278,8 @@ def slogdet(input):
 @public
 def logdet(input):
     """``torch.logdet``: ``log(det(input))``; NaN where the determinant is negative (as torch, from slogdet)."""
-    _check_square("logdet", input)
-    logabsdet, sign = apply(_SLOGDET, input)
-    return ew.where(sign == -1, float("nan"), logabsdet)
+    sign, logabsdet = _slogdet_parts("logdet", input)
+    return ew.where(unwrap(sign) == -1, float("nan"), logabsdet)
 
 
 # ----- cholesky ------------------------------------------------------------------------------------

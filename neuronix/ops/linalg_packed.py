@@ -10,7 +10,8 @@ the same way: under create_graph the saved output is in the graph, so its parts 
 differentiable functions of the input and the rule's recorded form gives second derivatives.
 
 A rule that must tell an unused output apart (torch skips its terms: they would be ``0 * inf`` at
-repeated singular values) asks ``used(part)``: an exactly-zero gradient part counts as unused.
+repeated singular values) asks ``used(part)``: an exactly-zero gradient part outside any graph counts as
+unused (forward mode's dummy upstream gradient is zero but in a graph: it counts).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import math
 
 import torch
 
-from neuronix.tensor import unwrap
+from neuronix.tensor import Tensor, unwrap
 
 
 class Layout:
@@ -43,5 +44,8 @@ class Layout:
 
 
 def used(part) -> bool:
-    """Whether an output's upstream gradient holds anything (an unused output gets exact zeros)."""
+    """Whether an output's upstream gradient counts: it holds a nonzero, or it is itself in a graph (a
+    recorded double backward or forward mode differentiates through it, zeros included)."""
+    if isinstance(part, Tensor) and part.requires_grad:
+        return True
     return bool(unwrap(part).ne(0).any())
