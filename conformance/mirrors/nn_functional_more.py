@@ -15,7 +15,19 @@ from hypothesis import strategies as st
 import neuronix as nx
 import neuronix.nn.functional as F
 from conformance.mirror import FLOATS, OpMirror, Sample, register
-from conformance.strategies import NONZERO, REAL, Domain, method, nonempty_shape, shape, tensor, unary
+from conformance.strategies import (
+    NONZERO,
+    POSITIVE,
+    REAL,
+    Domain,
+    broadcast_shapes,
+    index_tensor,
+    method,
+    nonempty_shape,
+    shape,
+    tensor,
+    unary,
+)
 
 WIDE = Domain(-4.0, 4.0)
 
@@ -180,4 +192,180 @@ register(
     OpMirror(_name("gumbel_softmax", "hard"), _seeded(F.gumbel_softmax), _seeded(TF.gumbel_softmax), _gumbel(True), fd=False,
              note="no finite differences: the value is the piecewise-constant one-hot, the gradient the soft sample's "
                   "(straight-through, by definition); same seed on both sides"),
+)
+
+
+# ----- distances ------------------------------------------------------------------------------------------
+def _normalize(draw, dtype, device):
+    sizes = nonempty_shape(draw, 1, 4)
+    p = draw(st.sampled_from((2.0, 1.0, 3.0, float("inf"))))
+    x = tensor(draw, sizes, dtype, device, NONZERO)
+    return Sample((x,), {"p": p, "dim": draw(st.integers(-len(sizes), len(sizes) - 1))})
+
+
+def _broadcast_pair(draw, dtype, device, domain=REAL, min_dims=1):
+    (sa, sb), result = broadcast_shapes(draw, 2, min_dims=min_dims, min_side=1)
+    return tensor(draw, sa, dtype, device, domain), tensor(draw, sb, dtype, device, domain), result
+
+
+def _cosine(draw, dtype, device):
+    # the reduced dim holds two or more values: over one value the cosine is the constant +-1, whose derivatives
+    # are rounding noise in both libraries (and compare as such)
+    a, b, result = _broadcast_pair(draw, dtype, device, NONZERO)
+    dims = [d for d, n in enumerate(result) if n >= 2]
+    if not dims:
+        a, b, dims = tensor(draw, (2, 3), dtype, device, NONZERO), tensor(draw, (3,), dtype, device, NONZERO), [0, 1]
+        result = (2, 3)
+    dim = draw(st.sampled_from(dims))
+    kwargs = {"dim": dim - len(result) if draw(st.booleans()) else dim}
+    if draw(st.booleans()):
+        kwargs["eps"] = draw(st.sampled_from((1e-8, 1e-3)))
+    return Sample((a, b), kwargs)
+
+
+def _pairwise(draw, dtype, device):
+    # x2 from a range apart from x1's (either side), so x1 - x2 + eps stays off p = 1's kink at 0 (the special-value
+    # check meets it) and a finite difference never straddles it
+    (sa, sb), _ = broadcast_shapes(draw, 2, min_dims=0, min_side=1)
+    a = tensor(draw, sa, dtype, device, REAL)
+    b = tensor(draw, sb, dtype, device, draw(st.sampled_from((Domain(2.5, 4.5), Domain(-4.5, -2.5)))))
+    return Sample((a, b), {"p": draw(st.sampled_from((2.0, 1.0, 3.0))), "keepdim": draw(st.booleans())})
+
+
+def _pdist(draw, dtype, device):
+    # at least one row: torch 2.13's pdist backward segfaults on a (0, m) input
+    # (x = torch.randn(0, 1, requires_grad=True); torch.autograd.grad(torch.pdist(x), x, torch.randn(0)))
+    n, m = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    x = _distinct(draw, (n, m), dtype, device)
+    return Sample((x,), {"p": draw(st.sampled_from((2.0, 1.0, 3.0, 0.5)))} if draw(st.booleans()) else {})
+
+
+def _distinct(draw, sizes, dtype, device):
+    """Pairwise distinct values (no zero differences: the p-norm's kinks), drawn from a permutation."""
+    seed = _seed(draw)
+    n = 1
+    for s in sizes:
+        n *= s
+    perm = torch.randperm(max(n, 1), generator=torch.Generator().manual_seed(seed))[:n]
+    return ((perm.to(torch.float64) / max(n, 1)) * 4 - 2).reshape(sizes).to(dtype=dtype, device=device)
+
+
+_PDIST_NO_GRADGRAD = ("torch has no second derivative (the derivative for '_pdist_backward' is not implemented); "
+                      "torch's CPU pdist has no bfloat16 and its backward no float16")
+register(
+    _mirror("normalize", _normalize),
+    _mirror("cosine_similarity", _cosine),
+    _top("cosine_similarity", _cosine),
+    _mirror("pairwise_distance", _pairwise),
+    _top("pairwise_distance", _pairwise),
+    _mirror("pdist", _pdist, gradgrad=False, dtypes=FLOATS, note=_PDIST_NO_GRADGRAD),
+    _top("pdist", _pdist, gradgrad=False, dtypes=FLOATS, note=_PDIST_NO_GRADGRAD),
+)
+
+
+# ----- rms, instance and local-response norm --------------------------------------------------------------
+def _rms_norm(draw, dtype, device):
+    sizes = nonempty_shape(draw, 1, 4, 4)
+    sizes = sizes[:-1] + (max(sizes[-1], 2),)
+    k = draw(st.integers(1, len(sizes)))
+    normalized = sizes[len(sizes) - k:]
+    x = tensor(draw, sizes, dtype, device)
+    w = tensor(draw, normalized, dtype, device) if draw(st.booleans()) else None
+    return Sample((x, normalized, w), {"eps": draw(st.sampled_from((None, 1e-5, 1e-2)))})
+
+
+def _instance_call(functional, stats_out: bool):
+    """instance_norm on copies of the running statistics; with ``stats_out`` they are outputs too."""
+
+    def call(x, weight=None, bias=None, *, running_mean=None, running_var=None, **kwargs):
+        copy = (lambda t: None if t is None else nx.Tensor(t.data.clone())) if functional is F else \
+            (lambda t: None if t is None else t.clone())
+        rm, rv = copy(running_mean), copy(running_var)
+        out = functional.instance_norm(x, rm, rv, weight, bias, **kwargs)
+        return (out, rm, rv) if stats_out else out
+
+    return call
+
+
+def _instance_norm(draw, dtype, device):
+    c = draw(st.integers(1, 3))
+    rank = draw(st.integers(3, 5))
+    # at least four values per (sample, channel): fewer make float32 cancellation dominate (see batch norm)
+    # (trailing sizes of 2 or more: with a size-1 last dim, torch 2.13's CPU batch-norm backward gives a different
+    # input gradient for a channels-last upstream gradient than for the same values contiguous, e.g. x of shape
+    # (1, 2, 5, 1): F.instance_norm's grad differs by up to 7 between g and g.contiguous(); a torch defect)
+    spatial = (draw(st.integers(4, 6)),) + tuple(draw(st.integers(2, 3)) for _ in range(rank - 3))
+    x = tensor(draw, (draw(st.integers(1, 2)), c) + spatial, dtype, device)
+    use_input_stats = draw(st.booleans())
+    kwargs = {"use_input_stats": use_input_stats, "momentum": draw(st.sampled_from((0.1, 0.5))),
+              "eps": draw(st.sampled_from((1e-5, 1e-3)))}
+    if not use_input_stats or draw(st.booleans()):
+        kwargs["running_mean"] = tensor(draw, (c,), dtype, device, contiguous=True)
+        kwargs["running_var"] = tensor(draw, (c,), dtype, device, POSITIVE, contiguous=True)
+    affine = draw(st.booleans())
+    w = tensor(draw, (c,), dtype, device, contiguous=True) if affine else None
+    b = tensor(draw, (c,), dtype, device, contiguous=True) if affine else None
+    return Sample((x, w, b), kwargs)
+
+
+def _lrn(ranks):
+    return lambda draw, dtype, device: _lrn_sample(draw, dtype, device, draw(st.sampled_from(ranks)))
+
+
+def _lrn_sample(draw, dtype, device, rank):
+    sizes = (draw(st.integers(1, 2)), draw(st.integers(1, 5))) + tuple(draw(st.integers(1, 3)) for _ in range(rank - 2))
+    # inputs of 4 or more dims contiguous: torch views them (x.view(N, 1, C, H, -1)), which a strided one refuses
+    x = tensor(draw, sizes, dtype, device, contiguous=rank > 3 or None)
+    kwargs = {"size": draw(st.integers(1, 4))}
+    if draw(st.booleans()):
+        kwargs.update(alpha=draw(st.sampled_from((1e-4, 0.5))), beta=draw(st.sampled_from((0.75, 1.5))),
+                      k=draw(st.sampled_from((1.0, 2.0))))
+    return Sample((x,), kwargs)
+
+
+register(
+    _mirror("rms_norm", _rms_norm),
+    _top("rms_norm", _rms_norm),
+    OpMirror(_name("instance_norm"), _instance_call(F, False), _instance_call(TF, False), _instance_norm),
+    OpMirror(_name("instance_norm", "running stats"), _instance_call(F, True), _instance_call(TF, True),
+             _instance_norm, grad=False,
+             note="outputs (y, running_mean, running_var): the in-place update of the statistics"),
+    _mirror("local_response_norm", _lrn((3,))),
+    _mirror("local_response_norm", _lrn((4, 5)), "4-d,5-d", dtypes=FLOATS,
+            note="torch pools inputs of 4 or more dims with avg_pool3d, whose CPU kernel has no float16/bfloat16"),
+)
+
+
+def _instance_top(draw, dtype, device):
+    s = _instance_norm(draw, dtype, device)
+    k = s.kwargs
+    return Sample((s.args[0], s.args[1], s.args[2], k.get("running_mean"), k.get("running_var"),
+                   k["use_input_stats"], k["momentum"], k["eps"], False),
+                  grad_args=(0, 1, 2) if s.args[1] is not None else (0,))  # the running statistics are constants
+
+
+register(_top("instance_norm", _instance_top))
+
+
+# ----- one_hot, bilinear -----------------------------------------------------------------------------------
+def _one_hot(draw, dtype, device):
+    classes = draw(st.integers(1, 5))
+    indices = index_tensor(draw, shape(draw, 0, 3, 0, 4), classes, device)
+    return Sample((indices,), {"num_classes": draw(st.sampled_from((-1, classes, classes + 2)))}
+                  if indices.numel() else {"num_classes": classes})
+
+
+def _bilinear(draw, dtype, device):
+    i, j, o = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    lead = tuple(draw(st.lists(st.integers(1, 3), max_size=2)))
+    x1, x2 = tensor(draw, lead + (i,), dtype, device), tensor(draw, lead + (j,), dtype, device)
+    w = tensor(draw, (o, i, j), dtype, device)
+    b = tensor(draw, (o,), dtype, device) if draw(st.booleans()) else None
+    return Sample((x1, x2, w, b))
+
+
+register(
+    _mirror("one_hot", _one_hot, grad=False, dtypes=(torch.float64,), note="int64 indices in, int64 out"),
+    _mirror("bilinear", _bilinear),
+    _top("bilinear", _bilinear),
 )

@@ -132,3 +132,54 @@ def hardshrink(input, lambd=0.5):
 # in torch, so the gradient passes the clamp unchanged (an exact value, which var + (c - var) is not)
 CLAMP_MIN_STRAIGHT_THROUGH = defop("clamp_min_straight_through", lambda x, min: x.clamp_min(min),
                                    lambda g, out, x, min: g, saves=())
+
+
+# ----- pdist ----------------------------------------------------------------------------------------------
+# torch's kernel forward and backward: its backward's choices at zero distances, ties of the inf-norm and
+# NaN differences follow no composition of norms. torch has no second derivative (the derivative for
+# '_pdist_backward' is not implemented); the backward op is still linear in the upstream gradient, with
+# that map's adjoint as its rule, so forward mode (a reverse pass through the backward) works.
+def _pdist_pairs(n: int, device):
+    return torch.triu_indices(n, n, offset=1, device=device)
+
+
+def _pdist_slopes(x, dist, p: float):
+    """d dist_k / d (x_i - x_j) for each pair k = (i, j), as torch's pdist backward kernel computes it."""
+    i, j = _pdist_pairs(x.shape[0], x.device)
+    diff = x[i] - x[j]
+    d = dist.unsqueeze(1)
+    sign = (diff > 0).to(x.dtype) - (diff < 0).to(x.dtype)  # 0 at NaN, as the kernel's sign
+    if p == 0:
+        return torch.zeros_like(diff)
+    if p == 1:
+        return sign
+    if p == 2:
+        return torch.where(d == 0, 0.0, diff / d)
+    if p == float("inf"):
+        return sign * (diff.abs() == d)
+    if p < 1:
+        return torch.where((d == 0) | (diff == 0), 0.0, sign * diff.abs().pow(p - 1) / d.pow(p - 1))
+    return torch.where(d == 0, 0.0, diff * diff.abs().pow(p - 2) / d.pow(p - 1))
+
+
+def _pdist_backward_adjoint(h, out, g, x, dist, p):
+    # the backward scatters g_k * s_k into row i and -g_k * s_k into row j; its adjoint reads <s_k, h_i - h_j>
+    i, j = _pdist_pairs(x.shape[0], x.device)
+    slopes = _pdist_slopes(x.data, dist.data, p)
+    return (slopes * (h[i] - h[j])).sum(1)
+
+
+def _no_pdist_double_backward(*_, **__):
+    raise RuntimeError("the derivative for '_pdist_backward' is not implemented (as in torch: pdist has no "
+                       "second derivative with respect to its input)")
+
+
+PDIST_BACKWARD = defop(
+    "pdist_backward",
+    lambda g, x, dist, p: _aten._pdist_backward(g.contiguous(), x.contiguous(), p, dist.contiguous()),
+    _pdist_backward_adjoint,
+    _no_pdist_double_backward,
+    _no_pdist_double_backward,
+)
+PDIST = defop("pdist", lambda x, p: _aten._pdist_forward(x.contiguous(), p),
+              lambda g, out, x, p: apply(PDIST_BACKWARD, g, x, out, p=p), saves_out=True)
