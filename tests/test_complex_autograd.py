@@ -160,3 +160,54 @@ def test_polar_gradients_match_torch_including_a_negative_and_zero_magnitude():
     torch.view_as_real(torch.polar(tm, tp)).backward(g)
     close(nm.grad, tm.grad)
     close(npz.grad, tp.grad)
+
+
+# programs a user writes on spectra: in place on complex intermediates and on their real views
+PROGRAMS = {
+    "add_ on a spectrum": lambda lib, x: _spectrum(lib, x).add_(1).abs().sum(),
+    "setitem into a spectrum": lambda lib, x: _set_first(lib.fft.fft(x)).abs().sum(),
+    "mul_ on its real view": lambda lib, x: _scaled_real(lib.fft.fft(x)).abs().sum(),
+    "zero_ its imaginary part, then irfft": lambda lib, x: lib.fft.irfft(_no_imag(lib.fft.rfft(x)), n=6).pow(2).sum(),
+    "a slice of it updated from another": lambda lib, x: lib.view_as_real(_mixed(lib.fft.fft(x))).sum(),
+    "fftshift, conj, resolve_conj": lambda lib, x: lib.view_as_real(
+        lib.fft.fftshift(lib.fft.fft(x.reshape(2, 3), dim=0)).conj().resolve_conj()).sin().sum(),
+    "round trip, parts and angle": lambda lib, x: (lib.fft.ifft(lib.fft.fft(x)).imag.pow(2).sum()
+                                                   + lib.fft.fft(x).angle().sum()),
+}
+
+
+def _spectrum(lib, x):
+    return lib.fft.fft(x)
+
+
+def _set_first(z):
+    z[0] = 0
+    return z
+
+
+def _scaled_real(z):
+    z.real.mul_(2)
+    return z
+
+
+def _no_imag(z):
+    z.imag.zero_()
+    return z
+
+
+def _mixed(z):
+    z[1:4].add_(z[0])
+    return z
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_programs_on_spectra_give_torchs_first_and_second_derivatives(program):
+    f = PROGRAMS[program]
+    x0 = torch.randn(6, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    n, t = nx.Tensor(x0.clone(), requires_grad=True), x0.clone().requires_grad_()
+    (gn,) = nx.autograd.grad(f(nx, n), n, create_graph=True)
+    (gt,) = torch.autograd.grad(f(torch, t), t, create_graph=True)
+    close(gn, gt)
+    assert gn.requires_grad == gt.requires_grad  # a linear program's gradient is a constant, in neither graph
+    if gt.requires_grad:
+        close(nx.autograd.grad((gn * gn.cos()).sum(), n)[0], torch.autograd.grad((gt * gt.cos()).sum(), t)[0])
