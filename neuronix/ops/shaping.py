@@ -312,7 +312,7 @@ def meshgrid(*tensors, indexing=None):
                       UserWarning, stacklevel=2)
         indexing = "ij"
     if indexing not in ("ij", "xy"):
-        raise ValueError(f"neuronix.meshgrid: indexing must be one of 'xy' or 'ij', but received: {indexing}")
+        raise RuntimeError(f'neuronix.meshgrid: indexing must be one of "xy" or "ij", but received: {indexing}')
     if not items:
         raise RuntimeError("neuronix.meshgrid: expects a non-empty TensorList")
     for t in items:

@@ -252,7 +252,7 @@ def _reduce_grads(g, out, x, src, along: _Along):
         share = g / _raw(along.add_into(self_is_result, src_is_result))
         grad_self = self_is_result * share
         grad_src = src_is_result * along.pick(share)
-    else:  # prod
+    elif along.reduce == "prod":
         masked_self = indexing.masked_fill(x, xr == 0, 1.0)
         grad_self = g * along.again(masked_self, src) / masked_self
         src_zero = sr == 0
@@ -261,6 +261,9 @@ def _reduce_grads(g, out, x, src, along: _Along):
         others = along.again(x, indexing.masked_fill(src, single_zero, 1.0))
         grad_src = _where(single_zero, along.pick(g * others),
                           along.pick(g * out) / indexing.masked_fill(src, src_zero, 1.0))
+    else:  # torch's forward also takes "max"/"min" (amax/amin), its backward does not
+        raise RuntimeError(f"neuronix: Expected 'reduce' to be one of 'sum', 'prod', 'mean', 'amax', 'amin' but got "
+                           f"{along.reduce} (the gradient of scatter_reduce/index_reduce, as torch's)")
     if not along.include_self:
         grad_self = along.zero_at(grad_self)
     return grad_self, grad_src
@@ -299,16 +302,9 @@ _INDEX_REDUCE = _reduction(
 )
 
 
-def _reduce_name(op: str, reduce: str, valid: tuple) -> str:
-    if reduce not in valid:
-        raise RuntimeError(f"neuronix.{op}: reduce argument must be one of {', '.join(valid)}, got {reduce!r}")
-    return reduce
-
-
 @public
 def scatter_reduce(input, dim: int, index, src, reduce: str, *, include_self: bool = True):
     """``torch.scatter_reduce``: ``src`` reduced (sum, prod, mean, amax, amin) into ``input`` at ``index`` along ``dim``."""
-    reduce = _reduce_name("scatter_reduce", reduce, ("sum", "prod", "mean", "amax", "amin"))
     idx = unwrap(index)
     if (isinstance(unwrap(src), torch.Tensor) and tuple(unwrap(src).shape) != tuple(idx.shape)
             and any(isinstance(t, Tensor) and t.requires_grad for t in (input, src))):
@@ -325,6 +321,5 @@ def scatter_reduce(input, dim: int, index, src, reduce: str, *, include_self: bo
 @public
 def index_reduce(input, dim: int, index, source, reduce: str, *, include_self: bool = True):
     """``torch.index_reduce``: the slices of ``source`` reduced (prod, mean, amax, amin) into the entries ``index``."""
-    reduce = _reduce_name("index_reduce", reduce, ("prod", "mean", "amax", "amin"))
     d = wrap_dim(dim, unwrap(input).dim())
     return apply(_INDEX_REDUCE, input, source, dim=d, index=unwrap(index), reduce=reduce, include_self=include_self)
