@@ -16,12 +16,14 @@ dtypes: float32 and float64. torch 2.13's CPU transforms have no float16/bfloat1
 
 from __future__ import annotations
 
+import operator
+
 import torch
 from hypothesis import strategies as st
 
 import neuronix as nx
 from conformance.mirror import FLOATS, OpMirror, Sample, register
-from conformance.strategies import NONZERO, POSITIVE, REAL, Domain, nonempty_shape, shape, tensor
+from conformance.strategies import NONZERO, POSITIVE, REAL, Domain, broadcast_shapes, nonempty_shape, shape, tensor
 
 NO_HALF = "torch 2.13's CPU fft kernels have no float16/bfloat16 (Unsupported dtype Half); complex32 lacks real/imag"
 NORMS = (None, "backward", "forward", "ortho")
@@ -183,8 +185,6 @@ def pair(a: Domain = REAL, b: Domain = REAL):
 
 
 def _broadcast_pair(a: Domain, b: Domain):
-    from conformance.strategies import broadcast_shapes
-
     def sample(draw, dtype, device):
         (sa, sb), _ = broadcast_shapes(draw, 2)
         return Sample((tensor(draw, sa, dtype, device, a), tensor(draw, sb, dtype, device, b)))
@@ -237,4 +237,48 @@ register(
              dtypes=FLOATS, note=NO_HALF),
     OpMirror("abs[complex]", from_parts(lambda z: _lib(z).abs(z)), from_parts(torch.abs), pair(REAL, AWAY),
              dtypes=FLOATS, note=NO_HALF),
+)
+
+
+# ----- products, quotients and reductions of complex values (their complex rules: COMPLEX_TWINS, COMPLEX_RULES) -----
+def operands(real_second: bool = False, second: Domain = REAL, first: Domain = REAL):
+    """A complex operand's two parts and a broadcastable second operand (two parts, or one real tensor)."""
+
+    def sample(draw, dtype, device):
+        (sa, sb), _ = broadcast_shapes(draw, 2)
+        parts_ = (tensor(draw, sa, dtype, device, first), tensor(draw, sa, dtype, device, first))
+        other = (tensor(draw, sb, dtype, device, second),)
+        return Sample(parts_ + (other if real_second else other + (tensor(draw, sb, dtype, device, second),)))
+
+    return sample
+
+
+def _both_complex(op):
+    return lambda a, b, c, d: op(_lib(a).complex(a, b), _lib(c).complex(c, d))
+
+
+def _complex_then_real(op):
+    return lambda a, b, c: op(_lib(a).complex(a, b), c)
+
+
+def _real_then_complex(op):
+    return lambda a, b, c: op(c, _lib(a).complex(a, b))
+
+
+def _reduced(name):
+    return lambda a, b: getattr(_lib(a).complex(a, b), name)(-1) if a.ndim else getattr(_lib(a).complex(a, b), name)()
+
+
+# |w| >= 0.2 for a divisor w = c + id: its parts keep away from 0
+register(
+    OpMirror("mul[complex operands]", _both_complex(operator.mul), _both_complex(operator.mul), operands(),
+             output=parts, dtypes=FLOATS, note=NO_HALF),
+    OpMirror("mul[complex by real]", _complex_then_real(operator.mul), _complex_then_real(operator.mul),
+             operands(real_second=True), output=parts, dtypes=FLOATS, note=NO_HALF),
+    OpMirror("div[complex operands]", _both_complex(operator.truediv), _both_complex(operator.truediv),
+             operands(second=NONZERO), output=parts, dtypes=FLOATS, note=NO_HALF),
+    OpMirror("div[real by complex]", _real_then_complex(operator.truediv), _real_then_complex(operator.truediv),
+             operands(real_second=True, first=NONZERO), output=parts, dtypes=FLOATS, note=NO_HALF),
+    OpMirror("sum[complex]", _reduced("sum"), _reduced("sum"), pair(), output=parts, dtypes=FLOATS, note=NO_HALF),
+    OpMirror("mean[complex]", _reduced("mean"), _reduced("mean"), pair(), output=parts, dtypes=FLOATS, note=NO_HALF),
 )

@@ -13,10 +13,12 @@ under ``create_graph`` it records and gives second derivatives.
 
 from __future__ import annotations
 
+import operator
+
 import torch
 
 from neuronix.ops import elementwise as ew
-from neuronix.ops.registry import COMPLEX_RULES, apply, defop, public
+from neuronix.ops.registry import COMPLEX_RULES, COMPLEX_TWINS, apply, defop, public
 from neuronix.tensor import Tensor, unwrap
 
 
@@ -191,12 +193,30 @@ def polar(abs, angle):
     return apply(_POLAR, abs, angle)
 
 
+# ----- products and quotients: torch's rules conjugate the other factor -------------------------------
+def _conj(v):
+    """``conj(v)`` for a tensor of either kind or a Python number (a no-op for real values)."""
+    if isinstance(v, (Tensor, torch.Tensor)):
+        return conj(v)
+    return v.conjugate()
+
+
+def _twin(name: str, forward, *vjps, reads):
+    """The spec ``registry`` records for op ``name`` where complex values meet it (``COMPLEX_TWINS``)."""
+    COMPLEX_TWINS[name] = defop(f"{name}[complex]", forward, *vjps, reads=reads)
+
+
+_twin("mul", operator.mul, lambda g, out, x, y: g * _conj(y), lambda g, out, x, y: g * _conj(x), reads=((1,), (0,)))
+_twin("div", operator.truediv, lambda g, out, x, y: g / _conj(y), lambda g, out, x, y: -g * _conj((x / y) / y),
+      reads=((1,), (0, 1)))
+
+
 # every op above follows the convention, and so do these existing ones: linear maps with real
 # coefficients, whose real rules are their complex adjoints unchanged
 COMPLEX_RULES.update(
     spec.name for spec in (_COMPLEX, _REAL, _IMAG, _CONJ, _CONJ_PHYSICAL, _TO_PARTS, _FROM_PARTS, _VIEW_AS_REAL,
                            _VIEW_AS_COMPLEX, _ANGLE, _POLAR, _RESOLVE_CONJ)
 )
-COMPLEX_RULES.update(("abs", "add", "sub", "neg", "sum", "roll", "flip", "getitem", "getitem_backward", "cat", "stack",
+COMPLEX_RULES.update(("abs", "add", "sub", "neg", "sum", "mean", "roll", "flip", "getitem", "getitem_backward", "cat", "stack",
                       "reshape", "view", "squeeze", "unsqueeze", "permute", "transpose", "movedim", "expand",
                       "copy", "copy_slices", "index_put"))  # the in-place twins (ops/inplace.py)

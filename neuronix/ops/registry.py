@@ -285,18 +285,30 @@ def _attr_tensors(value, found: list) -> None:
 
 
 # Complex values in the graph. Leaves that require grad are real (nx.Tensor refuses complex ones); a complex
-# tensor enters the graph as the result of an op named here, whose rules follow torch's convention (the
-# gradient of z = x + iy is dL/dx + i dL/dy: neuronix/ops/complex.py), and a real input receives the real part
-# of a complex gradient (autograd/engine.py, _fit). Any other op refuses a complex input or result that
+# tensor enters the graph as the result of an op named in COMPLEX_RULES, whose rules follow torch's convention
+# (the gradient of z = x + iy is dL/dx + i dL/dy: neuronix/ops/complex.py), and a real input receives the real
+# part of a complex gradient (autograd/engine.py, _fit). An op whose real rules differ from its complex ones
+# (mul: g * y, torch's g * conj(y)) records its COMPLEX_TWINS spec instead when complex values meet it: the same
+# forward, the complex rules, nothing on the real path. Any other op refuses a complex input or result that
 # requires grad: its rules are written for real numbers and would give another gradient without a word.
 COMPLEX_RULES: set[str] = set()
+COMPLEX_TWINS: dict[str, OpSpec] = {}
 
 
-def _complex_error(spec: OpSpec, what: str) -> RuntimeError:
-    return RuntimeError(
+def _complex_twin(spec: OpSpec, out, edges: list) -> OpSpec:
+    """The spec recorded for ``spec`` where complex values meet it; raises (naming what works) where none is."""
+    twin = COMPLEX_TWINS.get(spec.name)
+    if twin is not None:
+        return twin
+    if out.dtype.is_complex:
+        what = f"the result is complex ({out.dtype}, shape {tuple(out.shape)})"
+    else:
+        edge = next(e for e in edges if e.__class__ is Node and e.dtype.is_complex)
+        what = f"an input is complex ({edge.dtype}, shape {edge.shape})"
+    raise RuntimeError(
         f"neuronix.{spec.name}: {what} and requires grad, but {spec.name}'s gradient rules are written for real "
-        f"numbers only; ops differentiable on complex values: {', '.join(sorted(COMPLEX_RULES))}. Compute on "
-        "the .real and .imag parts (real tensors), or detach"
+        f"numbers only; ops differentiable on complex values: {', '.join(sorted(COMPLEX_RULES | set(COMPLEX_TWINS)))}. "
+        "Compute on the .real and .imag parts (real tensors), or detach"
     )
 
 
@@ -307,11 +319,14 @@ def _record(spec: OpSpec, edges: list, raws: list, out, attrs: dict) -> Node:
     in-place change to ``idx`` after ``x[idx]`` would otherwise change the gradient silently.
     """
     if spec.name not in COMPLEX_RULES:
-        if out.dtype.is_complex:
-            raise _complex_error(spec, f"the result is complex ({out.dtype}, shape {tuple(out.shape)})")
-        for edge in edges:
-            if edge.__class__ is Node and edge.dtype.is_complex:
-                raise _complex_error(spec, f"an input is complex ({edge.dtype}, shape {edge.shape})")
+        complex_values = out.dtype.is_complex
+        if not complex_values:
+            for edge in edges:
+                if edge.__class__ is Node and edge.dtype.is_complex:
+                    complex_values = True
+                    break
+        if complex_values:
+            spec = _complex_twin(spec, out, edges)
     saves = spec.saves
     if spec.reads is not None:  # only what the rules of the inputs in the graph read
         mask, bit = 0, 1
