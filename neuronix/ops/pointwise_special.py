@@ -18,22 +18,23 @@ from neuronix.ops import pointwise_unary as unary
 from neuronix.ops.compare import nondiff
 from neuronix.ops.elementwise import abs as abs_
 from neuronix.ops.elementwise import erf, expm1, log1p, round, select, sigmoid, trunc
+from neuronix.ops.pointwise_unary import special_op
 from neuronix.ops.reduce import logsumexp
 from neuronix.ops.registry import apply, defop, public
 from neuronix.ops.softmax import log_softmax, softmax
 from neuronix.tensor import Tensor
 
 _SQRT_2PI = math.sqrt(2 * math.pi)
-_special = unary._special
+
 
 # ----- torch.special's own unary functions -------------------------------------------------------
-entr = _special("entr", torch.special.entr, lambda g, out, x: g * (-(1 + x.log())))
-erfcx = _special("erfcx", torch.special.erfcx,
-                 lambda g, out, x: (2.0 * x * out - 2.0 / math.sqrt(math.pi)) * g, saves_out=True)
-log_ndtr = _special("log_ndtr", torch.special.log_ndtr,
-                    lambda g, out, x: g / _SQRT_2PI * (out + x.pow(2) / 2).neg().exp(), saves_out=True)
-ndtri = _special("ndtri", torch.special.ndtri,
-                 lambda g, out, x: g * _SQRT_2PI * (out.square() / 2).exp(), saves=(), saves_out=True)
+entr = special_op("entr", torch.special.entr, lambda g, out, x: g * (-(1 + x.log())))
+erfcx = special_op("erfcx", torch.special.erfcx,
+                   lambda g, out, x: (2.0 * x * out - 2.0 / math.sqrt(math.pi)) * g, saves_out=True)
+log_ndtr = special_op("log_ndtr", torch.special.log_ndtr,
+                      lambda g, out, x: g / _SQRT_2PI * (out + x.pow(2) / 2).neg().exp(), saves_out=True)
+ndtri = special_op("ndtri", torch.special.ndtri,
+                   lambda g, out, x: g * _SQRT_2PI * (out.square() / 2).exp(), saves=(), saves_out=True)
 
 
 @public(namespace="special")

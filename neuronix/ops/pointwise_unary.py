@@ -92,7 +92,7 @@ def mvlgamma(input, p):
 
 
 # ----- modified Bessel functions of the first kind (torch.i0 and torch.special.i0e/i1/i1e) ---------
-def _special(name: str, forward, vjp, **kw):
+def special_op(name: str, forward, vjp, **kw):
     """A unary ``torch.special.<name>`` (no Tensor method): torch's kernel, one rule."""
     spec = defop(f"special_{name}", forward, vjp, **kw)
 
@@ -112,10 +112,10 @@ def _divided_by_x_grad(g, out, x, lead, shift):
     return g * select(not_tiny, lead(safe) - out * shift(safe), 0.5)
 
 
-i1 = _special("i1", torch.special.i1,
+i1 = special_op("i1", torch.special.i1,
               lambda g, out, x: _divided_by_x_grad(g, out, x, i0, lambda s: s.reciprocal()), saves_out=True)
-i1e = _special("i1e", torch.special.i1e,
+i1e = special_op("i1e", torch.special.i1e,
                lambda g, out, x: _divided_by_x_grad(g, out, x, i0e, lambda s: s.sgn() + s.reciprocal()),
                saves_out=True)
-i0e = _special("i0e", torch.special.i0e, lambda g, out, x: g * (i1e(x) - x.sgn() * out), saves_out=True)
+i0e = special_op("i0e", torch.special.i0e, lambda g, out, x: g * (i1e(x) - x.sgn() * out), saves_out=True)
 i0 = _unary("i0", torch.i0, lambda g, out, x: g * i1(x))
