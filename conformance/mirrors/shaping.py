@@ -512,6 +512,32 @@ def _view_size(draw, dtype, device):
     return Sample((x, size))
 
 
+def _unfold(draw, dtype, device):
+    x = _x(draw, dtype, device)
+    d = _dim(draw, x.ndim)
+    n = x.shape[d] if x.ndim else 1
+    return Sample((x, d, draw(st.integers(0, n)), draw(st.integers(1, 3))))
+
+
+def _adjoint(draw, dtype, device):
+    return Sample((_x(draw, dtype, device, min_dims=2),))
+
+
+def _triangle_indices(draw, dtype, device):
+    row, col = draw(st.integers(0, 5)), draw(st.integers(0, 5))
+    kwargs = {"device": device}
+    if draw(st.booleans()):
+        kwargs["dtype"] = draw(st.sampled_from([torch.long, torch.int32]))
+    return Sample((row, col, draw(st.integers(-6, 6))) if draw(st.booleans()) else (row, col), kwargs)
+
+
+def _new_strided(draw, dtype, device):
+    x = _x(draw, dtype, device, max_side=3)
+    s = shape(draw, 0, 3, 0, 3)
+    stride = tuple(draw(st.integers(0, 4)) for _ in s)
+    return Sample((x, s, stride), draw(st.sampled_from([{}, {"dtype": torch.float64}])), grad_args=())
+
+
 # ----- new_* and nelement -----------------------------------------------------------------------------------
 def _metadata(result):
     return tuple(result.shape), result.dtype, result.device, result.requires_grad
@@ -620,6 +646,12 @@ register(
              note="a copy outside the graph: the value and requires_grad=False are compared"),
     _new_method("new_zeros", _new_sized, _with_grad), _new_method("new_ones", _new_sized, _with_grad),
     _new_method("new_empty", _new_sized, _metadata), _new_method("new_full", _new_full, _with_grad),
-    _new_method("new_tensor", _new_tensor, _with_grad),
+    _new_method("new_tensor", _new_tensor, _with_grad), _new_method("new_empty_strided", _new_strided, _metadata),
+    OpMirror("Tensor.unfold", method("unfold"), method("unfold"), _unfold),
+    OpMirror("unfold_copy", nx.unfold_copy, torch.unfold_copy, _unfold),
+    *_both("adjoint", _adjoint),
+    *(OpMirror(name, getattr(nx, name), getattr(torch, name), _triangle_indices, grad=False, dtypes=(torch.float64,),
+               note="integer positions from sizes: no tensor input, so one dtype")
+      for name in ("tril_indices", "triu_indices")),
     OpMirror("Tensor.nelement", method("nelement"), method("nelement"), _unary, grad=False),
 )

@@ -246,6 +246,40 @@ def rot90(input, k: int = 1, dims=(0, 1)):
 
 
 @public
+def adjoint(input):
+    """``torch.adjoint``: the conjugate transpose of the last two dims (a transpose for real tensors: a view)."""
+    if _rank(input) < 2:
+        raise RuntimeError(f"neuronix.adjoint: tensor.adjoint() is only supported on matrices or batches of matrices. "
+                           f"Got {_rank(input)}-D tensor (shape {tuple(unwrap(input).shape)})")
+    return movement.transpose(input, -2, -1)
+
+
+# ``Tensor.unfold``'s windows overlap where step < size: the gradient adds up each element's windows
+# (torch's unfold_backward kernel), and the gradient of that sum is the windows again
+_UNFOLD = defop(
+    "unfold",
+    lambda x, dimension, size, step, src: x.unfold(dimension, size, step),
+    lambda g, out, x, dimension, size, step, src: apply(_UNFOLD_BACKWARD, g, dimension=dimension, size=size,
+                                                        step=step, src=src),
+    saves=(),
+)
+_UNFOLD_BACKWARD = defop(
+    "unfold_backward",
+    lambda g, dimension, size, step, src: torch.ops.aten.unfold_backward(g, src, dimension, size, step),
+    lambda g, out, x, dimension, size, step, src: apply(_UNFOLD, g, dimension=dimension, size=size, step=step,
+                                                        src=src),
+    saves=(),
+)
+
+
+@public(function=False)
+def unfold(self, dimension: int, size: int, step: int):
+    """``Tensor.unfold``: the windows of ``size`` elements every ``step`` along ``dimension``, as a new last dim (a view)."""
+    shape = tuple(unwrap(self).shape)
+    return apply(_UNFOLD, self, dimension=wrap_dim(dimension, len(shape)), size=size, step=step, src=shape)
+
+
+@public
 def diag_embed(input, offset: int = 0, dim1: int = -2, dim2: int = -1):
     """``torch.diag_embed``: the last dim of ``input`` written on the ``offset`` diagonal of new dims ``dim1``, ``dim2``."""
     shape = tuple(unwrap(input).shape)

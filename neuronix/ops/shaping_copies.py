@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from neuronix.factories import _factory
 from neuronix.ops import indexing, movement
 from neuronix.ops.compare import nondiff
 from neuronix.ops.helpers import wrap_dim
@@ -110,6 +111,14 @@ def unbind_copy(input, dim: int = 0):
 
 
 @public(method=False)
+def unfold_copy(input, dimension: int, size: int, step: int):
+    """``torch.unfold_copy``: ``Tensor.unfold`` as a copy."""
+    from neuronix.ops.shaping import unfold
+
+    return _copied(unfold(input, dimension, size, step))
+
+
+@public(method=False)
 def unsqueeze_copy(input, dim: int):
     """``torch.unsqueeze_copy``: ``unsqueeze`` as a copy."""
     return _copied(movement.unsqueeze(input, dim))
@@ -138,6 +147,7 @@ new_ones = _new("new_ones")
 new_full = _new("new_full")
 new_empty = _new("new_empty")
 new_tensor = _new("new_tensor")
+new_empty_strided = _new("new_empty_strided")
 
 
 @public(function=False)
@@ -147,5 +157,7 @@ def nelement(self) -> int:
 
 
 # ----- positions (integer results, no gradient) -------------------------------------------------------
+tril_indices = _factory("tril_indices")
+triu_indices = _factory("triu_indices")
 argwhere = nondiff("argwhere", torch.argwhere)
 nonzero_static = nondiff("nonzero_static", torch.nonzero_static)
