@@ -369,3 +369,218 @@ register(
     _mirror("bilinear", _bilinear),
     _top("bilinear", _bilinear),
 )
+
+
+# ----- losses ---------------------------------------------------------------------------------------------
+REDUCTIONS = ("none", "mean", "sum")
+ENUM = {"none": 0, "mean": 1, "sum": 2}
+
+
+def _reduction(draw) -> str:
+    return draw(st.sampled_from(REDUCTIONS))
+
+
+def _signs(draw, sizes, dtype, device, values=(1.0, -1.0)):
+    """A float target of ``values`` (torch's +-1 labels), drawn per element."""
+    seed = _seed(draw)
+    index = torch.randint(0, len(values), tuple(sizes), generator=torch.Generator().manual_seed(seed))
+    return torch.tensor(values, dtype=dtype)[index].to(device)
+
+
+def _legacy(draw, kwargs):
+    """The reduction as torch's deprecated ``size_average``/``reduce`` flags instead, sometimes."""
+    if draw(st.integers(0, 3)):
+        return kwargs
+    kwargs = {k: v for k, v in kwargs.items() if k != "reduction"}
+    flags = draw(st.sampled_from(({"size_average": False}, {"reduce": False}, {"size_average": True, "reduce": True})))
+    return {**kwargs, **flags}
+
+
+def _poisson(top: bool):
+    def sample(draw, dtype, device):
+        sizes = shape(draw, 0, 3, 1, 4)
+        log_input, full = draw(st.booleans()), draw(st.booleans())
+        x = tensor(draw, sizes, dtype, device, REAL if log_input else POSITIVE)
+        # Stirling's term applies where target > 1: the target stays off that switch
+        t = tensor(draw, sizes, dtype, device, Domain(0.2, 4.0, kinks=(1.0,), away=0.1))
+        if top:
+            return Sample((x, t, log_input, full, 1e-8, ENUM[_reduction(draw)]))
+        return Sample((x, t), _legacy(draw, {"log_input": log_input, "full": full, "reduction": _reduction(draw)}))
+
+    return sample
+
+
+def _gaussian(draw, dtype, device):
+    sizes = nonempty_shape(draw, 1, 3, 4)
+    x, t = tensor(draw, sizes, dtype, device), tensor(draw, sizes, dtype, device)
+    kind = draw(st.sampled_from(("same", "homoscedastic", "one dim 1", "float")))
+    if kind == "float":
+        var = draw(st.sampled_from((0.5, 2.0)))
+    else:
+        var_shape = {"same": sizes, "homoscedastic": sizes[:-1]}.get(kind)
+        if var_shape is None:
+            k = draw(st.integers(0, len(sizes) - 1))
+            var_shape = sizes[:k] + (1,) + sizes[k + 1:]
+        var = tensor(draw, var_shape, dtype, device, POSITIVE)
+    kwargs = {"full": draw(st.booleans()), "reduction": _reduction(draw)}
+    if draw(st.booleans()):
+        kwargs["eps"] = 1e-3
+    return Sample((x, t, var), kwargs)
+
+
+def _margin_ranking(top: bool):
+    def sample(draw, dtype, device):
+        sizes = shape(draw, 0, 3, 1, 4)
+        margin = draw(st.sampled_from((0.0, 0.5)))
+        x1 = tensor(draw, sizes, dtype, device)
+        # the hinge's kink is at x1 - x2 == +-margin
+        diff = tensor(draw, sizes, dtype, device, Domain(-2.0, 2.0, kinks=(-margin, margin), away=0.15))
+        x2, t = (x1 - diff).to(dtype), _signs(draw, sizes, dtype, device)
+        if top:
+            return Sample((x1, x2, t, margin, ENUM[_reduction(draw)]))
+        return Sample((x1, x2, t), _legacy(draw, {"margin": margin, "reduction": _reduction(draw)}))
+
+    return sample
+
+
+def _hinge_embedding(top: bool):
+    def sample(draw, dtype, device):
+        sizes = shape(draw, 0, 3, 1, 4)
+        margin = draw(st.sampled_from((1.0, 0.5)))
+        x = tensor(draw, sizes, dtype, device, Domain(-2.0, 3.0, kinks=(margin,), away=0.15))
+        t = _signs(draw, sizes, dtype, device, (1.0, -1.0, 1.0, -1.0, 0.0))
+        if top:
+            return Sample((x, t, margin, ENUM[_reduction(draw)]), grad_args=(0,))
+        return Sample((x, t), _legacy(draw, {"margin": margin, "reduction": _reduction(draw)}), grad_args=(0,))
+
+    return sample
+
+
+def _soft_margin(draw, dtype, device):
+    sizes = shape(draw, 0, 3, 1, 4)
+    x = tensor(draw, sizes, dtype, device, WIDE)
+    return Sample((x, _signs(draw, sizes, dtype, device)), _legacy(draw, {"reduction": _reduction(draw)}),
+                  grad_args=(0,))
+
+
+def _multilabel_soft(draw, dtype, device):
+    classes = draw(st.integers(1, 4))
+    sizes = (draw(st.integers(1, 3)), classes) if draw(st.integers(0, 3)) else (classes,)
+    x, t = tensor(draw, sizes, dtype, device, WIDE), tensor(draw, sizes, dtype, device, Domain(0.0, 1.0))
+    kwargs = {"reduction": _reduction(draw)}
+    if draw(st.booleans()):
+        kwargs["weight"] = tensor(draw, (classes,), dtype, device, POSITIVE)
+    return Sample((x, t), _legacy(draw, kwargs))
+
+
+def _cosine_embedding(top: bool):
+    def sample(draw, dtype, device):
+        d = draw(st.integers(2, 4))
+        batched = draw(st.integers(0, 3)) > 0
+        sizes = (draw(st.integers(1, 3)), d) if batched else (d,)
+        x1, x2 = tensor(draw, sizes, dtype, device, NONZERO), tensor(draw, sizes, dtype, device, NONZERO)
+        t = _signs(draw, sizes[:1] if batched else (), dtype, device)
+        margin = draw(st.sampled_from((0.0, 0.3, -0.2)))
+        if top:
+            return Sample((x1, x2, t, margin, ENUM[_reduction(draw)]), grad_args=(0, 1))
+        return Sample((x1, x2, t), _legacy(draw, {"margin": margin, "reduction": _reduction(draw)}), grad_args=(0, 1))
+
+    return sample
+
+
+def _multi_margin(draw, dtype, device):
+    classes = draw(st.integers(1, 4))
+    kind = draw(st.sampled_from(("batched", "batched", "vector", "scalar")))
+    if kind == "scalar":
+        x, t = tensor(draw, (), dtype, device), torch.tensor(0, device=device)
+        classes = 1
+    else:
+        n = draw(st.integers(1, 3))
+        x = tensor(draw, (n, classes) if kind == "batched" else (classes,), dtype, device)
+        t = index_tensor(draw, (n,) if kind == "batched" else (), classes, device)
+    kwargs = {"p": draw(st.sampled_from((1, 2))), "margin": draw(st.sampled_from((1.0, 0.5))),
+              "reduction": _reduction(draw)}
+    if draw(st.booleans()):
+        kwargs["weight"] = tensor(draw, (classes,), dtype, device, POSITIVE)
+    return Sample((x, t), _legacy(draw, kwargs), grad_args=(0,))
+
+
+def _multilabel_margin(draw, dtype, device):
+    classes = draw(st.integers(1, 4))
+    batched = draw(st.integers(0, 3)) > 0
+    n = draw(st.integers(1, 3)) if batched else 1
+    x = tensor(draw, (n, classes) if batched else (classes,), dtype, device)
+    gen = torch.Generator().manual_seed(_seed(draw))
+    rows = []
+    for _ in range(n):  # a prefix of distinct labels (possibly all, possibly none), -1, then anything
+        count = int(torch.randint(0, classes + 1, (), generator=gen))
+        row = torch.randperm(classes, generator=gen)
+        row[count:] = torch.randint(-1, classes, (classes - count,), generator=gen)
+        if count < classes:
+            row[count] = -1
+        rows.append(row)
+    t = torch.stack(rows).to(device)
+    return Sample((x, t if batched else t[0]), _legacy(draw, {"reduction": _reduction(draw)}), grad_args=(0,))
+
+
+def _triplet(top: bool):
+    def sample(draw, dtype, device):
+        d = draw(st.integers(1, 4))
+        sizes = (draw(st.integers(1, 3)), d) if draw(st.integers(0, 3)) else (d,)
+        # positive and negative from ranges apart from the anchor's: the distances stay off p = 1's kinks
+        a = tensor(draw, sizes, dtype, device)
+        p, n = (tensor(draw, sizes, dtype, device, draw(st.sampled_from((Domain(2.5, 4.5), Domain(-4.5, -2.5)))))
+                for _ in range(2))
+        margin, norm = draw(st.sampled_from((1.0, 0.3))), draw(st.sampled_from((2.0, 1.0, 3.0)))
+        swap = draw(st.booleans())
+        if top:
+            return Sample((a, p, n, margin, norm, 1e-6, swap, ENUM[_reduction(draw)]))
+        return Sample((a, p, n), _legacy(draw, {"margin": margin, "p": norm, "swap": swap, "reduction": _reduction(draw)}))
+
+    return sample
+
+
+_DISTANCES = {
+    "default": (None, None),
+    "cosine": (lambda a, b: 1.0 - F.cosine_similarity(a, b, dim=-1), lambda a, b: 1.0 - TF.cosine_similarity(a, b, dim=-1)),
+    "l1": (lambda a, b: F.pairwise_distance(a, b, p=1.0), lambda a, b: TF.pairwise_distance(a, b, p=1.0)),
+}
+
+
+def _with_distance(functional, side: int):
+    def call(anchor, positive, negative, *, distance, **kwargs):
+        fn = _DISTANCES[distance][side]
+        return functional.triplet_margin_with_distance_loss(anchor, positive, negative, distance_function=fn, **kwargs)
+
+    return call
+
+
+def _triplet_distance(draw, dtype, device):
+    s = _triplet(False)(draw, dtype, device)
+    kwargs = {k: v for k, v in s.kwargs.items() if k in ("margin", "swap")}
+    return Sample(s.args, {**kwargs, "reduction": _reduction(draw),
+                           "distance": draw(st.sampled_from(tuple(_DISTANCES)))})
+
+
+_NO_LOSS_GRADGRAD = ("torch has no second derivative (the derivative for aten::{}_backward is not implemented); "
+                     "torch's CPU kernel has no float16/bfloat16")
+register(
+    _mirror("poisson_nll_loss", _poisson(False)),
+    _top("poisson_nll_loss", _poisson(True)),
+    _mirror("gaussian_nll_loss", _gaussian),
+    _mirror("margin_ranking_loss", _margin_ranking(False)),
+    _top("margin_ranking_loss", _margin_ranking(True)),
+    _mirror("hinge_embedding_loss", _hinge_embedding(False)),
+    _top("hinge_embedding_loss", _hinge_embedding(True)),
+    _mirror("soft_margin_loss", _soft_margin),
+    _mirror("multilabel_soft_margin_loss", _multilabel_soft),
+    _mirror("cosine_embedding_loss", _cosine_embedding(False)),
+    _top("cosine_embedding_loss", _cosine_embedding(True)),
+    _mirror("multi_margin_loss", _multi_margin, gradgrad=False, dtypes=FLOATS,
+            note=_NO_LOSS_GRADGRAD.format("multi_margin_loss")),
+    _mirror("multilabel_margin_loss", _multilabel_margin, gradgrad=False, dtypes=FLOATS,
+            note=_NO_LOSS_GRADGRAD.format("multilabel_margin_loss")),
+    _mirror("triplet_margin_loss", _triplet(False)),
+    _top("triplet_margin_loss", _triplet(True)),
+    OpMirror(_name("triplet_margin_with_distance_loss"), _with_distance(F, 0), _with_distance(TF, 1), _triplet_distance),
+)

@@ -183,3 +183,56 @@ PDIST_BACKWARD = defop(
 )
 PDIST = defop("pdist", lambda x, p: _aten._pdist_forward(x.contiguous(), p),
               lambda g, out, x, p: apply(PDIST_BACKWARD, g, x, out, p=p), saves_out=True)
+
+
+# ----- multi_margin_loss and multilabel_margin_loss: torch's kernels ------------------------------------------
+# Their backward kernels compute a local gradient L and multiply it by the upstream gradient last (so an infinite
+# upstream gradient meets L's zeros as NaN), and torch has no derivative of them with respect to the input. The
+# backward op is therefore ``L * g`` in value (torch's kernel, both modes), linear in ``g`` with its adjoint as the
+# rule (forward mode), and raises where a second derivative in the input is asked for, as torch.
+def _refuse_double_backward(name: str):
+    def rule(*_, **__):
+        raise RuntimeError(f"the derivative for aten::{name}_backward is not implemented (as in torch: {name} has "
+                           "no second derivative with respect to its input)")
+
+    return rule
+
+
+def _kernel_loss(name: str, forward, backward, *, aux: bool):
+    """The primitive ``name(x, target, weight, **attrs)`` and its backward op, from torch's two kernels
+    (``backward(g, x, target, weight, aux, **attrs)``, ``aux`` the forward's saved extra or None)."""
+
+    def adjoint(h, out, g, x, target, weight, **attrs):
+        local = backward(torch.ones_like(g.data), x.data, target, weight, **attrs)
+        product = h * local
+        return product.sum() if g.ndim == 0 else product.sum(tuple(range(1, product.ndim)))
+
+    refuse = _refuse_double_backward(name)
+    backward_op = defop(f"{name}_backward", backward, adjoint, refuse, None, None)
+
+    def input_rule(g, out, x, target, weight, **attrs):
+        return apply(backward_op, g, x, target, weight, **attrs)
+
+    return defop(name, forward, input_rule, None, None, aux=aux), backward_op
+
+
+def _multi_margin_forward(x, target, weight, p, margin, reduction):
+    return _aten.multi_margin_loss(x, target, p, margin, weight, reduction)
+
+
+def _multi_margin_backward(g, x, target, weight, p, margin, reduction, aux=None):
+    return _aten.multi_margin_loss_backward(g, x, target, p, margin, weight, reduction)
+
+
+MULTI_MARGIN_LOSS, _ = _kernel_loss("multi_margin_loss", _multi_margin_forward, _multi_margin_backward, aux=False)
+
+
+def _multilabel_forward(x, target, weight, reduction):
+    return _aten.multilabel_margin_loss_forward(x, target, reduction)  # (loss, is_target)
+
+
+def _multilabel_backward(g, x, target, weight, reduction, aux):
+    return _aten.multilabel_margin_loss_backward(g, x, target, reduction, aux)
+
+
+MULTILABEL_MARGIN_LOSS, _ = _kernel_loss("multilabel_margin_loss", _multilabel_forward, _multilabel_backward, aux=True)
