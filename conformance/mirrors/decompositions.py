@@ -278,8 +278,9 @@ register(
     _op("Tensor.slogdet", lambda x: _spd(x).slogdet(), lambda x: _spd(x).slogdet(), _spd_sample),
     _op("logdet", _on_spd(nx.logdet), _on_spd(torch.logdet), _spd_sample),
     _op("Tensor.logdet", lambda x: _spd(x).logdet(), lambda x: _spd(x).logdet(), _spd_sample),
-    _op("linalg.solve", nx.linalg.solve, torch.linalg.solve, _solve),
-    _op("linalg.solve_ex", nx.linalg.solve_ex, torch.linalg.solve_ex, _solve),
+    # on X X^T + I: torch's recorded solve backward raises at a singular A (special values, stride-0 inputs)
+    _op("linalg.solve", _on_spd(nx.linalg.solve), _on_spd(torch.linalg.solve), _solve),
+    _op("linalg.solve_ex", _on_spd(nx.linalg.solve_ex), _on_spd(torch.linalg.solve_ex), _solve),
     _op("linalg.solve_triangular", nx.linalg.solve_triangular, torch.linalg.solve_triangular, _solve_triangular),
     _op("linalg.matrix_exp", nx.linalg.matrix_exp, torch.linalg.matrix_exp, _matrix_exp),
     *_fn_and_method("matrix_exp", _matrix_exp),
@@ -467,8 +468,10 @@ register(
     _op("linalg.vector_norm", nx.linalg.vector_norm, torch.linalg.vector_norm, _vector_norm),
     _op("linalg.matrix_norm", nx.linalg.matrix_norm, torch.linalg.matrix_norm, _matrix_norm),
     _op("linalg.norm", nx.linalg.norm, torch.linalg.norm, _norm),
-    _op("linalg.cond", nx.linalg.cond, torch.linalg.cond, _cond([None, 2, -2, "nuc"])),
-    _op("linalg.cond[inverse]", nx.linalg.cond, torch.linalg.cond, _cond(["fro", 1, -1, math.inf, -math.inf]),
+    _op("linalg.cond", _on(nx.linalg.cond, _full_rank), _on(torch.linalg.cond, _full_rank),
+        _cond([None, 2, -2, "nuc"])),
+    _op("linalg.cond[inverse]", _on(nx.linalg.cond, _full_rank), _on(torch.linalg.cond, _full_rank),
+        _cond(["fro", 1, -1, math.inf, -math.inf]),
         grad=False, note=HALF_NOTE + "; " + COND_DEFECT),
 )
 
@@ -519,7 +522,9 @@ def _matrix_power(draw, dtype, device):
 
 def _vander(draw, dtype, device):
     shape = _batch(draw) + (_n(draw),)
-    kwargs = {"N": _n(draw, 1, 5)} if draw(st.booleans()) else {}
+    n = _n(draw, 2, 5)  # torch rejects N <= 1
+    kwargs = {"N": n} if draw(st.booleans()) else {}
+    shape = shape if kwargs or shape[-1] > 1 else shape[:-1] + (n,)
     return Sample((tensor(draw, shape, dtype, device),), kwargs)
 
 
@@ -567,4 +572,91 @@ register(
     _op("linalg.tensorinv", nx.linalg.tensorinv, torch.linalg.tensorinv, _tensorinv),
     _op("linalg.tensorsolve", nx.linalg.tensorsolve, torch.linalg.tensorsolve, _tensorsolve),
     _op("linalg.lstsq", nx.linalg.lstsq, torch.linalg.lstsq, _lstsq, output=lambda out: out[0]),
+)
+
+
+# ----- LU, LDL, Householder ------------------------------------------------------------------------
+def _lu_sample(draw, dtype, device):
+    return Sample((tensor(draw, _batch(draw) + (_n(draw), _n(draw)), dtype, device),))
+
+
+def _factored(draw, dtype, device):
+    """``(LU, pivots)`` of a well-conditioned matrix (LU differentiable, pivots an int constant)."""
+    n = _n(draw)
+    a = _conditioned(draw, _batch(draw) + (n, n), dtype, device)
+    LU, pivots = torch.linalg.lu_factor(a)
+    return LU, pivots
+
+
+def _lu_solve(draw, dtype, device):
+    LU, pivots = _factored(draw, dtype, device)
+    n, k = LU.shape[-1], _n(draw)
+    left = draw(st.booleans())
+    B = tensor(draw, LU.shape[:-2] + ((n, k) if left else (k, n)), dtype, device)
+    kwargs = {"left": left, "adjoint": draw(st.booleans())}
+    return Sample((LU.contiguous(), pivots, B), kwargs, grad_args=(0, 2))
+
+
+def _lu_unpack(draw, dtype, device):
+    a = tensor(draw, _batch(draw) + (_n(draw), _n(draw)), dtype, device)
+    LU, pivots = torch.linalg.lu_factor_ex(a)[:2]
+    return Sample((LU.contiguous(), pivots), grad_args=(0,))
+
+
+def _ldl(draw, dtype, device):
+    n = _n(draw)
+    s = Sample((_conditioned(draw, _batch(draw) + (n, n), dtype, device),))
+    if draw(st.booleans()):
+        s.kwargs["hermitian"] = draw(st.booleans())
+    return s
+
+
+def _ldl_solve(draw, dtype, device):
+    n, k = _n(draw), _n(draw)
+    a = _conditioned(draw, (n, n), dtype, device)
+    LD, pivots = torch.linalg.ldl_factor(a)
+    return Sample((LD, pivots, tensor(draw, (n, k), dtype, device)))
+
+
+def _householder(draw, dtype, device):
+    m = _n(draw)
+    n = _n(draw, 1, m)
+    k = _n(draw, 0, n) if draw(st.booleans()) else n
+    batch = _batch(draw)
+    return Sample((tensor(draw, batch + (m, n), dtype, device), tensor(draw, batch + (k,), dtype, device)))
+
+
+LDL_NOTE = HALF_NOTE + "; torch has no derivative for linalg_ldl_factor_ex / linalg_ldl_solve (values only)"
+register(
+    _op("linalg.lu_factor", nx.linalg.lu_factor, torch.linalg.lu_factor, _lu_sample, output=_ex(0)),
+    _op("linalg.lu_factor_ex", nx.linalg.lu_factor_ex, torch.linalg.lu_factor_ex, _lu_sample, output=_ex(0)),
+    _op("linalg.lu", nx.linalg.lu, torch.linalg.lu, _lu_sample, output=lambda out: (out[1], out[2])),
+    _op("lu_unpack", nx.lu_unpack, torch.lu_unpack, _lu_unpack, output=lambda out: (out[1], out[2])),
+    _op("linalg.lu_solve", nx.linalg.lu_solve, torch.linalg.lu_solve, _lu_solve),
+    _op("linalg.ldl_factor", nx.linalg.ldl_factor, torch.linalg.ldl_factor, _ldl, grad=False, note=LDL_NOTE),
+    _op("linalg.ldl_factor_ex", nx.linalg.ldl_factor_ex, torch.linalg.ldl_factor_ex, _ldl, grad=False,
+        note=LDL_NOTE),
+    _op("linalg.ldl_solve", nx.linalg.ldl_solve, torch.linalg.ldl_solve, _ldl_solve, grad=False, note=LDL_NOTE),
+    _op("linalg.householder_product", nx.linalg.householder_product, torch.linalg.householder_product,
+        _householder),
+)
+
+
+def _torch_lu(draw, dtype, device):
+    s = _square(draw, dtype, device)
+    if draw(st.booleans()):
+        s.kwargs["get_infos"] = draw(st.booleans())
+    return s
+
+
+def _torch_lu_solve(draw, dtype, device):
+    LU, pivots = _factored(draw, dtype, device)
+    B = tensor(draw, LU.shape[:-2] + (LU.shape[-1], _n(draw)), dtype, device)
+    return Sample((B, LU.contiguous(), pivots), grad_args=(0, 1))
+
+
+register(
+    *_fn_and_method("lu", _torch_lu, output=_ex(0)),
+    *_fn_and_method("lu_solve", _torch_lu_solve),
+    *_fn_and_method("orgqr", _householder),
 )

@@ -153,14 +153,16 @@ def _pairwise_grad(g, out, x1, x2, p, which):
     g_, dist = g.unsqueeze(-1), out.unsqueeze(-1)
     if p == 0:
         return ew.zero_gradient(x1 if which == 0 else x2)
+    raw = unwrap(diff)
+    sign = (raw > 0).to(raw.dtype) - (raw < 0).to(raw.dtype)  # torch's kernel: 0 at NaN (torch.sign gives NaN)
     if p == 1:
-        each = g_ * diff.sign()
+        each = g_ * sign
     elif p == 2:
         each = ew.masked(g_ * diff / dist, unwrap(dist) != 0)
     elif p == float("inf"):
-        each = g_ * diff.sign() * (ew.abs(diff).data == unwrap(dist))
+        each = g_ * sign * (raw.abs() == unwrap(dist))
     else:
-        scaled = diff * ew.abs(diff).pow(p - 2) if p >= 2 else diff.sign() * ew.abs(diff).pow(p - 1)
+        scaled = diff * ew.abs(diff).pow(p - 2) if p >= 2 else sign * ew.abs(diff).pow(p - 1)
         each = ew.masked(g_ * scaled / dist.pow(p - 1), unwrap(dist) != 0)
     return red.sum(each, -2) if which == 0 else -red.sum(each, -3)
 
@@ -279,4 +281,4 @@ def corrcoef(input):
     return ew.clamp(c, -1, 1)
 
 
-from neuronix.ops import linalg_factor, linalg_more  # noqa: E402,F401  (registration side effects)
+from neuronix.ops import linalg_factor, linalg_lu, linalg_more  # noqa: E402,F401  (registration side effects)

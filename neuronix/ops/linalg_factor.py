@@ -38,11 +38,6 @@ def _mT(x):
     return transpose(x, -2, -1)
 
 
-def _eye_like(x) -> torch.Tensor:
-    raw = unwrap(x)
-    return torch.eye(raw.shape[-1], dtype=raw.dtype, device=raw.device)
-
-
 def _check_square(op: str, A) -> None:
     shape = tuple(unwrap(A).shape)
     if len(shape) < 2 or shape[-1] != shape[-2]:
@@ -113,41 +108,41 @@ def _vector_rhs(A, B) -> bool:
     return len(b) == 1 or (len(b) == len(a) - 1 and b == a[:-1])
 
 
-def _adjoint_solve(A, g, vector):
-    """``A^{-T} g``: a plain backward solves with A's LU factors (no error at a singular A: inf/NaN, as torch's
-    saved-LU solve), a recorded one with ``linalg.solve`` (differentiable; torch's raises there too)."""
+def _saved_lu_solve(A, rhs, left=True, adjoint=True):
+    """``op(A)^{-1} rhs`` (``op`` the transpose when ``adjoint``) with the LU factors torch's forward keeps: of
+    ``A^T`` when ``A`` is contiguous (its LAPACK layout; the solve then flips ``adjoint``), else of ``A``. No
+    error at a singular ``A`` (inf/NaN), and the same rounding and NaN pattern as torch's plain backward."""
+    use_transpose = A.is_contiguous()
+    LU, pivots, _ = torch.linalg.lu_factor_ex(A.mT if use_transpose else A)
+    return torch.linalg.lu_solve(LU, pivots, rhs, left=left, adjoint=adjoint != use_transpose)
+
+
+def _solve_grads(g, out, A, B, vector, left, which):
+    """torch's ``linalg_solve_backward``: ``gB = solve(A^T, g, left)``, ``gA = -gB X^T`` (``-X^T gB`` when not
+    ``left``); a vector right-hand side as a one-column matrix. A plain backward solves with the saved LU
+    factors (no error at a singular A), a recorded one with ``linalg.solve`` (torch's raises there too)."""
+    g_ = g.unsqueeze(-1) if vector else g
     if _plain(A):
-        LU, pivots, _ = torch.linalg.lu_factor_ex(A)
-        rhs = g.unsqueeze(-1) if vector else g
-        out = torch.linalg.lu_solve(LU, pivots, rhs, adjoint=True)
-        return out.squeeze(-1) if vector else out
-    return solve(_mT(A), g)
-
-
-def _solve_grads(g, out, A, B, vector, which):
-    """torch's ``linalg_solve_backward``: ``gB = A^{-T} g``, ``gA = -gB X^T`` (an outer product per batch
-    for vector right-hand sides)."""
-    gB = _adjoint_solve(A, g, vector)
+        gB = _saved_lu_solve(A, g_, left=left)
+    else:
+        gB = solve(_mT(A), g_, left=left)
     if which == 1:
-        return gB
-    if vector:
-        return -(gB.unsqueeze(-1) * out.unsqueeze(-2))
-    return -matmul(gB, _mT(out))
+        return gB.squeeze(-1) if vector else gB
+    X = out.unsqueeze(-1) if vector else out
+    return -matmul(gB, _mT(X)) if left else -matmul(_mT(X), gB)
 
 
-_SOLVE = defop("linalg_solve", lambda A, B, vector: torch.linalg.solve(A, B),
-               lambda g, out, A, B, vector: _solve_grads(g, out, A, B, vector, 0),
-               lambda g, out, A, B, vector: _solve_grads(g, out, A, B, vector, 1), saves=(0,), saves_out=True)
+_SOLVE = defop("linalg_solve", lambda A, B, vector, left: torch.linalg.solve(A, B, left=left),
+               lambda g, out, A, B, **kw: _solve_grads(g, out, A, B, which=0, **kw),
+               lambda g, out, A, B, **kw: _solve_grads(g, out, A, B, which=1, **kw), saves=(0,), saves_out=True)
 
 
 @public(namespace="linalg")
 def solve(A, B, *, left=True):
     """``torch.linalg.solve``: ``X`` with ``A X = B`` (``X A = B`` when ``left=False``); batch dims broadcast,
-    ``B`` a vector when 1-D or shaped ``A.shape[:-1]``."""
+    ``B`` a vector when 1-D or shaped ``A.shape[:-1]`` (only with ``left``)."""
     _check_square("linalg.solve", A)
-    if not left:
-        return _mT(solve(_mT(A), _mT(B)))
-    return apply(_SOLVE, A, B, vector=_vector_rhs(A, B))
+    return apply(_SOLVE, A, B, vector=left and _vector_rhs(A, B), left=left)
 
 
 @public(namespace="linalg")
@@ -206,11 +201,12 @@ def _det_grad(g, out, A):
     At an exactly singular matrix torch 2.13's two modes disagree: the plain backward gives zeros (it scales
     the cofactors by ``g det(A)``, which is 0), the recorded one the cofactor matrix. Neuronix gives each
     mode's answer, as the installed torch (tests/test_decompositions.py pins both)."""
+    if A.shape[-1] == 1:  # the cofactor of a 1x1 matrix is 1, whatever its entry (inf and NaN too, as torch)
+        grad = g.unsqueeze(-1).unsqueeze(-1)
+        return grad if _plain(A) else ew.anchored(grad, A)
     scale = g * out
     if _plain(A):
-        LU, pivots, _ = torch.linalg.lu_factor_ex(A)
-        d = torch.diag_embed(scale.unsqueeze(-1).expand(pivots.shape)).mT
-        solved = torch.linalg.lu_solve(LU, pivots, d, adjoint=True)
+        solved = _saved_lu_solve(A, torch.diag_embed(scale.unsqueeze(-1).expand(A.shape[:-1])).mT)
         singular = out == 0
         if not bool(singular.any()):
             return solved
@@ -219,7 +215,7 @@ def _det_grad(g, out, A):
         return torch.where(singular.unsqueeze(-1).unsqueeze(-1), _cofactor_svd(scale, A), solved)
     if bool((out.data == 0).any()):
         return _cofactor_svd(g, A)
-    return solve(_mT(A), scale.unsqueeze(-1).unsqueeze(-1) * _eye_like(A))
+    return solve(_mT(A), _diag_embed(scale.unsqueeze(-1).expand(A.shape[:-1])))
 
 
 _DET = defop("linalg_det", torch.linalg.det, _det_grad, saves_out=True)
@@ -242,10 +238,9 @@ def det(input):
 def _slogdet_grad(g, out, A, layout):
     """``g_logabsdet * A^{-T}`` (torch's ``slogdet_backward`` for real inputs: the sign's gradient is ignored)."""
     g = layout.unpack(g)[1]
-    scale = g.unsqueeze(-1).unsqueeze(-1) * _eye_like(A)
+    scale = _diag_embed(g.unsqueeze(-1).expand(A.shape[:-1]))  # exact zeros off the diagonal (g may be inf)
     if _plain(A):
-        LU, pivots, _ = torch.linalg.lu_factor_ex(A)
-        return torch.linalg.lu_solve(LU, pivots, scale, adjoint=True)
+        return _saved_lu_solve(A, scale)
     return solve(_mT(A), scale)
 
 

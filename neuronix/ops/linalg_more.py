@@ -215,8 +215,8 @@ def vander(x, *, N=None):
     if x.ndim < 1:
         raise RuntimeError("neuronix.linalg.vander: x must have at least one dimension")
     n = x.shape[-1] if N is None else N
-    if n <= 0:
-        raise RuntimeError(f"neuronix.linalg.vander: N must be greater than 1, got {n}")
+    if n <= 1:
+        raise RuntimeError(f"neuronix.linalg.vander: N must be greater than 1, got {n} (x of shape {tuple(x.shape)})")
     ones = ew.anchored(torch.ones(tuple(x.shape) + (1,), dtype=unwrap(x).dtype), x) if isinstance(x, Tensor) \
         and x.requires_grad else Tensor._make(torch.ones(tuple(x.shape) + (1,), dtype=unwrap(x).dtype), None)
     if n == 1:
