@@ -4,7 +4,7 @@ Every op here is torch's own sampling kernel on the raw values, called with the 
 ``generator=`` keyword takes a ``torch.Generator``, or None for torch's global one), so after
 ``torch.manual_seed(s)`` a neuronix call and the same torch call draw the same numbers.
 
-Derivatives are torch's: ``bernoulli``, ``normal`` and ``poisson`` are differentiable with a zero
+Derivatives are torch's: ``bernoulli`` (without ``p``), ``normal`` and ``poisson`` are differentiable with a zero
 gradient (torch's derivatives.yaml gives ``zeros_like`` for every input of each: no reparameterisation,
 so ``normal(mean, std)`` sends no gradient to ``mean`` or ``std``; write ``mean + std * randn_like(std)``
 for the reparameterised draw). The in-place fills (``normal_``, ``uniform_``, ...) give the overwritten
@@ -47,21 +47,7 @@ def binomial(count, prob, generator=None):
 
 
 # ----- bernoulli / normal / poisson: differentiable, zero gradient -------------------------------------------
-def _bernoulli_grad(g, out, x, p, generator):  # p: an attribute (the number), never an input
-    if p is not None:  # torch defines no derivative for bernoulli(input, p) (it does for the in-place forms)
-        raise RuntimeError("neuronix.bernoulli: the derivative of bernoulli(input, p) is not implemented (torch: "
-                           "'derivative for aten::bernoulli is not implemented'); draw it under nx.no_grad() or "
-                           "from a detached input")
-    return zero_gradient(g)
-
-
-_BERNOULLI = defop(
-    "bernoulli",
-    lambda x, p, generator: torch.bernoulli(x, generator=generator) if p is None else torch.bernoulli(
-        x, p, generator=generator),
-    _bernoulli_grad,
-    saves=(),
-)
+_BERNOULLI = defop("bernoulli", lambda x, generator: torch.bernoulli(x, generator=generator), zero_gradient, saves=())
 _NORMAL = defop("normal", lambda mean, std, generator: torch.normal(mean, std, generator=generator),
                 zero_gradient, zero_gradient, saves=())
 _POISSON = defop("poisson", lambda rates, generator: torch.poisson(rates, generator), zero_gradient, saves=())
@@ -69,11 +55,18 @@ _POISSON = defop("poisson", lambda rates, generator: torch.poisson(rates, genera
 
 @public
 def bernoulli(input, p=None, *, generator=None):
-    """``torch.bernoulli``: 0/1 draws with probability ``input`` (or ``p`` for every element, shaped like
-    ``input``). Differentiable with a zero gradient; with ``p``, the backward raises, as torch's."""
+    """``torch.bernoulli``: 0/1 draws with probability ``input``, differentiable with a zero gradient as torch's;
+    or with probability ``p`` for every element (shaped like ``input``), where torch defines no derivative: that
+    result is outside the graph (torch's requires grad and raises at backward)."""
+    if p is None:
+        return apply(_BERNOULLI, input, generator=generator)
     if isinstance(p, (Tensor, torch.Tensor)):
         raise TypeError(f"bernoulli(): p must be a number (a tensor of probabilities is the input), got {type(p).__name__}")
-    return apply(_BERNOULLI, input, p=p, generator=generator)
+    try:
+        out = torch.bernoulli(_raw(input), p, generator=generator)
+    except (RuntimeError, ValueError, TypeError) as err:
+        raise op_error("bernoulli", (input, p), {}, err) from err
+    return Tensor._make(out, None)
 
 
 @public(method=False)
