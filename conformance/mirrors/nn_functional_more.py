@@ -584,3 +584,43 @@ register(
     _top("triplet_margin_loss", _triplet(True)),
     OpMirror(_name("triplet_margin_with_distance_loss"), _with_distance(F, 0), _with_distance(TF, 1), _triplet_distance),
 )
+
+
+# ----- scaled dot-product attention ---------------------------------------------------------------------------
+def _attention(draw, dtype, device):
+    lead = tuple(draw(st.lists(st.integers(1, 2), max_size=1)))
+    gqa = draw(st.booleans())
+    kv_heads = draw(st.integers(1, 2))
+    q_heads = kv_heads * (draw(st.integers(1, 2)) if gqa else 1)
+    q_len, kv_len, e, ev = (draw(st.integers(1, 4)) for _ in range(4))
+    with_heads = gqa or draw(st.booleans())
+    qh, kh = ((q_heads,), (kv_heads,)) if with_heads else ((), ())
+    q = tensor(draw, lead + qh + (q_len, e), dtype, device)
+    k = tensor(draw, lead + kh + (kv_len, e), dtype, device)
+    v = tensor(draw, lead + kh + (kv_len, ev), dtype, device)
+    kwargs = {}
+    mask = draw(st.sampled_from(("none", "bool", "float", "causal")))
+    if mask == "bool":
+        kwargs["attn_mask"] = index_tensor(draw, (q_len, kv_len), 2, device).bool()
+    elif mask == "float":
+        kwargs["attn_mask"] = tensor(draw, (q_len, kv_len), dtype, device)
+    elif mask == "causal":
+        kwargs["is_causal"] = True
+    if draw(st.booleans()):
+        kwargs["scale"] = draw(st.sampled_from((0.5, -0.3, 2.0)))
+    if gqa:
+        kwargs["enable_gqa"] = True
+    return Sample((q, k, v), kwargs)
+
+
+def _attention_dropout(draw, dtype, device):
+    s = _attention(draw, dtype, device)
+    return Sample(s.args, {**s.kwargs, "dropout_p": draw(st.sampled_from((0.2, 0.5))), "seed": _seed(draw)})
+
+
+register(
+    _mirror("scaled_dot_product_attention", _attention),
+    OpMirror(_name("scaled_dot_product_attention", "dropout"), _seeded(F.scaled_dot_product_attention),
+             _seeded(TF.scaled_dot_product_attention), _attention_dropout,
+             note="same seed on both sides: the dropout mask must be torch's draw (torch's math path)"),
+)

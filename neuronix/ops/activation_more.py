@@ -236,3 +236,15 @@ def _multilabel_backward(g, x, target, weight, reduction, aux):
 
 
 MULTILABEL_MARGIN_LOSS, _ = _kernel_loss("multilabel_margin_loss", _multilabel_forward, _multilabel_backward, aux=True)
+
+
+# ----- the softmax of scaled_dot_product_attention ----------------------------------------------------------
+# torch's _safe_softmax: a row of nothing but -inf gives 0 (not NaN), and since its gradient is computed from
+# the output, 0 there too (the plain softmax's NaN row would carry NaN gradients into q and k)
+def _softmax_grad(g, out, x, dim):
+    return out * (g - (g * out).sum(dim, keepdim=True))
+
+
+SAFE_SOFTMAX = defop(
+    "safe_softmax", lambda x, dim: _aten._safe_softmax(x, dim), _softmax_grad, saves=(), saves_out=True,
+    fused=lambda g, out, x, *, needs, dim: (_aten._softmax_backward_data(g, out, dim, out.dtype),))

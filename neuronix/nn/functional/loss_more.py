@@ -15,6 +15,7 @@ import math
 
 import torch
 
+from neuronix.autograd.mode import is_grad_enabled
 from neuronix.nn.functional.activation_more import logsigmoid
 from neuronix.nn.functional.arguments import as_nx, reduction_mode, shape_of
 from neuronix.nn.functional.distance import pairwise_distance
@@ -136,7 +137,11 @@ def _hinge_embedding(input, target, margin, reduction):
 def soft_margin_loss(input, target, size_average=None, reduce=None, reduction="mean"):
     """``log(1 + exp(-target * input))`` (torch's kernel formula; the target is not differentiated, as torch)."""
     reduction = reduction_mode("soft_margin_loss", size_average, reduce, reduction)
-    t = Tensor(_raw(target)) if isinstance(target, (Tensor, torch.Tensor)) else target
+    if isinstance(target, Tensor) and target.requires_grad and is_grad_enabled():
+        raise RuntimeError("soft_margin_loss: the function 'soft_margin_loss' is not differentiable with respect to "
+                           "argument 'target' (as in torch, this input cannot have requires_grad=True); pass it "
+                           "detached (.detach())")
+    t = _raw(target)
     return _reduced(((-as_nx(input)) * t).exp().add(1).log(), reduction)
 
 
