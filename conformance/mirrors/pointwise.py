@@ -36,6 +36,10 @@ DIVISOR = Domain(-2.5, 2.5, kinks=(0.0,), away=1.0)
 UNIT = Domain(-0.9, 0.9)  # acos, asin, atanh, erfinv: inside (-1, 1), where they are smooth
 GAMMA = Domain(0.3, 4.0)  # digamma, lgamma: right of their poles at 0, -1, -2, ...
 BESSEL = Domain(-3.0, 3.0)
+# sinc, i1, i1e, i0e: off 0, where their float32 second derivatives are cancellation ((x cos x - sin x) / x^2,
+# I1(x) / x, e^-|x|'s kink): torch's rounding and neuronix's differ there and neither is the reference (the
+# special-value check still meets 0 itself, where the rules take their exact limit branch)
+OFF_ZERO = Domain(-3.0, 3.0, kinks=(0.0,), away=0.25)
 
 
 def _both(name: str, sample, **kw) -> list[OpMirror]:
@@ -63,7 +67,7 @@ def _inplace_copy(name: str):
 UNARY = {
     "acos": UNIT, "asin": UNIT, "atan": REAL, "acosh": Domain(1.2, 3.0), "asinh": REAL, "atanh": UNIT,
     "arccos": UNIT, "arcsin": UNIT, "arctan": REAL, "arccosh": Domain(1.2, 3.0), "arcsinh": REAL, "arctanh": UNIT,
-    "deg2rad": REAL, "rad2deg": REAL, "exp2": REAL, "erfc": REAL, "erfinv": UNIT, "sinc": REAL,
+    "deg2rad": REAL, "rad2deg": REAL, "exp2": REAL, "erfc": REAL, "erfinv": UNIT, "sinc": OFF_ZERO,
     "digamma": GAMMA, "lgamma": GAMMA, "i0": BESSEL, "positive": REAL, "absolute": NONZERO,
     "fix": Domain(-2.0, 2.0, kinks=(-2.0, -1.0, 0.0, 1.0, 2.0), away=0.1),
     "sgn": NONZERO,
@@ -79,9 +83,9 @@ for _name in ("acosh", "asinh", "atanh", "arccosh", "arcsinh", "arctanh"):
     register(OpMirror(f"Tensor.{_name}_", _call, _call, unary(UNARY[_name]), grad=False, note=_INPLACE_NO_DERIVATIVE))
 
 SPECIAL_UNARY = {
-    "entr": POSITIVE, "erfcx": REAL, "log_ndtr": REAL, "ndtr": REAL, "ndtri": PROB, "i0e": BESSEL, "i1": BESSEL,
-    "i1e": BESSEL, "expit": REAL, "exp2": REAL, "expm1": REAL, "erf": REAL, "erfc": REAL, "erfinv": UNIT,
-    "gammaln": GAMMA, "digamma": GAMMA, "psi": GAMMA, "sinc": REAL, "log1p": POSITIVE, "i0": BESSEL,
+    "entr": POSITIVE, "erfcx": REAL, "log_ndtr": REAL, "ndtr": REAL, "ndtri": PROB, "i0e": OFF_ZERO, "i1": OFF_ZERO,
+    "i1e": OFF_ZERO, "expit": REAL, "exp2": REAL, "expm1": REAL, "erf": REAL, "erfc": REAL, "erfinv": UNIT,
+    "gammaln": GAMMA, "digamma": GAMMA, "psi": GAMMA, "sinc": OFF_ZERO, "log1p": POSITIVE, "i0": BESSEL,
     "round": Domain(-2.0, 2.0, kinks=(-1.5, -0.5, 0.5, 1.5), away=0.1),
 }
 # torch's CPU kernels lack half for these (forward "not implemented for 'Half'", or i1/i1e's backward)
