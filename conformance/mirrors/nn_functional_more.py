@@ -624,3 +624,56 @@ register(
              _seeded(TF.scaled_dot_product_attention), _attention_dropout,
              note="same seed on both sides: the dropout mask must be torch's draw (torch's math path)"),
 )
+
+
+# ----- ctc_loss ---------------------------------------------------------------------------------------------------
+def _ctc_call(functional):
+    """ctc_loss of ``log_softmax(logits)``: torch's gradient in log_probs is the derivative through a log_softmax
+    (it assumes normalised rows), so the differentiated input is the logits, as in torch's own gradcheck."""
+
+    def call(logits, targets, input_lengths, target_lengths, **kwargs):
+        return functional.ctc_loss(logits.log_softmax(-1), targets, input_lengths, target_lengths, **kwargs)
+
+    return call
+
+
+def _ctc(draw, dtype, device):
+    classes, batch = draw(st.integers(2, 5)), draw(st.integers(1, 3))
+    batched = draw(st.integers(0, 3)) > 0
+    batch = batch if batched else 1
+    time = draw(st.integers(1, 6))
+    blank = draw(st.sampled_from((0, classes - 1)))
+    labels = [c for c in range(classes) if c != blank]
+    input_lengths = [draw(st.integers(1, time)) for _ in range(batch)]
+    # mostly feasible target lengths (an infeasible one has an infinite loss: zero_infinity's case)
+    target_lengths = [draw(st.integers(0, max(1, n // 2 + draw(st.integers(0, 2))))) for n in input_lengths]
+    gen = torch.Generator().manual_seed(_seed(draw))
+    width = max(target_lengths + [1])
+    padded = torch.tensor(labels)[torch.randint(0, len(labels), (batch, width), generator=gen)]
+    concatenated = draw(st.booleans())
+    if not batched:
+        targets = padded[0, :target_lengths[0]]
+    elif concatenated:
+        targets = torch.cat([padded[b, :n] for b, n in enumerate(target_lengths)])
+    else:
+        targets = padded
+    logits = tensor(draw, (time, batch, classes) if batched else (time, classes), dtype, device, Domain(-3.0, 3.0))
+    as_tensors = draw(st.booleans())
+    il = torch.tensor(input_lengths) if as_tensors else tuple(input_lengths)
+    tl = torch.tensor(target_lengths) if as_tensors else tuple(target_lengths)
+    if not batched and as_tensors:
+        il, tl = il[0], tl[0]
+    kwargs = {"blank": blank, "reduction": _reduction(draw), "zero_infinity": draw(st.booleans())}
+    return Sample((logits, targets.to(device), il, tl), kwargs, grad_args=(0,))
+
+
+register(OpMirror(_name("ctc_loss"), _ctc_call(F), _ctc_call(TF), _ctc, gradgrad=False, dtypes=FLOATS,
+                  note="torch has no second derivative (the derivative for '_ctc_loss_backward' is not implemented); "
+                       "torch's CPU ctc kernel has no float16/bfloat16; differentiated through log_softmax"))
+def _ctc_top(draw, dtype, device):
+    s = _ctc(draw, dtype, device)
+    return Sample(s.args, {**s.kwargs, "reduction": ENUM[s.kwargs["reduction"]]}, grad_args=(0,))
+
+
+register(OpMirror("ctc_loss", _ctc_call(nx), _ctc_call(torch), _ctc_top, gradgrad=False, dtypes=FLOATS,
+                  note="torch.ctc_loss, the same kernel as nn.functional.ctc_loss"))

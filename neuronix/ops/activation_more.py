@@ -248,3 +248,35 @@ def _softmax_grad(g, out, x, dim):
 SAFE_SOFTMAX = defop(
     "safe_softmax", lambda x, dim: _aten._safe_softmax(x, dim), _softmax_grad, saves=(), saves_out=True,
     fused=lambda g, out, x, *, needs, dim: (_aten._softmax_backward_data(g, out, dim, out.dtype),))
+
+
+# ----- ctc_loss: torch's kernels ---------------------------------------------------------------------------------
+# _ctc_loss gives the per-sample negative log-likelihood and (aux) the forward variables log_alpha; its backward
+# kernel zeroes some entries outright (beyond an input's length, infinite losses under zero_infinity) and scales
+# the rest by the upstream gradient. Its value is the kernel's in both modes; it is linear in the upstream gradient
+# (the adjoint is the rule, for forward mode), and torch has no derivative of it in log_probs.
+def _ctc_backward_kernel(g, log_probs, targets, nll, input_lengths, target_lengths, blank, zero_infinity, log_alpha):
+    return _aten._ctc_loss_backward(g, log_probs, targets, input_lengths, target_lengths, nll, log_alpha, blank,
+                                    zero_infinity)
+
+
+def _ctc_backward_adjoint(h, out, g, log_probs, targets, nll, **attrs):
+    local = _ctc_backward_kernel(torch.ones_like(g.data), log_probs.data, targets, nll, **attrs)
+    return (h * local).sum((0, 2))  # (T, B, C) -> (B,)
+
+
+CTC_LOSS_BACKWARD = defop("ctc_loss_backward", _ctc_backward_kernel, _ctc_backward_adjoint,
+                          _refuse_double_backward("_ctc_loss"), None, None)
+
+
+def _ctc_forward(log_probs, targets, input_lengths, target_lengths, blank, zero_infinity):
+    return _aten._ctc_loss(log_probs, targets, input_lengths, target_lengths, blank, zero_infinity)
+
+
+def _ctc_rule(g, out, log_probs, targets, input_lengths, target_lengths, blank, zero_infinity, aux):
+    nll = out.data  # a constant of the backward, as torch's saved result
+    return apply(CTC_LOSS_BACKWARD, g, log_probs, targets, nll, input_lengths=input_lengths,
+                 target_lengths=target_lengths, blank=blank, zero_infinity=zero_infinity, log_alpha=aux)
+
+
+CTC_LOSS = defop("ctc_loss", _ctc_forward, _ctc_rule, None, saves_out=True, aux=True)

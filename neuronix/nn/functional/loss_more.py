@@ -263,3 +263,50 @@ def _triplet(anchor, positive, negative, distance, margin, swap, reduction):
     if swap:
         dist_neg = dist_neg.minimum(distance(p, n))
     return _reduced((margin + dist_pos - dist_neg).clamp_min(0), reduction)
+
+
+# ----- ctc_loss: torch's kernels (ops/activation_more.py) ----------------------------------------------------------
+def _lengths(name, lengths) -> tuple:
+    if isinstance(lengths, (Tensor, torch.Tensor)):
+        raw = unwrap(lengths)
+        if raw.dtype.is_floating_point or raw.dtype.is_complex or raw.dtype == torch.bool:
+            raise RuntimeError(f"{name} must be integral")
+        return tuple(int(v) for v in raw.reshape(-1).tolist())
+    if isinstance(lengths, int):
+        return (lengths,)
+    return tuple(int(v) for v in lengths)
+
+
+@public(namespace=_F)
+def ctc_loss(log_probs, targets, input_lengths, target_lengths, blank=0, reduction="mean", zero_infinity=False):
+    """Connectionist temporal classification loss of ``log_probs`` (T, N, C) or (T, C) against ``targets`` (padded
+    (N, S) or concatenated); ``'mean'`` divides each loss by its target length, then averages."""
+    if reduction not in ("none", "mean", "sum"):
+        raise ValueError(reduction + " is not a valid value for reduction")
+    return _ctc(log_probs, targets, input_lengths, target_lengths, blank, reduction, zero_infinity)
+
+
+@public(method=False, name="ctc_loss")
+def _ctc_top(log_probs, targets, input_lengths, target_lengths, blank=0, reduction=1, zero_infinity=False):
+    """``torch.ctc_loss`` (``reduction`` as torch's enum)."""
+    return _ctc(log_probs, targets, input_lengths, target_lengths, blank, _ENUM_REDUCTION[int(reduction)],
+                zero_infinity)
+
+
+def _ctc(log_probs, targets, input_lengths, target_lengths, blank, reduction, zero_infinity):
+    lp = as_nx(log_probs)
+    batched = lp.ndim == 3
+    if not batched:
+        lp = lp.unsqueeze(1)
+    inputs, target_lens = _lengths("input_lengths", input_lengths), _lengths("target_lengths", target_lengths)
+    raw_targets = _raw(targets).to(device=lp.device, dtype=torch.long)
+    res, _ = apply(_more.CTC_LOSS, lp, raw_targets, input_lengths=inputs, target_lengths=target_lens,
+                   blank=int(blank), zero_infinity=bool(zero_infinity))
+    if zero_infinity:
+        res = where(res.data == math.inf, 0.0, res)
+    if reduction == "mean":
+        lengths = torch.tensor(target_lens, dtype=res.dtype, device=res.device).clamp_min(1)
+        return (res / lengths).mean()
+    if reduction == "sum":
+        return res.sum()
+    return res if batched else res.squeeze(0)
