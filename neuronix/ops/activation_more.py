@@ -174,9 +174,15 @@ def _no_pdist_double_backward(*_, **__):
                        "second derivative with respect to its input)")
 
 
+def _pdist_backward_kernel(g, x, dist, p):
+    if g.numel() == 0 or x.numel() == 0:  # no pairs (or no columns): torch 2.13's kernel segfaults on 0 rows
+        return torch.zeros_like(x, memory_format=torch.legacy_contiguous_format)
+    return _aten._pdist_backward(g.contiguous(), x.contiguous(), p, dist.contiguous())
+
+
 PDIST_BACKWARD = defop(
     "pdist_backward",
-    lambda g, x, dist, p: _aten._pdist_backward(g.contiguous(), x.contiguous(), p, dist.contiguous()),
+    _pdist_backward_kernel,
     _pdist_backward_adjoint,
     _no_pdist_double_backward,
     _no_pdist_double_backward,

@@ -9,6 +9,8 @@ at zero norms and at its ``eps`` clamps.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from neuronix.autograd.mode import is_grad_enabled
@@ -138,7 +140,7 @@ def _instance_norm(input, weight, bias, running_mean, running_var, use_input_sta
     x = as_nx(input)
     if x.ndim < 2:
         raise ValueError(f"instance_norm: expected an input of shape (N, C, *), got shape {shape_of(x)}")
-    if use_input_stats and x.ndim > 2 and x.numel() // (x.shape[0] * x.shape[1] or 1) == 1:
+    if use_input_stats and math.prod(shape_of(x)[2:]) == 1:
         raise ValueError(f"Expected more than 1 spatial element when training, got input size {list(shape_of(x))}")
     if not use_input_stats and (running_mean is None or running_var is None):
         raise RuntimeError("instance_norm: Expected running_mean and running_var to be defined when "
