@@ -125,3 +125,29 @@ def test_fft_names_are_not_tensor_methods_as_in_torch():
     for name in TRANSFORMS:
         assert hasattr(torch.Tensor, name) == hasattr(nx.Tensor, name) == False  # noqa: E712
     assert sorted(nx.fft.__all__) == sorted([*TRANSFORMS, "fftshift", "ifftshift", "fftfreq", "rfftfreq"])
+
+
+def test_stft_errors_are_torchs():
+    x = torch.randn(3, 40)
+    for kwargs in (dict(n_fft=8), dict(n_fft=0, return_complex=True), dict(n_fft=80, return_complex=True),
+                   dict(n_fft=8, hop_length=0, return_complex=True),
+                   dict(n_fft=8, align_to_window=True, return_complex=True)):
+        with pytest.raises(RuntimeError) as expected:
+            torch.stft(x, **kwargs)
+        with pytest.raises(RuntimeError) as got:
+            nx.stft(nx.Tensor(x), **kwargs)
+        assert str(got.value) == str(expected.value)
+
+
+def test_stft_align_to_window_is_not_followed_rather_than_guessed():
+    with pytest.raises(NotImplementedError, match="align_to_window=True"):
+        nx.stft(nx.Tensor(torch.randn(30)), 8, 2, 4, nx.Tensor(torch.rand(4)), center=False, align_to_window=True,
+                return_complex=True)
+
+
+@pytest.mark.filterwarnings("ignore:A window was not provided")
+def test_stft_default_window_of_win_length_is_centred_in_n_fft():
+    x = torch.randn(2, 30, dtype=torch.float64)
+    for center in (True, False):
+        got = nx.stft(nx.Tensor(x), 8, 3, 5, center=center, return_complex=True).data
+        torch.testing.assert_close(got, torch.stft(x, 8, 3, 5, center=center, return_complex=True))

@@ -282,3 +282,46 @@ register(
     OpMirror("sum[complex]", _reduced("sum"), _reduced("sum"), pair(), output=parts, dtypes=FLOATS, note=NO_HALF),
     OpMirror("mean[complex]", _reduced("mean"), _reduced("mean"), pair(), output=parts, dtypes=FLOATS, note=NO_HALF),
 )
+
+
+# ----- the short-time transform ----------------------------------------------------------------------------
+def _stft(draw, dtype, device):
+    """``stft(x, n_fft, hop_length, win_length, window, ...)``: the window positional so that it is differentiated."""
+    length = draw(st.integers(4, 14))
+    x = tensor(draw, (length,) if draw(st.booleans()) else (draw(st.integers(1, 3)), length), dtype, device)
+    n_fft = draw(st.integers(2, min(length, 8)))
+    hop = draw(st.sampled_from([None, 1, 2, 3]))
+    win = draw(st.sampled_from([None, n_fft, max(1, n_fft - 1), max(1, n_fft // 2)]))
+    window = tensor(draw, (n_fft if win is None else win,), dtype, device) if draw(st.booleans()) else None
+    center = draw(st.booleans())
+    kwargs = {"center": center, "normalized": draw(st.booleans()), "onesided": draw(st.sampled_from([None, True, False])),
+              "return_complex": draw(st.sampled_from([True, True, False]))}
+    if center:
+        kwargs["pad_mode"] = draw(st.sampled_from(["reflect", "constant", "replicate", "circular"]))
+    elif draw(st.booleans()):
+        kwargs["align_to_window"] = False  # True: not followed (neuronix/ops/fft_stft.py)
+    return Sample((x, n_fft, hop, win, window), kwargs)
+
+
+def _real_or_parts(y):
+    return parts(y) if y.dtype.is_complex else y
+
+
+# torch 2.13's stft frames its input with as_strided over the input's storage, which goes wrong for a stride-0
+# (expanded) input: x = torch.tensor([1.5]).expand(4).requires_grad_(); torch.stft(x, 2, 3, window=torch.ones(2),
+# center=False, return_complex=True) has the right values, but its gradient under view_as_real(...).sum() is
+# [0.5, 0.5, 0.5, 0.5] where x.contiguous() gives the true [2, 0, 0, 0] (and strided inputs can make its
+# as_strided overrun the storage: "setStorage: ... out of bounds"). So torch's side runs on x.contiguous(),
+# the same values and derivatives of a correct stft; neuronix gets the drawn layout.
+STFT_NOTE = f"{NO_HALF}; torch's side on input.contiguous(): torch 2.13's stft mis-frames stride-0 and strided inputs"
+
+
+def _torch_stft(x, *args, **kwargs):
+    return torch.stft(x.contiguous(), *args, **kwargs)
+
+
+register(
+    OpMirror("stft", nx.stft, _torch_stft, _stft, output=_real_or_parts, dtypes=FLOATS, note=STFT_NOTE),
+    OpMirror("Tensor.stft", lambda x, *a, **k: x.stft(*a, **k), _torch_stft, _stft, output=_real_or_parts,
+             dtypes=FLOATS, note=STFT_NOTE),
+)

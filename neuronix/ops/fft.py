@@ -173,6 +173,7 @@ def _sizes(v):
 for _base in ("fft", "ifft", "rfft", "irfft"):
     for _suffix in ("", "2", "n"):
         _transform(_base, _suffix)
+globals().update(_TRANSFORMS)  # importable by name, as the functions defined below: from neuronix.ops.fft import rfft
 
 
 # ----- Hermitian transforms: irfft/rfft of the conjugate, as torch computes them -----------------------
@@ -250,3 +251,5 @@ def rfftfreq(n, d=1.0, *, dtype=None, layout=torch.strided, device=None, require
 
 
 COMPLEX_RULES.update((_RESIZE.name, _DOUBLE.name))
+
+from neuronix.ops import fft_stft  # noqa: E402,F401  (torch.stft, composed of the transforms above)
