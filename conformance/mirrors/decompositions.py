@@ -584,7 +584,7 @@ def _factored(draw, dtype, device):
     """``(LU, pivots)`` of a well-conditioned matrix (LU differentiable, pivots an int constant)."""
     n = _n(draw)
     a = _conditioned(draw, _batch(draw) + (n, n), dtype, device)
-    LU, pivots = torch.linalg.lu_factor(a)
+    LU, pivots, _ = torch.linalg.lu_factor_ex(a)  # under special values the matrix may be singular
     return LU, pivots
 
 
@@ -614,16 +614,18 @@ def _ldl(draw, dtype, device):
 def _ldl_solve(draw, dtype, device):
     n, k = _n(draw), _n(draw)
     a = _conditioned(draw, (n, n), dtype, device)
-    LD, pivots = torch.linalg.ldl_factor(a)
+    LD, pivots, _ = torch.linalg.ldl_factor_ex(a)
     return Sample((LD, pivots, tensor(draw, (n, k), dtype, device)))
 
 
 def _householder(draw, dtype, device):
+    """Reflector columns and scales of moderate size (float32 rounding of the k products stays small)."""
     m = _n(draw)
     n = _n(draw, 1, m)
     k = _n(draw, 0, n) if draw(st.booleans()) else n
     batch = _batch(draw)
-    return Sample((tensor(draw, batch + (m, n), dtype, device), tensor(draw, batch + (k,), dtype, device)))
+    return Sample((tensor(draw, batch + (m, n), dtype, device, Domain(-0.7, 0.7)),
+                   tensor(draw, batch + (k,), dtype, device, Domain(-1.0, 1.0))))
 
 
 LDL_NOTE = HALF_NOTE + "; torch has no derivative for linalg_ldl_factor_ex / linalg_ldl_solve (values only)"
@@ -659,4 +661,46 @@ register(
     *_fn_and_method("lu", _torch_lu, output=_ex(0)),
     *_fn_and_method("lu_solve", _torch_lu_solve),
     *_fn_and_method("orgqr", _householder),
+)
+
+
+# ----- Cholesky and triangular solves, ger ---------------------------------------------------------
+def _cholesky_factor(draw, dtype, device, batch):
+    """A lower (or, transposed, upper) Cholesky factor of a well-conditioned SPD matrix."""
+    n = _n(draw)
+    x = tensor(draw, batch + (n, n), dtype, device, Domain(-1.0, 1.0), contiguous=True)
+    return torch.linalg.cholesky_ex(x @ x.mT + n * torch.eye(n, dtype=dtype, device=device)).L
+
+
+def _cholesky_solve(draw, dtype, device):
+    batch = _batch(draw)
+    L = _cholesky_factor(draw, dtype, device, batch)
+    upper = draw(st.booleans())
+    B = tensor(draw, batch + (L.shape[-1], _n(draw)), dtype, device)
+    return Sample((B, L.mT.contiguous() if upper else L), {"upper": upper} if upper or draw(st.booleans()) else {})
+
+
+def _cholesky_inverse(draw, dtype, device):
+    L = _cholesky_factor(draw, dtype, device, _batch(draw))
+    upper = draw(st.booleans())
+    return Sample((L.mT.contiguous() if upper else L,), {"upper": upper} if upper or draw(st.booleans()) else {})
+
+
+def _triangular_solve(draw, dtype, device):
+    n, k = _n(draw), _n(draw)
+    batch = _batch(draw)
+    A = _conditioned(draw, batch + (n, n), dtype, device)
+    kwargs = {"upper": draw(st.booleans()), "transpose": draw(st.booleans()), "unitriangular": draw(st.booleans())}
+    return Sample((tensor(draw, batch + (n, k), dtype, device), A), kwargs)
+
+
+def _ger(draw, dtype, device):
+    return Sample((tensor(draw, (_n(draw, 0),), dtype, device), tensor(draw, (_n(draw, 0),), dtype, device)))
+
+
+register(
+    *_fn_and_method("cholesky_solve", _cholesky_solve),
+    *_fn_and_method("cholesky_inverse", _cholesky_inverse),
+    *_fn_and_method("triangular_solve", _triangular_solve),
+    *_fn_and_method("ger", _ger),
 )

@@ -281,4 +281,4 @@ def corrcoef(input):
     return ew.clamp(c, -1, 1)
 
 
-from neuronix.ops import linalg_factor, linalg_lu, linalg_more  # noqa: E402,F401  (registration side effects)
+from neuronix.ops import linalg_factor, linalg_lu, linalg_more, linalg_triangular  # noqa: E402,F401  (registration side effects)

@@ -426,7 +426,11 @@ def svd(A, full_matrices=True, *, driver=None):
 
 @public(namespace="linalg")
 def svdvals(A, *, driver=None):
-    """``torch.linalg.svdvals``: the singular values, descending, with the gradient ``U diag(g) Vh``."""
+    """``torch.linalg.svdvals``: the singular values, descending, with the gradient ``U diag(g) Vh``. Outside a
+    graph torch's values-only kernel (no U, V: other LAPACK paths, no error at non-finite entries)."""
+    if not (isinstance(A, Tensor) and A.requires_grad and mode.is_grad_enabled()):
+        _check_matrix("linalg.svdvals", A)
+        return Tensor._make(torch.linalg.svdvals(unwrap(A)), None)
     return _svd_parts("linalg.svdvals", A, False)[1]
 
 

@@ -93,8 +93,8 @@ def lu_factor_ex(A, *, pivot=True, check_errors=False):
     _check_matrix("linalg.lu_factor_ex", A)
     LU, (pivots, info) = apply(_LU_FACTOR, A, pivot=pivot)
     if check_errors and bool((info != 0).any()):
-        raise RuntimeError(f"neuronix.linalg.lu_factor_ex: the factorization could not be completed (info = "
-                           f"{info.tolist()})")
+        raise RuntimeError(f"neuronix.linalg.lu_factor_ex: U has a zero on its diagonal (info = {info.tolist()}) "
+                           "and using it in lu_solve would divide by zero")
     return LuFactorEx(LU, Tensor._make(pivots, None), Tensor._make(info, None))
 
 
@@ -171,7 +171,7 @@ _LU_SOLVE = defop(
     lambda LU, B, pivots, left, adjoint: torch.linalg.lu_solve(LU, pivots, B, left=left, adjoint=adjoint),
     lambda g, out, LU, B, pivots, left, adjoint: _lu_solve_grad_lu(g, out, LU, B, pivots, left, adjoint),
     lambda g, out, LU, B, pivots, left, adjoint: lu_solve(LU, pivots, g, left=left, adjoint=not adjoint),
-    saves_out=True,
+    saves_out=True, reads=((0,), (0,)),  # B itself is never read (torch keeps LU and the result)
 )
 
 
@@ -253,11 +253,10 @@ def orgqr(input, tau):
 # ----- torch's deprecated LU spellings -------------------------------------------------------------
 @public(name="lu")
 def torch_lu(A, pivot=True, get_infos=False):
-    """``torch.lu`` (deprecated in torch for ``linalg.lu_factor``): ``(LU, pivots)`` (an error where U has a zero
-    on its diagonal) or, with ``get_infos``, the named tuple ``(LU, pivots, info)`` (no error)."""
-    if not get_infos:
-        return tuple(lu_factor(A, pivot=pivot))
-    return LuWithInfo(*lu_factor_ex(A, pivot=pivot))
+    """``torch.lu`` (deprecated in torch for ``linalg.lu_factor``): ``(LU, pivots)`` or, with ``get_infos``, the
+    named tuple ``(LU, pivots, info)``; never an error at a singular matrix (torch's ``_lu_with_info``)."""
+    LU, pivots, info = lu_factor_ex(A, pivot=pivot)
+    return LuWithInfo(LU, pivots, info) if get_infos else (LU, pivots)
 
 
 @public(name="lu_solve")
