@@ -151,3 +151,28 @@ def test_stft_default_window_of_win_length_is_centred_in_n_fft():
     for center in (True, False):
         got = nx.stft(nx.Tensor(x), 8, 3, 5, center=center, return_complex=True).data
         torch.testing.assert_close(got, torch.stft(x, 8, 3, 5, center=center, return_complex=True))
+
+
+def test_istft_inverts_stft_and_differentiates_through_both():
+    x = torch.randn(2, 30, dtype=torch.float64)
+    window = torch.hann_window(8, dtype=torch.float64)
+    n = nx.Tensor(x.clone(), requires_grad=True)
+    spectrum = nx.stft(n, 8, 2, window=nx.Tensor(window), return_complex=True)
+    back = nx.istft(spectrum, 8, 2, window=nx.Tensor(window), length=30)
+    torch.testing.assert_close(back.data, x)
+    (back * back).sum().backward()
+    torch.testing.assert_close(n.grad.data, 2 * x)
+
+
+def test_istft_errors_are_torchs():
+    z = torch.randn(5, 4, dtype=torch.complex128)
+    zeros = torch.zeros(8, dtype=torch.float64)
+    for args, kwargs in (((z.real, 8), {}), ((z, 8), {"window": zeros}), ((z, 8), {"return_complex": True}),
+                         ((z, 10), {}), ((z, 8, 9), {}), ((z[:, :1], 8), {"center": True})):
+        with pytest.raises(RuntimeError) as expected:
+            torch.istft(*args, **kwargs)
+        nx_args = tuple(nx.Tensor(a) if isinstance(a, torch.Tensor) else a for a in args)
+        nx_kwargs = {k: nx.Tensor(v) if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+        with pytest.raises(RuntimeError) as got:
+            nx.istft(*nx_args, **nx_kwargs)
+        assert str(got.value) == str(expected.value)

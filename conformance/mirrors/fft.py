@@ -325,3 +325,30 @@ register(
     OpMirror("Tensor.stft", lambda x, *a, **k: x.stft(*a, **k), _torch_stft, _stft, output=_real_or_parts,
              dtypes=FLOATS, note=STFT_NOTE),
 )
+
+
+def _istft(draw, dtype, device):
+    """``istft(complex(re, im), n_fft, hop_length, win_length, window, ...)``: a positive window (its overlap-added
+    square must not vanish, or both libraries refuse), every onesided/center/normalized/length/return_complex form."""
+    n_fft = draw(st.integers(2, 8))
+    win = draw(st.sampled_from([None, n_fft, n_fft - 1]))
+    hop = draw(st.sampled_from([None, 1, 2]))
+    onesided = draw(st.sampled_from([None, True, False]))
+    return_complex = onesided is False and draw(st.booleans())
+    size = n_fft if onesided is False else n_fft // 2 + 1
+    frames = draw(st.integers(1, 5))
+    sizes = (size, frames) if draw(st.booleans()) else (draw(st.integers(1, 2)), size, frames)
+    window = tensor(draw, (n_fft if win is None else win,), dtype, device, POSITIVE) if draw(st.booleans()) else None
+    kwargs = {"center": draw(st.booleans()), "normalized": draw(st.booleans()), "onesided": onesided,
+              "return_complex": return_complex}
+    if draw(st.booleans()):
+        kwargs["length"] = draw(st.integers(1, n_fft + 2 * frames))
+    return Sample(_inputs(draw, sizes, dtype, device, True) + (n_fft, hop, win, window), kwargs)
+
+
+register(
+    OpMirror("istft", from_parts(lambda z, *a, **k: _lib(z).istft(z, *a, **k)), from_parts(torch.istft), _istft,
+             output=_real_or_parts, dtypes=FLOATS, note=NO_HALF),
+    OpMirror("Tensor.istft", from_parts(lambda z, *a, **k: z.istft(*a, **k)), from_parts(lambda z, *a, **k: z.istft(*a, **k)),
+             _istft, output=_real_or_parts, dtypes=FLOATS, note=NO_HALF),
+)

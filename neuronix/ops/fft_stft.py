@@ -1,5 +1,5 @@
-"""``torch.stft``: the short-time Fourier transform, composed of recorded ops (so differentiable, in the
-signal and in the window, to every order).
+"""``torch.stft`` and ``torch.istft``: the short-time Fourier transform and its inverse, composed of
+recorded ops (so differentiable, in the signal or spectrum and in the window, to every order).
 
 As torch computes it: the signal is padded by ``n_fft // 2`` on both sides (``center``, with
 ``pad_mode``), cut into frames of ``n_fft`` samples every ``hop_length`` (an index gather), multiplied
@@ -69,3 +69,73 @@ def stft(input, n_fft, hop_length=None, win_length=None, window=None, center=Tru
         out = out.squeeze(0)
     return out if return_complex else cx.view_as_real(out)
 
+
+
+def _istft_valid(z: torch.Tensor, n_fft, hop, win, window, onesided, length, return_complex) -> bool:
+    """Whether torch's istft accepts these arguments (where not, its own call raises the error)."""
+    if not z.is_complex() or z.dim() not in (2, 3) or z.shape[-1] == 0:
+        return False
+    fft_size = z.shape[-2]
+    onesided = fft_size != n_fft if onesided is None else onesided
+    if fft_size != (n_fft // 2 + 1 if onesided else n_fft) or (return_complex and onesided):
+        return False
+    if not (0 < win <= n_fft and 0 < hop <= win) or (length is not None and length < 0):
+        return False
+    return window is None or (tuple(window.shape) == (win,) and not window.is_complex())
+
+
+@public
+def istft(input, n_fft, hop_length=None, win_length=None, window=None, center=True, normalized=False, onesided=None,
+          length=None, return_complex=False):
+    """``torch.istft``: frames by ``irfft`` (``ifft`` for ``return_complex``), windowed, overlap-added and divided
+    by the overlap-added squared window, as torch computes it; differentiable in the spectrum and the window."""
+    from neuronix.nn import functional as F
+    from neuronix.ops import fft as nxfft
+    from neuronix.ops.indexing import _GETITEM_BACKWARD
+    from neuronix.ops.registry import apply
+
+    z, w = unwrap(input), unwrap(window)
+    hop = n_fft // 4 if hop_length is None else hop_length
+    win = n_fft if win_length is None else win_length
+
+    def torchs():  # torch's own call: its error, or (where neuronix does not follow) its refusal below
+        torch.istft(z, n_fft, hop_length, win_length, w, center, normalized, onesided, length, return_complex)
+        raise NotImplementedError(f"neuronix.istft: these arguments are not supported (n_fft={n_fft})")
+
+    if not _istft_valid(z, n_fft, hop, win, w, onesided, length, return_complex):
+        torchs()
+    half = z.shape[-2] != n_fft if onesided is None else onesided  # torch's default: from the spectrum's size
+    spectrum = (input if z.dim() == 3 else input.unsqueeze(0)).transpose(1, 2)  # (batch, frame, frequency)
+    norm = "ortho" if normalized else "backward"
+    if return_complex:
+        frames = nxfft.ifft(spectrum, dim=-1, norm=norm)
+    else:
+        if not half:
+            spectrum = spectrum[..., : n_fft // 2 + 1]
+        frames = nxfft.irfft(spectrum, n=n_fft, dim=-1, norm=norm)
+    if window is None:
+        window = Tensor(torch.ones(win, dtype=frames.dtype.to_real(), device=z.device))
+    if win < n_fft:
+        left = (n_fft - win) // 2
+        window = F.pad(window, (left, n_fft - win - left))
+    count = frames.shape[1]
+    total = n_fft + hop * (count - 1)
+    index = (torch.arange(count, device=z.device).unsqueeze(1) * hop + torch.arange(n_fft, device=z.device)).reshape(-1)
+    batch = frames.shape[0]
+    # overlap-add: the adjoint of stft's framing signal[:, index], i.e. getitem's own backward (complex too)
+    signal = apply(_GETITEM_BACKWARD, (frames * window).reshape(batch, -1), index=(slice(None), index), basic=False,
+                   shape=(batch, total))
+    squared = (window * window).expand(count, n_fft).reshape(-1)
+    envelope = apply(_GETITEM_BACKWARD, squared, index=index, basic=False, shape=(total,))
+    start = n_fft // 2 if center else 0
+    end = start + length if length is not None else total - n_fft // 2 if center else total
+    stop = min(end, total)
+    kept = unwrap(envelope)[start:stop]
+    if kept.numel() == 0 or bool(kept.abs().lt(1e-11).any()):
+        torchs()  # torch's errors: the minimum of an empty envelope, "window overlap add min"
+    out = signal[:, start:stop] / envelope[start:stop]
+    if z.dim() == 2:
+        out = out.squeeze(0)
+    if end > total:  # zeros after the signal, up to length (as torch, which warns)
+        out = nxfft._resize(out, (out.dim() - 1,), (end - start,), (stop - start,))
+    return out
