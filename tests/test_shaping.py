@@ -120,6 +120,26 @@ def test_scatter_reduce_prod_forward_mode_is_the_true_derivative():
     assert tangent.data.tolist() == [6.0, 1.0]
 
 
+def test_kron_and_take_along_dim_take_transposed_inputs():
+    """torch 2.13 raises on these layouts (its _unsafe_view / view(-1)); the values are those of contiguous copies."""
+    a, b = torch.randn(1, 2, 2).transpose(-1, -2), torch.randn(3, 1)
+    torch.testing.assert_close(nx.kron(_leaf(a), _leaf(b)).data, torch.kron(a.contiguous(), b))
+    m, index = torch.randn(3, 3).t(), torch.tensor([0, 4])
+    torch.testing.assert_close(nx.take_along_dim(_leaf(m), nx.Tensor(index)).data,
+                               torch.take_along_dim(m.contiguous(), index))
+
+
+def test_scatter_reduce_prod_two_zeros_in_one_place_refuse_double_backward_as_torch():
+    x, src, index = torch.tensor([2.0, 3.0]), torch.tensor([0.0, 0.0, 4.0]), torch.tensor([0, 0, 1])
+    for lib, leaf in ((torch, _torch_leaf), (nx, _leaf)):
+        xs, ss = leaf(x), leaf(src)
+        (g,) = lib.autograd.grad(lib.scatter_reduce(xs, 0, index if lib is torch else nx.Tensor(index), ss,
+                                                    "prod").sum(), ss, create_graph=True)
+        assert (g.data if lib is nx else g).tolist() == [0.0, 0.0, 3.0]
+        with pytest.raises(RuntimeError, match="Double backward is unsupported for src"):
+            lib.autograd.grad(g.sum(), (xs, ss))
+
+
 # ----- reductions at ties and zeros, against torch ------------------------------------------------------
 @pytest.mark.parametrize("reduce", ["amax", "amin"])
 @pytest.mark.parametrize("include_self", [True, False])

@@ -200,7 +200,15 @@ def _second_derivatives(slots, t_grads, n_grads, t_leaves, n_leaves, sample) -> 
     if not t_terms or not n_terms:
         return
     t_sum, n_sum = sum(t_terms[1:], t_terms[0]), sum(n_terms[1:], n_terms[0])
-    t_second = grads([t_sum], t_leaves, [torch.ones_like(t_sum)], torch, False)
+    try:
+        t_second = grads([t_sum], t_leaves, [torch.ones_like(t_sum)], torch, False)
+    except RuntimeError as err:  # torch's DelayedError: no second derivative at these points; neuronix must refuse too
+        try:
+            grads([n_sum], n_leaves, [torch.ones_like(t_sum)], nx, False)
+        except RuntimeError:
+            return
+        raise Mismatch(CHECK, f"torch refuses the second derivative at these special points ({err}); neuronix "
+                              f"returned one ({_describe(sample)})") from None
     n_second = grads([n_sum], n_leaves, [torch.ones_like(t_sum)], nx, False)
     for (label, _), ng, tg in zip(slots, n_second, t_second):
         yield Comparison(CHECK, f"grad of <grad, v> wrt {label} at finite special points", to_torch(ng), to_torch(tg),

@@ -227,6 +227,12 @@ class _Along:
             return apply(indexing._SCATTER_VALUE, t, dim=self.dim, index=self.index, value=0)
         return apply(_INDEX_FILL, t, 0, dim=self.dim, index=self.index)
 
+    def refusal(self) -> str:
+        """torch's message where prod's source gradient cannot be differentiated again."""
+        op, name = ("scatter_reduce", "src") if self.per_element else ("index_reduce", "source")
+        return (f"{op}(): Double backward is unsupported for {name} when >1 zeros in {name} are scattered to the same "
+                f"position in self")
+
     def again(self, x, src):
         """The same reduction with other operands (prod's rules recompute it with zeros masked)."""
         spec = _SCATTER_REDUCE if self.per_element else _INDEX_REDUCE
@@ -261,12 +267,27 @@ def _reduce_grads(g, out, x, src, along: _Along):
         others = along.again(x, indexing.masked_fill(src, single_zero, 1.0))
         grad_src = _where(single_zero, along.pick(g * others),
                           along.pick(g * out) / indexing.masked_fill(src, src_zero, 1.0))
+        if bool((zeros_there > 1).any()):  # as torch: this gradient has no derivative (its DelayedError)
+            grad_src = _delayed_error(grad_src, along.refusal())
     else:  # torch's forward also takes "max"/"min" (amax/amin), its backward does not
         raise RuntimeError(f"neuronix: Expected 'reduce' to be one of 'sum', 'prod', 'mean', 'amax', 'amin' but got "
                            f"{along.reduce} (the gradient of scatter_reduce/index_reduce, as torch's)")
     if not along.include_self:
         grad_self = along.zero_at(grad_self)
     return grad_self, grad_src
+
+
+def _refuse(g, out, x, message):
+    raise RuntimeError(message)
+
+
+# torch's DelayedError node: the value passes, differentiating through it raises (its edge stays, so torch
+# reaches it, and raises, from any input below it)
+_DELAYED_ERROR = defop("delayed_error", lambda x, message: x.clone(), _refuse, saves=())
+
+
+def _delayed_error(value, message: str):
+    return apply(_DELAYED_ERROR, value, message=message)
 
 
 def _where(condition, a, b):
