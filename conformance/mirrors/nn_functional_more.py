@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import neuronix as nx
 import neuronix.nn.functional as F
 from conformance.mirror import FLOATS, OpMirror, Sample, register
+from conformance.mirrors import nn_functional as _nnf
 from conformance.strategies import (
     NONZERO,
     POSITIVE,
@@ -677,3 +678,54 @@ def _ctc_top(draw, dtype, device):
 
 register(OpMirror("ctc_loss", _ctc_call(nx), _ctc_call(torch), _ctc_top, gradgrad=False, dtypes=FLOATS,
                   note="torch.ctc_loss, the same kernel as nn.functional.ctc_loss"))
+
+
+# ----- torch's top-level twins of nn_functional.py's functions (its samplers, torch's positional signatures) -------
+def _enum_reduction(sampler, position: int):
+    """``sampler``'s sample with its ``reduction`` keyword moved to torch's enum at ``position``."""
+
+    def sample(draw, dtype, device):
+        s = sampler(draw, dtype, device)
+        kwargs = dict(s.kwargs)
+        reduction = ENUM.get(kwargs.pop("reduction", "mean"), None)
+        if reduction is None:  # 'batchmean' is F.kl_div's alone
+            reduction = 2
+        args = s.args + (None,) * (position - len(s.args))
+        return Sample(args[:position] + (reduction,), kwargs)
+
+    return sample
+
+
+def _bce_top(draw, dtype, device):
+    s = _nnf._binary(True, pos_weight=draw(st.booleans()))(draw, dtype, device)
+    k = s.kwargs
+    return Sample((s.args[0], s.args[1], k.get("weight"), k.get("pos_weight"), ENUM[k["reduction"]]), grad_args=(0, 1))
+
+
+def _batch_norm_top(functional):
+    """``torch.batch_norm`` on copies of the drawn running statistics (each call starts from the same ones)."""
+
+    def call(x, weight, bias, running_mean, running_var, *rest):
+        copy = (lambda t: None if t is None else nx.Tensor(t.data.clone())) if functional is nx else \
+            (lambda t: None if t is None else t.clone())
+        return functional.batch_norm(x, weight, bias, copy(running_mean), copy(running_var), *rest)
+
+    return call
+
+
+def _batch_norm_top_sample(draw, dtype, device):
+    s = _nnf._batch_norm(stats=(True,))(draw, dtype, device)
+    k = s.kwargs
+    x, w, b = s.args
+    return Sample((x, w, b, k["running_mean"], k["running_var"], k["training"], k["momentum"], k["eps"], False),
+                  grad_args=tuple(i for i, t in enumerate((x, w, b)) if t is not None))
+
+
+register(
+    _top("kl_div", _enum_reduction(_nnf._kl_div(False), 2)),
+    _top("kl_div", _enum_reduction(_nnf._kl_div(True), 2), "log_target"),
+    _top("binary_cross_entropy_with_logits", _bce_top),
+    _top("layer_norm", _nnf._layer_norm()),
+    _top("group_norm", _nnf._group_norm()),
+    OpMirror("batch_norm", _batch_norm_top(nx), _batch_norm_top(torch), _batch_norm_top_sample),
+)

@@ -210,3 +210,26 @@ def bilinear(input1, input2, weight, bias=None):
     mixed = (rows1 @ w.permute(1, 0, 2).reshape((i, out * j))).reshape((-1, out, j))
     y = (mixed * rows2.unsqueeze(1)).sum(-1).reshape(lead + (out,))
     return y if bias is None else y + bias
+
+
+# ----- torch's top-level twins of normalization.py's functions ------------------------------------------------------
+@public(method=False, name="layer_norm")
+def _layer_norm_top(input, normalized_shape, weight=None, bias=None, eps=1e-05, cudnn_enable=True):
+    """``torch.layer_norm``."""
+    from neuronix.nn.functional.normalization import layer_norm
+
+    return layer_norm(input, normalized_shape, weight, bias, eps)
+
+
+@public(method=False, name="group_norm")
+def _group_norm_top(input, num_groups, weight=None, bias=None, eps=1e-05, cudnn_enabled=True):
+    """``torch.group_norm``."""
+    from neuronix.nn.functional.normalization import group_norm
+
+    return group_norm(input, num_groups, weight, bias, eps)
+
+
+@public(method=False, name="batch_norm")
+def _batch_norm_top(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled):
+    """``torch.batch_norm`` (every argument positional and required, as torch's)."""
+    return batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)

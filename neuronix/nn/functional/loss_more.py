@@ -310,3 +310,21 @@ def _ctc(log_probs, targets, input_lengths, target_lengths, blank, reduction, ze
     if reduction == "sum":
         return res.sum()
     return res if batched else res.squeeze(0)
+
+
+# ----- torch's top-level twins of loss.py's functions ----------------------------------------------------------------
+@public(method=False, name="kl_div")
+def _kl_div_top(input, target, reduction=1, log_target=False):
+    """``torch.kl_div`` (``reduction`` as torch's enum; no 'batchmean', no warning, as torch's)."""
+    from neuronix.nn.functional.loss import _kl_div
+
+    return _kl_div(as_nx(input), as_nx(target), _ENUM_REDUCTION[int(reduction)], bool(log_target))
+
+
+@public(method=False, name="binary_cross_entropy_with_logits")
+def _bce_with_logits_top(input, target, weight=None, pos_weight=None, reduction=1):
+    """``torch.binary_cross_entropy_with_logits`` (``reduction`` as torch's enum)."""
+    from neuronix.nn.functional.loss import binary_cross_entropy_with_logits
+
+    return binary_cross_entropy_with_logits(input, target, weight, reduction=_ENUM_REDUCTION[int(reduction)],
+                                            pos_weight=pos_weight)
