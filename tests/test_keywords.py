@@ -31,6 +31,7 @@ B = torch.randn(2, 3, 3)
 TORCH_REJECTS = {
     ("torch", "broadcast_to", "shape"): lambda: torch.broadcast_to(X, shape=(2, 2, 3)),
     ("torch", "einsum", "operands"): lambda: torch.einsum("ij->j", operands=[X]),
+    ("torch", "searchsorted", "values"): lambda: torch.searchsorted(torch.arange(3.0), values=torch.zeros(1)),
     ("torch", "true_divide", "dividend"): lambda: torch.true_divide(dividend=X, divisor=X),
     ("torch", "true_divide", "divisor"): lambda: torch.true_divide(X, divisor=X),
     ("Tensor", "bmm", "batch2"): lambda: B.bmm(batch2=B),
