@@ -279,6 +279,9 @@ register(
              operands(second=NONZERO), output=parts, dtypes=FLOATS, note=NO_HALF),
     OpMirror("div[real by complex]", _real_then_complex(operator.truediv), _real_then_complex(operator.truediv),
              operands(real_second=True, first=NONZERO), output=parts, dtypes=FLOATS, note=NO_HALF),
+    *(OpMirror(f"{name}[complex]", from_parts(lambda z, _n=name: getattr(_lib(z), _n)(z)),
+               from_parts(getattr(torch, name)), pair(REAL, AWAY), output=parts, dtypes=FLOATS, note=NO_HALF)
+      for name in ("exp", "log", "sqrt", "reciprocal")),  # the imaginary part off log's and sqrt's branch cut
     OpMirror("sum[complex]", _reduced("sum"), _reduced("sum"), pair(), output=parts, dtypes=FLOATS, note=NO_HALF),
     OpMirror("mean[complex]", _reduced("mean"), _reduced("mean"), pair(), output=parts, dtypes=FLOATS, note=NO_HALF),
 )

@@ -201,14 +201,19 @@ def _conj(v):
     return v.conjugate()
 
 
-def _twin(name: str, forward, *vjps, reads):
+def _twin(name: str, forward, *vjps, **options):
     """The spec ``registry`` records for op ``name`` where complex values meet it (``COMPLEX_TWINS``)."""
-    COMPLEX_TWINS[name] = defop(f"{name}[complex]", forward, *vjps, reads=reads)
+    COMPLEX_TWINS[name] = defop(f"{name}[complex]", forward, *vjps, **options)
 
 
 _twin("mul", operator.mul, lambda g, out, x, y: g * _conj(y), lambda g, out, x, y: g * _conj(x), reads=((1,), (0,)))
 _twin("div", operator.truediv, lambda g, out, x, y: g / _conj(y), lambda g, out, x, y: -g * _conj((x / y) / y),
       reads=((1,), (0, 1)))
+# holomorphic functions pass back g * conj(f'(z)), each grouped as torch's formula
+_twin("exp", torch.exp, lambda g, out, x: g * _conj(out), saves=(), saves_out=True)
+_twin("log", torch.log, lambda g, out, x: g / _conj(x))
+_twin("sqrt", torch.sqrt, lambda g, out, x: g / (_conj(out) * 2), saves=(), saves_out=True)
+_twin("reciprocal", torch.reciprocal, lambda g, out, x: -(g * _conj(out * out)), saves=(), saves_out=True)
 
 
 # every op above follows the convention, and so do these existing ones: linear maps with real
