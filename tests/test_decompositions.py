@@ -148,3 +148,32 @@ def test_cross_default_dim_is_the_first_of_size_three_as_torch():
     with pytest.warns(UserWarning):
         expected = torch.cross(t_a, t_b)
     assert torch.allclose(nx.cross(n_a, n_b).data, expected.detach())
+
+
+def test_ldl_records_and_raises_only_on_backward_as_torch():
+    t, n = _pair(WELL)
+    with pytest.raises(RuntimeError, match="not implemented"):
+        torch.linalg.ldl_factor(t).LD.sum().backward()
+    LD = nx.linalg.ldl_factor(n).LD
+    assert LD.requires_grad
+    with pytest.raises(RuntimeError, match="linalg_ldl_factor_ex is not implemented"):
+        LD.sum().backward()
+
+
+def test_lu_factor_raises_at_a_singular_matrix_and_lu_factor_ex_reports_it():
+    singular = torch.tensor([[1.0, 2.0], [2.0, 4.0]])
+    with pytest.raises(RuntimeError):
+        torch.linalg.lu_factor(singular)
+    with pytest.raises(RuntimeError, match="zero on its diagonal"):
+        nx.linalg.lu_factor(nx.Tensor(singular))
+    assert int(nx.linalg.lu_factor_ex(nx.Tensor(singular)).info.data) == torch.linalg.lu_factor_ex(singular).info.item()
+
+
+def test_solve_with_a_singular_matrix_raises_in_forward_as_torch():
+    singular = torch.tensor([[1.0, 2.0], [2.0, 4.0]])
+    with pytest.raises(RuntimeError):
+        torch.linalg.solve(singular, torch.ones(2))
+    with pytest.raises(RuntimeError, match="singular"):
+        nx.linalg.solve(nx.Tensor(singular), nx.Tensor(torch.ones(2)))
+    result, info = nx.linalg.solve_ex(nx.Tensor(singular), nx.Tensor(torch.ones(2)))
+    assert int(info.data) == torch.linalg.solve_ex(singular, torch.ones(2)).info.item() > 0

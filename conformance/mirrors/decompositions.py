@@ -49,6 +49,14 @@ def _spd(x):
     return lib.matmul(x, x.mT) + lib.eye(x.shape[-1], dtype=x.dtype)
 
 
+def _well_spd(x):
+    """``X X^T + (1 + |X|^2) I``: symmetric positive-definite with condition number at most 2 for any finite X
+    (special values up to 20 would otherwise give float32 solves a condition number in the thousands)."""
+    lib = _lib(x)
+    shift = (x * x).sum((-2, -1), keepdim=True) + 1
+    return lib.matmul(x, x.mT) + shift * lib.eye(x.shape[-1], dtype=x.dtype)
+
+
 def _full_rank(x):
     """``x + 3 I`` (rectangular identity): full rank for the finite values special draws and stride-0 expanded
     (rank-1) inputs give, where QR's gradient (a solve with R) is otherwise undefined."""
@@ -279,8 +287,8 @@ register(
     _op("logdet", _on_spd(nx.logdet), _on_spd(torch.logdet), _spd_sample),
     _op("Tensor.logdet", lambda x: _spd(x).logdet(), lambda x: _spd(x).logdet(), _spd_sample),
     # on X X^T + I: torch's recorded solve backward raises at a singular A (special values, stride-0 inputs)
-    _op("linalg.solve", _on_spd(nx.linalg.solve), _on_spd(torch.linalg.solve), _solve),
-    _op("linalg.solve_ex", _on_spd(nx.linalg.solve_ex), _on_spd(torch.linalg.solve_ex), _solve),
+    _op("linalg.solve", _on(nx.linalg.solve, _well_spd), _on(torch.linalg.solve, _well_spd), _solve),
+    _op("linalg.solve_ex", _on(nx.linalg.solve_ex, _well_spd), _on(torch.linalg.solve_ex, _well_spd), _solve),
     _op("linalg.solve_triangular", nx.linalg.solve_triangular, torch.linalg.solve_triangular, _solve_triangular),
     _op("linalg.matrix_exp", nx.linalg.matrix_exp, torch.linalg.matrix_exp, _matrix_exp),
     *_fn_and_method("matrix_exp", _matrix_exp),
@@ -543,6 +551,13 @@ def _tensorinv(draw, dtype, device):
     return Sample((a,), {"ind": ind})
 
 
+def _plus_tensor_eye(a):
+    """``a`` plus 3 times the identity seen through tensorsolve's reshape (invertible also for stride-0 inputs)."""
+    lib = _lib(a)
+    n = int(math.isqrt(a.numel()))
+    return a + 3 * lib.eye(n, dtype=a.dtype).reshape(tuple(a.shape))
+
+
 def _tensorsolve(draw, dtype, device):
     form = draw(st.sampled_from([((2, 3), (6,)), ((6,), (2, 3)), ((2, 2), (4,)), ((3,), (3,))]))
     b_shape, x_shape = form
@@ -570,7 +585,8 @@ register(
     _op("linalg.matrix_rank", nx.linalg.matrix_rank, torch.linalg.matrix_rank, _matrix_rank, grad=False,
         note=HALF_NOTE + "; an integer count: no derivative"),
     _op("linalg.tensorinv", nx.linalg.tensorinv, torch.linalg.tensorinv, _tensorinv),
-    _op("linalg.tensorsolve", nx.linalg.tensorsolve, torch.linalg.tensorsolve, _tensorsolve),
+    _op("linalg.tensorsolve", _on(nx.linalg.tensorsolve, _plus_tensor_eye), _on(torch.linalg.tensorsolve, _plus_tensor_eye),
+        _tensorsolve),
     _op("linalg.lstsq", nx.linalg.lstsq, torch.linalg.lstsq, _lstsq, output=lambda out: out[0]),
 )
 

@@ -154,7 +154,7 @@ def _pairwise_grad(g, out, x1, x2, p, which):
     if p == 0:
         return ew.zero_gradient(x1 if which == 0 else x2)
     raw = unwrap(diff)
-    sign = (raw > 0).to(raw.dtype) - (raw < 0).to(raw.dtype)  # torch's kernel: 0 at NaN (torch.sign gives NaN)
+    sign = torch.where(raw.isnan(), raw, raw.sign())  # torch's cdist kernel: NaN at NaN (torch.sign gives 0)
     if p == 1:
         each = g_ * sign
     elif p == 2:

@@ -212,7 +212,10 @@ def _det_grad(g, out, A):
             return solved
         # where det(A) is 0, torch's plain backward gives the cofactors scaled by ``g det(A)``: zeros (NaN
         # under a NaN upstream gradient); the recorded backward gives the cofactors themselves
-        return torch.where(singular.unsqueeze(-1).unsqueeze(-1), _cofactor_svd(scale, A), solved)
+        singular = singular.expand(A.shape[:-2])
+        solved = solved.expand(A.shape).clone()
+        solved[singular] = _cofactor_svd(scale.expand(A.shape[:-2])[singular], A[singular])  # only those: no SVD of others
+        return solved
     if bool((out.data == 0).any()):
         return _cofactor_svd(g, A)
     return solve(_mT(A), _diag_embed(scale.unsqueeze(-1).expand(A.shape[:-1])))

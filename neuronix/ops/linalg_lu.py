@@ -184,10 +184,20 @@ def lu_solve(LU, pivots, B, *, left=True, adjoint=False):
 
 
 # ----- LDL (no derivative in torch) ----------------------------------------------------------------
+def _not_implemented(name: str):
+    """A rule that raises as torch's backward does for an op without a derivative: the forward records
+    (its result requires grad, as torch's) and only a backward through it fails."""
+
+    def rule(*_, **__):
+        raise RuntimeError(f"derivative for aten::{name} is not implemented (as in torch)")
+
+    return rule
+
+
 _LDL_FACTOR = defop("linalg_ldl_factor",
                     lambda A, hermitian: (lambda r: (r.LD, (r.pivots, r.info)))(
                         torch.linalg.ldl_factor_ex(A, hermitian=hermitian)),
-                    aux=True)
+                    _not_implemented("linalg_ldl_factor_ex"), saves=(), aux=True)
 
 
 @public(namespace="linalg")
@@ -211,7 +221,8 @@ def ldl_factor(A, *, hermitian=False):
 
 
 _LDL_SOLVE = defop("linalg_ldl_solve",
-                   lambda LD, B, pivots, hermitian: torch.linalg.ldl_solve(LD, pivots, B, hermitian=hermitian))
+                   lambda LD, B, pivots, hermitian: torch.linalg.ldl_solve(LD, pivots, B, hermitian=hermitian),
+                   _not_implemented("linalg_ldl_solve"), _not_implemented("linalg_ldl_solve"), saves=())
 
 
 @public(namespace="linalg")
