@@ -729,3 +729,35 @@ register(
     _top("group_norm", _nnf._group_norm()),
     OpMirror("batch_norm", _batch_norm_top(nx), _batch_norm_top(torch), _batch_norm_top_sample),
 )
+
+
+# ----- alpha and feature dropout (seeded: the mask must be torch's draw) -------------------------------------------
+def _dropout_sample(min_dims: int, max_dims: int):
+    def sample(draw, dtype, device):
+        x = tensor(draw, nonempty_shape(draw, min_dims, max_dims, 4), dtype, device)
+        p, train = draw(st.sampled_from((0.0, 0.2, 0.5, 1.0))), draw(st.sampled_from((True, True, False)))
+        return Sample((x, p, train), {"seed": _seed(draw)})
+
+    return sample
+
+
+_SAME_SEED = "same seed on both sides: the mask must be torch's draw"
+register(
+    OpMirror(_name("alpha_dropout"), _seeded(F.alpha_dropout), _seeded(TF.alpha_dropout), _dropout_sample(0, 3),
+             note=_SAME_SEED),
+    OpMirror(_name("feature_alpha_dropout"), _seeded(F.feature_alpha_dropout), _seeded(TF.feature_alpha_dropout),
+             _dropout_sample(2, 4), note=_SAME_SEED),
+    OpMirror(_name("dropout1d"), _seeded(F.dropout1d), _seeded(TF.dropout1d), _dropout_sample(2, 3), note=_SAME_SEED),
+    OpMirror(_name("dropout2d"), _seeded(F.dropout2d), _seeded(TF.dropout2d), _dropout_sample(4, 4), note=_SAME_SEED),
+    OpMirror(_name("dropout2d", "3-d"), _seeded(F.dropout2d), _seeded(TF.dropout2d), _dropout_sample(3, 3),
+             note=_SAME_SEED + "; a 3-d input is (N, C, L), with torch's warning"),
+    OpMirror(_name("dropout3d"), _seeded(F.dropout3d), _seeded(TF.dropout3d), _dropout_sample(4, 5), note=_SAME_SEED),
+)
+for _name_, _dims in (("dropout", (0, 3)), ("alpha_dropout", (0, 3)), ("feature_dropout", (2, 4)),
+                      ("feature_alpha_dropout", (2, 4))):
+    register(
+        OpMirror(_name_, _seeded(getattr(nx, _name_)), _seeded(getattr(torch, _name_)), _dropout_sample(*_dims),
+                 note=_SAME_SEED),
+        OpMirror(_name_ + "_", _seeded(_on_copy(getattr(nx, _name_ + "_"))),
+                 _seeded(_on_copy(getattr(torch, _name_ + "_"))), _dropout_sample(*_dims), note=_SAME_SEED),
+    )

@@ -7,6 +7,9 @@ the primitives of ``ops/activation_more.py``, or compositions where torch's own 
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import torch
 
 from neuronix.nn.functional.activation import _activation, _cast, _softmax_dim, elu, hardtanh, leaky_relu, relu
@@ -230,3 +233,123 @@ def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1):
     index = y_soft.data.max(dim, keepdim=True)[1]
     y_hard = torch.zeros_like(raw, memory_format=torch.legacy_contiguous_format).scatter_(dim, index, 1.0)
     return Tensor(y_hard) - y_soft.detach() + y_soft
+
+
+# ----- alpha and feature (channel) dropout --------------------------------------------------------------------------
+# ATen's _dropout_impl, step for step: the noise is drawn by ``bernoulli_(1 - p)`` on torch's global generator (a
+# seeded run draws torch's mask), one value per (sample, channel) for feature dropout; alpha dropout maps the kept and
+# dropped values to keep the self-normalising mean and variance. The result is ``input * noise (+ b)``, whose gradient
+# is torch's (a product with the noise).
+_ALPHA = 1.7580993408473766
+
+
+def _dropout_impl(input, p, train, *, feature: bool, alpha: bool, inplace: bool, name: str):
+    p = float(p)
+    if not 0.0 <= p <= 1.0:
+        raise RuntimeError(f"dropout probability has to be between 0 and 1, but got {p}")
+    x = as_nx(input)
+    if p == 0 or not train or x.numel() == 0:
+        return x
+    if feature and x.ndim < 2:
+        raise RuntimeError("Feature dropout requires at least 2 dimensions in the input")
+
+    def apply_noise(t):
+        if p == 1:
+            return t * torch.zeros((), dtype=t.dtype, device=t.device)
+        raw = unwrap(t)
+        shape = tuple(raw.shape[:2]) + (1,) * (raw.ndim - 2) if feature else None
+        # empty_like keeps the input's strides, as ATen's: the draws fill the noise in memory order
+        noise = raw.new_empty(shape) if feature else torch.empty_like(raw)
+        noise.bernoulli_(1 - p)
+        if not alpha:
+            return t * noise.div_(1 - p)
+        a = 1.0 / math.sqrt((_ALPHA * _ALPHA * p + 1) * (1 - p))
+        b = noise.add(-1).mul_(_ALPHA * a).add_(_ALPHA * a * p)
+        return t * noise.mul_(a) + b
+
+    return in_place(x, name + "_", apply_noise) if inplace else apply_noise(x)
+
+
+def _checked_p(p):
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+@public(namespace=_F)
+def alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """Dropout that keeps the mean and variance of self-normalising (selu) activations."""
+    _checked_p(p)
+    return _dropout_impl(input, p, training, feature=False, alpha=True, inplace=inplace, name="alpha_dropout")
+
+
+@public(namespace=_F)
+def feature_alpha_dropout(input, p=0.5, training=False, inplace=False):
+    """Alpha dropout of whole channels (dim 1)."""
+    _checked_p(p)
+    return _dropout_impl(input, p, training, feature=True, alpha=True, inplace=inplace, name="feature_alpha_dropout")
+
+
+def _channel_dropout(op, input, p, training, inplace, batched_dims, dims, stacklevel=3):
+    _checked_p(p)
+    x = as_nx(input)
+    if x.ndim not in dims:
+        if op == "dropout1d":
+            raise RuntimeError(
+                f"dropout1d: Expected 2D or 3D input, but received a {x.ndim}D input. Note that dropout1d exists to "
+                "provide channel-wise dropout on inputs with 1 spatial dimension, a channel dimension, and an optional "
+                "batch dimension (i.e. 2D or 3D inputs).")
+        warnings.warn(f"{op}: Received a {x.ndim}-D input to {op}, which is deprecated and will result in an error in a "
+                      f"future release. To retain the behavior and silence this warning, please use dropout instead.",
+                      stacklevel=stacklevel)
+    unbatched = batched_dims is not None and x.ndim == batched_dims - 1
+    if unbatched:
+        x = x.unsqueeze_(0) if inplace else x.unsqueeze(0)
+    out = _dropout_impl(x, p, training, feature=True, alpha=False, inplace=inplace, name="feature_dropout")
+    if unbatched:
+        out = out.squeeze_(0) if inplace else out.squeeze(0)
+    return out
+
+
+@public(namespace=_F)
+def dropout1d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels of (N, C, L) or (C, L) inputs with probability ``p``, scaling the rest by ``1 / (1 - p)``."""
+    return _channel_dropout("dropout1d", input, p, training, inplace, 3, (2, 3))
+
+
+@public(namespace=_F)
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels (dim 1) of (N, C, H, W) inputs (a 3-D input is taken as (N, C, L), as torch)."""
+    if as_nx(input).ndim == 3:
+        warnings.warn("dropout2d: Received a 3D input to dropout2d and assuming that channel-wise 1D dropout behavior "
+                      "is desired - input is interpreted as shape (N, C, L), where C is the channel dim. This behavior "
+                      "will change in a future release to interpret the input as one without a batch dimension, i.e. "
+                      "shape (C, H, W). To maintain the 1D channel-wise dropout behavior, please switch to using "
+                      "dropout1d instead.", stacklevel=2)
+    return _channel_dropout("dropout2d", input, p, training, inplace, None, (3, 4))
+
+
+@public(namespace=_F)
+def dropout3d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) inputs."""
+    return _channel_dropout("dropout3d", input, p, training, inplace, 5, (4, 5))
+
+
+def _top_dropout(name: str, feature: bool, alpha: bool, inplace: bool):
+    def fn(input, p, train):
+        if not feature and not alpha:  # torch.dropout: nn.functional.dropout's kernel (its own mask draw)
+            from neuronix.nn.functional.dropout_embedding import dropout
+
+            if not 0.0 <= p <= 1.0:
+                raise RuntimeError(f"dropout probability has to be between 0 and 1, but got {p}")
+            return dropout(input, p, train, inplace) if train and p > 0 else as_nx(input)
+        return _dropout_impl(input, p, train, feature=feature, alpha=alpha, inplace=inplace, name=name)
+
+    fn.__name__ = fn.__qualname__ = name + ("_" if inplace else "")
+    fn.__doc__ = f"``torch.{fn.__name__}(input, p, train)``."
+    return public(fn, method=False)
+
+
+for _name, _feature, _alpha in (("dropout", False, False), ("alpha_dropout", False, True),
+                                ("feature_dropout", True, False), ("feature_alpha_dropout", True, True)):
+    _top_dropout(_name, _feature, _alpha, False)
+    _top_dropout(_name, _feature, _alpha, True)
