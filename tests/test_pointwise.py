@@ -175,3 +175,14 @@ def test_aliases_are_the_same_functions():
     assert nx.special.expit is nx.sigmoid and nx.greater is nx.gt and nx.special.gammaln is nx.lgamma
     x = nx.tensor([0.5])
     assert torch.equal(x.arctanh().data, torch.tensor([0.5]).arctanh())
+
+
+def test_predicates_as_torch():
+    x = nx.tensor([[1.0, 2.0]])
+    assert nx.numel(x) == 2 and nx.is_floating_point(x) and not nx.is_complex(x) and x.is_signed()
+    assert nx.is_same_size(x, nx.tensor([[0.0, 0.0]])) and not x.is_same_size(nx.tensor([0.0, 0.0]))
+    assert nx.is_nonzero(nx.tensor([0.5])) and not nx.is_nonzero(nx.tensor(0.0))
+    with pytest.raises(RuntimeError, match="ambiguous"):
+        nx.is_nonzero(x)  # more than one value, as torch
+    with pytest.raises(TypeError):
+        nx.numel([1.0, 2.0])  # torch.numel takes tensors only

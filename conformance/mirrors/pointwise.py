@@ -301,6 +301,31 @@ for _name in ("gcd", "lcm", "bitwise_left_shift", "bitwise_right_shift"):
     register(*_both(_name, _integers, grad=False, dtypes=FLOATS, note="integer inputs: the case's dtype is not used"))
 
 
+# ----- tensor predicates (Python results) ----------------------------------------------------------
+def _any_dtype(draw, dtype, device):
+    kind = draw(st.sampled_from(["float", "int", "bool", "complex"]))
+    x = tensor(draw, shape(draw), dtype, device)
+    return Sample(({"float": x, "int": (x * 10).long(), "bool": x > 0, "complex": x.to(torch.complex64)}[kind],))
+
+
+def _one_element(draw, dtype, device):
+    x = (tensor(draw, draw(st.sampled_from([(), (1,), (1, 1)])), dtype, device) * 2).round() / 2  # zeros occur
+    return Sample((x,))
+
+
+def _two_shapes(draw, dtype, device):
+    a = tensor(draw, shape(draw), dtype, device)
+    return Sample((a, tensor(draw, a.shape if draw(st.booleans()) else shape(draw), dtype, device)))
+
+
+PREDICATES = {"is_complex": _any_dtype, "is_conj": _any_dtype, "is_neg": _any_dtype, "is_signed": _any_dtype,
+              "is_nonzero": _one_element, "is_same_size": _two_shapes}
+for _name, _sample in PREDICATES.items():
+    register(*_both(_name, _sample, grad=False))
+register(OpMirror("is_floating_point", nx.is_floating_point, torch.is_floating_point, _any_dtype, grad=False),
+         OpMirror("numel", nx.numel, torch.numel, _any_dtype, grad=False))
+
+
 # ----- special.* reductions and softmax aliases --------------------------------------------------------
 register(
     _special("logsumexp", reduction(nonempty=True, none_ok=False)),
