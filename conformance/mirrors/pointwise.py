@@ -326,6 +326,33 @@ register(OpMirror("is_floating_point", nx.is_floating_point, torch.is_floating_p
          OpMirror("numel", nx.numel, torch.numel, _any_dtype, grad=False))
 
 
+# ----- window functions and scalar_tensor (factories: values, dtype, device and requires_grad compared) -------------
+def _window(kaiser: bool):
+    def sample(draw, dtype, device):
+        kwargs = {"dtype": dtype, "device": device, "requires_grad": draw(st.booleans())}
+        if draw(st.booleans()):
+            kwargs["periodic"] = draw(st.booleans())
+        if kaiser and draw(st.booleans()):
+            kwargs["beta"] = draw(st.sampled_from([0.5, 5.0, 14.0]))
+        return Sample((draw(st.integers(0, 9)),), kwargs)
+
+    return sample
+
+
+def _scalar_tensor(draw, dtype, device):
+    return Sample((draw(st.sampled_from([0.0, -1.5, 3.0, 7])),),
+                  {"dtype": dtype, "device": device, "requires_grad": draw(st.booleans())})
+
+
+def _with_requires_grad(result):
+    return result, result.requires_grad
+
+
+for _name in ("hann_window", "hamming_window", "blackman_window", "bartlett_window", "kaiser_window", "scalar_tensor"):
+    _sample = _scalar_tensor if _name == "scalar_tensor" else _window(_name == "kaiser_window")
+    register(OpMirror(_name, getattr(nx, _name), getattr(torch, _name), _sample, grad=False, output=_with_requires_grad))
+
+
 # ----- special.* reductions and softmax aliases --------------------------------------------------------
 register(
     _special("logsumexp", reduction(nonempty=True, none_ok=False)),

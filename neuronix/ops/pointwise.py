@@ -3,9 +3,15 @@
 Split by arity and namespace (each file imported here, which is what registers its ops):
 ``pointwise_unary`` (acos ... i1e), ``pointwise_binary`` (atan2, hypot, xlogy, fmax, ldexp, ...) and
 ``pointwise_special`` (torch.special's own functions, logit, nan_to_num, frexp, the aliases) and
-``pointwise_predicates`` (torch.is_complex(x), torch.numel(x), ...).
+``pointwise_predicates`` (torch.is_complex(x), torch.numel(x), ...), ``pointwise_windows`` (hann_window, ...).
 """
 
 from __future__ import annotations
 
-from neuronix.ops import pointwise_binary, pointwise_predicates, pointwise_special, pointwise_unary  # noqa: F401  (registration)
+from neuronix.ops import (  # noqa: F401  (registration)
+    pointwise_binary,
+    pointwise_predicates,
+    pointwise_special,
+    pointwise_unary,
+    pointwise_windows,
+)
