@@ -761,3 +761,34 @@ for _name_, _dims in (("dropout", (0, 3)), ("alpha_dropout", (0, 3)), ("feature_
         OpMirror(_name_ + "_", _seeded(_on_copy(getattr(nx, _name_ + "_"))),
                  _seeded(_on_copy(getattr(torch, _name_ + "_"))), _dropout_sample(*_dims), note=_SAME_SEED),
     )
+
+
+# ----- linear_cross_entropy -------------------------------------------------------------------------------------------
+def _linear_cross_entropy(draw, dtype, device):
+    classes, features = draw(st.integers(2, 4)), draw(st.integers(1, 4))
+    batched = draw(st.integers(0, 3)) > 0
+    n = draw(st.integers(1, 3))
+    k_dims = (draw(st.integers(1, 2)),) if batched and draw(st.integers(0, 2)) == 0 else ()
+    x = tensor(draw, ((n,) if batched else ()) + (features,), dtype, device)
+    w = tensor(draw, (classes, *k_dims, features), dtype, device)
+    kwargs = {"reduction": _reduction(draw)}
+    if draw(st.booleans()):
+        kwargs["linear_bias"] = tensor(draw, (classes, *k_dims), dtype, device)
+    if draw(st.booleans()):
+        kwargs["weight"] = tensor(draw, (classes,), dtype, device, POSITIVE, contiguous=True)
+    if draw(st.booleans()):
+        kwargs["label_smoothing"] = 0.2
+    logits_shape = ((n,) if batched else ()) + (classes, *k_dims)
+    if draw(st.integers(0, 3)) == 0:  # class probabilities
+        probs = tensor(draw, logits_shape, dtype, device, POSITIVE)
+        return Sample((x, w, probs / probs.sum(1 if batched else 0, keepdim=True)), kwargs, grad_args=(0, 1))
+    target = index_tensor(draw, ((n,) if batched else ()) + k_dims, classes, device)
+    if draw(st.booleans()) and target.numel() > 1:
+        kwargs["ignore_index"] = 0
+        if not (target != 0).any():
+            target = target.clone()
+            target.view(-1)[0] = 1
+    return Sample((x, w, target), kwargs, grad_args=(0, 1))
+
+
+register(_mirror("linear_cross_entropy", _linear_cross_entropy))

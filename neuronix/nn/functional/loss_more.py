@@ -328,3 +328,39 @@ def _bce_with_logits_top(input, target, weight=None, pos_weight=None, reduction=
 
     return binary_cross_entropy_with_logits(input, target, weight, reduction=_ENUM_REDUCTION[int(reduction)],
                                             pos_weight=pos_weight)
+
+
+# ----- linear_cross_entropy -------------------------------------------------------------------------------------------
+@public(namespace=_F)
+def linear_cross_entropy(input, linear_weight, target, *, linear_bias=None, weight=None, reduction="mean",
+                         ignore_index=None, label_smoothing=0.0, options=None):
+    """``cross_entropy(linear(input, linear_weight, linear_bias), target, ...)``, the logits shaped
+    ``(*batch, C, *out_features)`` from a ``(C, *out_features, in_features)`` weight. ``options`` (torch's
+    batch-chunked memory saving) is accepted and changes nothing here: the values are the plain composition's."""
+    from neuronix.nn.functional.classification import cross_entropy
+    from neuronix.nn.functional.conv import linear
+
+    if input.ndim < 1 or input.ndim > 2:
+        raise RuntimeError(f"expected input with dimensionality 1 or 2, got {input.ndim}")
+    if linear_weight.ndim < 2:
+        raise RuntimeError(f"expected linear_weight with dimensionality at least 2, got {linear_weight.ndim}")
+    batches, in_features = shape_of(input)[:-1], input.shape[-1]
+    if in_features != linear_weight.shape[-1]:
+        raise RuntimeError("expected equal input and linear_weight last dimensions (in_features), got "
+                           f"{in_features} and {linear_weight.shape[-1]}, respectively")
+    classes, out_features = linear_weight.shape[0], shape_of(linear_weight)[1:-1]
+    if linear_bias is not None and shape_of(linear_bias) != (classes, *out_features):
+        raise RuntimeError(f"expected linear_bias shape {(classes, *out_features)}, got {shape_of(linear_bias)}")
+    if out_features and not batches:
+        raise RuntimeError(f"K-dimensional loss defined by linear_weight shape {shape_of(linear_weight)} requires "
+                           f"batched input, (N, {in_features}), got unbatched input with shape {shape_of(input)}")
+    logits_shape = (*batches, classes, *out_features)
+    if shape_of(target) == logits_shape and ignore_index is not None:
+        raise RuntimeError("ignore_index cannot be specified when target contains probabilities")
+    w, b = as_nx(linear_weight), as_nx(linear_bias)
+    if out_features:
+        w = w.reshape((math.prod(out_features) * classes, in_features))
+        b = None if b is None else b.reshape((math.prod(out_features) * classes,))
+    logits = linear(input, w, b).reshape(logits_shape)
+    return cross_entropy(logits, target, weight=weight, reduction=reduction,
+                         ignore_index=-100 if ignore_index is None else ignore_index, label_smoothing=label_smoothing)
