@@ -186,3 +186,11 @@ def test_predicates_as_torch():
         nx.is_nonzero(x)  # more than one value, as torch
     with pytest.raises(TypeError):
         nx.numel([1.0, 2.0])  # torch.numel takes tensors only
+
+
+def test_type_promotion_and_is_tensor():
+    x = nx.tensor([1, 2])
+    assert nx.result_type(x, 1.0) == torch.result_type(torch.tensor([1, 2]), 1.0) == torch.float32
+    assert nx.promote_types(torch.int32, torch.float16) == torch.float16 and not nx.can_cast(torch.float32, torch.int32)
+    assert nx.is_tensor(x) and not nx.is_tensor(x.data) and not nx.is_tensor([1.0])  # Neuronix's tensors only
+    assert nx.resolve_neg(x) is x

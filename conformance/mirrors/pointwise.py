@@ -322,8 +322,38 @@ PREDICATES = {"is_complex": _any_dtype, "is_conj": _any_dtype, "is_neg": _any_dt
               "is_nonzero": _one_element, "is_same_size": _two_shapes}
 for _name, _sample in PREDICATES.items():
     register(*_both(_name, _sample, grad=False))
+def _promotion_pair(draw, dtype, device):
+    """Two operands of kinds that promote differently: tensors of several dtypes and ranks, Python numbers."""
+    def operand():
+        kind = draw(st.sampled_from(["tensor", "0-d", "int tensor", "bool tensor", "int", "float"]))
+        x = tensor(draw, (2,) if kind != "0-d" else (), dtype, device)
+        return {"tensor": x, "0-d": x, "int tensor": x.long(), "bool tensor": x > 0, "int": 3, "float": 2.5}[kind]
+
+    first = operand()
+    while not isinstance(first, torch.Tensor):  # torch.result_type needs a tensor first
+        first = operand()
+    return Sample((first, operand()), raw_args=())
+
+
+def _maybe_tensor(draw, dtype, device):
+    return Sample((draw(st.sampled_from([tensor(draw, shape(draw), dtype, device), 1.5, [1.0, 2.0], None])),))
+
+
+DTYPES = [torch.bool, torch.uint8, torch.int32, torch.int64, torch.float16, torch.bfloat16, torch.float32,
+          torch.float64, torch.complex64]
+
+
+def _dtype_pair(draw, dtype, device):
+    return Sample((draw(st.sampled_from(DTYPES)), draw(st.sampled_from(DTYPES))))
+
+
 register(OpMirror("is_floating_point", nx.is_floating_point, torch.is_floating_point, _any_dtype, grad=False),
-         OpMirror("numel", nx.numel, torch.numel, _any_dtype, grad=False))
+         OpMirror("numel", nx.numel, torch.numel, _any_dtype, grad=False),
+         *_both("resolve_neg", unary(REAL)),
+         OpMirror("is_tensor", nx.is_tensor, torch.is_tensor, _maybe_tensor, grad=False),
+         OpMirror("result_type", nx.result_type, torch.result_type, _promotion_pair, grad=False),
+         OpMirror("promote_types", nx.promote_types, torch.promote_types, _dtype_pair, grad=False),
+         OpMirror("can_cast", nx.can_cast, torch.can_cast, _dtype_pair, grad=False))
 
 
 # ----- window functions and scalar_tensor (factories: values, dtype, device and requires_grad compared) -------------

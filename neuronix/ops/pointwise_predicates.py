@@ -11,7 +11,7 @@ import torch
 
 from neuronix.ops.compare import nondiff
 from neuronix.ops.registry import public
-from neuronix.tensor import unwrap
+from neuronix.tensor import Tensor, unwrap
 
 is_complex = nondiff("is_complex", torch.is_complex)
 is_conj = nondiff("is_conj", torch.is_conj)
@@ -31,3 +31,28 @@ def is_floating_point(input) -> bool:
 def numel(input) -> int:
     """``torch.numel``: the number of elements of ``input``."""
     return torch.numel(unwrap(input))
+
+
+@public(method=False)
+def is_tensor(obj) -> bool:
+    """``torch.is_tensor``'s question asked of Neuronix: whether ``obj`` is an ``nx.Tensor``."""
+    return isinstance(obj, Tensor)
+
+
+@public
+def resolve_neg(input):
+    """``torch.resolve_neg``: ``input`` itself unless its data carries torch's negative bit (a lazily negated
+    view, which only torch's complex conjugation views create), which is then made physical."""
+    data = unwrap(input)
+    return input if not data.is_neg() else Tensor._make(data.resolve_neg(), None)
+
+
+# type promotion, as torch's (the dtypes of nx.Tensor arguments are their data's)
+@public(method=False)
+def result_type(tensor1, tensor2):
+    """``torch.result_type``: the dtype an arithmetic op on the two (tensors or numbers) would give."""
+    return torch.result_type(unwrap(tensor1), unwrap(tensor2))
+
+
+promote_types = public(torch.promote_types, method=False)
+can_cast = public(torch.can_cast, method=False)
