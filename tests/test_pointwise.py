@@ -194,3 +194,12 @@ def test_type_promotion_and_is_tensor():
     assert nx.promote_types(torch.int32, torch.float16) == torch.float16 and not nx.can_cast(torch.float32, torch.int32)
     assert nx.is_tensor(x) and not nx.is_tensor(x.data) and not nx.is_tensor([1.0])  # Neuronix's tensors only
     assert nx.resolve_neg(x) is x
+
+
+def test_detach_function_and_unravel_index():
+    x = nx.tensor([1.0, 2.0], requires_grad=True)
+    y = nx.detach(x * 2)
+    assert not y.requires_grad and y.grad_fn is None and y.data.tolist() == [2.0, 4.0]
+    rows, cols = nx.unravel_index(nx.tensor([0, 5, 7]), (3, 4))
+    assert rows.data.tolist() == [0, 1, 1] and cols.data.tolist() == [0, 1, 3]
+    assert not hasattr(torch.Tensor, "unravel_index") and not hasattr(nx.Tensor, "unravel_index")

@@ -378,6 +378,29 @@ def _with_requires_grad(result):
     return result, result.requires_grad
 
 
+def _empty_strided(draw, dtype, device):
+    size = shape(draw, max_dims=3)
+    stride = tuple(draw(st.integers(1, 4)) for _ in size)
+    return Sample((size, stride), {"dtype": dtype, "device": device, "requires_grad": draw(st.booleans())})
+
+
+def _strided_metadata(result):  # uninitialised memory: what is compared is the layout and the flags
+    return tuple(result.shape), tuple(result.stride()), result.dtype, result.requires_grad
+
+
+def _unravel(draw, dtype, device):
+    sizes = tuple(draw(st.integers(1, 4)) for _ in range(draw(st.integers(1, 3))))
+    count = 1
+    for s in sizes:
+        count *= s
+    return Sample((index_tensor(draw, shape(draw, max_dims=2), count, device), sizes))
+
+
+register(OpMirror("empty_strided", nx.empty_strided, torch.empty_strided, _empty_strided, grad=False,
+                  output=_strided_metadata),
+         OpMirror("detach", nx.detach, torch.detach, unary(REAL), grad=False, output=_with_requires_grad),
+         OpMirror("unravel_index", nx.unravel_index, torch.unravel_index, _unravel, grad=False))
+
 for _name in ("hann_window", "hamming_window", "blackman_window", "bartlett_window", "kaiser_window", "scalar_tensor"):
     _sample = _scalar_tensor if _name == "scalar_tensor" else _window(_name == "kaiser_window")
     register(OpMirror(_name, getattr(nx, _name), getattr(torch, _name), _sample, grad=False, output=_with_requires_grad))

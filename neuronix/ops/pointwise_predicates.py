@@ -56,3 +56,15 @@ def result_type(tensor1, tensor2):
 
 promote_types = public(torch.promote_types, method=False)
 can_cast = public(torch.can_cast, method=False)
+
+
+@public(method=False)
+def detach(input):
+    """``torch.detach(input)``: the function spelling of ``Tensor.detach`` (a new tensor outside the graph)."""
+    return input.detach()
+
+
+@public(method=False)
+def unravel_index(indices, shape):
+    """``torch.unravel_index``: flat indices into ``shape`` as a tuple of coordinate tensors (no gradient)."""
+    return tuple(Tensor._make(t, None) for t in torch.unravel_index(unwrap(indices), shape))
