@@ -17,7 +17,7 @@ from neuronix.ops.movement import transpose, unsqueeze
 from neuronix.ops.reduce import _count, _reduce, _spread, _std_vjp, _unreduce, _var_vjp, amax, amin
 from neuronix.ops.registry import defop, op_error, public
 from neuronix.ops.sorting import sort
-from neuronix.ops.sorting_calculus import check_on_meta
+from neuronix.ops.sorting_calculus import torch_errors
 from neuronix.tensor import Tensor
 
 AminmaxResult = namedtuple("aminmax", ("min", "max"))
@@ -134,13 +134,9 @@ def nansum(input, dim=None, keepdim: bool = False, *, dtype=None):
 def nanmean(input, dim=None, keepdim: bool = False, *, dtype=None):
     """``torch.nanmean``: ``nansum`` divided by the number of non-NaN elements (torch's composition)."""
     raw = _raw(input)
-    if not (raw.is_floating_point() or raw.is_complex()):
-        try:
-            torch.nanmean(raw, dim, keepdim, dtype=dtype)
-        except (RuntimeError, TypeError) as err:
-            raise op_error("nanmean", (input,), {"dim": dim}, err) from err
-    count = (~raw.isnan()).sum(dim if dim is not None else (), keepdim=keepdim)
-    return nansum(input, dim, keepdim, dtype=dtype) / count
+    with torch_errors("nanmean", torch.nanmean, (input,), {"dim": dim, "keepdim": keepdim, "dtype": dtype},
+                      valid=raw.is_floating_point() or raw.is_complex()):
+        return nansum(input, dim, keepdim, dtype=dtype) / (~raw.isnan()).sum(dim, keepdim=keepdim)
 
 
 # ----- var_mean / std_mean ----------------------------------------------------------------------------------
@@ -181,7 +177,7 @@ def std_mean(input, dim=None, unbiased: bool | None = None, keepdim: bool = Fals
 def aminmax(input, *, dim: int | None = None, keepdim: bool = False):
     """``torch.aminmax``: ``(min, max)`` over ``dim`` (all elements when None); tied extrema share the
     gradient evenly, as ``amin``/``amax``."""
-    check_on_meta("aminmax", torch.aminmax, (input,), {"dim": dim, "keepdim": keepdim})  # torch's empty-dim error
-    dims = () if dim is None else dim
-    return AminmaxResult(amin(input, dims, keepdim), amax(input, dims, keepdim))
+    with torch_errors("aminmax", torch.aminmax, (input,), {"dim": dim, "keepdim": keepdim}):
+        dims = () if dim is None else dim
+        return AminmaxResult(amin(input, dims, keepdim), amax(input, dims, keepdim))
 
