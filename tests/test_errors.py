@@ -235,6 +235,9 @@ def _dim_call(name: str, fn, lib, x, bad: int):
         "log_softmax": lambda: fn(x, bad), "logsumexp": lambda: fn(x, bad), "norm": lambda: fn(x, 2, bad),
         "index_add": lambda: fn(x, bad, index[0, :2], x), "scatter": lambda: fn(x, bad, index, x),
         "scatter_add": lambda: fn(x, bad, index, x),
+        **dict.fromkeys(("aminmax", "gradient", "trapezoid", "trapz", "cumulative_trapezoid", "unique",
+                         "unique_consecutive"), lambda: fn(x, dim=bad)),
+        "diff": lambda: fn(x, 1, bad),
     }
     return special.get(name, lambda: fn(x, bad))()
 
