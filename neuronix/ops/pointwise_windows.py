@@ -1,5 +1,5 @@
-"""torch's window functions and ``scalar_tensor``: factories (no differentiable input), made by the one
-factory wrapper of ``neuronix/factories.py`` (torch's values, dtype, device and ``requires_grad``)."""
+"""torch's window functions, ``scalar_tensor`` and ``empty_strided``: factories (no differentiable input),
+made by the one factory wrapper of ``neuronix/factories.py`` (torch's values, dtype, device, requires_grad)."""
 
 from __future__ import annotations
 
