@@ -714,9 +714,35 @@ def _ger(draw, dtype, device):
     return Sample((tensor(draw, (_n(draw, 0),), dtype, device), tensor(draw, (_n(draw, 0),), dtype, device)))
 
 
+def _triangle(a, upper=False, unitriangular=False):
+    """The triangle of ``a`` the LAPACK kernel reads (torch's OpInfos wrap these ops the same way): torch's
+    gradient and forward-mode formulas treat the factor as a full matrix, finite differences see one triangle."""
+    part = a.triu(int(unitriangular)) if upper else a.tril(-int(unitriangular))
+    if unitriangular:
+        part = part + _lib(a).eye(a.shape[-1], dtype=a.dtype)
+    return part
+
+
+def _factor_mirrors(name, sample, position, upper_default):
+    """Function and method mirrors of ``name``, its factor (argument ``position``) taken as the read triangle."""
+
+    def wrap(fn):
+        def call(*args, **kwargs):
+            args = list(args)
+            upper = kwargs.get("upper", upper_default)
+            args[position] = _triangle(args[position], upper, kwargs.get("unitriangular", False))
+            return fn(*args, **kwargs)
+
+        return call
+
+    fn_nx, fn_torch = getattr(nx, name), getattr(torch, name)
+    return [_op(name, wrap(fn_nx), wrap(fn_torch), sample),
+            _op(f"Tensor.{name}", wrap(method(name)), wrap(method(name)), sample)]
+
+
 register(
-    *_fn_and_method("cholesky_solve", _cholesky_solve),
-    *_fn_and_method("cholesky_inverse", _cholesky_inverse),
-    *_fn_and_method("triangular_solve", _triangular_solve),
+    *_factor_mirrors("cholesky_solve", _cholesky_solve, 1, False),
+    *_factor_mirrors("cholesky_inverse", _cholesky_inverse, 0, False),
+    *_factor_mirrors("triangular_solve", _triangular_solve, 1, True),
     *_fn_and_method("ger", _ger),
 )

@@ -53,9 +53,17 @@ def _with_input(input, product, beta, alpha, op: str):
     return out
 
 
+def _no_out_dtype(op: str, out_dtype, input) -> None:
+    """torch's ``out_dtype`` overload (a low-precision product accumulated wider) has CUDA kernels only."""
+    if out_dtype is not None:
+        raise RuntimeError(f"neuronix.{op}: out_dtype={out_dtype} is supported by torch on CUDA only (no kernel for "
+                           f"{unwrap(input).device.type} tensors); leave it None")
+
+
 @public
-def addmm(input, mat1, mat2, *, beta=1, alpha=1):
+def addmm(input, mat1, mat2, out_dtype=None, *, beta=1, alpha=1):
     """``beta * input + alpha * (mat1 @ mat2)`` (``mat1`` (n, k), ``mat2`` (k, m); ``input`` broadcasts to (n, m))."""
+    _no_out_dtype("addmm", out_dtype, input)
     return _with_input(input, mm(mat1, mat2), beta, alpha, "addmm")
 
 
@@ -72,8 +80,9 @@ def addr(input, vec1, vec2, *, beta=1, alpha=1):
 
 
 @public
-def baddbmm(input, batch1, batch2, *, beta=1, alpha=1):
+def baddbmm(input, batch1, batch2, out_dtype=None, *, beta=1, alpha=1):
     """``beta * input + alpha * (batch1 @ batch2)``, batched (``batch1`` (b, n, k), ``batch2`` (b, k, m))."""
+    _no_out_dtype("baddbmm", out_dtype, input)
     return _with_input(input, bmm(batch1, batch2), beta, alpha, "baddbmm")
 
 

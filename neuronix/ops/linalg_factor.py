@@ -216,9 +216,17 @@ def _det_grad(g, out, A):
         solved = solved.expand(A.shape).clone()
         solved[singular] = _cofactor_svd(scale.expand(A.shape[:-2])[singular], A[singular])  # only those: no SVD of others
         return solved
-    if bool((out.data == 0).any()):
-        return _cofactor_svd(g, A)
-    return solve(_mT(A), _diag_embed(scale.unsqueeze(-1).expand(A.shape[:-1])))
+    singular = out.data == 0
+    if not bool(singular.any()):
+        return solve(_mT(A), _diag_embed(scale.unsqueeze(-1).expand(A.shape[:-1])))
+    # each batch element by its own route; the other route sees a harmless stand-in, diag(1, ..., n) (distinct
+    # singular values: its unused SVD terms stay finite), so neither raises nor spreads NaN
+    n = A.shape[-1]
+    stand_in = torch.diag(torch.arange(1, n + 1, dtype=out.dtype, device=out.device))
+    mask = singular.unsqueeze(-1).unsqueeze(-1)
+    cofactors = _cofactor_svd(g, ew.where(mask, A, stand_in))
+    solved = solve(_mT(ew.where(mask, stand_in, A)), _diag_embed(scale.unsqueeze(-1).expand(A.shape[:-1])))
+    return ew.where(mask, cofactors, solved)
 
 
 _DET = defop("linalg_det", torch.linalg.det, _det_grad, saves_out=True)

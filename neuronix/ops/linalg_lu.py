@@ -255,10 +255,16 @@ def householder_product(A, tau):
     return Q.narrow(-1, 0, n)
 
 
-@public
+@public(method=False)
 def orgqr(input, tau):
     """``torch.orgqr``: ``linalg.householder_product``."""
     return householder_product(input, tau)
+
+
+@public(function=False, method=True, name="orgqr")
+def _orgqr_method(self, input2):
+    """``Tensor.orgqr(input2)``: ``input2`` is tau."""
+    return householder_product(self, input2)
 
 
 # ----- torch's deprecated LU spellings -------------------------------------------------------------

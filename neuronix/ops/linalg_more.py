@@ -206,7 +206,10 @@ def matrix_power(A, n):
     return result
 
 
-public(matrix_power, name="matrix_power")
+@public(name="matrix_power")
+def torch_matrix_power(input, n):
+    """``torch.matrix_power``: ``linalg.matrix_power``."""
+    return matrix_power(input, n)
 
 
 @public(namespace="linalg")

@@ -38,11 +38,17 @@ _CHOLESKY_SOLVE = defop(
 )
 
 
-@public
+@public(method=False)
 def cholesky_solve(B, L, upper=False):
     """``torch.cholesky_solve``: ``X = (L L^T)^{-1} B`` (``(U^T U)^{-1} B`` when ``upper``) from a Cholesky factor."""
     _check_square("cholesky_solve", L)
     return apply(_CHOLESKY_SOLVE, B, L, upper=upper)
+
+
+@public(function=False, method=True, name="cholesky_solve")
+def _cholesky_solve_method(self, input2, upper=False):
+    """``Tensor.cholesky_solve(input2, upper)``: ``self`` is B, ``input2`` the factor."""
+    return cholesky_solve(self, input2, upper)
 
 
 def _cholesky_inverse_grad(g, out, L, upper):
