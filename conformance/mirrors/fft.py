@@ -282,6 +282,10 @@ register(
     *(OpMirror(f"{name}[complex]", from_parts(lambda z, _n=name: getattr(_lib(z), _n)(z)),
                from_parts(getattr(torch, name)), pair(REAL, AWAY), output=parts, dtypes=FLOATS, note=NO_HALF)
       for name in ("exp", "log", "sqrt", "reciprocal")),  # the imaginary part off log's and sqrt's branch cut
+    OpMirror("pow[complex base]", lambda re, im, e: _lib(re).complex(re, im) ** e,
+             lambda re, im, e: torch.complex(re, im) ** e,
+             lambda d, t, v: Sample(pair(REAL, AWAY)(d, t, v).args + (d(st.sampled_from([2, 3, 0, -1, 0.5, 2.5])),)),
+             output=parts, dtypes=FLOATS, note=NO_HALF),
     OpMirror("sum[complex]", _reduced("sum"), _reduced("sum"), pair(), output=parts, dtypes=FLOATS, note=NO_HALF),
     OpMirror("mean[complex]", _reduced("mean"), _reduced("mean"), pair(), output=parts, dtypes=FLOATS, note=NO_HALF),
 )

@@ -214,6 +214,8 @@ _twin("exp", torch.exp, lambda g, out, x: g * _conj(out), saves=(), saves_out=Tr
 _twin("log", torch.log, lambda g, out, x: g / _conj(x))
 _twin("sqrt", torch.sqrt, lambda g, out, x: g / (_conj(out) * 2), saves=(), saves_out=True)
 _twin("reciprocal", torch.reciprocal, lambda g, out, x: -(g * _conj(out * out)), saves=(), saves_out=True)
+_twin("pow_number_exponent", operator.pow,  # z ** number; a tensor exponent (pow) has no complex rules
+      lambda g, out, x, y: ew.zero_gradient(g) if y == 0 else g * _conj(x.pow(y - 1) * y), saves=(0, 1))
 
 
 # every op above follows the convention, and so do these existing ones: linear maps with real
