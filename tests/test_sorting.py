@@ -114,9 +114,27 @@ def test_sort_gradient_goes_to_torchs_index_among_ties():
         assert torch.equal(got.data, expected)
 
 
-def test_diff_of_bool_is_xor_and_searching_ops_stay_out_of_the_graph():
+def test_diff_of_bool_is_xor():
     t = torch.tensor([True, False, False, True])
     assert torch.equal(nx.diff(nx.Tensor(t)).data, torch.diff(t))
-    x = nx.Tensor(torch.tensor([0.5, 2.0, 0.5]), requires_grad=True)
-    for result in (nx.unique(x), nx.histc(x, 3), nx.bucketize(x, nx.tensor([1.0])), nx.isin(x, x)):
-        assert not result.requires_grad
+
+
+@pytest.mark.parametrize("call", [
+    lambda m, x: m.unique(x), lambda m, x: m.unique_consecutive(x), lambda m, x: m.histc(x, 3),
+    lambda m, x: m.histogram(x, 3).hist, lambda m, x: m.histogram(x, 3).bin_edges,
+    lambda m, x: m.bincount(m.tensor([0, 1, 1]), x), lambda m, x: m.bucketize(x, m.tensor([1.0])),
+    lambda m, x: m.searchsorted(m.tensor([1.0]), x), lambda m, x: m.isin(x, x),
+])
+def test_undifferentiable_results_require_grad_where_torchs_do_and_backward_raises(call):
+    """torch defines no derivative for these; some of its results still require grad (their backward raises):
+    a graph through them fails at backward as torch's, never silently detached."""
+    values = torch.tensor([0.5, 2.0, 0.5], dtype=torch.float64)
+    expected = call(torch, values.clone().requires_grad_())
+    got = call(nx, nx.Tensor(values, requires_grad=True))
+    assert got.requires_grad == expected.requires_grad
+    assert torch.equal(got.data, expected.detach())
+    if expected.requires_grad:
+        with pytest.raises(RuntimeError):
+            expected.sum().backward()
+        with pytest.raises(RuntimeError, match="no derivative"):
+            got.sum().backward()

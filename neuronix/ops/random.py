@@ -18,6 +18,7 @@ import torch
 from neuronix.ops.elementwise import zero_gradient
 from neuronix.ops.inplace import _check_allowed, _needs_recording, _recorded
 from neuronix.ops.registry import apply, defop, op_error, public
+from neuronix.ops.sorting_search import undifferentiable
 from neuronix.tensor import Tensor
 
 
@@ -38,12 +39,13 @@ def multinomial(input, num_samples: int, replacement: bool = False, *, generator
 
 @public(method=False)
 def binomial(count, prob, generator=None):
-    """``torch.binomial``: draws of Binomial(count, prob), elementwise (torch defines no derivative)."""
+    """``torch.binomial``: draws of Binomial(count, prob), elementwise (torch defines no derivative: the result
+    requires grad when an input does and its backward raises, as torch's)."""
     try:
         out = torch.binomial(_raw(count), _raw(prob), generator)
     except (RuntimeError, ValueError, TypeError) as err:
         raise op_error("binomial", (count, prob), {}, err) from err
-    return Tensor._make(out, None)
+    return undifferentiable("binomial", out, count, prob)
 
 
 # ----- bernoulli / normal / poisson: differentiable, zero gradient -------------------------------------------
@@ -56,8 +58,8 @@ _POISSON = defop("poisson", lambda rates, generator: torch.poisson(rates, genera
 @public
 def bernoulli(input, p=None, *, generator=None):
     """``torch.bernoulli``: 0/1 draws with probability ``input``, differentiable with a zero gradient as torch's;
-    or with probability ``p`` for every element (shaped like ``input``), where torch defines no derivative: that
-    result is outside the graph (torch's requires grad and raises at backward)."""
+    or with probability ``p`` for every element (shaped like ``input``), where torch defines no derivative (the
+    result requires grad and its backward raises, as torch's)."""
     if p is None:
         return apply(_BERNOULLI, input, generator=generator)
     if isinstance(p, (Tensor, torch.Tensor)):
@@ -66,7 +68,7 @@ def bernoulli(input, p=None, *, generator=None):
         out = torch.bernoulli(_raw(input), p, generator=generator)
     except (RuntimeError, ValueError, TypeError) as err:
         raise op_error("bernoulli", (input, p), {}, err) from err
-    return Tensor._make(out, None)
+    return undifferentiable("bernoulli", out, input)
 
 
 @public(method=False)

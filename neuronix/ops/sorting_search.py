@@ -1,6 +1,11 @@
 """Searching and counting ops with no derivative: unique, unique_consecutive, histc, histogram, histogramdd,
-bincount, bucketize, searchsorted, isin. torch's kernels on the raw values; the results never require grad (torch defines no
-gradient for any of them)."""
+bincount, bucketize, searchsorted, isin. torch's kernels on the raw values.
+
+torch defines no gradient for any of them, but for some (unique, unique_consecutive, histogram, histogramdd,
+bincount with weights; binomial and bernoulli(input, p) in random.py) its result still requires grad when an
+input does, and the backward raises. ``undifferentiable`` does the same, so a graph through them fails where
+torch's fails (at backward), never earlier and never silently: the others' results never require grad, as torch's.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,28 @@ from collections import namedtuple
 
 import torch
 
-from neuronix.ops.registry import op_error, public
+from neuronix.autograd.mode import is_grad_enabled
+from neuronix.ops.helpers import PerInput
+from neuronix.ops.registry import apply, defop, op_error, public
 from neuronix.tensor import Tensor
+
+
+def _refuse(i, g, out, *inputs, value, name):
+    raise RuntimeError(f"neuronix.{name}: torch defines no derivative for {name} (its backward raises 'derivative for "
+                       f"aten::{name} is not implemented'); compute it under nx.no_grad() or from detached inputs")
+
+
+# the result ``value`` (computed by the caller from torch's kernel) in the graph of ``inputs``, with no rule
+_UNDIFFERENTIABLE = defop("undifferentiable", lambda *inputs, value, name: value, saves=())
+_UNDIFFERENTIABLE.vjps = PerInput(_refuse)
+
+
+def undifferentiable(name: str, value: torch.Tensor, *inputs) -> Tensor:
+    """``value`` as torch returns it for an op it does not differentiate: requiring grad when an input does
+    (with grad mode on), its backward raising."""
+    if is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in inputs):
+        return apply(_UNDIFFERENTIABLE, *inputs, value=value, name=name)
+    return Tensor._make(value, None)
 
 
 def _wrap(out):
@@ -24,26 +49,39 @@ def _raw(value):
     return value.data if isinstance(value, Tensor) else value
 
 
-def _call(name: str, torch_fn, *args, **kwargs):
-    raws = [_raw(a) for a in args]
+def _kernel(name: str, torch_fn, *args, **kwargs):
+    """``torch_fn`` on the raw values; its errors name the op."""
     try:
-        return _wrap(torch_fn(*raws, **{k: _raw(v) for k, v in kwargs.items()}))
+        return torch_fn(*[_raw(a) for a in args], **{k: _raw(v) for k, v in kwargs.items()})
     except (RuntimeError, ValueError, TypeError, IndexError) as err:
         raise op_error(name, args, kwargs, err) from err
+
+
+def _call(name: str, torch_fn, *args, **kwargs):
+    return _wrap(_kernel(name, torch_fn, *args, **kwargs))
+
+
+def _first_in_graph(name: str, out, *inputs):
+    """unique's results: the values in the graph as torch's, the inverse indices and counts never."""
+    if isinstance(out, torch.Tensor):
+        return undifferentiable(name, out, *inputs)
+    return (undifferentiable(name, out[0], *inputs), *_wrap(out[1:]))
 
 
 @public
 def unique(input, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False, dim=None):
     """``torch.unique``: the distinct values (or slices along ``dim``), optionally with inverse indices and counts."""
-    return _call("unique", torch.unique, input, sorted=sorted, return_inverse=return_inverse,
-                 return_counts=return_counts, dim=dim)
+    out = _kernel("unique", torch.unique, input, sorted=sorted, return_inverse=return_inverse,
+                  return_counts=return_counts, dim=dim)
+    return _first_in_graph("unique", out, input)
 
 
 @public
 def unique_consecutive(input, return_inverse: bool = False, return_counts: bool = False, dim=None):
     """``torch.unique_consecutive``: collapses runs of equal consecutive values (or slices along ``dim``)."""
-    return _call("unique_consecutive", torch.unique_consecutive, input, return_inverse=return_inverse,
-                 return_counts=return_counts, dim=dim)
+    out = _kernel("unique_consecutive", torch.unique_consecutive, input, return_inverse=return_inverse,
+                  return_counts=return_counts, dim=dim)
+    return _first_in_graph("unique_consecutive", out, input)
 
 
 @public
@@ -75,7 +113,7 @@ def isin(elements, test_elements, *, assume_unique: bool = False, invert: bool =
 @public
 def bincount(input, weights=None, minlength: int = 0):
     """``torch.bincount``: how often each non-negative integer occurs (summing ``weights`` when given)."""
-    return _call("bincount", torch.bincount, input, weights, minlength)
+    return undifferentiable("bincount", _kernel("bincount", torch.bincount, input, weights, minlength), weights)
 
 
 HistogramResult = namedtuple("histogram", ("hist", "bin_edges"))
@@ -86,12 +124,14 @@ HistogramddResult = namedtuple("histogramdd", ("hist", "bin_edges"))
 def histogram(input, bins, *, range=None, weight=None, density: bool = False):
     """``torch.histogram``: ``(hist, bin_edges)`` over ``bins`` (a count or the edges) within ``range``."""
     extent = {} if range is None else {"range": range}  # torch's tensor-bins overload takes no range at all
-    return HistogramResult(*_call("histogram", torch.histogram, input, bins, weight=weight, density=density, **extent))
+    hist, edges = _kernel("histogram", torch.histogram, input, bins, weight=weight, density=density, **extent)
+    inputs = (input, bins, weight)
+    return HistogramResult(undifferentiable("histogram", hist, *inputs), undifferentiable("histogram", edges, *inputs))
 
 
 @public(method=False)
 def histogramdd(input, bins, *, range=None, weight=None, density: bool = False):
     """``torch.histogramdd``: the histogram of the rows of ``input`` (points in its last dim's space)."""
     extent = {} if range is None else {"range": range}
-    hist, edges = _call("histogramdd", torch.histogramdd, input, bins, weight=weight, density=density, **extent)
-    return HistogramddResult(hist, list(edges))
+    hist, edges = _kernel("histogramdd", torch.histogramdd, input, bins, weight=weight, density=density, **extent)
+    return HistogramddResult(undifferentiable("histogramdd", hist, input, weight), list(_wrap(edges)))
