@@ -66,6 +66,18 @@ X = torch.randn(3, dtype=torch.float64)
     lambda m, x: m.scaled_dot_product_attention(torch.randn(2, 3), torch.randn(2, 3), torch.randn(2, 3),
                                                 attn_mask=torch.ones(2, 2, dtype=torch.bool), is_causal=True),
     lambda m, x: m.scaled_dot_product_attention(torch.randn(2, 3), torch.randn(2, 3).double(), torch.randn(2, 3)),
+    lambda m, x: m.embedding_bag(torch.tensor([[0, 1]]), torch.randn(3, 2), torch.tensor([0])),
+    lambda m, x: m.embedding_bag(torch.tensor([0, 1]), torch.randn(3, 2)),
+    lambda m, x: m.embedding_bag(torch.tensor([0, 1]), torch.randn(3, 2), torch.tensor([0]), mode="min"),
+    lambda m, x: m.embedding_bag(torch.tensor([0, 1]), torch.randn(3, 2), torch.tensor([0]), mode="max",
+                                 scale_grad_by_freq=True),
+    lambda m, x: m.embedding_bag(torch.tensor([0, 1]), torch.randn(3, 2), torch.tensor([0]),
+                                 per_sample_weights=torch.ones(2)),
+    lambda m, x: m.embedding_bag(torch.tensor([0, 1]), torch.randn(3, 2), torch.tensor([0]), padding_idx=3),
+    lambda m, x: m.dropout1d(torch.randn(2, 3, 4, 5), 0.5),
+    lambda m, x: m.alpha_dropout(x, 1.5),
+    lambda m, x: m.linear_cross_entropy(torch.randn(2, 3), torch.randn(4, 2), torch.tensor([0, 1])),
+    lambda m, x: m.linear_cross_entropy(torch.randn(3), torch.randn(4, 2, 3), torch.tensor([0, 1])),
 ])
 def test_errors_as_torch(call):
     _raises_as_torch(lambda: call(F, nx.Tensor(X)), lambda: call(TF, X))

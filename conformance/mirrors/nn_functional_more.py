@@ -792,3 +792,35 @@ def _linear_cross_entropy(draw, dtype, device):
 
 
 register(_mirror("linear_cross_entropy", _linear_cross_entropy))
+
+
+# ----- embedding_bag ---------------------------------------------------------------------------------------------------
+def _embedding_bag(freq: bool):
+    def sample(draw, dtype, device):
+        rows, dim = draw(st.integers(1, 6)), draw(st.integers(1, 4))
+        mode = draw(st.sampled_from(("sum", "mean") if freq else ("sum", "mean", "max")))
+        weight = _distinct(draw, (rows, dim), dtype, device)  # no ties for max mode
+        include_last = False
+        if draw(st.booleans()):
+            indices, offsets = index_tensor(draw, (draw(st.integers(1, 3)), draw(st.integers(0, 3))), rows, device), None
+        else:
+            indices = index_tensor(draw, (draw(st.integers(0, 6)),), rows, device)
+            starts = sorted(draw(st.lists(st.integers(0, indices.numel()), min_size=1, max_size=4)))
+            starts[0] = 0
+            include_last = draw(st.booleans())
+            offsets = torch.tensor(starts + ([indices.numel()] if include_last else []), device=device)
+        psw = tensor(draw, tuple(indices.shape), dtype, device) if mode == "sum" and draw(st.booleans()) else None
+        padding = draw(st.sampled_from((None, 0, -1)))
+        args = (indices, weight, offsets, None, 2, freq, mode, False, psw, include_last, padding)
+        return Sample(args, grad_args=(1, 8) if psw is not None else (1,))
+
+    return sample
+
+
+_BAG_NOTE = ("torch's embedding_bag backward is not differentiable (no second derivative); the per-sample-weight "
+             "gradient's derivative is not implemented in torch")
+register(
+    _mirror("embedding_bag", _embedding_bag(False), gradgrad=False, note=_BAG_NOTE),
+    _mirror("embedding_bag", _embedding_bag(True), "scale_grad_by_freq", gradgrad=False, fd=False,
+            note=_BAG_NOTE + "; the frequency-scaled gradient is torch's definition, not a derivative"),
+)

@@ -286,3 +286,60 @@ def _ctc_rule(g, out, log_probs, targets, input_lengths, target_lengths, blank, 
 
 
 CTC_LOSS = defop("ctc_loss", _ctc_forward, _ctc_rule, None, saves_out=True, aux=True)
+
+
+# ----- embedding_bag: torch's kernels ---------------------------------------------------------------------------------
+# aten._embedding_bag forward (aux: offset2bag, bag_size, max_indices) and its backward kernel for the weight, whose
+# value is torch's in both modes; that backward is linear in the upstream gradient, and its adjoint is the rule (for
+# forward mode): the kernel applied to the identity gives the bag-to-row matrix of the sum/mean modes, and the max
+# mode reads each output element's argmax row. The per-sample-weight gradient is <g[bag], weight[index]>, in ops.
+def _bag_forward(weight, per_sample_weights, *, indices, offsets, scale_grad_by_freq, mode, include_last_offset,
+                 padding_idx, num_weights):
+    out, offset2bag, bag_size, max_indices = _aten._embedding_bag(
+        weight, indices, offsets, scale_grad_by_freq, mode, False, per_sample_weights, include_last_offset, padding_idx)
+    return out, (offset2bag, bag_size, max_indices)
+
+
+def _bag_weight_backward(g, per_sample_weights, *, indices, offsets, scale_grad_by_freq, mode, padding_idx,
+                         num_weights, aux):
+    offset2bag, bag_size, max_indices = aux
+    return _aten._embedding_bag_backward(g.contiguous(), indices, offsets, offset2bag, bag_size, max_indices,
+                                         num_weights, scale_grad_by_freq, mode, False, per_sample_weights, padding_idx)
+
+
+def _bag_weight_adjoint(h, out, g, per_sample_weights, *, mode, aux, **attrs):
+    if mode == 2:  # max: output (b, d) came from row max_indices[b, d], except in a bag with no (non-padding) rows
+        rows, counted = aux[2], aux[1].unsqueeze(1) > 0
+        taken = h.gather(0, rows.clamp_min(0))
+        return select(counted & (rows >= 0), taken, 0.0)
+    bags = aux[1].shape[0]  # bag_size: one per bag (g itself is not kept: the map does not read its values)
+    identity = torch.eye(bags, dtype=h.dtype, device=h.device)
+    matrix = _bag_weight_backward(identity, per_sample_weights, mode=mode, aux=aux, **attrs)  # (rows, bags)
+    return (h.transpose(0, 1) @ matrix).transpose(0, 1)
+
+
+EMBEDDING_BAG_BACKWARD = defop("embedding_bag_backward", _bag_weight_backward, _bag_weight_adjoint,
+                               _refuse_double_backward("_embedding_bag"), saves=(1,))
+
+
+def _bag_weight_rule(g, out, weight, per_sample_weights, *, aux, include_last_offset, **attrs):
+    psw = None if per_sample_weights is None else per_sample_weights.data  # torch's weight gradient: no psw graph
+    return apply(EMBEDDING_BAG_BACKWARD, g, psw, aux=aux, **attrs)
+
+
+def _bag_of_each_index(indices, offsets, include_last_offset):
+    """The bag each index belongs to: the last offset at or before it (torch's offset2bag, which its sum-mode
+    kernel leaves empty)."""
+    starts = offsets[:-1] if include_last_offset else offsets
+    return torch.searchsorted(starts, torch.arange(indices.numel(), device=indices.device), right=True) - 1
+
+
+def _bag_psw_rule(g, out, weight, per_sample_weights, *, indices, offsets, include_last_offset, padding_idx, aux,
+                  **attrs):
+    bags = _bag_of_each_index(indices, offsets, include_last_offset)
+    terms = (g.index_select(0, bags) * weight.index_select(0, indices)).sum(1)
+    return terms if padding_idx < 0 else select(indices != padding_idx, terms, 0.0)
+
+
+# the weight's gradient reads the per-sample weights only, theirs the weight only (as torch saves them)
+EMBEDDING_BAG = defop("embedding_bag", _bag_forward, _bag_weight_rule, _bag_psw_rule, aux=True, reads=((1,), (0,)))

@@ -233,3 +233,61 @@ def _group_norm_top(input, num_groups, weight=None, bias=None, eps=1e-05, cudnn_
 def _batch_norm_top(input, weight, bias, running_mean, running_var, training, momentum, eps, cudnn_enabled):
     """``torch.batch_norm`` (every argument positional and required, as torch's)."""
     return batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+# ----- embedding_bag ----------------------------------------------------------------------------------------------------
+_BAG_MODES = {"sum": 0, "mean": 1, "max": 2}
+
+
+@public(namespace=_F)
+def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale_grad_by_freq=False, mode="mean",
+                  sparse=False, per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """Sums, means or maxima of bags of ``weight`` rows: the rows of a 2-D ``input``, or the runs of a 1-D
+    ``input`` starting at ``offsets``; rows ``padding_idx`` are left out (torch's kernels)."""
+    indices = unwrap(input)
+    if per_sample_weights is not None and tuple(indices.shape) != shape_of(per_sample_weights):
+        raise ValueError(f"embedding_bag: If per_sample_weights ({shape_of(per_sample_weights)}) is not None, then it "
+                         f"must have the same shape as the input ({tuple(indices.shape)})")
+    if weight.ndim != 2:
+        raise ValueError(f"weight has to be a 2D Tensor, but got Tensor of dimension {weight.ndim}")
+    if indices.dim() == 2:
+        if offsets is not None:
+            raise ValueError("if input is 2D, then offsets has to be None, as input is treated is a mini-batch of fixed "
+                             f"length sequences. However, found offsets of type {type(offsets)}")
+        offsets = torch.arange(0, indices.numel(), indices.size(1), dtype=indices.dtype, device=indices.device)
+        include_last_offset = False
+        indices = indices.reshape(-1)
+        if per_sample_weights is not None:
+            per_sample_weights = per_sample_weights.reshape((-1,))
+    elif indices.dim() == 1:
+        if offsets is None:
+            raise ValueError("offsets has to be a 1D Tensor but got None")
+        if unwrap(offsets).dim() != 1:
+            raise ValueError("offsets has to be a 1D Tensor")
+    else:
+        raise ValueError(f"input has to be 1D or 2D Tensor, but got Tensor of dimension {indices.dim()}")
+    if mode not in _BAG_MODES:
+        raise ValueError("mode has to be one of sum, mean or max")
+    if mode == "max" and scale_grad_by_freq:
+        raise ValueError("max mode does not support scaling the gradient by the frequency")
+    if sparse:
+        raise NotImplementedError("embedding_bag: sparse gradients are not supported; use sparse=False")
+    if max_norm is not None:
+        with torch.no_grad():
+            torch.embedding_renorm_(unwrap(weight), indices, max_norm, norm_type)
+    if per_sample_weights is not None and mode != "sum":
+        raise NotImplementedError(f"embedding_bag: per_sample_weights was not None. per_sample_weights is only "
+                                  f"supported for mode='sum' (got mode='{mode}'). Please open a feature request on GitHub.")
+    rows = weight.shape[0]
+    if padding_idx is None:
+        padding_idx = -1
+    elif not -rows <= padding_idx < rows:
+        raise RuntimeError(f"padding_idx must be within the number of embeddings, -{rows} through {rows - 1}, but got "
+                           f"{padding_idx}")
+    elif padding_idx < 0:
+        padding_idx += rows
+    out, _ = apply(_more.EMBEDDING_BAG, as_nx(weight), as_nx(per_sample_weights), indices=indices,
+                   offsets=unwrap(offsets), scale_grad_by_freq=bool(scale_grad_by_freq), mode=_BAG_MODES[mode],
+                   include_last_offset=bool(include_last_offset), padding_idx=int(padding_idx),
+                   num_weights=rows)  # the weight's backward reads its row count, never its values
+    return out
