@@ -824,3 +824,14 @@ register(
     _mirror("embedding_bag", _embedding_bag(True), "scale_grad_by_freq", gradgrad=False, fd=False,
             note=_BAG_NOTE + "; the frequency-scaled gradient is torch's definition, not a derivative"),
 )
+
+
+def _embedding_top(draw, dtype, device):
+    # padding_idx and scale_grad_by_freq are nn.functional.embedding's mirror variants (the same kernel; torch's
+    # forward AD follows another convention there: kinds/forward_mode.py)
+    s = _nnf._embedding()(draw, dtype, device)
+    indices, weight = s.args
+    return Sample((weight, indices), grad_args=(0,))
+
+
+register(_top("embedding", _embedding_top))

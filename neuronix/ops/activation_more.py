@@ -1,11 +1,15 @@
-"""Primitives for the nn.functional activations beyond ``activation.py``: celu, hardsigmoid, the shrinks,
-threshold, rrelu's training mode and prelu; plus the straight-through clamp of gaussian_nll_loss.
+"""Primitives of issue 13's nn.functional reach, beyond ``activation.py``/``loss.py``: celu, hardsigmoid, the
+shrinks, threshold, rrelu's training mode and prelu; the straight-through clamp of gaussian_nll_loss and
+cosine_similarity; and the ops that are torch's kernels because no composition gives their choices: pdist,
+multi_margin_loss, multilabel_margin_loss, ctc_loss, embedding_bag and the safe softmax of attention.
 
-As in ``activation.py``: torch's kernel forward, a rule in neuronix ops that takes each branch exactly
-where torch's backward kernel does (masks from the raw values, ``select``/``masked`` so an infinite
-upstream gradient never meets a 0 factor), anchored to the input (torch's backward reads it), and
-torch's aten ``*_backward`` kernel as ``fused=``. The public functions are in
-``nn/functional/activation_more.py``.
+The activations: torch's kernel forward, a rule in neuronix ops that takes each branch exactly where torch's
+backward kernel does (masks from the raw values, ``select``/``masked`` so an infinite upstream gradient never
+meets a 0 factor), anchored to the input (torch's backward reads it), and torch's aten ``*_backward`` kernel as
+``fused=``. The kernel ops: torch's forward and backward kernels; the backward op is linear in the upstream
+gradient, its adjoint is its rule (forward mode works), and where torch has no second derivative in the input
+its rule raises as torch. The public functions are in ``nn/functional/{activation_more,distance,loss_more,
+attention}.py``.
 """
 
 from __future__ import annotations

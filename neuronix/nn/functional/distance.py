@@ -1,10 +1,11 @@
-"""nn.functional distances and normalisations: normalize, cosine_similarity, pairwise_distance, pdist,
-rms/instance/local-response norm, one_hot, bilinear (and their torch top-level twins).
+"""nn.functional distances, normalisations and lookups: normalize, cosine_similarity, pairwise_distance, pdist,
+rms/instance/local-response norm, one_hot, bilinear, embedding_bag, and torch's top-level twins (torch.pdist,
+torch.rms_norm, torch.layer_norm, torch.batch_norm, torch.embedding, ...).
 
 Each is torch's own composition (ATen's ``cosine_similarity``, ``pairwise_distance``, ``rms_norm``,
 ``instance_norm``; torch's Python ``normalize`` and ``local_response_norm``), written in neuronix ops,
 so the gradients and second derivatives are the composition's, as torch's, including torch's choices
-at zero norms and at its ``eps`` clamps.
+at zero norms and at its ``eps`` clamps; pdist and embedding_bag are torch's kernels (``ops/activation_more.py``).
 """
 
 from __future__ import annotations
@@ -291,3 +292,11 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
                    include_last_offset=bool(include_last_offset), padding_idx=int(padding_idx),
                    num_weights=rows)  # the weight's backward reads its row count, never its values
     return out
+
+
+@public(method=False, name="embedding")
+def _embedding_top(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sparse=False):
+    """``torch.embedding`` (weight first; a negative ``padding_idx`` means none, as torch's)."""
+    from neuronix.nn.functional.dropout_embedding import embedding
+
+    return embedding(indices, weight, None if padding_idx < 0 else padding_idx, None, 2.0, scale_grad_by_freq, sparse)
