@@ -198,6 +198,7 @@ def _view_as_complex(draw, dtype, device):
 
 # angle of a complex number jumps across the negative real axis (im = 0): the imaginary part keeps away
 AWAY = NONZERO
+NEAR_ZERO = Domain(-1.2, 1.2)
 register(
     OpMirror("complex", nx.complex, torch.complex, _broadcast_pair(REAL, REAL), output=parts, dtypes=FLOATS, note=NO_HALF),
     OpMirror("polar", nx.polar, torch.polar, _broadcast_pair(POSITIVE, REAL), output=parts, dtypes=FLOATS, note=NO_HALF),
@@ -281,7 +282,11 @@ register(
              operands(real_second=True, first=NONZERO), output=parts, dtypes=FLOATS, note=NO_HALF),
     *(OpMirror(f"{name}[complex]", from_parts(lambda z, _n=name: getattr(_lib(z), _n)(z)),
                from_parts(getattr(torch, name)), pair(REAL, AWAY), output=parts, dtypes=FLOATS, note=NO_HALF)
-      for name in ("exp", "log", "sqrt", "reciprocal")),  # the imaginary part off log's and sqrt's branch cut
+      for name in ("exp", "log", "sqrt", "reciprocal", "expm1", "log1p", "square", "sin", "cos", "sinh", "cosh")),
+    # (the imaginary part off the branch cuts of log, log1p and sqrt); tanh and sigmoid: |im| < 1.2 keeps off their poles
+    *(OpMirror(f"{name}[complex]", from_parts(lambda z, _n=name: getattr(_lib(z), _n)(z)),
+               from_parts(getattr(torch, name)), pair(NEAR_ZERO, NEAR_ZERO), output=parts, dtypes=FLOATS, note=NO_HALF)
+      for name in ("tanh", "sigmoid")),
     OpMirror("pow[complex base]", lambda re, im, e: _lib(re).complex(re, im) ** e,
              lambda re, im, e: torch.complex(re, im) ** e,
              lambda d, t, v: Sample(pair(REAL, AWAY)(d, t, v).args + (d(st.sampled_from([2, 3, 0, -1, 0.5, 2.5])),)),

@@ -214,6 +214,15 @@ _twin("exp", torch.exp, lambda g, out, x: g * _conj(out), saves=(), saves_out=Tr
 _twin("log", torch.log, lambda g, out, x: g / _conj(x))
 _twin("sqrt", torch.sqrt, lambda g, out, x: g / (_conj(out) * 2), saves=(), saves_out=True)
 _twin("reciprocal", torch.reciprocal, lambda g, out, x: -(g * _conj(out * out)), saves=(), saves_out=True)
+_twin("expm1", torch.expm1, lambda g, out, x: g * _conj(out + 1), saves=(), saves_out=True)
+_twin("log1p", torch.log1p, lambda g, out, x: g / _conj(x + 1))
+_twin("square", torch.square, lambda g, out, x: g * _conj(x * 2))
+_twin("sin", torch.sin, lambda g, out, x: g * _conj(x.cos()))
+_twin("cos", torch.cos, lambda g, out, x: g * -_conj(x.sin()))
+_twin("sinh", torch.sinh, lambda g, out, x: g * _conj(x.cosh()))
+_twin("cosh", torch.cosh, lambda g, out, x: g * _conj(x.sinh()))
+_twin("tanh", torch.tanh, lambda g, out, x: g * _conj(1 - out * out), saves=(), saves_out=True)
+_twin("sigmoid", torch.sigmoid, lambda g, out, x: g * _conj((1 - out) * out), saves=(), saves_out=True)
 _twin("pow_number_exponent", operator.pow,  # z ** number; a tensor exponent (pow) has no complex rules
       lambda g, out, x, y: ew.zero_gradient(g) if y == 0 else g * _conj(x.pow(y - 1) * y), saves=(0, 1))
 
