@@ -15,7 +15,7 @@ import torch
 
 from neuronix.autograd.mode import is_grad_enabled
 from neuronix.ops.helpers import PerInput
-from neuronix.ops.registry import apply, defop, op_error, public
+from neuronix.ops.registry import OpSpec, apply, op_error, public
 from neuronix.tensor import Tensor
 
 
@@ -24,9 +24,11 @@ def _refuse(i, g, out, *inputs, value, name):
                        f"aten::{name} is not implemented'); compute it under nx.no_grad() or from detached inputs")
 
 
-# the result ``value`` (computed by the caller from torch's kernel) in the graph of ``inputs``, with no rule
-_UNDIFFERENTIABLE = defop("undifferentiable", lambda *inputs, value, name: value, saves=())
-_UNDIFFERENTIABLE.vjps = PerInput(_refuse)
+# The result ``value`` (computed by the caller from torch's kernel) in the graph of ``inputs``, whose only rule
+# raises. Not a registry op (``defop``): it has no derivative and no kernel of its own (its forward hands back
+# the caller's value), so there is nothing for the harness's planted faults to change.
+_UNDIFFERENTIABLE = OpSpec("undifferentiable", lambda *inputs, value, name: value, PerInput(_refuse), saves=(),
+                           saves_out=False, aux=False)
 
 
 def undifferentiable(name: str, value: torch.Tensor, *inputs) -> Tensor:
