@@ -835,3 +835,19 @@ def _embedding_top(draw, dtype, device):
 
 
 register(_top("embedding", _embedding_top))
+
+
+def _embedding_bag_top(draw, dtype, device):
+    s = _embedding_bag(False)(draw, dtype, device)
+    indices, weight, offsets, _, _, freq, mode, _, psw, include_last, padding = s.args
+    if offsets is None:  # torch.embedding_bag takes the 1-D form only
+        offsets = torch.arange(0, indices.numel(), max(indices.shape[1], 1), device=device)[:indices.shape[0]]
+        indices, include_last = indices.reshape(-1), False
+        psw = None if psw is None else psw.reshape(-1)
+    mode_enum = {"sum": 0, "mean": 1, "max": 2}[mode]
+    return Sample((weight, indices, offsets, freq, mode_enum, False, psw, include_last, padding),
+                  grad_args=(0, 6) if psw is not None else (0,))
+
+
+register(_top("embedding_bag", _embedding_bag_top, gradgrad=False,
+              note=_BAG_NOTE + "; outputs (bags, offset2bag, bag_size, max_indices)"))

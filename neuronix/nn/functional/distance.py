@@ -300,3 +300,24 @@ def _embedding_top(weight, indices, padding_idx=-1, scale_grad_by_freq=False, sp
     from neuronix.nn.functional.dropout_embedding import embedding
 
     return embedding(indices, weight, None if padding_idx < 0 else padding_idx, None, 2.0, scale_grad_by_freq, sparse)
+
+
+@public(method=False, name="embedding_bag")
+def _embedding_bag_top(weight, indices, offsets, scale_grad_by_freq=False, mode=0, sparse=False,
+                       per_sample_weights=None, include_last_offset=False, padding_idx=None):
+    """``torch.embedding_bag``: 1-D ``indices`` and ``offsets``, ``mode`` 0/1/2 (sum/mean/max); returns the bags
+    and torch's ``offset2bag``, ``bag_size`` and ``max_indices``."""
+    if sparse:
+        raise NotImplementedError("embedding_bag: sparse gradients are not supported; use sparse=False")
+    rows = weight.shape[0]
+    if padding_idx is None:
+        padding_idx = -1
+    elif not -rows <= padding_idx < rows:
+        raise RuntimeError(f"padding_idx must be within the number of embeddings, -{rows} through {rows - 1}, but got "
+                           f"{padding_idx}")
+    elif padding_idx < 0:
+        padding_idx += rows
+    out, aux = apply(_more.EMBEDDING_BAG, as_nx(weight), as_nx(per_sample_weights), indices=unwrap(indices),
+                     offsets=unwrap(offsets), scale_grad_by_freq=bool(scale_grad_by_freq), mode=int(mode),
+                     include_last_offset=bool(include_last_offset), padding_idx=int(padding_idx), num_weights=rows)
+    return (out, *(Tensor(t) for t in aux))
