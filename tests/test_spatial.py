@@ -195,3 +195,19 @@ def test_fold_of_unfold_counts_each_pixel_once_per_block_and_is_its_adjoint():
     y = torch.randn(cols.shape, dtype=torch.float64)  # <unfold x, y> == <x, fold y>
     torch.testing.assert_close((cols.data * y).sum(), (x * F.fold(nx.Tensor(y), (5, 6), (2, 3), padding=1,
                                                                     stride=(2, 1)).data).sum())
+
+
+def test_grid_sample_backward_where_torchs_kernel_crashes_gives_the_composed_gradients():
+    """torch 2.13's bilinear 2-d backward kernel segfaults on NaN grid values with border padding; neuronix
+    falls back to its composed sampler: the output is the kernel's, each finite grid point's gradient is torch's."""
+    x = torch.randn(1, 2, 3, 4, dtype=torch.float64)
+    grid = torch.tensor([[[[float("nan"), 0.3], [0.2, -0.7], [-0.5, 0.5]]]], dtype=torch.float64)
+    xn, gn = leaf(x), leaf(grid)
+    out = F.grid_sample(xn, gn, padding_mode="border", align_corners=False)
+    (gx, gg) = nx.autograd.grad(out.sum(), (xn, gn))
+    assert torch.equal(out.data, TF.grid_sample(x, grid, padding_mode="border", align_corners=False))
+    finite = grid[:, :, 1:]
+    gt = torch_leaf(finite)
+    (expected,) = torch.autograd.grad(TF.grid_sample(x, gt, padding_mode="border", align_corners=False).sum(), (gt,))
+    torch.testing.assert_close(gg.data[:, :, 1:], expected)
+    assert gg.data[0, 0, 0].isnan().any() and gx.data.isnan().any()  # the NaN reaches its own gradients

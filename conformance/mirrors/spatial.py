@@ -394,6 +394,12 @@ register(_f("affine_grid", _affine_grid(2), **_NO_HALF_GRID), _f("affine_grid", 
 # grid values beyond [-1, 1] reach the padding; sampling is continuous (bilinear, bicubic) or jumps between pixels
 # (nearest), whose jumps a float64 finite-difference step crosses with negligible probability
 _GRID = Domain(-1.3, 1.3)
+# _CRASH: torch 2.13's CPU bilinear 2-d grid sampler backward (float32, float64) dies with a segmentation fault
+# on a NaN grid value with border or reflection padding, or an infinite one with reflection padding:
+# x = torch.randn(1, 1, 3, 4, requires_grad=True); g = torch.full((1, 1, 1, 2), float("nan"), requires_grad=True)
+# torch.grid_sampler(x, g, 0, 1, False).sum().backward()  # Segmentation fault
+# so those samples hold finite grid values (the sweep's NaN and infinities become 0.25 and +-1.25); neuronix
+# computes such gradients with its composed sampler instead (ops/spatial_grid.py, tests/test_spatial.py).
 _PADDINGS = ("zeros", "border", "reflection")
 
 
@@ -403,6 +409,8 @@ def _grid_sample(k: int, modes, *, enums=False):
         x = tensor(draw, (n, c) + _ints(draw, k, 1, 4), dtype, device)
         grid = tensor(draw, (n,) + _ints(draw, k, 1, 3) + (k,), dtype, device, _GRID)
         mode, padding, corners = draw(st.sampled_from(modes)), draw(st.sampled_from(_PADDINGS)), draw(st.booleans())
+        if k == 2 and mode == "bilinear" and padding != "zeros" and dtype in FLOATS:
+            grid = torch.nan_to_num(grid, nan=0.25, posinf=1.25, neginf=-1.25)  # _CRASH: the special-value sweep's
         if enums:  # torch.grid_sampler's integer modes
             return Sample((x, grid, ("bilinear", "nearest", "bicubic").index(mode), _PADDINGS.index(padding), corners))
         return Sample((x, grid), {"mode": mode, "padding_mode": padding, "align_corners": corners})
@@ -426,3 +434,32 @@ def _affine_grid_generator(draw, dtype, device):
 
 
 register(_top("affine_grid_generator", _affine_grid_generator, **_NO_HALF_GRID))
+
+
+# ----- the remaining top-level convolution and sampler entry points ------------------------------------------
+def _convolution(draw, dtype, device):
+    """torch.convolution: a batched conv1d/2d/3d or transposed one, every parameter a list."""
+    spatial, transposed = draw(st.integers(1, 3)), draw(st.booleans())
+    drawn = _conv(spatial, groups=(1, 2), stride=(1, 2), padding=(0, 1), batched=(True,), transposed=transposed)(
+        draw, dtype, device)
+    a = drawn.kwargs
+    listed = [list(v) if isinstance(v, tuple) else [v] * spatial
+              for v in (a["stride"], a["padding"], a["dilation"], a.get("output_padding", 0))]
+    return Sample((*drawn.args, listed[0], listed[1], listed[2], transposed, listed[3], a["groups"]))
+
+
+def _conv_tbc(draw, dtype, device):
+    t, b, cin, cout, k = (draw(st.integers(1, 3)) for _ in range(5))
+    pad = draw(st.integers(0, 2)) if draw(st.booleans()) else None
+    t = max(t, k - 2 * (pad or 0))  # at least one output step
+    return Sample((tensor(draw, (t, b, cin), dtype, device), tensor(draw, (k, cin, cout), dtype, device),
+                   tensor(draw, (cout,), dtype, device)), {} if pad is None else {"pad": pad})
+
+
+register(
+    _top("convolution", _convolution),
+    _top("conv_tbc", _conv_tbc),
+    _f("conv_tbc", _conv_tbc),
+    _top("grid_sampler_2d", _grid_sample(2, ("bilinear", "nearest", "bicubic"), enums=True)),
+    _top("grid_sampler_3d", _grid_sample(3, ("bilinear", "nearest"), enums=True)),
+)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from neuronix.ops.registry import apply, defop
+from neuronix.ops.spatial import composed_rule
 from neuronix.tensor import Tensor
 
 _aten = torch.ops.aten
@@ -78,3 +79,29 @@ def convolution(x, w, b, stride, padding, dilation, transposed, output_padding, 
     """``aten.convolution`` with all parameters as tuples (the checks live in ``nn.functional``)."""
     return apply(CONVOLUTION, x, w, b, stride=tuple(stride), padding=tuple(padding), dilation=tuple(dilation),
                  transposed=transposed, output_padding=tuple(output_padding), groups=groups)
+
+
+# ----- conv_tbc: a (time, batch, channels) 1-d convolution -------------------------------------------------
+# torch's own kernels (a sum of matrix products per kernel tap) give its values, and their rounding and NaN
+# pattern differ from a conv1d's; torch differentiates conv_tbc_backward too, so the rules record conv1d on the
+# permuted tensors, the same map, for the higher derivatives.
+def _tbc_composed(x, w, b, pad):
+    out = convolution(x.permute(1, 2, 0), w.permute(2, 1, 0), b, (1,), (pad,), (1,), False, (0,), 1)
+    return out.permute(2, 0, 1)
+
+
+def _tbc_kernel(g, out, x, w, b, needs, pad):
+    return _aten.conv_tbc_backward(g, x, w, b, pad)
+
+
+CONV_TBC = defop(
+    "conv_tbc",
+    lambda x, w, b, pad: torch.conv_tbc(x, w, b, pad),
+    *(composed_rule(_tbc_composed, i) for i in range(3)),
+    saves=(0, 1, 2),
+    fused=_tbc_kernel,
+)
+
+
+def conv_tbc(x, w, b, pad: int) -> Tensor:
+    return apply(CONV_TBC, x, w, b, pad=pad)

@@ -17,10 +17,32 @@ from __future__ import annotations
 
 import torch
 
+from neuronix.autograd import mode
 from neuronix.ops.registry import apply, defop
 from neuronix.tensor import Tensor
 
 _aten = torch.ops.aten
+
+
+def composed_rule(composed, which: int):
+    """The VJP for input ``which`` of an op whose forward and first backward are torch's kernels (its ``fused``)
+    and whose higher derivatives torch also has: ``composed``, the op written in neuronix ops, differentiated by
+    the engine itself, so under create_graph the rule records a graph of the right derivative (the kernel still
+    gives the first derivative's value). On a plain backward it runs only where the kernel declined."""
+    def rule(g, out, *inputs, **attrs):
+        from neuronix.autograd.engine import grad  # the engine imports the registry, which this module does
+
+        recorded = isinstance(g, Tensor)
+        args = [t if isinstance(t, Tensor) or t is None else Tensor(t) for t in inputs]
+        target = args[which]
+        if not recorded or not target.requires_grad:  # a leaf of its own for this rule
+            args[which] = target = target.detach().requires_grad_()
+        with mode.enable_grad():
+            (gradient,) = grad(composed(*args, **attrs), (target,), g if recorded else Tensor(g),
+                               create_graph=recorded, allow_unused=True, materialize_grads=True)
+        return gradient if recorded else gradient.data
+
+    return rule
 
 
 # ----- interpolation ----------------------------------------------------------------------------------------

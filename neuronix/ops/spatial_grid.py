@@ -4,7 +4,8 @@
 kernel, so the output and both first derivatives are torch's to the bit, on a plain backward and under
 create_graph alike. torch also differentiates that backward (``gradgradcheck`` passes for every mode), so under
 create_graph each rule must record a graph of the right derivative: it differentiates ``sample``, the sampler
-written in neuronix ops (the same taps, weights and padding rules as torch's kernel), with ``nx.autograd.grad``.
+written in neuronix ops (the same taps, weights and padding rules as torch's kernel), with the engine
+(``spatial.composed_rule``).
 The engine keeps the kernel's values and takes the graph from the rules, so a second derivative through
 grid_sample is the composition's, while every first derivative stays the kernel's.
 """
@@ -13,8 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from neuronix.autograd import mode
 from neuronix.ops.registry import apply, defop
+from neuronix.ops.spatial import composed_rule
 from neuronix.tensor import Tensor
 
 MODES = {"bilinear": 0, "nearest": 1, "bicubic": 2}
@@ -129,35 +130,25 @@ def _forward(x, grid, interpolation, padding, align_corners):
     return torch.grid_sampler(x, grid, interpolation, padding, align_corners)
 
 
+def _kernel_crashes(x, grid, interpolation, padding) -> bool:
+    """torch 2.13's CPU bilinear 2-d backward kernel (float32/float64) dies with a segmentation fault on a grid
+    holding inf with reflection padding or NaN with border or reflection padding (tests/test_spatial.py):
+    there the rules, the composed sampler, give the gradients instead."""
+    return (x.dim() == 4 and interpolation == MODES["bilinear"] and padding != PADDINGS["zeros"]
+            and x.dtype in (torch.float32, torch.float64) and not bool(torch.isfinite(grid).all()))
+
+
 def _kernel(g, out, x, grid, needs, interpolation, padding, align_corners):
     """torch's fused backward: both first derivatives in one pass."""
+    if _kernel_crashes(x, grid, interpolation, padding):
+        return (None, None)
     backward = torch.ops.aten.grid_sampler_2d_backward if x.dim() == 4 else torch.ops.aten.grid_sampler_3d_backward
     gx, ggrid = backward(g, x, grid, interpolation, padding, align_corners, [bool(needs[0]), bool(needs[1])])
     return (gx if needs[0] else None, ggrid if needs[1] else None)
 
 
-def _rule(which: int):
-    """The VJP for input ``which``: ``sample`` differentiated by the engine itself (recorded under create_graph)."""
-    def rule(g, out, x, grid, **attrs):
-        recorded = isinstance(g, Tensor)
-        inputs = [t if isinstance(t, Tensor) else Tensor(t) for t in (x, grid)]
-        if not recorded:  # a plain backward: differentiate fresh leaves, hand back raw values
-            inputs[which] = inputs[which].detach().requires_grad_()
-        target = inputs[which]
-        if not target.requires_grad:  # a constant under create_graph: a leaf of its own for this rule
-            inputs[which] = target = target.detach().requires_grad_()
-        with mode.enable_grad():
-            result = sample(*inputs, **attrs)
-            from neuronix.autograd.engine import grad
-
-            (gradient,) = grad(result, (target,), g if recorded else Tensor(g), create_graph=recorded,
-                               allow_unused=True, materialize_grads=True)
-        return gradient if recorded else gradient.data
-
-    return rule
-
-
-GRID_SAMPLE = defop("grid_sample", _forward, _rule(0), _rule(1), saves=(0, 1), fused=_kernel)
+GRID_SAMPLE = defop("grid_sample", _forward, composed_rule(sample, 0), composed_rule(sample, 1), saves=(0, 1),
+                    fused=_kernel)
 
 
 def grid_sample(x, grid, interpolation: int, padding: int, align_corners: bool) -> Tensor:

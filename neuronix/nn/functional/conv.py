@@ -119,3 +119,34 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
 for _fn in (conv1d, conv2d, conv3d, conv_transpose1d, conv_transpose2d, conv_transpose3d):
     public(_fn, method=False)
 
+
+
+@public(method=False)
+def convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups):
+    """``torch.convolution``: every convolution in one call, all parameters explicit (batched input, no checks
+    beyond torch's kernel's)."""
+    for position, (value, what) in enumerate(((stride, "stride"), (padding, "padding"), (dilation, "dilation")), 4):
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"convolution(): argument '{what}' (position {position}) must be tuple of ints, not "
+                            f"{type(value).__name__}")
+    spatial = weight.ndim - 2
+    tuples = [int_tuple(v, spatial, "convolution", what) for v, what in (
+        (stride, "stride"), (padding, "padding"), (dilation, "dilation"), (output_padding, "output_padding"))]
+    return _conv.convolution(input, weight, bias, tuples[0], tuples[1], tuples[2], bool(transposed), tuples[3],
+                             int(groups))
+
+
+@public(namespace="nn.functional")
+def conv_tbc(input, weight, bias, pad=0):
+    """1-d convolution of a (time, batch, in_channels) sequence with a (kernel, in_channels, out_channels) weight,
+    giving (time', batch, out_channels): torch's kernels, conv1d on the permuted tensors for higher derivatives."""
+    if input.ndim != 3 or weight.ndim != 3:
+        raise RuntimeError(f"conv_tbc: expected a 3-D input (T, B, C_in) and a 3-D weight (K, C_in, C_out), got input "
+                           f"{shape_of(input)} and weight {shape_of(weight)}")
+    if bias is None or bias.ndim != 1 or bias.shape[0] != weight.shape[2]:
+        raise RuntimeError(f"conv_tbc: expected a bias of shape ({weight.shape[2]},) (C_out), got "
+                           f"{None if bias is None else shape_of(bias)}")
+    return _conv.conv_tbc(input, weight, bias, int(pad))
+
+
+public(conv_tbc, method=False)  # torch.conv_tbc: the same function

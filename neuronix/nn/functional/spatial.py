@@ -261,3 +261,23 @@ def affine_grid_generator(theta, size, align_corners):
     base = _base_grid(theta.data, list(size[2:]), align_corners)
     # (N, P, k + 1) @ (N, k + 1, k): each position's homogeneous coordinates through its batch's map
     return (base.reshape(size[0], -1, k + 1) @ theta.transpose(1, 2)).reshape((size[0], *size[2:], k))
+
+
+def _check_sampler_rank(op: str, input, grid, rank: int) -> None:
+    if input.ndim != rank or grid.ndim != rank:
+        raise RuntimeError(f"{op}(): expected {rank}D input and grid with same number of dimensions, but got input "
+                           f"with sizes {list(input.shape)} and grid with sizes {list(grid.shape)}")
+
+
+@public(method=False)
+def grid_sampler_2d(input, grid, interpolation_mode, padding_mode, align_corners):
+    """``torch.grid_sampler_2d``: ``grid_sampler`` of a 4-D input."""
+    _check_sampler_rank("grid_sampler_2d", input, grid, 4)
+    return grid_sampler(input, grid, interpolation_mode, padding_mode, align_corners)
+
+
+@public(method=False)
+def grid_sampler_3d(input, grid, interpolation_mode, padding_mode, align_corners):
+    """``torch.grid_sampler_3d``: ``grid_sampler`` of a 5-D input."""
+    _check_sampler_rank("grid_sampler_3d", input, grid, 5)
+    return grid_sampler(input, grid, interpolation_mode, padding_mode, align_corners)
