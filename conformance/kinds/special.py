@@ -51,10 +51,6 @@ FINITE_ONLY: dict[str, str] = {
                  "differ there only",
     "linalg.vander": "a cumprod of the input, as torch's; torch's cumprod backward differs from neuronix's exact "
                      "products at +-inf/NaN inputs (see *cumprod*)",
-    "linalg.householder_product": "torch's backward applies the reflectors one by one (K - tau v (v^T K)), forming "
-                                  "0 * inf at tau = 0 under an infinite upstream gradient; neuronix's composition has "
-                                  "the same derivative at every finite point and differs there only",
-    "*orgqr": "torch.orgqr is linalg.householder_product (see there)",
     "linalg.cond*": "at inf/NaN entries torch's LAPACK routes (svdvals without vectors, inv_ex masked to inf) return "
                     "NaN where the SVD with vectors that a differentiable cond needs raises; finite points compare",
 }

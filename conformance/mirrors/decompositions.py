@@ -591,7 +591,7 @@ register(
 )
 
 
-# ----- LU, LDL, Householder ------------------------------------------------------------------------
+# ----- LU, LDL ------------------------------------------------------------------------------------
 def _lu_sample(draw, dtype, device):
     return Sample((tensor(draw, _batch(draw) + (_n(draw), _n(draw)), dtype, device),))
 
@@ -634,16 +634,6 @@ def _ldl_solve(draw, dtype, device):
     return Sample((LD, pivots, tensor(draw, (n, k), dtype, device)))
 
 
-def _householder(draw, dtype, device):
-    """Reflector columns and scales of moderate size (float32 rounding of the k products stays small)."""
-    m = _n(draw)
-    n = _n(draw, 1, m)
-    k = _n(draw, 0, n) if draw(st.booleans()) else n
-    batch = _batch(draw)
-    return Sample((tensor(draw, batch + (m, n), dtype, device, Domain(-0.7, 0.7)),
-                   tensor(draw, batch + (k,), dtype, device, Domain(-1.0, 1.0))))
-
-
 LDL_NOTE = HALF_NOTE + "; torch has no derivative for linalg_ldl_factor_ex / linalg_ldl_solve (values only)"
 register(
     _op("linalg.lu_factor", nx.linalg.lu_factor, torch.linalg.lu_factor, _lu_sample, output=_ex(0)),
@@ -655,8 +645,6 @@ register(
     _op("linalg.ldl_factor_ex", nx.linalg.ldl_factor_ex, torch.linalg.ldl_factor_ex, _ldl, grad=False,
         note=LDL_NOTE),
     _op("linalg.ldl_solve", nx.linalg.ldl_solve, torch.linalg.ldl_solve, _ldl_solve, grad=False, note=LDL_NOTE),
-    _op("linalg.householder_product", nx.linalg.householder_product, torch.linalg.householder_product,
-        _householder),
 )
 
 
@@ -676,7 +664,6 @@ def _torch_lu_solve(draw, dtype, device):
 register(
     *_fn_and_method("lu", _torch_lu, output=_ex(0)),
     *_fn_and_method("lu_solve", _torch_lu_solve),
-    *_fn_and_method("orgqr", _householder),
 )
 
 
@@ -745,4 +732,32 @@ register(
     *_factor_mirrors("cholesky_inverse", _cholesky_inverse, 0, False),
     *_factor_mirrors("triangular_solve", _triangular_solve, 1, True),
     *_fn_and_method("ger", _ger),
+)
+
+
+# ----- geqrf, deprecated norms ---------------------------------------------------------------------
+def _geqrf(draw, dtype, device):
+    m = _n(draw)
+    return Sample((tensor(draw, _batch(draw) + (m, _n(draw, 1, m)), dtype, device),))
+
+
+def _nuclear_norm(draw, dtype, device):
+    shape = _batch(draw) + (_n(draw), _n(draw))
+    if len(shape) == 2 and draw(st.booleans()):
+        return Sample((tensor(draw, shape, dtype, device),), {"keepdim": draw(st.booleans())})
+    dim = tuple(draw(st.permutations(range(len(shape))))[:2])
+    return Sample((tensor(draw, shape, dtype, device), dim), {"keepdim": draw(st.booleans())})
+
+
+def _frobenius_norm(draw, dtype, device):
+    shape = _batch(draw) + (_n(draw), _n(draw))
+    dim = tuple(draw(st.permutations(range(len(shape))))[: draw(st.integers(1, 2))])
+    return Sample((tensor(draw, shape, dtype, device), dim), {"keepdim": draw(st.booleans())})
+
+
+GEQRF_NOTE = HALF_NOTE + "; torch has no derivative for geqrf (values only)"
+register(
+    *_fn_and_method("geqrf", _geqrf, grad=False, note=GEQRF_NOTE, output=_ex(0)),
+    _op("nuclear_norm", nx.nuclear_norm, torch.nuclear_norm, _nuclear_norm),
+    _op("frobenius_norm", nx.frobenius_norm, torch.frobenius_norm, _frobenius_norm),
 )

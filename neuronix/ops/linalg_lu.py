@@ -1,5 +1,5 @@
-"""LU (``linalg.lu_factor``, ``linalg.lu``, ``linalg.lu_solve``, ``lu_unpack``), LDL (``linalg.ldl_factor``,
-``linalg.ldl_solve``: no derivative in torch) and ``linalg.householder_product``.
+"""LU (``linalg.lu_factor``, ``linalg.lu``, ``linalg.lu_solve``, ``lu_unpack``, torch's old ``lu``/``lu_solve``),
+LDL (``linalg.ldl_factor``, ``linalg.ldl_solve``) and ``geqrf`` (these three without a derivative in torch).
 
 The LU rules are torch's ``linalg_lu_backward`` (square, wide and tall cases) and ``linalg_lu_solve_LU``,
 written with neuronix's triangular solves so they record under create_graph. Pivots and permutation
@@ -13,7 +13,6 @@ from collections import namedtuple
 import torch
 
 from neuronix.autograd import mode
-from neuronix.ops import elementwise as ew
 from neuronix.ops.linalg import matmul
 from neuronix.ops.linalg_factor import _check_matrix, _check_square, _mT, solve_triangular
 from neuronix.ops.linalg_packed import Layout
@@ -184,12 +183,12 @@ def lu_solve(LU, pivots, B, *, left=True, adjoint=False):
 
 
 # ----- LDL (no derivative in torch) ----------------------------------------------------------------
-def _not_implemented(name: str):
-    """A rule that raises as torch's backward does for an op without a derivative: the forward records
-    (its result requires grad, as torch's) and only a backward through it fails."""
+def _not_implemented(name: str, error=RuntimeError, message="derivative for aten::{} is not implemented"):
+    """A rule that raises as torch's backward does for an op without a derivative (torch's error type and
+    words): the forward records (its result requires grad, as torch's) and only a backward through it fails."""
 
     def rule(*_, **__):
-        raise RuntimeError(f"derivative for aten::{name} is not implemented (as in torch)")
+        raise error(message.format(name) + " (as in torch)")
 
     return rule
 
@@ -231,40 +230,19 @@ def ldl_solve(LD, pivots, B, *, hermitian=False):
     return apply(_LDL_SOLVE, LD, B, pivots=unwrap(pivots), hermitian=hermitian)
 
 
-# ----- householder_product -------------------------------------------------------------------------
-@public(namespace="linalg")
-def householder_product(A, tau):
-    """``torch.linalg.householder_product``: the first n columns of ``H_1 ... H_k``, ``H_i = I - tau_i v_i v_i^T``
-    with ``v_i`` column i of ``A`` below the diagonal and 1 on it. A composition: its gradient is exact."""
-    _check_matrix("linalg.householder_product", A)
-    raw = unwrap(A)
-    m, n = raw.shape[-2:]
-    k = unwrap(tau).shape[-1]
-    if n > m or k > n:
-        raise RuntimeError(f"neuronix.linalg.householder_product: expected m >= n >= k for A of shape "
-                           f"{tuple(raw.shape)} and tau of shape {tuple(unwrap(tau).shape)}")
-    rows = torch.arange(m, device=raw.device)
-    Q = Tensor._make(torch.eye(m, dtype=raw.dtype, device=raw.device).expand(raw.shape[:-2] + (m, m)), None)
-    for i in range(k):
-        column = A.narrow(-1, i, 1)  # (..., m, 1)
-        below = (rows > i).unsqueeze(-1)
-        one = (rows == i).unsqueeze(-1).to(raw.dtype)
-        v = ew.add(ew.where(below, column, 0.0), one)
-        t = tau.narrow(-1, i, 1).unsqueeze(-1)  # (..., 1, 1)
-        Q = Q - matmul(matmul(Q, v) * t, _mT(v))
-    return Q.narrow(-1, 0, n)
+# ----- geqrf (no derivative in torch) -------------------------------------------------------------
+Geqrf = namedtuple("geqrf", ("a", "tau"))
+_GEQRF = defop("geqrf", lambda A: (lambda r: (r.a, r.tau))(torch.geqrf(A)),
+               _not_implemented("geqrf", NotImplementedError, "the derivative for '{}' is not implemented."),
+               saves=(), aux=True)
 
 
-@public(method=False)
-def orgqr(input, tau):
-    """``torch.orgqr``: ``linalg.householder_product``."""
-    return householder_product(input, tau)
-
-
-@public(function=False, method=True, name="orgqr")
-def _orgqr_method(self, input2):
-    """``Tensor.orgqr(input2)``: ``input2`` is tau."""
-    return householder_product(self, input2)
+@public
+def geqrf(input):
+    """``torch.geqrf``: LAPACK's QR in reflector form ``(a, tau)``; no derivative, as torch (its backward raises)."""
+    _check_matrix("geqrf", input)
+    a, tau = apply(_GEQRF, input)
+    return Geqrf(a, Tensor._make(tau, None))
 
 
 # ----- torch's deprecated LU spellings -------------------------------------------------------------

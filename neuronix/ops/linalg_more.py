@@ -89,6 +89,22 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
                        f"got {A.ndim}-D")
 
 
+@public(method=False)
+def nuclear_norm(input, dim=(-2, -1), keepdim=False):
+    """``torch.nuclear_norm`` (deprecated in torch for ``linalg.matrix_norm(A, 'nuc')``): the sum of the singular
+    values over the two dims ``dim``."""
+    if isinstance(dim, bool):  # torch.nuclear_norm(input, keepdim) spelled positionally
+        dim, keepdim = (-2, -1), dim
+    return matrix_norm(input, "nuc", tuple(dim), keepdim)
+
+
+@public(method=False)
+def frobenius_norm(input, dim, keepdim=False):
+    """``torch.frobenius_norm`` (deprecated in torch for ``linalg.vector_norm(A, 2, dim)``): the 2-norm over ``dim``."""
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    return vector_norm_of(input, 2, dims, keepdim)
+
+
 @public(namespace="linalg")
 def cond(A, p=None):
     """``torch.linalg.cond``: ``S_max / S_min`` for p None/2 (``S_min / S_max`` for -2), else
