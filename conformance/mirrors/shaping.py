@@ -178,6 +178,12 @@ def _chunk(draw, dtype, device):
     return Sample((x, draw(st.integers(1, 6)), _dim(draw, x.ndim)))
 
 
+def _sum_to_size(draw, dtype, device):
+    x = _x(draw, dtype, device)
+    target = tuple(draw(st.sampled_from([1, v])) for v in x.shape[draw(st.integers(0, x.ndim)):])
+    return Sample((x, target) if draw(st.booleans()) or not target else (x, *target))
+
+
 def _unary(draw, dtype, device):
     return Sample((_x(draw, dtype, device),))
 
@@ -628,6 +634,8 @@ register(
     *_both("dsplit", _directional(3, lambda n: 2)),
     *_both("split_with_sizes", _split_with_sizes),
     *_unsafe("unsafe_split", _split_int), *_unsafe("unsafe_chunk", _chunk),
+    *_unsafe("unsafe_split_with_sizes", _split_with_sizes),
+    OpMirror("Tensor.sum_to_size", method("sum_to_size"), method("sum_to_size"), _sum_to_size),
     *_both("ravel", _unary), *_both("rot90", _rot90),
     *_both("diag", _diag), *_both("diag_embed", _diag_embed), *_both("diagflat", _diagflat),
     *_both("diagonal_scatter", _diagonal_scatter), *_both("select_scatter", _select_scatter),

@@ -214,6 +214,33 @@ def unsafe_chunk(input, chunks: int, dim: int = 0):
 
 
 @public
+def unsafe_split_with_sizes(input, split_sizes, dim: int = 0):
+    """``torch.unsafe_split_with_sizes``: ``split_with_sizes`` into pieces autograd does not track as views."""
+    return _unsafe_pieces("unsafe_split_with_sizes", input, tuple(int(s) for s in split_sizes), dim)
+
+
+@public(function=False)
+def sum_to_size(self, *size):
+    """``Tensor.sum_to_size``: sum down to ``size``, a shape ``self`` broadcasts from (``x.sum_to_size(2, 1)``)."""
+    from neuronix.ops.reduce import sum as reduce_sum
+
+    target = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list, torch.Size)) else tuple(size)
+    shape = tuple(unwrap(self).shape)
+    lead = len(shape) - len(target)
+    if lead < 0 or any(t not in (1, s) for t, s in zip(target, shape[lead:])):
+        raise RuntimeError(f"neuronix.sum_to_size: size {list(target)} is not expandable to size {list(shape)}")
+    if not target:  # torch sums (a new tensor) even a 0-d self
+        return reduce_sum(self)
+    out = self
+    dims = tuple(lead + i for i, (t, s) in enumerate(zip(target, shape[lead:])) if t == 1 and s != 1)
+    if dims:
+        out = reduce_sum(out, dims, keepdim=True)
+    if lead:
+        out = reduce_sum(out, tuple(range(lead)))
+    return out
+
+
+@public
 def ravel(input):
     """``torch.ravel``: the elements as a 1-d tensor: a view of a contiguous input, else of a contiguous copy."""
     return movement.reshape(movement.contiguous(input), (-1,))
