@@ -251,3 +251,17 @@ def test_new_factories_and_nelement():
     t = x.new_tensor([[1, 2]])
     assert t.dtype == torch.float64 and t.data.tolist() == [[1.0, 2.0]]
     assert x.nelement() == 6 and nx.Tensor(torch.zeros(0, 4)).nelement() == 0
+
+
+def test_conjugate_transposes_of_other_ranks_as_torch():
+    scalar = _leaf(torch.tensor(2.0))
+    with pytest.warns(UserWarning, match="deprecated on 0-D"):
+        assert nx.adjoint(scalar) is scalar
+    with pytest.warns(UserWarning, match="deprecated on 0-D"):
+        assert scalar.mH is scalar and scalar.H is scalar
+    with pytest.raises(RuntimeError, match="only supported on matrices or batches"):
+        _ = _leaf(torch.randn(3)).mH
+    with pytest.raises(RuntimeError, match=r"only supported on matrices \(2-D"):
+        _ = _leaf(torch.randn(2, 2, 3)).H
+    batch = _leaf(torch.randn(2, 2, 3))
+    assert tuple(batch.mH.shape) == (2, 3, 2) and tuple(nx.adjoint(batch).shape) == (2, 3, 2)

@@ -537,6 +537,14 @@ def _adjoint(draw, dtype, device):
     return Sample((_x(draw, dtype, device, min_dims=2),))
 
 
+def _mH(x):
+    return x.mH
+
+
+def _H(x):
+    return x.H
+
+
 def _triangle_indices(draw, dtype, device):
     row, col = draw(st.integers(0, 5)), draw(st.integers(0, 5))
     kwargs = {"device": device}
@@ -666,6 +674,9 @@ register(
     OpMirror("Tensor.unfold", method("unfold"), method("unfold"), _unfold),
     OpMirror("unfold_copy", nx.unfold_copy, torch.unfold_copy, _unfold),
     *_both("adjoint", _adjoint),
+    OpMirror("Tensor.mH", _mH, _mH, _adjoint),
+    OpMirror("Tensor.H", _H, _H, lambda d, t, v: Sample((_x(d, t, v, min_dims=2, max_dims=2),)),
+             note="matrices: torch refuses .H on other ranks but 0-d (tests/test_shaping.py checks those)"),
     *(OpMirror(name, getattr(nx, name), getattr(torch, name), _triangle_indices, grad=False, dtypes=(torch.float64,),
                note="integer positions from sizes: no tensor input, so one dtype")
       for name in ("tril_indices", "triu_indices")),

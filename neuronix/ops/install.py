@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from neuronix.ops import compare, indexing, linalg, movement
+from neuronix.ops import compare, indexing, linalg, movement, shaping
 from neuronix.ops import elementwise as ew
 from neuronix.ops.inplace import install_inplace_methods
 from neuronix.ops.registry import METHODS
@@ -94,5 +94,7 @@ def install_tensor_methods() -> None:
         setattr(Tensor, name, fn)
     Tensor.T = property(movement.T, doc=movement.T.__doc__)
     Tensor.mT = property(movement.mT, doc=movement.mT.__doc__)
+    Tensor.mH = property(shaping.mH, doc=shaping.mH.__doc__)
+    Tensor.H = property(shaping.H, doc=shaping.H.__doc__)
     Tensor.__hash__ = object.__hash__
     install_inplace_methods()  # after the methods: the in-place ones are derived from them

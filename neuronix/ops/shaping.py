@@ -272,13 +272,34 @@ def rot90(input, k: int = 1, dims=(0, 1)):
     return movement.clone(input, memory_format=torch.contiguous_format)
 
 
+def _conjugate_transpose(input, what: str, batches: bool):
+    """``adjoint``/``mH``/``H`` of a real tensor: the last two dims transposed (a view); a 0-d input is
+    returned as it is (torch's ``conj()`` of a real tensor), with torch's deprecation warning."""
+    n = _rank(input)
+    if n == 0:
+        warnings.warn(f"Tensor.{what} is deprecated on 0-D tensors. Consider using x.conj().", UserWarning, stacklevel=3)
+        return input
+    if n < 2 or (n > 2 and not batches):
+        valid = "matrices or batches of matrices" if batches else "matrices (2-D tensors)"
+        raise RuntimeError(f"neuronix: tensor.{what} is only supported on {valid}. Got {n}-D tensor (shape "
+                           f"{tuple(unwrap(input).shape)})")
+    return movement.transpose(input, -2, -1)
+
+
 @public
 def adjoint(input):
     """``torch.adjoint``: the conjugate transpose of the last two dims (a transpose for real tensors: a view)."""
-    if _rank(input) < 2:
-        raise RuntimeError(f"neuronix.adjoint: tensor.adjoint() is only supported on matrices or batches of matrices. "
-                           f"Got {_rank(input)}-D tensor (shape {tuple(unwrap(input).shape)})")
-    return movement.transpose(input, -2, -1)
+    return _conjugate_transpose(input, "adjoint()", batches=True)
+
+
+def mH(self):
+    """``Tensor.mH``: ``adjoint`` (batches of matrices)."""
+    return _conjugate_transpose(self, "mH", batches=True)
+
+
+def H(self):
+    """``Tensor.H``: the conjugate transpose of a matrix (2-D only; ``mH`` for batches)."""
+    return _conjugate_transpose(self, "H", batches=False)
 
 
 # ``Tensor.unfold``'s windows overlap where step < size: the gradient adds up each element's windows
