@@ -265,3 +265,17 @@ def test_conjugate_transposes_of_other_ranks_as_torch():
         _ = _leaf(torch.randn(2, 2, 3)).H
     batch = _leaf(torch.randn(2, 2, 3))
     assert tuple(batch.mH.shape) == (2, 3, 2) and tuple(nx.adjoint(batch).shape) == (2, 3, 2)
+
+
+def test_split_keywords_as_torch():
+    x = torch.randn(4, 6, 2)
+    cases = [("tensor_split", dict(sections=3)), ("tensor_split", dict(indices=[1, 4], dim=1)),
+             ("tensor_split", dict(tensor_indices_or_sections=torch.tensor(2))), ("hsplit", dict(sections=2)),
+             ("vsplit", dict(indices=[1])), ("dsplit", dict(sections=2))]
+    for name, kwargs in cases:
+        got = getattr(nx, name)(nx.Tensor(x), **kwargs)
+        expected = getattr(torch, name)(x, **kwargs)
+        assert [g.data.tolist() for g in got] == [e.tolist() for e in expected], (name, kwargs)
+    with pytest.raises(TypeError, match="once"):
+        nx.tensor_split(nx.Tensor(x), 2, sections=2)
+    assert nx.Tensor(x).sum_to_size(size=(4, 1, 2)).data.tolist() == x.sum_to_size(size=(4, 1, 2)).tolist()

@@ -159,15 +159,26 @@ def _sections(indices_or_sections):
     return value if isinstance(value, int) else [int(i) for i in value]
 
 
+def _one_of(op: str, positional, keywords: dict):
+    """The split argument given positionally or as one of torch's keywords (``sections=``, ``indices=``, ...)."""
+    given = [v for v in (positional, *keywords.values()) if v is not None]
+    if len(given) != 1:
+        raise TypeError(f"neuronix.{op}(): pass the sections or indices once, positionally or as one of "
+                        f"{', '.join(k + '=' for k in keywords)}")
+    return given[0]
+
+
 @public
-def tensor_split(input, indices_or_sections, dim: int = 0):
+def tensor_split(input, indices_or_sections=None, dim: int = 0, *, sections=None, indices=None,
+                 tensor_indices_or_sections=None):
     """``torch.tensor_split``: ``n`` near-equal pieces (the first ``size % n`` one longer) or pieces cut at indices."""
-    sections = _sections(indices_or_sections)
+    sections = _sections(_one_of("tensor_split", indices_or_sections, {
+        "sections": sections, "indices": indices, "tensor_indices_or_sections": tensor_indices_or_sections}))
     return _narrowed("tensor_split", input, dim, lambda r, d: torch.tensor_split(r, sections, d))
 
 
-def _directional_split(op: str, torch_split, input, indices_or_sections, dim_of):
-    sections = _sections(indices_or_sections)
+def _directional_split(op: str, torch_split, input, indices_or_sections, dim_of, keywords: dict):
+    sections = _sections(_one_of(op, indices_or_sections, keywords))
     raw = unwrap(input)
     try:
         torch_split(raw, sections)  # torch's rank and divisibility checks, in torch's words
@@ -177,21 +188,24 @@ def _directional_split(op: str, torch_split, input, indices_or_sections, dim_of)
 
 
 @public
-def hsplit(input, indices_or_sections):
+def hsplit(input, indices_or_sections=None, *, sections=None, indices=None):
     """``torch.hsplit``: ``tensor_split`` along dim 1 (dim 0 for 1-d inputs); an int must divide the size."""
-    return _directional_split("hsplit", torch.hsplit, input, indices_or_sections, lambda n: 1 if n > 1 else 0)
+    return _directional_split("hsplit", torch.hsplit, input, indices_or_sections, lambda n: 1 if n > 1 else 0,
+                              {"sections": sections, "indices": indices})
 
 
 @public
-def vsplit(input, indices_or_sections):
+def vsplit(input, indices_or_sections=None, *, sections=None, indices=None):
     """``torch.vsplit``: ``tensor_split`` along dim 0 of an at least 2-d input."""
-    return _directional_split("vsplit", torch.vsplit, input, indices_or_sections, lambda n: 0)
+    return _directional_split("vsplit", torch.vsplit, input, indices_or_sections, lambda n: 0,
+                              {"sections": sections, "indices": indices})
 
 
 @public
-def dsplit(input, indices_or_sections):
+def dsplit(input, indices_or_sections=None, *, sections=None, indices=None):
     """``torch.dsplit``: ``tensor_split`` along dim 2 of an at least 3-d input."""
-    return _directional_split("dsplit", torch.dsplit, input, indices_or_sections, lambda n: 2)
+    return _directional_split("dsplit", torch.dsplit, input, indices_or_sections, lambda n: 2,
+                              {"sections": sections, "indices": indices})
 
 
 @public
@@ -220,11 +234,11 @@ def unsafe_split_with_sizes(input, split_sizes, dim: int = 0):
 
 
 @public(function=False)
-def sum_to_size(self, *size):
+def sum_to_size(self, *sizes, size=None):
     """``Tensor.sum_to_size``: sum down to ``size``, a shape ``self`` broadcasts from (``x.sum_to_size(2, 1)``)."""
     from neuronix.ops.reduce import sum as reduce_sum
 
-    target = tuple(size[0]) if len(size) == 1 and isinstance(size[0], (tuple, list, torch.Size)) else tuple(size)
+    target = movement._sizes("sum_to_size", "size", sizes, size)
     shape = tuple(unwrap(self).shape)
     lead = len(shape) - len(target)
     if lead < 0 or any(t not in (1, s) for t, s in zip(target, shape[lead:])):
