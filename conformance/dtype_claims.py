@@ -50,6 +50,8 @@ NO_HALF_FD: dict[str, str] = {
     "*std*": "std's kink where the values coincide (two elements: |x0 - x1| / sqrt 2) is within a half step",
     "nn.functional.binary_cross_entropy": "a half step (up to 0.08) carries a probability or target drawn near 0 or 1 out "
                                           "of [0, 1], where both libraries raise",
+    "*grid_sample*": "the grid picks the pixels: a half step (up to 0.08 of [-1, 1], about a pixel) crosses the cell "
+                     "edges where bilinear/bicubic weights kink and nearest sampling jumps",
 }
 
 # Found by trying every op mirror on complex64 inputs (independent real and imaginary draws from the
