@@ -177,3 +177,11 @@ def test_solve_with_a_singular_matrix_raises_in_forward_as_torch():
         nx.linalg.solve(nx.Tensor(singular), nx.Tensor(torch.ones(2)))
     result, info = nx.linalg.solve_ex(nx.Tensor(singular), nx.Tensor(torch.ones(2)))
     assert int(info.data) == torch.linalg.solve_ex(singular, torch.ones(2)).info.item() > 0
+
+
+@pytest.mark.parametrize("p", ["fro", 1, math.inf])
+def test_cond_of_a_singular_matrix_is_inf_without_error_as_torch(p):
+    singular = torch.tensor([[1.0, 2.0], [2.0, 4.0]])
+    expected = torch.linalg.cond(singular, p)
+    assert torch.isinf(expected)
+    assert torch.equal(nx.linalg.cond(nx.Tensor(singular), p).data, expected)

@@ -18,7 +18,7 @@ from neuronix.ops import reduce as red
 from neuronix.ops.decompositions import vector_norm_of
 from neuronix.ops.indexing import diagonal as _diagonal
 from neuronix.ops.linalg import matmul as _matmul
-from neuronix.ops.linalg_factor import _check_square, inv, pinv, solve, svdvals
+from neuronix.ops.linalg_factor import _check_square, inv, inv_ex, pinv, solve, svdvals
 from neuronix.ops.movement import cat, movedim
 from neuronix.ops.registry import apply, defop, public
 from neuronix.tensor import Tensor, unwrap
@@ -114,7 +114,8 @@ def cond(A, p=None):
         big, small = s.narrow(-1, 0, 1).squeeze(-1), s.narrow(-1, s.shape[-1] - 1, 1).squeeze(-1)
         return ew.div(small, big) if p == -2 else ew.div(big, small)
     _check_square("linalg.cond", A)
-    return ew.mul(matrix_norm(A, p), matrix_norm(inv(A), p))
+    inverse, info = inv_ex(A)  # as torch: no error at a singular matrix, whose condition number is inf
+    return ew.where(info.data > 0, float("inf"), ew.mul(matrix_norm(A, p), matrix_norm(inverse, p)))
 
 
 @public(namespace="linalg")
