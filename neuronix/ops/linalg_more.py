@@ -114,7 +114,9 @@ def cond(A, p=None):
         big, small = s.narrow(-1, 0, 1).squeeze(-1), s.narrow(-1, s.shape[-1] - 1, 1).squeeze(-1)
         return ew.div(small, big) if p == -2 else ew.div(big, small)
     _check_square("linalg.cond", A)
-    inverse, info = inv_ex(A)  # as torch: no error at a singular matrix, whose condition number is inf
+    # as torch: no error at a singular matrix, whose condition number is inf (torch 2.13 gives NaN or a large
+    # finite number for 'nuc' there, by its LU's rounding: neuronix gives inf for every p)
+    inverse, info = inv_ex(A)
     return ew.where(info.data > 0, float("inf"), ew.mul(matrix_norm(A, p), matrix_norm(inverse, p)))
 
 
