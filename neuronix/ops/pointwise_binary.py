@@ -26,11 +26,6 @@ def _raw(v):
     return v if isinstance(v, torch.Tensor) else torch.tensor(v)
 
 
-def _zeros_like_other(g, out, x, y, **_):
-    """torch's ``zeros_like(other)``: the input has no influence on the value (copysign's sign, nextafter's target)."""
-    return zero_gradient(g)
-
-
 # ----- atan2, hypot ---------------------------------------------------------------------------
 def _atan2_reciprocal(x, y):
     # torch's atan2_backward: 1 / (x^2 + y^2), and 0 where that denominator is 0 (the origin, or underflow)
@@ -68,7 +63,8 @@ def _copysign_grad(g, out, x, y):
     return g * select(x.data == 0, 0.0, out / x)
 
 
-_COPYSIGN = defop("copysign", torch.copysign, _copysign_grad, _zeros_like_other, saves_out=True, reads=((0,), ()))
+# other: torch's zeros_like(other), the sign's influence is piecewise constant (zero_gradient: exactly 0)
+_COPYSIGN = defop("copysign", torch.copysign, _copysign_grad, zero_gradient, saves_out=True, reads=((0,), ()))
 
 
 @public
@@ -78,7 +74,7 @@ def copysign(input, other):
 
 
 _NEXTAFTER = defop("nextafter", torch.nextafter, lambda g, out, x, y: masked(g, x.data != y.data),
-                   _zeros_like_other, reads=((0, 1), ()))
+                   zero_gradient, reads=((0, 1), ()))
 
 
 @public
