@@ -54,8 +54,17 @@ def result_type(tensor1, tensor2):
     return torch.result_type(unwrap(tensor1), unwrap(tensor2))
 
 
-promote_types = public(torch.promote_types, method=False)
-can_cast = public(torch.can_cast, method=False)
+@public(method=False)
+def promote_types(type1, type2):
+    """``torch.promote_types``: the smallest dtype both promote to."""
+    return torch.promote_types(type1, type2)
+
+
+@public(method=False)
+def can_cast(from_, to):
+    """``torch.can_cast``: whether torch's casting rules allow ``from_`` to ``to``. A Python function (torch's is a
+    builtin without a signature) so that signature checks and ``help()`` see torch's parameter names."""
+    return torch.can_cast(from_, to)
 
 
 @public(method=False)
