@@ -544,8 +544,8 @@ def _matrix_rank(draw, dtype, device):
 
 
 def _tensorinv(draw, dtype, device):
-    form = draw(st.sampled_from([((2, 3), (6,), 1), ((4,), (2, 2), 1), ((2, 2), (2, 2), 2), ((3,), (3,), 1)]))
-    left, right, ind = form
+    left, right = draw(st.sampled_from([((2, 3), (6,)), ((4,), (2, 2)), ((2, 2), (2, 2)), ((3,), (3,))]))
+    ind = len(left)  # tensorinv inverts the map from the last dims (right) to the first ``ind`` dims (left)
     n = math.prod(left)
     a = _conditioned(draw, (n, n), dtype, device).reshape(left + right)
     return Sample((a,), {"ind": ind})
