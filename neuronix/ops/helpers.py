@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 
+import torch
+
 
 def wrap_dim(dim: int, ndim: int) -> int:
     """``dim`` as a non-negative index when valid (0-d tensors accept -1 and 0); unchanged otherwise,
@@ -22,3 +24,33 @@ class PerInput:
 
     def __getitem__(self, i: int):
         return functools.partial(self.rule, i)
+
+
+def _refuse(i, g, out, *inputs, value, name):
+    raise RuntimeError(f"neuronix.{name}: torch defines no derivative for {name} (its backward raises 'derivative for "
+                       f"aten::{name} is not implemented'); compute it under nx.no_grad() or from detached inputs")
+
+
+_UNDIFFERENTIABLE = None  # the OpSpec, made at first use (the registry imports the tensor module, which is fine,
+# but ops/helpers is imported by the op families while the registry is still being filled)
+
+
+def undifferentiable(name: str, value: torch.Tensor, *inputs):
+    """``value`` as torch returns it for an op it does not differentiate (unique, histogram, detach_copy, ...): its
+    result requires grad when an input does (with grad mode on) and a backward through it raises torch's error, so a
+    graph through it fails where torch's fails, at backward, never earlier and never silently.
+
+    Not a registry op (``defop``): it has no derivative and no kernel of its own (its forward hands back the caller's
+    value), so there is nothing for the harness's planted faults to change.
+    """
+    global _UNDIFFERENTIABLE
+    from neuronix.autograd.mode import is_grad_enabled
+    from neuronix.ops.registry import OpSpec, apply
+    from neuronix.tensor import Tensor
+
+    if is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in inputs):
+        if _UNDIFFERENTIABLE is None:
+            _UNDIFFERENTIABLE = OpSpec("undifferentiable", lambda *inputs, value, name: value, PerInput(_refuse),
+                                       saves=(), saves_out=False, aux=False)
+        return apply(_UNDIFFERENTIABLE, *inputs, value=value, name=name)
+    return Tensor._make(value, None)

@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 
 from neuronix.ops.elementwise import zero_gradient
+from neuronix.ops.helpers import undifferentiable
 from neuronix.ops.inplace import _check_allowed, _needs_recording, _recorded
 from neuronix.ops.registry import apply, defop, op_error, public
-from neuronix.ops.sorting_search import undifferentiable
 from neuronix.tensor import Tensor
 
 

@@ -11,7 +11,7 @@ import torch
 from neuronix.factories import _factory
 from neuronix.ops import indexing, movement
 from neuronix.ops.compare import nondiff
-from neuronix.ops.helpers import wrap_dim
+from neuronix.ops.helpers import undifferentiable, wrap_dim
 from neuronix.ops.registry import public
 from neuronix.tensor import Tensor, unwrap
 
@@ -31,8 +31,9 @@ def alias_copy(input):
 
 @public(method=False)
 def detach_copy(input):
-    """``torch.detach_copy``: a copy outside the graph (never requires grad)."""
-    return Tensor._make(unwrap(input).detach().clone(memory_format=torch.contiguous_format), None)
+    """``torch.detach_copy``: a copy of the value. As torch's, it requires grad when ``input`` does and a backward
+    through it raises (torch defines no derivative for it); ``detach`` is the spelling that leaves the graph."""
+    return undifferentiable("detach_copy", unwrap(input).clone(memory_format=torch.contiguous_format), input)
 
 
 @public(method=False)

@@ -13,30 +13,9 @@ from collections import namedtuple
 
 import torch
 
-from neuronix.autograd.mode import is_grad_enabled
-from neuronix.ops.helpers import PerInput
-from neuronix.ops.registry import OpSpec, apply, op_error, public
+from neuronix.ops.helpers import undifferentiable
+from neuronix.ops.registry import op_error, public
 from neuronix.tensor import Tensor
-
-
-def _refuse(i, g, out, *inputs, value, name):
-    raise RuntimeError(f"neuronix.{name}: torch defines no derivative for {name} (its backward raises 'derivative for "
-                       f"aten::{name} is not implemented'); compute it under nx.no_grad() or from detached inputs")
-
-
-# The result ``value`` (computed by the caller from torch's kernel) in the graph of ``inputs``, whose only rule
-# raises. Not a registry op (``defop``): it has no derivative and no kernel of its own (its forward hands back
-# the caller's value), so there is nothing for the harness's planted faults to change.
-_UNDIFFERENTIABLE = OpSpec("undifferentiable", lambda *inputs, value, name: value, PerInput(_refuse), saves=(),
-                           saves_out=False, aux=False)
-
-
-def undifferentiable(name: str, value: torch.Tensor, *inputs) -> Tensor:
-    """``value`` as torch returns it for an op it does not differentiate: requiring grad when an input does
-    (with grad mode on), its backward raising."""
-    if is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in inputs):
-        return apply(_UNDIFFERENTIABLE, *inputs, value=value, name=name)
-    return Tensor._make(value, None)
 
 
 def _wrap(out):

@@ -154,7 +154,10 @@ def _rrelu_top(input, lower=1.0 / 8, upper=1.0 / 3, training=False, generator=No
 
 
 # ----- prelu --------------------------------------------------------------------------------------------
-prelu = public(_more.prelu, namespace=_F)
+@public(namespace=_F)
+def prelu(input, weight):
+    """``F.prelu``: ``torch.prelu`` (``nx.prelu``, the primitive's public name) under nn.functional's name."""
+    return _more.prelu(input, weight)
 
 
 # ----- hardsigmoid, shrinks, softsign, tanhshrink, logsigmoid -----------------------------------------------
@@ -176,7 +179,10 @@ def softshrink(input, lambd=0.5):
     return apply(_more.SOFTSHRINK, input, lambd=_lambd("softshrink", lambd))
 
 
-hardshrink = public(_more.hardshrink, namespace=_F)
+@public(namespace=_F)
+def hardshrink(input, lambd=0.5):
+    """``F.hardshrink``: ``torch.hardshrink`` (``nx.hardshrink``) under nn.functional's name."""
+    return _more.hardshrink(input, lambd)
 
 
 @public(namespace=_F)
