@@ -14,6 +14,21 @@ def wrap_dim(dim: int, ndim: int) -> int:
     return dim % rank if -rank <= dim < rank else dim
 
 
+def checked_dims(name: str, args, attrs: dict, *dims: int, ndim: int) -> tuple[int, ...]:
+    """``dims`` wrapped into ``[0, ndim)`` as ``wrap_dim`` does, for a composition that must check them up front (its
+    inner ops would name themselves, or fail with a bare Python error): the first one out of range raises torch's
+    ``IndexError`` ("Dimension out of range (expected to be in range of [-n, n-1], but got d)") as a failed forward's
+    error reads, ``neuronix.<name>(<args described>, <attrs>): <torch's reason>`` (``registry.op_error``)."""
+    rank = max(ndim, 1)
+    for d in dims:
+        if not -rank <= d < rank:
+            from neuronix.ops.registry import op_error  # the registry imports the op families, which import this
+
+            reason = IndexError(f"Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], but got {d})")
+            raise op_error(name, args, attrs, reason)
+    return tuple(d % rank for d in dims)
+
+
 class PerInput:
     """``spec.vjps`` of a variadic op (cat, stack, einsum): ``vjps[i]`` is ``rule`` with ``i`` bound."""
 
@@ -44,11 +59,10 @@ def undifferentiable(name: str, value: torch.Tensor, *inputs):
     value), so there is nothing for the harness's planted faults to change.
     """
     global _UNDIFFERENTIABLE
-    from neuronix.autograd.mode import is_grad_enabled
-    from neuronix.ops.registry import OpSpec, apply
+    from neuronix.ops.registry import OpSpec, apply, recording
     from neuronix.tensor import Tensor
 
-    if is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in inputs):
+    if recording(*inputs):
         if _UNDIFFERENTIABLE is None:
             _UNDIFFERENTIABLE = OpSpec("undifferentiable", lambda *inputs, value, name: value, PerInput(_refuse),
                                        saves=(), saves_out=False, aux=False)

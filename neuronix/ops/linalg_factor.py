@@ -19,7 +19,7 @@ from neuronix.ops import reduce as red
 from neuronix.ops.linalg import matmul
 from neuronix.ops.linalg_packed import Layout, used
 from neuronix.ops.movement import cat, transpose, tril, triu
-from neuronix.ops.registry import apply, defop, public
+from neuronix.ops.registry import apply, defop, public, recording
 from neuronix.tensor import Tensor, unwrap
 
 InvEx = namedtuple("linalg_inv_ex", ("inverse", "info"))
@@ -439,7 +439,7 @@ def svd(A, full_matrices=True, *, driver=None):
 def svdvals(A, *, driver=None):
     """``torch.linalg.svdvals``: the singular values, descending, with the gradient ``U diag(g) Vh``. Outside a
     graph torch's values-only kernel (no U, V: other LAPACK paths, no error at non-finite entries)."""
-    if not (isinstance(A, Tensor) and A.requires_grad and mode.is_grad_enabled()):
+    if not recording(A):
         _check_matrix("linalg.svdvals", A)
         return Tensor._make(torch.linalg.svdvals(unwrap(A)), None)
     return _svd_parts("linalg.svdvals", A, False)[1]

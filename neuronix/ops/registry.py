@@ -261,6 +261,16 @@ def refresh_view(view: Tensor) -> None:
     view._view = (base, spec, rest, attrs, view.data._version, recorded)
 
 
+def recording(*args) -> bool:
+    """Whether an op applied to ``args`` now records a node: grad mode on and an input requiring grad.
+
+    The forward's recording decision, for the few forwards that take another kernel when nothing
+    records (``linalg.svdvals``'s values-only kernel, ``undifferentiable``'s plain result), so that
+    only the registry reads the grad mode. A rule never calls it (see "the rule contract" in ``defop``).
+    """
+    return is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)
+
+
 def record(spec: OpSpec, args: tuple, out: torch.Tensor, attrs: dict) -> Node | None:
     """A ``Node`` for an output computed elsewhere (an in-place update wrote ``out``), or None."""
     if not is_grad_enabled():
