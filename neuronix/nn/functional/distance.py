@@ -18,6 +18,7 @@ from neuronix.autograd.mode import is_grad_enabled
 from neuronix.nn.functional.arguments import as_nx, shape_of
 from neuronix.nn.functional.normalization import batch_norm
 from neuronix.ops import activation_more as _more
+from neuronix.ops.helpers import checked_dims
 from neuronix.ops.public import public
 from neuronix.ops.registry import apply
 from neuronix.tensor import Tensor, unwrap
@@ -62,6 +63,7 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     if not dtype.is_floating_point:
         raise RuntimeError(f"cosine_similarity: expected common dtype to be floating point, yet common dtype is {dtype}")
     shape = torch.broadcast_shapes(shape_of(a), shape_of(b))
+    checked_dims("cosine_similarity", (a, b), {"dim": dim, "eps": eps}, dim, ndim=len(shape))  # else norm names itself
     a, b = a.expand(shape), b.expand(shape)
     return ((a / _norm_clamped(a, dim, eps)) * (b / _norm_clamped(b, dim, eps))).sum(dim)
 
@@ -280,18 +282,22 @@ def embedding_bag(input, weight, offsets=None, max_norm=None, norm_type=2, scale
         raise NotImplementedError(f"embedding_bag: per_sample_weights was not None. per_sample_weights is only "
                                   f"supported for mode='sum' (got mode='{mode}'). Please open a feature request on GitHub.")
     rows = weight.shape[0]
-    if padding_idx is None:
-        padding_idx = -1
-    elif not -rows <= padding_idx < rows:
-        raise RuntimeError(f"padding_idx must be within the number of embeddings, -{rows} through {rows - 1}, but got "
-                           f"{padding_idx}")
-    elif padding_idx < 0:
-        padding_idx += rows
+    padding_idx = _bag_padding_index(padding_idx, rows)
     out, _ = apply(_more.EMBEDDING_BAG, as_nx(weight), as_nx(per_sample_weights), indices=indices,
                    offsets=unwrap(offsets), scale_grad_by_freq=bool(scale_grad_by_freq), mode=_BAG_MODES[mode],
                    include_last_offset=bool(include_last_offset), padding_idx=int(padding_idx),
                    num_weights=rows)  # the weight's backward reads its row count, never its values
     return out
+
+
+def _bag_padding_index(padding_idx, rows: int) -> int:
+    """embedding_bag's ``padding_idx`` as its kernel takes it: -1 for none, else the row in [0, rows)."""
+    if padding_idx is None:
+        return -1
+    if not -rows <= padding_idx < rows:
+        raise RuntimeError(f"padding_idx must be within the number of embeddings, -{rows} through {rows - 1}, but got "
+                           f"{padding_idx}")
+    return padding_idx + rows if padding_idx < 0 else padding_idx
 
 
 @public(method=False, name="embedding")
@@ -310,13 +316,7 @@ def _embedding_bag_top(weight, indices, offsets, scale_grad_by_freq=False, mode=
     if sparse:
         raise NotImplementedError("embedding_bag: sparse gradients are not supported; use sparse=False")
     rows = weight.shape[0]
-    if padding_idx is None:
-        padding_idx = -1
-    elif not -rows <= padding_idx < rows:
-        raise RuntimeError(f"padding_idx must be within the number of embeddings, -{rows} through {rows - 1}, but got "
-                           f"{padding_idx}")
-    elif padding_idx < 0:
-        padding_idx += rows
+    padding_idx = _bag_padding_index(padding_idx, rows)
     out, aux = apply(_more.EMBEDDING_BAG, as_nx(weight), as_nx(per_sample_weights), indices=unwrap(indices),
                      offsets=unwrap(offsets), scale_grad_by_freq=bool(scale_grad_by_freq), mode=int(mode),
                      include_last_offset=bool(include_last_offset), padding_idx=int(padding_idx), num_weights=rows)
