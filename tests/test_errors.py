@@ -238,6 +238,22 @@ def _dim_call(name: str, fn, lib, x, bad: int):
         **dict.fromkeys(("aminmax", "gradient", "trapezoid", "trapz", "cumulative_trapezoid", "unique",
                          "unique_consecutive"), lambda: fn(x, dim=bad)),
         "diff": lambda: fn(x, 1, bad),
+        # the issue-13 names whose dim is not the second positional argument (torch's signatures)
+        **dict.fromkeys(("cosine_similarity", "cross"), lambda: fn(x, x, bad)),
+        **dict.fromkeys(("diag_embed", "diagonal_copy"), lambda: fn(x, 0, bad, 0)),
+        "diagonal_scatter": lambda: fn(x, x.diagonal(), 0, bad, 1),
+        "narrow_copy": lambda: fn(x, bad, 0, 1), "select_copy": lambda: fn(x, bad, 0),
+        "select_scatter": lambda: fn(x, x[0], bad, 0), "slice_scatter": lambda: fn(x, x, bad),
+        "index_copy": lambda: fn(x, bad, index[0, :2], x), "index_fill": lambda: fn(x, bad, index[0, :2], 1.0),
+        "index_reduce": lambda: fn(x, bad, index[0, :2], x, "prod"), "scatter_reduce": lambda: fn(x, bad, index, x, "sum"),
+        "nuclear_norm": lambda: fn(x, (bad, 0)), "permute_copy": lambda: fn(x, (bad, 0)),
+        "transpose_copy": lambda: fn(x, bad, 0), "rot90": lambda: fn(x, 1, (bad, 0)),
+        "repeat_interleave": lambda: fn(x, 2, bad), "take_along_dim": lambda: fn(x, index, bad),
+        "tensordot": lambda: fn(x, x, ([bad], [0])),
+        **dict.fromkeys(("split_copy", "unsafe_split"), lambda: fn(x, 1, bad)),
+        **dict.fromkeys(("tensor_split", "unsafe_chunk"), lambda: fn(x, 2, bad)),
+        **dict.fromkeys(("split_with_sizes", "split_with_sizes_copy", "unsafe_split_with_sizes"),
+                        lambda: fn(x, [1, 1], bad)),
     }
     return special.get(name, lambda: fn(x, bad))()
 
@@ -254,8 +270,10 @@ def _dim_taking_functions():
     from neuronix.ops.registry import FUNCTIONS
 
     for name, fn in sorted(FUNCTIONS.items()):
-        params = inspect.signature(fn).parameters
-        if _DIM_PARAMS & set(params) and hasattr(torch, name) and name != "tile":  # tile's dims are counts
+        params = set(inspect.signature(fn).parameters)
+        if "destination" not in params:  # 'source' is a dim only beside 'destination' (movedim); else it is the
+            params.discard("source")  # tensor of values (index_copy, masked_scatter, put)
+        if _DIM_PARAMS & params and hasattr(torch, name) and name != "tile":  # tile's dims are counts
             yield name, fn
 
 

@@ -54,6 +54,7 @@ TORCH_REJECTS = {
     ("Tensor", "multiply", "value"): lambda: X.multiply(value=2),
     ("Tensor", "narrow", "dimension"): lambda: X.narrow(dimension=0, start=0, length=1),
     ("Tensor", "remainder", "divisor"): lambda: X.remainder(divisor=2),
+    ("Tensor", "fmod", "divisor"): lambda: X.fmod(divisor=2),  # as remainder: the docstring's name, the parser's other=
     ("Tensor", "true_divide", "value"): lambda: X.true_divide(value=2),
     ("Tensor", "view", "shape"): lambda: X.view(shape=(3, 2)),
     ("Tensor", "where", "y"): lambda: X.where(X > 0, y=X),

@@ -18,6 +18,7 @@ import torch
 
 from neuronix.ops import elementwise as ew
 from neuronix.ops import reduce as red
+from neuronix.ops.helpers import checked_dims
 from neuronix.ops.indexing import diagonal
 from neuronix.ops.linalg import bmm, dot, matmul, mm, mv, outer
 from neuronix.ops.movement import roll
@@ -107,16 +108,16 @@ def vdot(input, other):
 
 
 # ----- cross products ----------------------------------------------------------------------------
-def _cross(input, other, dim: int):
+def _cross(input, other, dim: int, op: str = "linalg.cross"):
     """``a x b`` along ``dim`` (size 3) as torch's kernel computes it: ``a1 * b2 - a2 * b1`` and its rotations."""
     if input.ndim != other.ndim:
-        raise RuntimeError(f"neuronix.linalg.cross: inputs must have the same number of dimensions, got shapes "
+        raise RuntimeError(f"neuronix.{op}: inputs must have the same number of dimensions, got shapes "
                            f"{tuple(input.shape)} and {tuple(other.shape)}")
     shape = torch.broadcast_shapes(tuple(input.shape), tuple(other.shape))
-    if not -len(shape) <= dim < len(shape) or shape[dim] != 3:
-        size = shape[dim] if -len(shape) <= dim < len(shape) else None
-        raise RuntimeError(f"neuronix.linalg.cross: inputs of shapes {tuple(input.shape)} and {tuple(other.shape)} "
-                           f"need size 3 at dim {dim}, got {size}")
+    checked_dims(op, (input, other), {"dim": dim}, dim, ndim=len(shape))  # torch's IndexError for a dim out of range
+    if not shape or shape[dim] != 3:
+        raise RuntimeError(f"neuronix.{op}: inputs of shapes {tuple(input.shape)} and {tuple(other.shape)} "
+                           f"need size 3 at dim {dim}, got {shape[dim] if shape else 'a 0-d tensor'}")
     a = input.expand(shape) if tuple(input.shape) != shape else input
     b = other.expand(shape) if tuple(other.shape) != shape else other
     return ew.sub(ew.mul(roll(a, -1, dim), roll(b, -2, dim)), ew.mul(roll(a, -2, dim), roll(b, -1, dim)))
@@ -139,7 +140,7 @@ def cross(input, other, dim=None):
         dim = next((i for i, s in enumerate(shape) if s == 3), -1)
         if tuple(input.shape) == tuple(other.shape):  # torch finds the dim in the unbroadcast inputs
             dim = next((i for i, s in enumerate(input.shape) if s == 3), -1)
-    return _cross(input, other, dim)
+    return _cross(input, other, dim, "cross")
 
 
 # ----- distances, covariance ---------------------------------------------------------------------

@@ -16,6 +16,7 @@ from neuronix.autograd import mode
 from neuronix.ops import elementwise as ew
 from neuronix.ops import reduce as red
 from neuronix.ops.decompositions import vector_norm_of
+from neuronix.ops.helpers import checked_dims
 from neuronix.ops.indexing import diagonal as _diagonal
 from neuronix.ops.linalg import matmul as _matmul
 from neuronix.ops.linalg_factor import _check_square, inv, inv_ex, pinv, solve, svdvals
@@ -37,10 +38,10 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
 def _matrix_dims(A, dim, op):
     if len(dim) != 2:
         raise RuntimeError(f"neuronix.{op}: dim must be a 2-tuple, got {dim!r}")
-    nd = A.ndim
-    d0, d1 = (d % nd if -nd <= d < nd else d for d in dim)
-    if not (0 <= d0 < nd and 0 <= d1 < nd) or d0 == d1:
-        raise RuntimeError(f"neuronix.{op}: dims {dim!r} must be two distinct dims of a {nd}-D tensor")
+    d0, d1 = checked_dims(op, (A,), {"dim": dim}, *dim, ndim=A.ndim)  # torch's IndexError for a dim out of range
+    if d0 == d1:
+        raise RuntimeError(f"neuronix.{op}: dims must be different (two distinct dims of a {A.ndim}-D tensor of "
+                           f"shape {tuple(A.shape)}), got {dim!r}")
     return d0, d1
 
 
@@ -95,6 +96,8 @@ def nuclear_norm(input, dim=(-2, -1), keepdim=False):
     values over the two dims ``dim``."""
     if isinstance(dim, bool):  # torch.nuclear_norm(input, keepdim) spelled positionally
         dim, keepdim = (-2, -1), dim
+    if input.ndim >= 2:  # its dims checked as itself (matrix_norm would name itself)
+        _matrix_dims(input, tuple(dim), "nuclear_norm")
     return matrix_norm(input, "nuc", tuple(dim), keepdim)
 
 
@@ -102,6 +105,7 @@ def nuclear_norm(input, dim=(-2, -1), keepdim=False):
 def frobenius_norm(input, dim, keepdim=False):
     """``torch.frobenius_norm`` (deprecated in torch for ``linalg.vector_norm(A, 2, dim)``): the 2-norm over ``dim``."""
     dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    checked_dims("frobenius_norm", (input,), {"dim": dim, "keepdim": keepdim}, *dims, ndim=input.ndim)
     return vector_norm_of(input, 2, dims, keepdim)
 
 

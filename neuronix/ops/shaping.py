@@ -16,7 +16,7 @@ import warnings
 import torch
 
 from neuronix.ops import indexing, movement
-from neuronix.ops.helpers import wrap_dim
+from neuronix.ops.helpers import checked_dims, wrap_dim
 from neuronix.ops.registry import apply, defop, op_error, public
 from neuronix.tensor import unwrap
 
@@ -269,10 +269,7 @@ def rot90(input, k: int = 1, dims=(0, 1)):
         raise RuntimeError(f"neuronix.rot90: expected total rotation dims == 2, but got dims = {len(dims)}")
     if n < 2:
         raise RuntimeError(f"neuronix.rot90: expected total dims >= 2, but got total dims = {n}")
-    d0, d1 = (wrap_dim(d, n) for d in dims)
-    if not (0 <= d0 < n and 0 <= d1 < n):
-        raise IndexError(f"neuronix.rot90: dims {tuple(dims)} out of range for a {n}-d tensor "
-                         f"(expected to be in range of [{-n}, {n - 1}])")
+    d0, d1 = checked_dims("rot90", (input,), {"k": k, "dims": tuple(dims)}, *dims, ndim=n)
     if d0 == d1:
         raise RuntimeError(f"neuronix.rot90: expected rotation dims to be different, but got dim0 = {d0} and dim1 = {d1}")
     k %= 4
@@ -347,10 +344,8 @@ def diag_embed(input, offset: int = 0, dim1: int = -2, dim2: int = -1):
     if not shape:
         raise RuntimeError("neuronix.diag_embed: expected a tensor with at least 1 dimension, got a 0-d tensor")
     rank = len(shape) + 1
-    d1, d2 = wrap_dim(dim1, rank), wrap_dim(dim2, rank)
-    if not (0 <= d1 < rank and 0 <= d2 < rank):
-        raise IndexError(f"neuronix.diag_embed: Dimension out of range (expected to be in range of [{-rank}, {rank - 1}], "
-                         f"but got dim1={dim1}, dim2={dim2})")
+    # the dims of the result, one more than the input's: checked as torch's (IndexError), named with the input
+    d1, d2 = checked_dims("diag_embed", (input,), {"offset": offset, "dim1": dim1, "dim2": dim2}, dim1, dim2, ndim=rank)
     if d1 == d2:
         raise RuntimeError(f"neuronix.diag_embed: diagonal dimensions cannot be identical {dim1}, {dim2}")
     side = shape[-1] + abs(offset)

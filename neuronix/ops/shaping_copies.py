@@ -1,7 +1,8 @@
 """torch's ``*_copy`` view variants, the ``Tensor.new_*`` factories, ``nelement`` and the index-valued ops.
 
 A ``<view>_copy`` is the view followed by a contiguous copy (torch's functionalization uses them
-so no output aliases an input): the view's gradient, then the clone's identity gradient.
+so no output aliases an input): the view's gradient, then the clone's identity gradient. Each checks its
+dims up front (``_dims``), so an out-of-range dim names the ``_copy`` the user called, not the view inside it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ import torch
 from neuronix.factories import _factory
 from neuronix.ops import indexing, movement
 from neuronix.ops.compare import nondiff
-from neuronix.ops.helpers import undifferentiable, wrap_dim
-from neuronix.ops.registry import public
+from neuronix.ops.helpers import checked_dims, undifferentiable
+from neuronix.ops.registry import op_error, public
 from neuronix.tensor import Tensor, unwrap
+
+
+def _dims(name: str, input, attrs: dict, *dims: int, extra: int = 0) -> tuple[int, ...]:
+    """``dims`` of ``input`` (of its result's rank, ``extra`` more) checked as torch's ``<name>``, named for it."""
+    return checked_dims(name, (input,), attrs, *dims, ndim=unwrap(input).dim() + extra)
 
 
 def _copied(result):
@@ -39,6 +45,7 @@ def detach_copy(input):
 @public(method=False)
 def diagonal_copy(input, offset: int = 0, dim1: int = 0, dim2: int = 1):
     """``torch.diagonal_copy``: ``diagonal`` as a copy."""
+    _dims("diagonal_copy", input, {"offset": offset, "dim1": dim1, "dim2": dim2}, dim1, dim2)
     return _copied(indexing.diagonal(input, offset, dim1, dim2))
 
 
@@ -51,31 +58,39 @@ def expand_copy(input, size, *, implicit: bool = False):
 @public
 def narrow_copy(input, dim: int, start: int, length: int):
     """``torch.narrow_copy``: ``narrow`` as a copy."""
+    ndim = unwrap(input).dim()
+    if 0 < ndim <= dim:  # torch's narrow_copy checks this one with a RuntimeError (narrow's is an IndexError)
+        raise op_error("narrow_copy", (input,), {"dim": dim, "start": start, "length": length}, RuntimeError(
+            f"Expected dim < {ndim} (the input's number of dims) to be true, but got dim={dim}"))
+    _dims("narrow_copy", input, {"dim": dim, "start": start, "length": length}, dim)
     return _copied(indexing.narrow(input, dim, start, length))
 
 
 @public(method=False)
 def permute_copy(input, dims):
     """``torch.permute_copy``: ``permute`` as a copy."""
+    _dims("permute_copy", input, {"dims": tuple(dims)}, *dims)
     return _copied(movement.permute(input, tuple(dims)))
 
 
 @public(method=False)
 def select_copy(input, dim: int, index: int):
     """``torch.select_copy``: ``select`` as a copy."""
+    _dims("select_copy", input, {"dim": dim, "index": index}, dim)
     return _copied(indexing.select(input, dim, index))
 
 
 @public(method=False)
 def slice_copy(input, dim: int = 0, start=None, end=None, step: int = 1):
     """``torch.slice_copy``: ``input[start:end:step]`` along ``dim``, as a copy."""
-    d = wrap_dim(dim, unwrap(input).dim())
+    (d,) = _dims("slice_copy", input, {"dim": dim, "start": start, "end": end, "step": step}, dim)
     return _copied(indexing.getitem(input, (slice(None),) * d + (slice(start, end, step),)))
 
 
 @public(method=False)
 def split_copy(input, split_size, dim: int = 0):
     """``torch.split_copy``: ``split`` into copies."""
+    _dims("split_copy", input, {"split_size": split_size, "dim": dim}, dim)
     return _copied(indexing.split(input, split_size, dim))
 
 
@@ -84,12 +99,15 @@ def split_with_sizes_copy(input, split_sizes, dim: int = 0):
     """``torch.split_with_sizes_copy``: ``split_with_sizes`` into copies."""
     from neuronix.ops.shaping import split_with_sizes
 
+    _dims("split_with_sizes_copy", input, {"split_sizes": split_sizes, "dim": dim}, dim)
     return _copied(split_with_sizes(input, split_sizes, dim))
 
 
 @public(method=False)
 def squeeze_copy(input, dim=None):
     """``torch.squeeze_copy``: ``squeeze`` as a copy."""
+    if dim is not None:
+        _dims("squeeze_copy", input, {"dim": dim}, *((dim,) if isinstance(dim, int) else dim))
     return _copied(movement.squeeze(input, dim))
 
 
@@ -102,12 +120,15 @@ def t_copy(input):
 @public(method=False)
 def transpose_copy(input, dim0: int, dim1: int):
     """``torch.transpose_copy``: ``transpose`` as a copy."""
+    _dims("transpose_copy", input, {"dim0": dim0, "dim1": dim1}, dim0, dim1)
     return _copied(movement.transpose(input, dim0, dim1))
 
 
 @public(method=False)
 def unbind_copy(input, dim: int = 0):
     """``torch.unbind_copy``: ``unbind`` into copies."""
+    if unwrap(input).dim():  # a 0-d input: unbind's own error (no dims to unbind)
+        _dims("unbind_copy", input, {"dim": dim}, dim)
     return _copied(indexing.unbind(input, dim))
 
 
@@ -116,12 +137,14 @@ def unfold_copy(input, dimension: int, size: int, step: int):
     """``torch.unfold_copy``: ``Tensor.unfold`` as a copy."""
     from neuronix.ops.shaping import unfold
 
+    _dims("unfold_copy", input, {"dimension": dimension, "size": size, "step": step}, dimension)
     return _copied(unfold(input, dimension, size, step))
 
 
 @public(method=False)
 def unsqueeze_copy(input, dim: int):
     """``torch.unsqueeze_copy``: ``unsqueeze`` as a copy."""
+    _dims("unsqueeze_copy", input, {"dim": dim}, dim, extra=1)
     return _copied(movement.unsqueeze(input, dim))
 
 

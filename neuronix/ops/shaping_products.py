@@ -13,7 +13,7 @@ import warnings
 import torch
 
 from neuronix.ops import indexing, movement
-from neuronix.ops.helpers import wrap_dim
+from neuronix.ops.helpers import checked_dims, wrap_dim
 from neuronix.ops.linalg import matmul
 from neuronix.ops.registry import apply, defop, op_error, public
 from neuronix.ops.shaping import _rank, _sequence
@@ -151,12 +151,11 @@ def tensordot(a, b, dims=2, out=None):
     da, db = _contraction_dims(dims, ra.dim(), rb.dim())
     if len(da) != len(db):
         raise RuntimeError(f"neuronix.tensordot: both dimension lists should have same length, got {da} and {db}")
+    for d, t in ((da, ra), (db, rb)):  # torch's IndexError for a dim out of range, with both inputs
+        checked_dims("tensordot", (a, b), {"dims": (da, db)}, *d, ndim=t.dim())
     da = [wrap_dim(d, ra.dim()) for d in da]
     db = [wrap_dim(d, rb.dim()) for d in db]
     for i, j in zip(da, db):
-        if not (0 <= i < max(ra.dim(), 1) and 0 <= j < max(rb.dim(), 1)):
-            raise IndexError(f"neuronix.tensordot: Dimension out of range: dims {da} of a {ra.dim()}-d tensor and "
-                             f"{db} of a {rb.dim()}-d tensor")
         si, sj = ra.shape[i], rb.shape[j]
         if sj == 1:
             a = movement_sum(a, i)
@@ -225,7 +224,7 @@ def take_along_dim(input, indices, dim=None):
                            f"but got {raw.dim()} dimensions for input, and {idx.dim()} dimensions for indices")
     if idx.dtype != torch.long:
         raise RuntimeError(f"neuronix.take_along_dim: dtype of indices should be Long but got {idx.dtype}")
-    d = wrap_dim(dim, raw.dim())
+    (d,) = checked_dims("take_along_dim", (input, indices), {"dim": dim}, dim, ndim=raw.dim())
     sizes = list(raw.shape)
     if raw.dim():
         sizes[d] = idx.shape[d]
@@ -254,7 +253,7 @@ def repeat_interleave(input, repeats=None, dim=None, *, output_size=None):
     if dim is None:
         input, dim = movement.reshape(input, (-1,)), 0
         raw = unwrap(input)
-    d = wrap_dim(dim, raw.dim())
+    (d,) = checked_dims("repeat_interleave", (input, repeats), {"dim": dim}, dim, ndim=raw.dim())
     counts = unwrap(repeats)
     n = raw.shape[d] if raw.dim() else 1
     try:
