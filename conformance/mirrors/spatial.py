@@ -398,9 +398,35 @@ _GRID = Domain(-1.3, 1.3)
 # on a NaN grid value with border or reflection padding, or an infinite one with reflection padding:
 # x = torch.randn(1, 1, 3, 4, requires_grad=True); g = torch.full((1, 1, 1, 2), float("nan"), requires_grad=True)
 # torch.grid_sampler(x, g, 0, 1, False).sum().backward()  # Segmentation fault
-# so those samples hold finite grid values (the sweep's NaN and infinities become 0.25 and +-1.25); neuronix
-# computes such gradients with its composed sampler instead (ops/spatial_grid.py, tests/test_spatial.py).
+# so both libraries are called with finite grid values there (NaN and infinities become 0.25 and +-1.25 by
+# nan_to_num in the call, whose gradient is 0 at the replaced entries in both): a value drawn into the sample
+# would not do, since the special-value check and sweep (kinds/special.py) refill the sample's tensors with their
+# points after it is drawn. neuronix computes such gradients with its composed sampler instead (ops/spatial_grid.py,
+# tests/test_spatial.py).
 _PADDINGS = ("zeros", "border", "reflection")
+
+
+def _crash_safe(lib, fn, k: int):
+    """``fn(x, grid, ...)`` of ``lib`` (torch or neuronix) with the grid made finite where torch's backward dies
+    (_CRASH: 2-d, bilinear, border or reflection padding, float32/float64); the grid as drawn everywhere else."""
+
+    def call(x, grid, *args, **kwargs):
+        if args:  # torch.grid_sampler's integer modes: (interpolation, padding, align_corners)
+            mode, padding = ("bilinear", "nearest", "bicubic")[args[0]], _PADDINGS[args[1]]
+        else:
+            mode, padding = kwargs.get("mode", "bilinear"), kwargs.get("padding_mode", "zeros")
+        if k == 2 and mode == "bilinear" and padding != "zeros" and grid.dtype in FLOATS:
+            grid = lib.nan_to_num(grid, nan=0.25, posinf=1.25, neginf=-1.25)
+        return fn(x, grid, *args, **kwargs)
+
+    return call
+
+
+def _sampler(name: str, sample, k: int, variant: str = "", functional: bool = True) -> OpMirror:
+    """A grid sampler's mirror (``nn.functional.<name>`` or top-level ``torch.<name>``) called through ``_crash_safe``."""
+    nx_fn, torch_fn = (getattr(F, name), getattr(TF, name)) if functional else (getattr(nx, name), getattr(torch, name))
+    full = (f"nn.functional.{name}" if functional else name) + (f"[{variant}]" if variant else "")
+    return OpMirror(full, _crash_safe(nx, nx_fn, k), _crash_safe(torch, torch_fn, k), sample)
 
 
 def _grid_sample(k: int, modes, *, enums=False):
@@ -409,8 +435,6 @@ def _grid_sample(k: int, modes, *, enums=False):
         x = tensor(draw, (n, c) + _ints(draw, k, 1, 4), dtype, device)
         grid = tensor(draw, (n,) + _ints(draw, k, 1, 3) + (k,), dtype, device, _GRID)
         mode, padding, corners = draw(st.sampled_from(modes)), draw(st.sampled_from(_PADDINGS)), draw(st.booleans())
-        if k == 2 and mode == "bilinear" and padding != "zeros" and dtype in FLOATS:
-            grid = torch.nan_to_num(grid, nan=0.25, posinf=1.25, neginf=-1.25)  # _CRASH: the special-value sweep's
         if enums:  # torch.grid_sampler's integer modes
             return Sample((x, grid, ("bilinear", "nearest", "bicubic").index(mode), _PADDINGS.index(padding), corners))
         return Sample((x, grid), {"mode": mode, "padding_mode": padding, "align_corners": corners})
@@ -419,12 +443,12 @@ def _grid_sample(k: int, modes, *, enums=False):
 
 
 register(
-    _f("grid_sample", _grid_sample(2, ("bilinear",))),
-    _f("grid_sample", _grid_sample(2, ("nearest",)), "nearest"),
-    _f("grid_sample", _grid_sample(2, ("bicubic",)), "bicubic"),
-    _f("grid_sample", _grid_sample(3, ("bilinear", "nearest")), "3d"),
-    _top("grid_sampler", _grid_sample(2, ("bilinear", "nearest", "bicubic"), enums=True)),
-    _top("grid_sampler", _grid_sample(3, ("bilinear", "nearest"), enums=True), "3d"),
+    _sampler("grid_sample", _grid_sample(2, ("bilinear",)), 2),
+    _sampler("grid_sample", _grid_sample(2, ("nearest",)), 2, "nearest"),
+    _sampler("grid_sample", _grid_sample(2, ("bicubic",)), 2, "bicubic"),
+    _sampler("grid_sample", _grid_sample(3, ("bilinear", "nearest")), 3, "3d"),
+    _sampler("grid_sampler", _grid_sample(2, ("bilinear", "nearest", "bicubic"), enums=True), 2, functional=False),
+    _sampler("grid_sampler", _grid_sample(3, ("bilinear", "nearest"), enums=True), 3, "3d", functional=False),
 )
 
 
@@ -460,6 +484,6 @@ register(
     _top("convolution", _convolution),
     _top("conv_tbc", _conv_tbc),
     _f("conv_tbc", _conv_tbc),
-    _top("grid_sampler_2d", _grid_sample(2, ("bilinear", "nearest", "bicubic"), enums=True)),
-    _top("grid_sampler_3d", _grid_sample(3, ("bilinear", "nearest"), enums=True)),
+    _sampler("grid_sampler_2d", _grid_sample(2, ("bilinear", "nearest", "bicubic"), enums=True), 2, functional=False),
+    _sampler("grid_sampler_3d", _grid_sample(3, ("bilinear", "nearest"), enums=True), 3, functional=False),
 )
