@@ -58,8 +58,16 @@ def _padded(coord, size: int, padding: int, align_corners: bool):
     if padding == PADDINGS["reflection"]:
         coord = _reflect(coord, 0, 2 * (size - 1)) if align_corners else _reflect(coord, -1, 2 * size - 1)
     if padding != PADDINGS["zeros"]:
-        coord = coord.clamp(0, size - 1)
+        coord = _clip(coord, size - 1)
     return coord
+
+
+def _clip(coord, high: int):
+    """``coord`` clipped to [0, high] as torch's kernel's ``clip_coordinates_set_grad``: its derivative is 0 on the
+    bounds themselves (``clamp``'s is 1 there), 1 strictly inside and at NaN (which passes through)."""
+    raw = coord.data if isinstance(coord, Tensor) else coord
+    clipped = (raw <= 0) | (raw >= high)
+    return _where(clipped, raw.clamp(0, high), coord)
 
 
 def _taps(x, positions: list[torch.Tensor]):
