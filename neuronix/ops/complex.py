@@ -137,19 +137,24 @@ def _safe_divisor(a):
 
 def abs_complex_grad(g, out, z):
     """The gradient of ``abs`` at a complex ``z`` (``elementwise.abs`` calls it): torch's ``grad * sgn(z)``,
-    with ``sgn(z) = z / |z|`` and ``sgn(0) = 0``."""
+    with ``sgn(z) = z / |z|`` and ``sgn(0) = 0``. torch promotes the real ``grad`` to ``grad + 0i`` and multiplies
+    as complex numbers, multiplied out here term by term: a NaN in either part of ``sgn`` (z with an infinite or
+    NaN part) makes both parts of the gradient NaN, as torch's (``0 * NaN``)."""
     sre, sim = _sgn_parts(z)
-    return apply(_COMPLEX, g * sre, g * sim)
+    return apply(_COMPLEX, g * sre - sim * 0, g * sim + sre * 0)
 
 
 
 
 def _angle_grad(g, out, z):
-    """torch's: 0 for real input; ``g i z / |z|^2`` for complex, 0 where ``z == 0``."""
+    """torch's: 0 for real input; ``g i z / |z|^2`` for complex, 0 where ``z == 0``: torch's
+    ``where(z == 0, 0, g z / |z|^2 i)``, its quotient unguarded as torch's, so that under create_graph the second
+    derivative at ``z == 0`` is NaN as torch's (the discarded branch's 0 / 0 under its zero upstream gradient)."""
     if not unwrap(z).is_complex():
         return ew.zero_gradient(g)
     re, im = _parts(z)
-    sq, zero = _safe_divisor(re * re + im * im)
+    zero = unwrap(z) == 0
+    sq = re * re + im * im
     a, b = g * re / sq, g * im / sq  # then times i, multiplied out as torch's complex product: a*0 - b, a + b*0
     return apply(_COMPLEX, ew.select(zero, 0.0, a * 0 - b), ew.select(zero, 0.0, a + b * 0))
 
