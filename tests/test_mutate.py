@@ -336,3 +336,11 @@ def test_ci_sample_is_deterministic_and_sized():
     first = mutate.sample_ops(ops, 24)
     assert first == mutate.sample_ops(list(reversed(ops)), 24) and len(first) == 24
     assert mutate.sample_ops(ops, None) == ops
+
+
+def test_a_complex_twin_gets_rule_faults_but_no_forward_fault():
+    # cos[complex] is recorded where complex values meet cos, but the forward that runs is cos's: a fault planted in
+    # the twin's forward could never be observed, so it is not generated (its rules are, and mirrors witness them)
+    found = mutate.faults(["cos[complex]", "cos"], ["forward", "scaled"], {})
+    assert Fault("cos", "forward") in found and Fault("cos[complex]", "forward") not in found
+    assert Fault("cos[complex]", "scaled", 0) in found
