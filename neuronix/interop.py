@@ -326,7 +326,9 @@ def is_tensor(obj, /) -> bool:
     return isinstance(obj, Tensor) or _torch_is_tensor(obj)
 
 
-_torch_function_apply = torch.autograd.Function.__dict__["apply"].__func__
+# torch's own ``Function.apply`` as its class defines it: a Python ``classmethod`` in some torch versions, a C
+# ``classmethod_descriptor`` in others (2.14); both bind to a subclass with ``__get__(None, cls)``
+_torch_function_apply = next(vars(k)["apply"] for k in torch.autograd.Function.__mro__ if "apply" in vars(k))
 
 
 def _function_apply(cls, *args, **kwargs):
@@ -336,11 +338,72 @@ def _function_apply(cls, *args, **kwargs):
         from neuronix.autograd import function
 
         return function.run(cls, torch.autograd.Function, args, kwargs)
-    return _torch_function_apply(cls, *args, **kwargs)
+    return _torch_function_apply.__get__(None, cls)(*args, **kwargs)
+
+
+# ----- torch-ecosystem utilities that demand a torch.Tensor ----------------------------------------------------
+# Some utilities check ``isinstance(x, torch.Tensor)`` instead of going through torch's protocol (torchvision's
+# make_grid/save_image do, after the protocol already ran their first steps), so an ``nx.Tensor`` stops them with a
+# TypeError. They are not differentiable steps of a model: they get torch's third and fourth cases above, raw
+# data when nothing requires grad (tensor results back as nx.Tensor), else the error naming what would be lost.
+RAW_DATA_UTILITIES = {"torchvision.utils": ("make_grid", "save_image", "draw_bounding_boxes",
+                                            "draw_segmentation_masks", "draw_keypoints", "flow_to_image")}
+
+
+def _raw_data_utility(qualified: str, fn):
+    def call(*args, **kwargs):
+        found = _nx_tensors((args, kwargs), [])
+        if not found:  # a plain torch call: untouched
+            return fn(*args, **kwargs)
+        tracked = [t for t in found if t.requires_grad] if mode.is_grad_enabled() else []
+        if tracked:
+            raise _lost_gradient(qualified, tracked, "it runs on raw torch data (it is not a neuronix op)")
+        return _run_raw(fn, args, kwargs)
+
+    call.__wrapped__, call.neuronix_adapted = fn, True
+    call.__name__, call.__qualname__, call.__doc__ = fn.__name__, fn.__qualname__, fn.__doc__
+    return call
+
+
+def _adapt_utilities(module) -> None:
+    for name in RAW_DATA_UTILITIES.get(module.__name__, ()):
+        fn = getattr(module, name, None)
+        if callable(fn) and not getattr(fn, "neuronix_adapted", False):
+            setattr(module, name, _raw_data_utility(f"{module.__name__}.{name}", fn))
+
+
+class _UtilityImportHook:
+    """A ``sys.meta_path`` finder that adapts a RAW_DATA_UTILITIES module right after it is executed, whatever the
+    import order (a module imported before neuronix is adapted at install)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in RAW_DATA_UTILITIES:
+            return None
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return None
+        loader_exec = spec.loader.exec_module
+
+        def exec_module(module):
+            loader_exec(module)
+            _adapt_utilities(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
 
 
 def install() -> None:
+    import sys
+
     from torch.utils.data._utils.collate import default_collate_fn_map
+
+    for name in RAW_DATA_UTILITIES:
+        if name in sys.modules:
+            _adapt_utilities(sys.modules[name])
+    if not any(isinstance(f, _UtilityImportHook) for f in sys.meta_path):
+        sys.meta_path.insert(0, _UtilityImportHook())
 
     Tensor.__torch_function__ = classmethod(torch_function)
     Tensor.__format__ = _format

@@ -174,3 +174,43 @@ def test_a_torch_autograd_function_on_nx_tensors_records_its_own_backward():
     assert nx.autograd.gradcheck(TorchSquare.apply, (x,)) and nx.autograd.gradgradcheck(TorchSquare.apply, (x,))
     t = torch.tensor([0.4], requires_grad=True)
     assert StraightThroughRound.apply(t).grad_fn is not None  # torch tensors: torch's own machinery, as before
+
+
+def test_a_utility_that_demands_torch_tensor_runs_on_raw_data_whatever_the_import_order(tmp_path, monkeypatch):
+    """Planted: a module imported after neuronix whose function refuses anything but a torch.Tensor (as torchvision's
+    make_grid does); the import hook adapts it: raw data when nothing requires grad, an error naming it otherwise."""
+    import sys
+
+    from neuronix import interop
+
+    package = tmp_path / "plantedvision"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "utils.py").write_text(
+        "import torch\n"
+        "def make_grid(t, scale=2.0):\n"
+        "    if not isinstance(t, torch.Tensor):\n"
+        "        raise TypeError('tensor should be of type torch.Tensor')\n"
+        "    return t * scale\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(interop.RAW_DATA_UTILITIES, "plantedvision.utils", ("make_grid",))
+    monkeypatch.delitem(sys.modules, "plantedvision.utils", raising=False)
+    import plantedvision.utils as utils
+
+    out = utils.make_grid(nx.Tensor(torch.ones(2)))
+    assert isinstance(out, nx.Tensor) and out.tolist() == [2.0, 2.0]
+    plain = utils.make_grid(torch.ones(2))
+    assert type(plain) is torch.Tensor  # a plain torch call is untouched
+    with pytest.raises(RuntimeError, match=r"plantedvision\.utils\.make_grid: .*requires grad.*gradient would be lost"):
+        utils.make_grid(nx.ones(2, requires_grad=True))
+    sys.modules.pop("plantedvision.utils", None)
+    sys.modules.pop("plantedvision", None)
+
+
+def test_torchvision_save_image_of_a_tensor_requiring_grad_names_the_lost_gradient(tmp_path):
+    torchvision = pytest.importorskip("torchvision")
+    x = nx.rand(2, 3, 4, 4, requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"torchvision\.utils\.save_image: .*gradient would be lost"):
+        torchvision.utils.save_image(x, tmp_path / "x.png")
+    torchvision.utils.save_image(x.detach(), tmp_path / "x.png")
+    assert (tmp_path / "x.png").stat().st_size > 0
