@@ -625,15 +625,25 @@ def _attention_sample(four_d: bool):
 _attention = _attention_sample(False)
 
 
+def _torch_math_attention(*args, **kwargs):
+    """torch's scaled_dot_product_attention on its math backend, the path neuronix implements: torch 2.13 takes it
+    for the mirrors' 3-d inputs on CPU, torch 2.14 takes its CPU flash-attention kernel (no second derivative)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        return TF.scaled_dot_product_attention(*args, **kwargs)
+
+
 def _attention_dropout(draw, dtype, device):
     s = _attention(draw, dtype, device)
     return Sample(s.args, {**s.kwargs, "dropout_p": draw(st.sampled_from((0.2, 0.5))), "seed": _seed(draw)})
 
 
 register(
-    _mirror("scaled_dot_product_attention", _attention),
+    OpMirror(_name("scaled_dot_product_attention"), F.scaled_dot_product_attention, _torch_math_attention, _attention,
+             note="torch's side runs its math backend (sdpa_kernel(SDPBackend.MATH)): neuronix's path"),
     OpMirror(_name("scaled_dot_product_attention", "dropout"), _seeded(F.scaled_dot_product_attention),
-             _seeded(TF.scaled_dot_product_attention), _attention_dropout,
+             _seeded(_torch_math_attention), _attention_dropout,
              note="same seed on both sides: the dropout mask must be torch's draw (torch's math path)"),
 )
 
