@@ -159,8 +159,33 @@ def xlog1py(input, other):
 
 
 # ----- fmax, fmin: NaN-ignoring extrema --------------------------------------------------------
+def _splits_ties(fn) -> bool:
+    """Whether the installed torch's ``fn`` (fmax/fmin) gives each input half the gradient at a tie.
+
+    torch up to 2.13: the whole gradient goes to ``input`` where it is the result (>= / <= other, or
+    other NaN), else to ``other`` (one input gets it, never both). torch 2.14 reuses maximum/minimum's
+    rule: half to each at a tie, 0 only to the strict loser, so a NaN on either side (no comparison
+    holds) sends the whole gradient to both. Probed once here rather than keyed on the version number.
+    """
+    with torch.enable_grad(), torch.inference_mode(False):
+        x = torch.ones(1, dtype=torch.float64, requires_grad=True)
+        (gx,) = torch.autograd.grad(fn(x, torch.ones(1, dtype=torch.float64)), x, torch.ones(1, dtype=torch.float64))
+    return gx.item() == 0.5
+
+
+_FMAX_SPLITS_TIES = _splits_ties(torch.fmax)
+_FMIN_SPLITS_TIES = _splits_ties(torch.fmin)
+
+
+def _split_grad(g, x, y, loses):
+    """torch 2.14's rule for input ``x``: ``where(x == y, g / 2, g)``, exactly 0 where ``loses(x, y)``."""
+    xd, yd = _raw(x), _raw(y)
+    half = torch.where(xd == yd, 0.5, 1.0).to(torch.promote_types(xd.dtype, yd.dtype))
+    return masked(g * half, ~loses(xd, yd))
+
+
 def _fmax_wins(x, y):
-    """Where ``input`` is the result of fmax (torch's rule): it is >= other, or other is NaN."""
+    """Where ``input`` is the result of fmax (torch 2.13's rule): it is >= other, or other is NaN."""
     return (_raw(x) >= _raw(y)) | _raw(y).isnan()
 
 
@@ -168,21 +193,29 @@ def _fmin_wins(x, y):
     return (_raw(x) <= _raw(y)) | _raw(y).isnan()
 
 
-_FMAX = defop("fmax", torch.fmax, lambda g, out, x, y: masked(g, _fmax_wins(x, y)),
-              lambda g, out, x, y: masked(g, ~_fmax_wins(x, y)))
-_FMIN = defop("fmin", torch.fmin, lambda g, out, x, y: masked(g, _fmin_wins(x, y)),
-              lambda g, out, x, y: masked(g, ~_fmin_wins(x, y)))
+if _FMAX_SPLITS_TIES:
+    _FMAX = defop("fmax", torch.fmax, lambda g, out, x, y: _split_grad(g, x, y, torch.lt),
+                  lambda g, out, x, y: _split_grad(g, y, x, torch.lt))
+else:
+    _FMAX = defop("fmax", torch.fmax, lambda g, out, x, y: masked(g, _fmax_wins(x, y)),
+                  lambda g, out, x, y: masked(g, ~_fmax_wins(x, y)))
+if _FMIN_SPLITS_TIES:
+    _FMIN = defop("fmin", torch.fmin, lambda g, out, x, y: _split_grad(g, x, y, torch.gt),
+                  lambda g, out, x, y: _split_grad(g, y, x, torch.gt))
+else:
+    _FMIN = defop("fmin", torch.fmin, lambda g, out, x, y: masked(g, _fmin_wins(x, y)),
+                  lambda g, out, x, y: masked(g, ~_fmin_wins(x, y)))
 
 
 @public
 def fmax(input, other):
-    """Elementwise maximum ignoring NaN; at a tie the whole gradient goes to ``input``, as torch's."""
+    """Elementwise maximum ignoring NaN; the gradient at a tie or NaN is the installed torch's (see ``_splits_ties``)."""
     return apply(_FMAX, input, other)
 
 
 @public
 def fmin(input, other):
-    """Elementwise minimum ignoring NaN; at a tie the whole gradient goes to ``input``, as torch's."""
+    """Elementwise minimum ignoring NaN; the gradient at a tie or NaN is the installed torch's (see ``_splits_ties``)."""
     return apply(_FMIN, input, other)
 
 
