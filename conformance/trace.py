@@ -71,6 +71,13 @@ class Rejected(Exception):
     """The drawn example is invalid for both libraries (both raised): it is skipped, not judged."""
 
 
+# How torch words the error of a function it has removed but still names (torch 2.14's torch.cholesky and torch.qr;
+# torch 2.13 still computes them): where the installed torch raises it, neuronix must raise the same error.
+TORCH_REMOVED = "is now removed"
+# The start of a rejection in which both libraries raised torch's removal error, the same type and message.
+REMOVED_PREFIX = "the installed torch removed this function and neuronix raises its error: "
+
+
 class Mismatch(Exception):
     """Neuronix and its oracle disagree in a way that is not a value (one raised, wrong result type, ...)."""
 

@@ -185,3 +185,26 @@ def test_cond_of_a_singular_matrix_is_inf_without_error_as_torch(p):
     expected = torch.linalg.cond(singular, p)
     assert torch.isinf(expected)
     assert torch.equal(nx.linalg.cond(nx.Tensor(singular), p).data, expected)
+
+
+
+@pytest.mark.parametrize("call", [
+    lambda lib, a: (lib.cholesky(a),),
+    lambda lib, a: (a.cholesky(upper=True),),
+    lambda lib, a: tuple(lib.qr(a, some=False)),
+    lambda lib, a: tuple(a.qr()),
+])
+def test_cholesky_and_qr_follow_the_installed_torch(call):
+    """torch 2.13 computes torch.cholesky and torch.qr; torch 2.14 removed them (its error, whatever the input)."""
+    a = torch.randn(3, 3, dtype=torch.float64)
+    a = a @ a.mT + 3 * torch.eye(3, dtype=torch.float64)
+    try:
+        expected = call(torch, a)
+    except RuntimeError as err:
+        assert "is now removed" in str(err)
+        with pytest.raises(RuntimeError) as got:
+            call(nx, nx.Tensor(a))
+        assert str(got.value) == str(err)
+        return
+    got = call(nx, nx.Tensor(a))
+    assert all(torch.allclose(g.data, e) for g, e in zip(got, expected, strict=True))

@@ -16,7 +16,7 @@ import torch
 import neuronix as nx
 from conformance.closeness import flatten, to_torch
 from conformance.mirror import Comparison, Sample
-from conformance.trace import Mismatch, Rejected, describe, note, track
+from conformance.trace import REMOVED_PREFIX, TORCH_REMOVED, Mismatch, Rejected, describe, note, track
 
 
 def note_sample(sample: Sample) -> None:
@@ -123,7 +123,12 @@ def call_both(sample: Sample, slots, torch_fn: Callable, nx_fn: Callable):
         c_args, c_kwargs = build_call(sample, slots, NxConst())
         try:
             nx_fn(*c_args, **c_kwargs)
-        except Exception:  # noqa: BLE001 - both raised: a consistent rejection
+        except Exception as nx_err:  # noqa: BLE001 - both raised: a consistent rejection
+            if TORCH_REMOVED in str(err):  # the installed torch removed the function: neuronix raises its error
+                if type(nx_err) is not type(err) or str(nx_err) != str(err):
+                    raise Mismatch("forward", f"torch raised {type(err).__name__}: {err}; neuronix raised another "
+                                              f"error: {type(nx_err).__name__}: {nx_err}") from None
+                raise Rejected(f"{REMOVED_PREFIX}{type(err).__name__}: {err}") from None
             raise Rejected(f"torch and neuronix both raised ({type(err).__name__}: {err})") from None
         raise Mismatch("forward", f"torch raised {type(err).__name__}: {err}; neuronix returned a result") from None
     n_args, n_kwargs = build_call(sample, slots, NxLeaf())

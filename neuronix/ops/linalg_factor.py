@@ -316,9 +316,32 @@ def linalg_cholesky(A, *, upper=False):
     return apply(_CHOLESKY, A, upper=upper)
 
 
+def _removed_in_torch(call) -> bool:
+    """Whether the installed torch has removed a deprecated function: torch 2.13 still computes ``torch.cholesky``
+    and ``torch.qr``; torch 2.14 keeps the names, but calling them raises "This function was deprecated since version
+    1.9 and is now removed" (a RuntimeError) whatever the arguments. Probed once, at import, with no tensor: 2.13
+    refuses it at argument parsing (a TypeError), before its kernel's one-time deprecation warning."""
+    try:
+        call(None)
+    except RuntimeError as err:
+        return "is now removed" in str(err)
+    except TypeError:
+        return False
+    return False
+
+
+# Where the installed torch removed them, neuronix's torch.cholesky / torch.qr (and their methods) raise torch's
+# own error: the call is handed to torch, which raises before computing anything.
+_CHOLESKY_REMOVED = _removed_in_torch(torch.cholesky)
+_QR_REMOVED = _removed_in_torch(torch.qr)
+
+
 @public(name="cholesky")
 def cholesky(input, upper=False):
-    """``torch.cholesky`` (deprecated in torch for ``linalg.cholesky``): the same factor."""
+    """``torch.cholesky`` (deprecated in torch for ``linalg.cholesky``): the same factor; where the installed torch
+    removed it (2.14), torch's error."""
+    if _CHOLESKY_REMOVED:
+        torch.cholesky(unwrap(input), upper=upper)
     _check_square("cholesky", input)
     return apply(_CHOLESKY, input, upper=upper)
 
@@ -513,7 +536,10 @@ def qr(A, mode="reduced"):
 
 @public(name="qr")
 def torch_qr(input, some=True):
-    """``torch.qr`` (deprecated in torch): ``linalg.qr`` with ``some=False`` meaning mode 'complete'."""
+    """``torch.qr`` (deprecated in torch): ``linalg.qr`` with ``some=False`` meaning mode 'complete'; where the
+    installed torch removed it (2.14), torch's error."""
+    if _QR_REMOVED:
+        torch.qr(unwrap(input), some=some)
     return TorchQr(*_qr_parts("qr", input, "reduced" if some else "complete"))
 
 
