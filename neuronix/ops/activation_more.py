@@ -178,6 +178,65 @@ def _no_pdist_double_backward(*_, **__):
                        "second derivative with respect to its input)")
 
 
+def _torch_differentiates_pdist_backward() -> bool:
+    """torch 2.13 has no second derivative of pdist (the derivative for '_pdist_backward' is not implemented, raised
+    at the second backward); torch 2.14 has one. Probed once, at import, on a 2 x 1 input."""
+    x = torch.tensor([[0.0], [1.0]], dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(torch.pdist(x), x, create_graph=True)
+    try:
+        torch.autograd.grad(g.sum(), x, allow_unused=True)
+    except RuntimeError:
+        return False
+    return True
+
+
+def _pdist_slope_derivatives(x, dist, p):
+    """The slopes' derivatives ``(dS/d diff, dS/d dist)`` per pair and column, and the mask where they count (a
+    nonzero distance, and a nonzero difference for p < 2): S = diff |diff|^(p-2) / dist^(p-1) (sign for p = 1 and
+    inf, 0 for p = 0: constant a.e.) gives (p-1) |diff|^(p-2) / dist^(p-1) and -dS/d diff * diff / dist."""
+    i, j = _pdist_pairs(x.shape[0], x.device)
+    diff = x[i] - x[j]
+    d = dist.unsqueeze(1)
+    ok = (d.data != 0).expand_as(diff.data)
+    if p < 2:
+        ok = ok & (diff.data != 0)
+    if p in (0, 1, float("inf")):
+        return None, None, ok & False
+    safe_d = select(ok, d, 1.0)
+    safe_abs = select(ok, diff.abs(), 1.0)
+    by_diff = (p - 1) * safe_abs ** (p - 2) / safe_d ** (p - 1)
+    return by_diff, -by_diff * diff / safe_d, ok
+
+
+def _pdist_backward_by_x(h, out, g, x, dist, p):
+    # the backward is sum_k g_k S_k (e_i - e_j); holding dist, its adjoint in x scatters g_k a_k dS_k/d diff to
+    # rows i and -j, a_k = h_i - h_j
+    i, j = _pdist_pairs(x.shape[0], x.device)
+    by_diff, _, ok = _pdist_slope_derivatives(x, dist, p)
+    if by_diff is None:
+        return anchored(Tensor(torch.zeros_like(x.data)), h)
+    scatter = torch.zeros(i.numel(), x.shape[0], dtype=x.dtype, device=x.device)
+    pairs = torch.arange(i.numel(), device=x.device)
+    scatter[pairs, i] = 1
+    scatter[pairs, j] = -1
+    return Tensor(scatter.mT.contiguous()) @ masked(g.unsqueeze(1) * (h[i] - h[j]) * by_diff, ok)
+
+
+def _pdist_backward_by_dist(h, out, g, x, dist, p):
+    i, j = _pdist_pairs(x.shape[0], x.device)
+    _, by_dist, ok = _pdist_slope_derivatives(x, dist, p)
+    if by_dist is None:
+        return anchored(Tensor(torch.zeros_like(dist.data)), h)
+    return masked(g.unsqueeze(1) * (h[i] - h[j]) * by_dist, ok).sum(1)
+
+
+# torch 2.14 differentiates pdist's backward (its second derivative), torch 2.13 refuses: neuronix follows the
+# installed torch
+_PDIST_BY_X, _PDIST_BY_DIST = ((_pdist_backward_by_x, _pdist_backward_by_dist)
+                               if _torch_differentiates_pdist_backward()
+                               else (_no_pdist_double_backward, _no_pdist_double_backward))
+
+
 def _pdist_backward_kernel(g, x, dist, p):
     if g.numel() == 0 or x.numel() == 0:  # no pairs (or no columns): torch 2.13's kernel segfaults on 0 rows
         return torch.zeros_like(x, memory_format=torch.legacy_contiguous_format)
@@ -188,8 +247,8 @@ PDIST_BACKWARD = defop(
     "pdist_backward",
     _pdist_backward_kernel,
     _pdist_backward_adjoint,
-    _no_pdist_double_backward,
-    _no_pdist_double_backward,
+    _PDIST_BY_X,
+    _PDIST_BY_DIST,
 )
 PDIST = defop("pdist", lambda x, p: _aten._pdist_forward(x.contiguous(), p),
               lambda g, out, x, p: apply(PDIST_BACKWARD, g, x, out, p=p), saves_out=True)
