@@ -56,6 +56,10 @@ class OpMirror:
     gradgrad: bool = True  # check second derivatives (only where torch has them)
     # ... also w.r.t. the upstream gradients; False only where torch's is wrong (say why in ``note``)
     gradgrad_upstream: bool = True
+    # False where the installed torch picks which of several tied inputs receives the gradient by an unspecified
+    # selection (torch 2.14's quantile): the checks that make ties on purpose (special values, stride-0 expanded
+    # inputs) then skip this mirror, and the samples it draws itself are compared as everywhere (say why in ``note``)
+    tie_gradients: bool = True
     fd: bool = True  # central finite differences of neuronix's own gradient (float64; half: kinds/op.py FD_STEP)
     dtypes: tuple = WITH_HALF
     output: Callable[[Any], Any] | None = None  # picks the compared/differentiated output(s)

@@ -230,3 +230,25 @@ def test_torchs_eval_batch_norm_defect_is_classified_as_a_suspected_torch_defect
     assert backward.status == "fail" and backward.label == classify.TORCH, backward.message
     assert "neuronix forward mode" in backward.message and "torch.nn.functional" in backward.message or \
         "import torch" in backward.message  # the torch-only snippet
+
+
+def test_a_mirror_without_tie_gradients_skips_only_the_checks_that_make_ties():
+    """Planted: the largest element by sorting (the gradient goes to one tied maximum) against torch.amax (split among
+    the ties). They agree on the drawn tie-free samples; the special-value draw and stride-0 inputs make ties, and
+    there they differ: caught with the claim, skipped without it (OpMirror.tie_gradients), the rest still checked."""
+    import neuronix as nx
+
+    def sample(draw, dtype, device):
+        x = tensor(draw, (6,), dtype, device)
+        return Sample((x + torch.arange(6, dtype=dtype) * 10,))  # distinct values: no ties in the draw itself
+
+    def largest(x):
+        return nx.sort(x).values[-1]
+
+    mirror = OpMirror("planted_largest", largest, lambda x: torch.amax(x, -1), sample, gradgrad=False, fd=False,
+                      dtypes=(torch.float64,), devices=("cpu",))
+    caught = run_case(mirror, "float64", "cpu", examples=8)
+    assert {r.check for r in caught.records if r.status != "pass"} & {"special_values", "variant"}
+    relaxed = run_case(OpMirror(**{**mirror.__dict__, "tie_gradients": False}), "float64", "cpu", examples=8)
+    assert not relaxed.failed, [r.check for r in relaxed.records if r.status != "pass"]
+    assert {"forward", "backward"} <= {r.check for r in relaxed.records}

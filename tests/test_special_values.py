@@ -51,6 +51,9 @@ def _sweep(mirror: OpMirror, data, dtype: torch.dtype, kinds: tuple[str, ...], s
 @pytest.mark.parametrize("name", CASES)
 def test_special_values_match_torch(name: str) -> None:
     mirror = REGISTRY[name]
+    if not getattr(mirror, "tie_gradients", True):
+        pytest.skip(f"{name}: the installed torch picks the tied input that gets the gradient by an unspecified "
+                    f"selection (OpMirror.tie_gradients; {mirror.note})")
     dtypes = [d for d in special.SWEEP_DTYPES if d in mirror.dtypes]
 
     @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
