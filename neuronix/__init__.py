@@ -21,6 +21,9 @@ from neuronix import factories  # noqa: F401  (registers the factories as public
 from neuronix.serialization import save, load
 from neuronix import distributed
 from neuronix import interop  # noqa: F401  (nx.Tensor speaks torch's __torch_function__)
+# torch's housekeeping namespaces, so that unchanged programs import (issue 14)
+from neuronix import accelerator, amp, backends, compiler, cuda, utils  # noqa: F401
+from neuronix.compiler import compile  # noqa: A004  (torch's name)
 
 __version__ = "0.1.0"
 

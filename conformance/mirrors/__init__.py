@@ -10,4 +10,6 @@ from conformance.mirrors import backward_ops  # noqa: F401  (internal ops run on
 from conformance.mirrors import hooks, inplace_views  # noqa: F401  (module backward hooks; in place into views)
 from conformance.mirrors import pointwise, sorting, random, shaping, decompositions, fft  # noqa: F401  (issue 13 reach)
 from conformance.mirrors import spatial, nn_functional_more, custom  # noqa: F401  (issue 13 reach)
+from conformance.mirrors import nn_rnn, nn_transformer, nn_modules_spatial, nn_modules_more  # noqa: F401  (issue 14 reach)
+from conformance.mirrors import nn_utils, optim_more, amp  # noqa: F401  (issue 14 reach)
 from conformance.mirrors import inplace  # noqa: F401  (last: derives in-place mirrors from the others)

@@ -11,6 +11,11 @@ from neuronix.nn import functional as F
 from neuronix.nn.module import Module
 from neuronix.nn.parameter import Parameter
 
+__all__ = [
+    "ELU", "GELU", "SELU", "Hardswish", "Hardtanh", "LeakyReLU", "LogSoftmax", "Mish", "ReLU", "ReLU6", "Sigmoid",
+    "SiLU", "Softmax", "Softplus", "Swish", "Tanh"
+]
+
 
 def _inplace_repr(inplace: bool) -> str:
     return "inplace=True" if inplace else ""

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from neuronix.nn.module import Module, _indent
 
+__all__ = ["ModuleDict", "ModuleList", "Sequential"]
+
 
 def _index(idx: int, size: int, what: str) -> int:
     idx = operator.index(idx)

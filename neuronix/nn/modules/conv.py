@@ -12,6 +12,8 @@ from neuronix.nn.module import Module
 from neuronix.nn.modules._check import check_input
 from neuronix.nn.parameter import Parameter
 
+__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]
+
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 

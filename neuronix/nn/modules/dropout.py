@@ -5,6 +5,8 @@ from __future__ import annotations
 from neuronix.nn import functional as F
 from neuronix.nn.module import Module
 
+__all__ = ["Dropout"]
+
 
 class Dropout(Module):
     """During training, zero each element with probability ``p`` and scale the rest by ``1/(1-p)``; identity in eval."""

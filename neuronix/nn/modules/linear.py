@@ -11,6 +11,8 @@ from neuronix.nn import init
 from neuronix.nn.module import Module
 from neuronix.nn.parameter import Parameter
 
+__all__ = ["Flatten", "Identity", "Linear", "Unflatten"]
+
 
 class Identity(Module):
     """Returns its input unchanged (any constructor arguments are ignored, as torch)."""

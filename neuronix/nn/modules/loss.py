@@ -12,6 +12,11 @@ import warnings
 from neuronix.nn import functional as F
 from neuronix.nn.module import Module
 
+__all__ = [
+    "BCELoss", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "KLDivLoss", "L1Loss", "MSELoss", "NLLLoss",
+    "SmoothL1Loss"
+]
+
 
 def _legacy_reduction(size_average, reduce) -> str:
     size_average = True if size_average is None else size_average

@@ -12,6 +12,8 @@ from neuronix.nn.module import Module
 from neuronix.nn.modules._check import check_input
 from neuronix.nn.parameter import Parameter
 
+__all__ = ["BatchNorm1d", "BatchNorm2d", "GroupNorm", "LayerNorm"]
+
 
 def _affine_parameters(module: Module, affine: bool, bias: bool, shape: tuple, device, dtype) -> None:
     """``weight`` (and ``bias`` unless ``bias=False``) of ``shape`` when ``affine``; registered as None otherwise."""

@@ -6,6 +6,8 @@ from neuronix.nn import functional as F
 from neuronix.nn.module import Module
 from neuronix.nn.modules._check import check_input
 
+__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "MaxPool2d"]
+
 _LAYOUTS = "(N, C, H, W) or (C, H, W)"
 
 

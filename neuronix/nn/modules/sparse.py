@@ -9,6 +9,8 @@ from neuronix.nn import init
 from neuronix.nn.module import Module
 from neuronix.nn.parameter import Parameter
 
+__all__ = ["Embedding"]
+
 
 class Embedding(Module):
     """Rows of ``weight`` picked by integer indices; ``weight ~ N(0, 1)`` with the ``padding_idx`` row zero.

@@ -1,0 +1,3 @@
+"""Mirrors for issue 14 (amp helper)."""
+
+from __future__ import annotations

@@ -1,0 +1,3 @@
+"""Mirrors for issue 14 (spatial helper)."""
+
+from __future__ import annotations

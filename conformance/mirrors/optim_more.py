@@ -1,0 +1,3 @@
+"""Mirrors for issue 14 (optimizers helper)."""
+
+from __future__ import annotations

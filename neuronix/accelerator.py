@@ -1,0 +1,5 @@
+"""``nx.accelerator`` (issue 14: housekeeping helper)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""``nx.cuda``: torch.cuda's housekeeping functions (issue 14: housekeeping helper)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

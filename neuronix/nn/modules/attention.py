@@ -1,0 +1,5 @@
+"""``nn.MultiheadAttention`` (issue 14: attention helper)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,5 @@
+"""``nx.utils.data``: torch's data utilities, batching neuronix tensors (issue 14: housekeeping helper)."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
