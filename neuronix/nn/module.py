@@ -15,7 +15,7 @@ import torch
 
 from neuronix.autograd import mode
 from neuronix.nn.hooks import BackwardHookCall, RemovableHandle, add_hook
-from neuronix.nn.parameter import Parameter
+from neuronix.nn.parameter import Buffer, Parameter
 from neuronix.tensor import Tensor, unwrap
 
 
@@ -29,6 +29,11 @@ class _IncompatibleKeys(namedtuple("IncompatibleKeys", ["missing_keys", "unexpec
             return "<All keys matched successfully>"
         return super().__repr__()
 
+
+
+def _is_lazy(tensor) -> bool:
+    """An ``UninitializedParameter``/``UninitializedBuffer`` (nn/modules/lazy.py): its class names what it becomes."""
+    return hasattr(type(tensor), "cls_to_become")
 
 
 def _indent(text: str, spaces: int) -> str:
@@ -159,6 +164,9 @@ class Module:
             if value is not None:
                 raise TypeError(f"cannot assign '{type(value).__name__}' as child module '{name}' (Module or None expected)")
             self._modules[name] = None
+        elif isinstance(value, Buffer):  # torch >= 2.5: assigning an nn.Buffer registers it, with its persistence
+            self._check_init("buffer")
+            self.register_buffer(name, value, persistent=value.persistent)
         elif params is not None and name in self._buffers:
             if value is not None and not isinstance(value, (Tensor, torch.Tensor)):
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' (Tensor or None expected)")
@@ -451,12 +459,15 @@ class Module:
                 metadata[module_prefix] = {"version": module._version}
             head = f"{module_prefix}." if module_prefix else ""
             for key, p in module._parameters.items():
-                if p is not None:
-                    destination[head + key] = p if keep_vars else p.data
+                if p is not None:  # an uninitialised (lazy) parameter is saved as itself, as torch
+                    destination[head + key] = p if keep_vars or _is_lazy(p) else p.data
             for key, b in module._buffers.items():
                 if b is not None and key not in module._non_persistent_buffers_set:
-                    destination[head + key] = b if keep_vars else b.data
+                    destination[head + key] = b if keep_vars or _is_lazy(b) else b.data
         return destination
+
+    def _prepare_load(self, state_dict, prefix: str) -> None:
+        """Called on every module before ``load_state_dict`` reads it (lazy modules materialise here, as torch's pre-hook)."""
 
     def _load_defaults(self, state_dict, prefix: str) -> None:
         """Subclasses fill keys that older checkpoints lack (BatchNorm's num_batches_tracked)."""
@@ -471,6 +482,8 @@ class Module:
             raise TypeError(f"Expected state_dict to be dict-like, got {type(state_dict)}.")
         metadata = getattr(state_dict, "_metadata", None)
         state_dict = OrderedDict(state_dict)
+        for module_prefix, module in self.named_modules(remove_duplicate=False):
+            module._prepare_load(state_dict, f"{module_prefix}." if module_prefix else "")
         if metadata is None:
             for module_prefix, module in self.named_modules(remove_duplicate=False):
                 module._load_defaults(state_dict, f"{module_prefix}." if module_prefix else "")
@@ -497,6 +510,8 @@ class Module:
                 )
                 continue
             target = getattr(module, table)[name]
+            if _is_lazy(target):  # still uninitialised: its source was too (torch copies nothing either)
+                continue
             if raw.shape != target.shape:
                 errors.append(
                     f"size mismatch for {key}: copying a param with shape {raw.shape} from checkpoint, "
