@@ -22,6 +22,7 @@ from neuronix.nn.functional import (  # noqa: F401  (registration side effects)
     dropout_embedding,
     loss,
     loss_more,
+    mha,
     normalization,
     padding,
     pooling,
