@@ -1,4 +1,9 @@
-"""Convolutions: ``Conv1d``, ``Conv2d``, ``ConvTranspose2d`` (torch's attributes, init and repr)."""
+"""Convolutions over 1, 2 or 3 spatial dims, plain and transposed, and their lazy forms (torch's attributes, init
+and repr).
+
+One ``_ConvNd`` holds what every convolution shares (parameters, init, padding modes, repr); ``_Conv`` and
+``_ConvTransposeNd`` add the two forwards, and each public class only names its rank and functional.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,13 @@ from neuronix.nn import functional as F
 from neuronix.nn import init
 from neuronix.nn.module import Module
 from neuronix.nn.modules._check import check_input
+from neuronix.nn.modules.lazy import LazyModuleMixin, UninitializedParameter
 from neuronix.nn.parameter import Parameter
 
-__all__ = ["Conv1d", "Conv2d", "ConvTranspose2d"]
+__all__ = [
+    "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d",
+    "LazyConv1d", "LazyConv2d", "LazyConv3d", "LazyConvTranspose1d", "LazyConvTranspose2d", "LazyConvTranspose3d",
+]
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -92,7 +101,7 @@ class _ConvNd(Module):
                 init.uniform_(self.bias, -bound, bound)
 
     def _check(self, input) -> None:
-        c, spatial = self.in_channels, {1: "L", 2: "H, W"}[self._dims]
+        c, spatial = self.in_channels, {1: "L", 2: "H, W", 3: "D, H, W"}[self._dims]
         check_input(self, input, (self._dims + 1, self._dims + 2), f"(N, {c}, {spatial}) or ({c}, {spatial})",
                     {self._dims + 1: 0, self._dims + 2: 1}, c)
 
@@ -147,14 +156,21 @@ class Conv2d(_Conv):
     _functional = "conv2d"
 
 
-class ConvTranspose2d(_ConvNd):
-    """2-D transposed convolution ("deconvolution"); ``forward(input, output_size=None)`` as torch.
+class Conv3d(_Conv):
+    """3-D convolution over ``(N, C_in, D, H, W)`` (or unbatched ``(C_in, D, H, W)``) inputs, as ``torch.nn.Conv3d``."""
+
+    _dims = 3
+    _functional = "conv3d"
+
+
+class _ConvTransposeNd(_ConvNd):
+    """Transposed convolution ("deconvolution"); ``forward(input, output_size=None)`` as torch.
 
     ``output_size`` picks the ``output_padding`` that yields that spatial size, since strided
     convolutions map several input sizes to the same output size.
     """
 
-    _dims = 2
+    _functional: str
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
                  groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
@@ -177,11 +193,14 @@ class ConvTranspose2d(_ConvNd):
             return self.output_padding
         n = self._dims
         sizes = [int(s) for s in output_size]
-        if len(sizes) in (n + 1, n + 2):
-            sizes = sizes[-n:]
+        # as torch: the sizes may lead with the non-spatial dims the input has (N and C, or C unbatched)
+        leading = 2 if input.ndim == n + 2 else 1
+        if len(sizes) == n + leading:
+            sizes = sizes[leading:]
         if len(sizes) != n:
             raise ValueError(
-                f"{self!r}: output_size must have {n} or {n + 2} elements (got {len(output_size)}: {tuple(output_size)})"
+                f"{type(self).__name__}: for {input.ndim}D input, output_size must have {n} or {n + leading} elements "
+                f"(got {len(output_size)}: {tuple(output_size)})"
             )
         spatial = tuple(input.shape[-n:])
         result = []
@@ -190,7 +209,7 @@ class ConvTranspose2d(_ConvNd):
             largest = smallest + self.stride[i] - 1
             if not smallest <= sizes[i] <= largest:
                 raise ValueError(
-                    f"{self!r}: requested an output size of {tuple(sizes)}, but valid sizes range from "
+                    f"{type(self).__name__}: requested an output size of {tuple(sizes)}, but valid sizes range from "
                     f"{smallest} to {largest} in dim {i} (for an input of spatial size {spatial})"
                 )
             result.append(sizes[i] - smallest)
@@ -199,5 +218,97 @@ class ConvTranspose2d(_ConvNd):
     def forward(self, input, output_size=None):
         self._check(input)
         output_padding = self._output_padding(input, output_size)
-        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding, self.groups,
-                                  self.dilation)
+        return getattr(F, self._functional)(input, self.weight, self.bias, self.stride, self.padding, output_padding,
+                                            self.groups, self.dilation)
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """1-D transposed convolution over ``(N, C_in, L)`` (or ``(C_in, L)``), as ``torch.nn.ConvTranspose1d``."""
+
+    _dims = 1
+    _functional = "conv_transpose1d"
+
+
+class ConvTranspose2d(_ConvTransposeNd):
+    """2-D transposed convolution over ``(N, C_in, H, W)`` (or ``(C_in, H, W)``), as ``torch.nn.ConvTranspose2d``."""
+
+    _dims = 2
+    _functional = "conv_transpose2d"
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """3-D transposed convolution over ``(N, C_in, D, H, W)`` (or ``(C_in, D, H, W)``), as ``torch.nn.ConvTranspose3d``."""
+
+    _dims = 3
+    _functional = "conv_transpose3d"
+
+
+# ----- lazy convolutions: in_channels read from the first input ------------------------------------------
+class _LazyConvMixin(LazyModuleMixin):
+    """``in_channels`` (and the weight's shape) from the first input's channel dim, then torch's init."""
+
+    def _make_lazy(self, out_channels: int, bias: bool, device, dtype) -> None:
+        self.weight = UninitializedParameter(device=device, dtype=dtype)
+        self.out_channels = out_channels
+        if bias:
+            self.bias = UninitializedParameter(device=device, dtype=dtype)
+
+    def reset_parameters(self) -> None:
+        if not self.has_uninitialized_params() and self.in_channels != 0:
+            super().reset_parameters()
+
+    def _get_in_channels(self, input) -> int:
+        batched, unbatched = self._dims + 2, self._dims + 1
+        if input.ndim not in (unbatched, batched):
+            raise RuntimeError(
+                f"Expected {unbatched}D (unbatched) or {batched}D (batched) input to {type(self).__name__}, "
+                f"but got input of size: {tuple(input.shape)}"
+            )
+        return input.shape[1] if input.ndim == batched else input.shape[0]
+
+    def initialize_parameters(self, input, *args, **kwargs) -> None:
+        if not self.has_uninitialized_params():
+            return
+        self.in_channels = self._get_in_channels(input)
+        if self.in_channels % self.groups != 0:
+            raise ValueError(f"in_channels must be divisible by groups (in_channels={self.in_channels}, groups={self.groups})")
+        if self.transposed:
+            shape = (self.in_channels, self.out_channels // self.groups)
+        else:
+            shape = (self.out_channels, self.in_channels // self.groups)
+        self.weight.materialize(shape + tuple(self.kernel_size))
+        if self.bias is not None:
+            self.bias.materialize((self.out_channels,))
+        self.reset_parameters()
+
+
+def _lazy_conv(eager: type) -> type:
+    """``Lazy<eager>``: ``eager``'s signature without ``in_channels``; becomes ``eager`` after the first forward."""
+
+    def __init__(self, out_channels: int, kernel_size, stride=1, padding=0, dilation=1, groups: int = 1,
+                 bias: bool = True, padding_mode: str = "zeros", device=None, dtype=None) -> None:
+        eager.__init__(self, 0, 0, kernel_size, stride, padding, dilation, groups, False, padding_mode, device, dtype)
+        self._register_lazy_hook()
+        self._make_lazy(out_channels, bias, device, dtype)
+
+    def __init_transposed__(self, out_channels: int, kernel_size, stride=1, padding=0, output_padding=0,
+                            groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros", device=None,
+                            dtype=None) -> None:
+        eager.__init__(self, 0, 0, kernel_size, stride, padding, output_padding, groups, False, dilation, padding_mode,
+                       device, dtype)
+        self._register_lazy_hook()
+        self._make_lazy(out_channels, bias, device, dtype)
+
+    name = f"Lazy{eager.__name__}"
+    body = {"__init__": __init_transposed__ if issubclass(eager, _ConvTransposeNd) else __init__,
+            "cls_to_become": eager, "__module__": __name__,
+            "__doc__": f"``{eager.__name__}`` whose ``in_channels`` is read from the first input (``torch.nn.{name}``)."}
+    return type(name, (_LazyConvMixin, eager), body)
+
+
+LazyConv1d = _lazy_conv(Conv1d)
+LazyConv2d = _lazy_conv(Conv2d)
+LazyConv3d = _lazy_conv(Conv3d)
+LazyConvTranspose1d = _lazy_conv(ConvTranspose1d)
+LazyConvTranspose2d = _lazy_conv(ConvTranspose2d)
+LazyConvTranspose3d = _lazy_conv(ConvTranspose3d)

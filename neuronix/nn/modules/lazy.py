@@ -105,6 +105,10 @@ class LazyModuleMixin:
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self._register_lazy_hook()
+
+    def _register_lazy_hook(self) -> None:
+        """The forward pre-hook that materialises (for subclasses that call the eager ``__init__`` themselves)."""
         self._initialize_hook = self.register_forward_pre_hook(self._infer_parameters, with_kwargs=True)
 
     def initialize_parameters(self, *args, **kwargs) -> None:
