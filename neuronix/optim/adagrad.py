@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from neuronix.optim.optimizer import Optimizer, check_nonnegative, step_dtype
+from neuronix.optim.optimizer import Optimizer, check_nonnegative, new_step
 
 
 class Adagrad(Optimizer):
@@ -16,16 +16,19 @@ class Adagrad(Optimizer):
     starting at ``initial_accumulator_value``. As in torch, that start value is the
     constructor's for every group, and the state of the constructor's parameters exists
     from the start (of parameters added later, from their first step): ``step``, ``sum``.
+    Sparse gradients (torch takes them) are refused with an error.
     """
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
-                 initial_accumulator_value: float = 0, eps: float = 1e-10, *, maximize: bool = False) -> None:
+                 initial_accumulator_value: float = 0, eps: float = 1e-10, foreach: bool | None = None, *,
+                 maximize: bool = False, differentiable: bool = False, fused: bool | None = None) -> None:
         defaults = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize)
+                        initial_accumulator_value=initial_accumulator_value, eps=eps, foreach=foreach, maximize=maximize,
+                        differentiable=differentiable, fused=fused)
         super().__init__(params, defaults)
         for group in self.param_groups:
             for p in group["params"]:
-                self._init_state(p.data, self.state[p])
+                self._init_state(p.data, self.state[p], group)
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
@@ -34,13 +37,13 @@ class Adagrad(Optimizer):
         check_nonnegative(self._name, "initial_accumulator_value", group["initial_accumulator_value"])
         check_nonnegative(self._name, "epsilon", group["eps"])
 
-    def _init_state(self, param: torch.Tensor, state: dict[str, Any]) -> None:
-        state["step"] = torch.tensor(0.0, dtype=step_dtype())
+    def _init_state(self, param: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
+        state["step"] = new_step(param, group)
         state["sum"] = torch.full_like(param, self.defaults["initial_accumulator_value"], memory_format=torch.preserve_format)
 
     def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         if not state:
-            self._init_state(param, state)
+            self._init_state(param, state, group)
         state["step"] += 1
         step = state["step"].item()
         if group["maximize"]:

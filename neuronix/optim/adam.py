@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from neuronix.optim.optimizer import Optimizer, check_betas, check_nonnegative, step_dtype
+from neuronix.optim.optimizer import Optimizer, check_betas, check_nonnegative, new_step
 
 
 class Adam(Optimizer):
@@ -15,15 +15,19 @@ class Adam(Optimizer):
     ``m = lerp(m, g, 1 - beta1)``, ``v = beta2 * v + (1 - beta2) * g * g`` (``v`` replaced by
     its running maximum with ``amsgrad``), then
     ``p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)``.
-    ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2); ``AdamW`` decouples it.
+    ``weight_decay`` adds ``weight_decay * p`` to the gradient (L2); ``decoupled_weight_decay=True``
+    (``AdamW``) shrinks ``p *= 1 - lr * weight_decay`` instead.
     State: ``step`` (a 0-d tensor, as torch keeps it), ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq``.
+    ``foreach`` / ``fused`` / ``capturable``: see ``Optimizer._check_flags``.
     """
 
-    _decoupled = False
-
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0, amsgrad: bool = False, *, maximize: bool = False) -> None:
-        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize)
+                 weight_decay: float = 0, amsgrad: bool = False, *, foreach: bool | None = None, maximize: bool = False,
+                 capturable: bool = False, differentiable: bool = False, fused: bool | None = None,
+                 decoupled_weight_decay: bool = False) -> None:
+        defaults = dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                        foreach=foreach, capturable=capturable, differentiable=differentiable, fused=fused,
+                        decoupled_weight_decay=decoupled_weight_decay)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -34,7 +38,7 @@ class Adam(Optimizer):
 
     def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         if not state:
-            state["step"] = torch.tensor(0.0, dtype=step_dtype())
+            state["step"] = new_step(param, group)
             state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             if group["amsgrad"]:
@@ -45,7 +49,7 @@ class Adam(Optimizer):
         state["step"] += 1
         step = state["step"].item()
         if wd != 0:
-            if self._decoupled:
+            if group["decoupled_weight_decay"]:
                 param.mul_(1 - lr * wd)
             else:
                 grad = grad.add(param, alpha=wd)
@@ -65,8 +69,8 @@ class Adam(Optimizer):
 class AdamW(Adam):
     """Adam with decoupled weight decay (Loshchilov & Hutter, 2019): ``p *= 1 - lr * weight_decay`` before the step."""
 
-    _decoupled = True
-
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False) -> None:
-        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize=maximize)
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False, foreach: bool | None = None,
+                 capturable: bool = False, differentiable: bool = False, fused: bool | None = None) -> None:
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
+                         capturable=capturable, differentiable=differentiable, fused=fused, decoupled_weight_decay=True)

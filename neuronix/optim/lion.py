@@ -16,12 +16,13 @@ class Lion(Optimizer):
     ``p -= lr * sign(beta1 * m + (1 - beta1) * g)``, after which the momentum becomes
     ``m = beta2 * m + (1 - beta2) * g``. Lion's steps have unit size per coordinate, so its
     good ``lr`` is 3-10x smaller than AdamW's (and ``weight_decay`` that much larger).
-    State: ``exp_avg``.
+    State: ``exp_avg``. ``foreach`` / ``fused`` are accepted as by torch's optimizers (same arithmetic).
     """
 
     def __init__(self, params, lr: float = 1e-4, betas: tuple[float, float] = (0.9, 0.99),
-                 weight_decay: float = 0.0, *, maximize: bool = False) -> None:
-        defaults = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, maximize=maximize)
+                 weight_decay: float = 0.0, *, maximize: bool = False, foreach: bool | None = None,
+                 fused: bool | None = None) -> None:
+        defaults = dict(lr=lr, betas=tuple(betas), weight_decay=weight_decay, maximize=maximize, foreach=foreach, fused=fused)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:

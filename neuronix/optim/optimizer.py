@@ -37,6 +37,19 @@ def step_dtype() -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
+def new_step(param: torch.Tensor, group: dict[str, Any]) -> torch.Tensor:
+    """A fresh ``state['step']`` placed as torch places it.
+
+    Plain: a 0-d CPU tensor of ``step_dtype()`` (a host scalar: reading it costs no device sync).
+    ``capturable`` or ``fused``: on the parameter's device, float32 when fused (torch's fused kernels
+    read a float32 step), so a state_dict holds the same dtype and device as torch's.
+    """
+    if group.get("capturable") or group.get("fused"):
+        dtype = torch.float32 if group.get("fused") else step_dtype()
+        return torch.zeros((), dtype=dtype, device=param.device)
+    return torch.tensor(0.0, dtype=step_dtype())
+
+
 def check_lr(name: str, lr: float) -> None:
     if not isinstance(lr, (int, float)) or isinstance(lr, bool):
         raise TypeError(f"{name}: lr must be a Python number, got {type(lr).__name__}")
@@ -117,10 +130,32 @@ class Optimizer:
         return "\n".join(lines) + "\n)"
 
     # ----- hooks for subclasses -------------------------------------------------------
+    # Whether ``step`` hands sparse gradients to ``_update`` (torch's SGD / SparseAdam); others refuse them.
+    _accepts_sparse_grad = False
+
     def _check_group(self, group: dict[str, Any]) -> None:
         """Raise ``ValueError`` for an invalid hyper-parameter (defaults and every group)."""
         if "lr" in group and group["lr"] is not required:
             check_lr(self._name, group["lr"])
+        self._check_flags(group)
+
+    def _check_flags(self, group: dict[str, Any]) -> None:
+        """The implementation flags torch's optimizers take: ``foreach``, ``fused``, ``capturable``, ``differentiable``.
+
+        ``foreach`` and ``fused`` pick a kernel strategy, not the arithmetic: neuronix accepts them and
+        computes the single-tensor update (the reference the mirrors compare; torch's fused kernels
+        round slightly differently). Their conflicts raise as torch's do. ``differentiable=True``
+        (gradients through the update itself) is not supported: neuronix updates ``.data`` outside
+        the graph, so it raises rather than silently returning an update nothing can differentiate.
+        """
+        if group.get("fused"):
+            if group.get("differentiable"):
+                raise RuntimeError("`fused` does not support `differentiable`")
+            if group.get("foreach"):
+                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        if group.get("differentiable"):
+            raise NotImplementedError(f"{self._name}: differentiable=True is not supported: neuronix optimizers update "
+                                      "parameters in place outside the autograd graph; use differentiable=False (default)")
 
     def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         raise NotImplementedError
@@ -202,6 +237,7 @@ class Optimizer:
                     if grad.shape != p.data.shape:
                         raise RuntimeError(f"{self._name}.step: gradient shape {tuple(grad.shape)} does not match "
                                            f"parameter shape {tuple(p.data.shape)}")
+                    self._check_step_input(p, grad, group, state)
                     params.append(p.data)
                     grads.append(grad)
                     states.append(state[p])
@@ -209,6 +245,19 @@ class Optimizer:
                     self._update_group(params, grads, states, group)
         self._opt_called = True
         return loss
+
+    def _check_step_input(self, p: Tensor, grad: torch.Tensor, group: dict[str, Any], state) -> None:
+        """torch's per-parameter refusals at step time: sparse gradients, ``fused`` / ``capturable`` placement."""
+        if grad.is_sparse and not self._accepts_sparse_grad:
+            raise RuntimeError(f"{self._name} does not support sparse gradients (parameter of shape {tuple(p.shape)}); "
+                               "torch.optim.SparseAdam / nx.optim.SparseAdam takes them")
+        if group.get("fused") and not state.get(p) and not p.data.is_floating_point():
+            raise RuntimeError("`fused=True` requires all the params to be floating point Tensors of supported devices: "
+                               f"['cpu', 'cuda'] but {p.dtype} and {p.device.type}")
+        if group.get("capturable") and p.device.type != "cuda":
+            # torch asserts the same (capturable keeps step on the device, for CUDA graphs)
+            raise AssertionError("If capturable=True, params and state_steps must be on supported devices: ['cuda'] "
+                                 f"({self._name}: a parameter is on {p.device.type})")
 
     # ----- checkpointing --------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

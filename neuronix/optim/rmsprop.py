@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from neuronix.optim.optimizer import Optimizer, check_nonnegative, step_dtype
+from neuronix.optim.optimizer import Optimizer, check_nonnegative, new_step
 
 
 class RMSprop(Optimizer):
@@ -19,9 +19,10 @@ class RMSprop(Optimizer):
     """
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
-                 momentum: float = 0, centered: bool = False, *, maximize: bool = False) -> None:
-        defaults = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
-                        centered=centered, maximize=maximize)
+                 momentum: float = 0, centered: bool = False, capturable: bool = False, foreach: bool | None = None,
+                 maximize: bool = False, differentiable: bool = False) -> None:
+        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered, weight_decay=weight_decay,
+                        capturable=capturable, foreach=foreach, maximize=maximize, differentiable=differentiable)
         super().__init__(params, defaults)
 
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -33,7 +34,7 @@ class RMSprop(Optimizer):
 
     def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         if not state:
-            state["step"] = torch.zeros((), dtype=step_dtype())
+            state["step"] = new_step(param, group)
             state["square_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             if group["momentum"] > 0:
                 state["momentum_buffer"] = torch.zeros_like(param, memory_format=torch.preserve_format)
