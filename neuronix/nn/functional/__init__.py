@@ -20,6 +20,7 @@ from neuronix.nn.functional import (  # noqa: F401  (registration side effects)
     conv,
     distance,
     dropout_embedding,
+    fractional,
     loss,
     loss_more,
     mha,
