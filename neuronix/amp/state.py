@@ -1,0 +1,54 @@
+"""Autocast's thread-local state, and the wrapper ``ops/public.py`` puts around the ops autocast handles.
+
+torch keeps autocast's switches in thread-local storage (a region entered in one thread does not
+reach another), so does this. ``active`` folds everything into one flag, so an op on the autocast
+lists pays a single attribute read when no region is open: some device type's autocast is enabled
+and no autocast-handled op is running already (torch excludes its autocast dispatch keys while such
+an op runs, so the ops it is made of are not cast again).
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+
+import torch
+
+# torch's default autocast dtype per device type (get_autocast_dtype before any region set one)
+DEFAULT_DTYPES = {"cpu": torch.bfloat16, "cuda": torch.float16}
+
+
+class AutocastState(threading.local):
+    """One thread's autocast switches (``threading.local`` calls ``__init__`` once per thread)."""
+
+    def __init__(self) -> None:
+        self.enabled: dict[str, bool] = {}
+        self.dtypes: dict[str, torch.dtype] = dict(DEFAULT_DTYPES)
+        self.cache_enabled = True
+        self.nesting = 0
+        self.running = False  # inside an autocast-handled op
+        self.active = False
+
+    def refresh(self) -> None:
+        self.active = not self.running and any(self.enabled.values())
+
+
+STATE = AutocastState()
+
+
+def autocast_wrapper(fn: Callable, op: str) -> Callable:
+    """``fn`` (a public function that torch's autocast lists name as ``op``), casting under autocast."""
+    if getattr(fn, "__autocast_op__", None) is not None:  # an alias of an op wrapped already
+        return fn
+
+    @functools.wraps(fn)
+    def autocasting(*args, **kwargs):
+        if not STATE.active:
+            return fn(*args, **kwargs)
+        from neuronix.amp.casting import run_with_policy  # first call inside a region: the ops are loaded
+
+        return run_with_policy(op, fn, args, kwargs)
+
+    autocasting.__autocast_op__ = op
+    return autocasting
