@@ -12,6 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from neuronix.amp.policy import autocast_op
+from neuronix.amp.state import autocast_wrapper
+
 NAMESPACES: dict[str, dict[str, Callable]] = {"": {}, "Tensor": {}}
 FUNCTIONS = NAMESPACES[""]  # public ``nx.<name>`` functions
 METHODS = NAMESPACES["Tensor"]  # public ``Tensor.<name>`` methods
@@ -32,6 +35,9 @@ def public(fn: Callable | None = None, *, namespace: str = "", function: bool = 
 
     def mark(f: Callable) -> Callable:
         key = name or f.__name__
+        op = autocast_op(f"{namespace}.{key}" if namespace else key)
+        if op is not None:  # an op torch's autocast casts: the one hook autocast needs (neuronix/amp/state.py)
+            f = autocast_wrapper(f, op)
         if function:
             NAMESPACES.setdefault(namespace, {})[key] = f
         if method:
