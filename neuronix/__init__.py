@@ -24,6 +24,7 @@ from neuronix import interop  # noqa: F401  (nx.Tensor speaks torch's __torch_fu
 # torch's housekeeping namespaces, so that unchanged programs import (issue 14)
 from neuronix import accelerator, amp, backends, compiler, cuda, utils  # noqa: F401
 from neuronix.compiler import compile  # noqa: A004  (torch's name)
+from neuronix.amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: F401  (torch.autocast, ...)
 from neuronix.defaults import get_default_device, inference_mode, is_inference_mode_enabled, set_default_device
 
 __version__ = "0.1.0"
