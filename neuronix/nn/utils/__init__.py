@@ -1,5 +1,15 @@
-"""``nx.nn.utils`` (mirrors ``torch.nn.utils``) (issue 14: nn.utils helper owns this file)."""
+"""``nx.nn.utils`` (mirrors ``torch.nn.utils``): gradient clipping, parameter vectors, weight and spectral
+normalisation (the hook-based functions and the ``parametrize``/``parametrizations`` API) and ``rnn``'s
+sequence packing."""
 
 from __future__ import annotations
 
 from neuronix.nn.utils import rnn  # noqa: F401  (recurrent helper)
+from neuronix.nn.utils.clip_grad import clip_grad_norm, clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
+from neuronix.nn.utils.convert_parameters import parameters_to_vector, vector_to_parameters
+from neuronix.nn.utils.weight_norm import remove_weight_norm, weight_norm
+
+__all__ = [
+    "clip_grad_norm", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
+    "parameters_to_vector", "remove_weight_norm", "rnn", "vector_to_parameters", "weight_norm",
+]
