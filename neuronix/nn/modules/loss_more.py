@@ -7,8 +7,11 @@ name; class ``weight`` is a buffer (as torch), so it follows ``.to()`` and is sa
 
 from __future__ import annotations
 
+import math
 from collections import namedtuple
 from collections.abc import Sequence
+
+import torch
 
 import neuronix as nx
 from neuronix.nn import functional as F
@@ -20,9 +23,15 @@ from neuronix.nn.modules.loss import NLLLoss, _Loss, _WeightedLoss
 
 __all__ = [
     "AdaptiveLogSoftmaxWithLoss", "CTCLoss", "CosineEmbeddingLoss", "GaussianNLLLoss", "HingeEmbeddingLoss",
-    "MarginRankingLoss", "MultiLabelMarginLoss", "MultiLabelSoftMarginLoss", "MultiMarginLoss", "NLLLoss2d",
-    "PoissonNLLLoss", "SoftMarginLoss", "TripletMarginLoss", "TripletMarginWithDistanceLoss",
+    "LinearCrossEntropyLoss", "LinearCrossEntropyOptions", "MarginRankingLoss", "MultiLabelMarginLoss",
+    "MultiLabelSoftMarginLoss", "MultiMarginLoss", "NLLLoss2d", "PoissonNLLLoss", "SoftMarginLoss", "TripletMarginLoss",
+    "TripletMarginWithDistanceLoss",
 ]
+
+
+# torch's options of the chunked linear_cross_entropy: a frozen dataclass of settings (no tensors), shared as it is;
+# neuronix's F.linear_cross_entropy accepts it and computes the plain composition's values
+LinearCrossEntropyOptions = torch.nn.LinearCrossEntropyOptions
 
 
 class NLLLoss2d(NLLLoss):
@@ -302,3 +311,36 @@ class AdaptiveLogSoftmaxWithLoss(Module):
         log_prob = self._full_log_prob(input[not_in_shortlist], head_output[not_in_shortlist])
         output[not_in_shortlist] = nx.argmax(log_prob, dim=1)
         return output
+
+
+class LinearCrossEntropyLoss(_WeightedLoss):
+    """``cross_entropy(linear(input), target)`` with the projection to ``num_classes`` (times ``out_features``)
+    held as a ``Linear`` child (``linear.weight`` stored flat, reshaped in forward, as torch)."""
+
+    def __init__(self, in_features: int, num_classes: int, *, out_features: tuple[int, ...] = (), bias: bool = False,
+                 device=None, dtype=None, reduction: str = "mean", weight=None, ignore_index: int | None = None,
+                 label_smoothing: float = 0.0, options=None) -> None:
+        if weight is not None and tuple(weight.shape) != (num_classes,):
+            raise RuntimeError(f"expected weight shape to be {(num_classes,)}, got {tuple(weight.shape)}")
+        if label_smoothing < 0 or label_smoothing > 1.0:
+            raise RuntimeError(f"expected label_smoothing to be in range [0, 1], got {label_smoothing}")
+        super().__init__(weight, None, None, reduction)
+        self.num_classes = num_classes
+        self.out_features = out_features
+        self.ignore_index = ignore_index
+        self.label_smoothing = label_smoothing
+        self.linear = Linear(in_features, math.prod(out_features, start=num_classes), bias=bias, device=device,
+                             dtype=dtype)
+        self.options = options
+
+    def forward(self, input, target):
+        weight = self.linear.weight.reshape((self.num_classes, *self.out_features, self.linear.in_features))
+        bias = None if self.linear.bias is None else self.linear.bias.reshape((self.num_classes, *self.out_features))
+        return F.linear_cross_entropy(input, weight, target, linear_bias=bias, weight=self.weight,
+                                      reduction=self.reduction, ignore_index=self.ignore_index,
+                                      label_smoothing=self.label_smoothing, options=self.options)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.linear.in_features}, num_classes={self.num_classes}, "
+                f"out_features={self.out_features}, bias={self.linear.bias is not None}, reduction={self.reduction}, "
+                f"ignore_index={self.ignore_index}, label_smoothing={self.label_smoothing}, options={self.options}")
