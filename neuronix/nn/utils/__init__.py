@@ -7,9 +7,13 @@ from __future__ import annotations
 from neuronix.nn.utils import rnn  # noqa: F401  (recurrent helper)
 from neuronix.nn.utils.clip_grad import clip_grad_norm, clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 from neuronix.nn.utils.convert_parameters import parameters_to_vector, vector_to_parameters
+from neuronix.nn.utils.spectral_norm import remove_spectral_norm, spectral_norm
 from neuronix.nn.utils.weight_norm import remove_weight_norm, weight_norm
+
+from . import parametrizations, parametrize  # submodules, as torch.nn.utils's
 
 __all__ = [
     "clip_grad_norm", "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
-    "parameters_to_vector", "remove_weight_norm", "rnn", "vector_to_parameters", "weight_norm",
+    "parameters_to_vector", "parametrizations", "parametrize", "remove_spectral_norm", "remove_weight_norm", "rnn",
+    "spectral_norm", "vector_to_parameters", "weight_norm",
 ]
