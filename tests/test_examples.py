@@ -25,9 +25,10 @@ SHORT_RUNS = {
     "mnist_cnn.py": ["--no-cuda", "--max-steps", "4", "--batch-size", "16", "--train-size", "64", "--test-size", "32"],
     "vae.py": ["--no-cuda", "--max-steps", "5", "--batch-size", "32", "--train-size", "128"],
     "dcgan.py": ["--no-cuda", "--max-steps", "3", "--batch-size", "8", "--train-size", "24", "--ngf", "8", "--ndf", "8"],
-    "word_language_model_lstm.py": ["--no-cuda", "--max-steps", "6", "--emsize", "32", "--nhid", "32", "--bptt", "8"],
+    "word_language_model_lstm.py": ["--no-cuda", "--max-steps", "6", "--emsize", "32", "--nhid", "32", "--bptt", "8", "--tied"],
     "word_language_model_transformer.py": ["--no-cuda", "--max-steps", "6", "--emsize", "32", "--nhid", "32", "--bptt", "8"],
-    "char_gpt.py": ["--device", "cpu", "--max-iters", "6", "--eval-interval", "3", "--sample-tokens", "16"],
+    "char_gpt.py": ["--device", "cpu", "--max-iters", "6", "--eval-interval", "3", "--eval-iters", "2", "--sample-tokens", "16",
+                    "--batch-size", "4", "--block-size", "16", "--n-embd", "32", "--n-head", "2"],
 }
 LOSS_RTOL = 1e-5
 
