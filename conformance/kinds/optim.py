@@ -6,9 +6,17 @@ sequence go to the neuronix optimizer and its oracle. The gradient of each step 
 fixed noise plus ``0.5 * p`` (a quadratic bowl), so a wrong parameter feeds back into the
 next gradient instead of staying a one-step error; now and then a parameter gets no
 gradient (it must then be left alone). After every step each parameter and each state
-buffer is compared (check ``trajectory``). Half-way, the neuronix optimizer is saved with
-``state_dict()``, loaded into a fresh optimizer and continued, while the oracle runs on
-uninterrupted: the checkpoint must resume exactly.
+buffer is compared (check ``trajectory``). Half-way, both optimizers are saved with
+``state_dict()`` (compared) and each library's fresh optimizer loads the *other's* state_dict:
+a checkpoint moves between neuronix and torch and resumes exactly. (Loading is part of what
+is compared: torch's load casts floating state to the parameter's dtype, so e.g. NAdam's
+float32 ``mu_product`` of float64 parameters becomes float64 after a resume, in both.)
+
+Mirrors with ``closure = True`` (LBFGS) take a closure in ``step``: one param group, and both
+libraries evaluate the same deterministic loss, ``sum_i sum(c_i (p_i - m_i)^2) + 0.25 sum(p_i^4)``
+(negated under ``maximize``), with drawn weights ``c_i > 0`` and targets ``m_i``; each step's
+returned loss, the parameters and the whole state (``d``, ``t``, ``old_dirs``, ... , counters)
+are compared after every step, with the same cross-loaded checkpoint half-way.
 
 ``compare_scheduler``: the learning rates (and cycled momenta) of two param groups after
 construction and after each of ``steps`` ``optimizer.step(); scheduler.step()`` pairs
@@ -56,6 +64,9 @@ def _compare_state(nx_state: dict, torch_state: dict, label: str) -> Iterator[Co
 
 
 def compare_optimizer(mirror: OptimizerMirror, draw, dtype: torch.dtype, device: torch.device) -> Iterator[Comparison]:
+    if getattr(mirror, "closure", False):
+        yield from _compare_closure_optimizer(mirror, draw, dtype, device)
+        return
     hypers = _group_hypers(mirror, draw)
     shapes = [shape(draw, min_dims=0, max_dims=3, min_side=1, max_side=4) for _ in range(draw(st.integers(2, 4)))]
     split = draw(st.integers(1, len(shapes) - 1))
@@ -84,11 +95,13 @@ def compare_optimizer(mirror: OptimizerMirror, draw, dtype: torch.dtype, device:
             yield Comparison("trajectory", f"param {i} @ step {step}", p.data, tp.detach())
             yield from _compare_state(_state_of(nx_opt, p), _state_of(torch_opt, tp), f"param {i} @ step {step}")
         if step == resume_at:
-            nx_opt = yield from _resume(mirror, nx_opt, torch_opt, nx_params, split, hypers)
+            nx_opt, torch_opt = yield from _resume(
+                nx_opt, torch_opt, lambda: _build(mirror.nx, nx_params, split, hypers),
+                lambda: _build(mirror.torch, torch_params, split, hypers))
 
 
-def _resume(mirror, nx_opt, torch_opt, nx_params, split, hypers):
-    """Checkpoint ``nx_opt`` (compared with torch's state_dict) and return a fresh optimizer loaded from it."""
+def _resume(nx_opt, torch_opt, nx_fresh, torch_fresh):
+    """Checkpoint both optimizers (the state_dicts compared); fresh ones, each loaded from the other library's."""
     saved = copy.deepcopy(nx_opt.state_dict())
     expected = torch_opt.state_dict()
     if [g["params"] for g in saved["param_groups"]] != [g["params"] for g in expected["param_groups"]]:
@@ -99,9 +112,50 @@ def _resume(mirror, nx_opt, torch_opt, nx_params, split, hypers):
         raise Mismatch("trajectory", f"state_dict state indices {sorted(saved['state'])} != torch's {sorted(nonempty)}")
     for i in sorted(nonempty):
         yield from _compare_state(saved["state"][i], expected["state"][i], f"state_dict param {i}")
-    fresh = _build(mirror.nx, nx_params, split, hypers)
-    fresh.load_state_dict(saved)
-    return fresh
+    nx_resumed, torch_resumed = nx_fresh(), torch_fresh()
+    nx_resumed.load_state_dict(copy.deepcopy(expected))
+    torch_resumed.load_state_dict(saved)
+    return nx_resumed, torch_resumed
+
+
+# ----- optimizers whose step takes a closure (LBFGS) --------------------------------------
+def _closure(params: list, weights: list, targets: list, sign: float, zero_grad):
+    """The driver's loss on ``params`` (nx or torch tensors alike), as a closure that also back-propagates."""
+
+    def closure():
+        zero_grad()
+        loss = sum(((c * (p - m) ** 2).sum() + 0.25 * (p**4).sum() for p, c, m in zip(params, weights, targets)))
+        loss = loss * sign
+        loss.backward()
+        return loss
+
+    return closure
+
+
+def _compare_closure_optimizer(mirror, draw, dtype, device) -> Iterator[Comparison]:
+    hypers = dict(mirror.hyper(draw))
+    shapes = [shape(draw, min_dims=0, max_dims=3, min_side=1, max_side=4) for _ in range(draw(st.integers(1, 3)))]
+    gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    init, weights, targets = ([torch.randn(s, generator=gen, dtype=torch.float64).to(device=device, dtype=dtype)
+                               for s in shapes] for _ in range(3))
+    weights = [w.abs() + 0.1 for w in weights]
+    sign = -1.0 if hypers.get("maximize") else 1.0
+    note(inputs=[list(s) for s in shapes], kwargs=hypers)
+
+    nx_params = [nx.nn.Parameter(t.clone()) for t in init]
+    torch_params = [t.clone().requires_grad_() for t in init]
+    nx_opt, torch_opt = mirror.nx(nx_params, **hypers), mirror.torch(torch_params, **hypers)
+    nx_consts = [[nx.Tensor(t) for t in ts] for ts in (weights, targets)]
+    for step in range(mirror.steps):
+        nx_loss = nx_opt.step(_closure(nx_params, *nx_consts, sign, nx_opt.zero_grad))
+        torch_loss = torch_opt.step(_closure(torch_params, weights, targets, sign, torch_opt.zero_grad))
+        yield Comparison("trajectory", f"loss returned @ step {step}", nx_loss, torch_loss.detach())
+        for i, (p, tp) in enumerate(zip(nx_params, torch_params)):
+            yield Comparison("trajectory", f"param {i} @ step {step}", p.data, tp.detach())
+            yield from _compare_state(_state_of(nx_opt, p), _state_of(torch_opt, tp), f"param {i} @ step {step}")
+        if step == mirror.steps // 2:
+            nx_opt, torch_opt = yield from _resume(nx_opt, torch_opt, lambda: mirror.nx(nx_params, **hypers),
+                                                   lambda: mirror.torch(torch_params, **hypers))
 
 
 # ----- schedulers -----------------------------------------------------------------------
