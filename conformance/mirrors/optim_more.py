@@ -1,3 +1,158 @@
-"""Mirrors for issue 14 (optimizers helper)."""
+"""Mirrors of the optimizers added for issue 14 and of ``optim.swa_utils``.
+
+Each optimizer runs against torch's single-tensor implementation (``foreach=False``) in the
+optimizer driver (conformance/kinds/optim.py): two param groups with their own drawn
+hyper-parameters, the parameter and state trajectory, and a state_dict checkpoint half-way.
+Special drivers: ``SparseAdam`` gets sparse gradients (the driver's dense ones with their small
+entries dropped, the same in both libraries), ``LBFGS`` runs closures on a deterministic loss
+(``ClosureOptimizerMirror``, one param group, as LBFGS allows).
+"""
 
 from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import torch
+from hypothesis import strategies as st
+
+import neuronix as nx
+from conformance.mirror import OptimizerMirror, register
+from conformance.mirrors.optim import _torch_optim, _two_groups, _zero_or
+
+
+def _betas(draw, beta2_low: float = 0.0) -> tuple[float, float]:
+    return draw(st.floats(0.0, 0.99)), draw(st.floats(beta2_low, 0.999))
+
+
+def _eps(draw, default: float = 1e-8) -> float:
+    return draw(st.one_of(st.just(default), st.floats(1e-10, 1e-2)))
+
+
+def _adadelta(draw) -> dict:
+    return {"lr": draw(st.floats(0.05, 2.0)), "rho": draw(st.floats(0.0, 1.0)), "eps": _eps(draw, 1e-6),
+            "weight_decay": _zero_or(draw, 1e-4, 0.1), "maximize": draw(st.booleans())}
+
+
+def _adamax(draw) -> dict:
+    return {"lr": draw(st.floats(1e-4, 0.1)), "betas": _betas(draw), "eps": _eps(draw),
+            "weight_decay": _zero_or(draw, 1e-4, 0.1), "maximize": draw(st.booleans())}
+
+
+def _nadam(draw) -> dict:
+    return {"lr": draw(st.floats(1e-4, 0.1)), "betas": _betas(draw), "eps": _eps(draw),
+            "weight_decay": _zero_or(draw, 1e-4, 0.1), "momentum_decay": _zero_or(draw, 1e-3, 0.5),
+            "decoupled_weight_decay": draw(st.booleans()), "maximize": draw(st.booleans())}
+
+
+def _radam(draw) -> dict:
+    # beta2 from 0.5 up: rho_inf = 2 / (1 - beta2) - 1 then spans both sides of the rectification threshold 5,
+    # so drawn runs switch from the momentum-only phase to the rectified one at different steps (or never)
+    return {"lr": draw(st.floats(1e-4, 0.1)), "betas": _betas(draw, beta2_low=0.5), "eps": _eps(draw),
+            "weight_decay": _zero_or(draw, 1e-4, 0.1), "decoupled_weight_decay": draw(st.booleans()),
+            "maximize": draw(st.booleans())}
+
+
+def _asgd(draw) -> dict:
+    # t0 within the 50 steps (or torch's 1e6 default, never averaging) exercises both ax branches (mu == 1 and < 1)
+    return {"lr": draw(st.floats(1e-3, 0.2)), "lambd": _zero_or(draw, 1e-5, 0.1), "alpha": draw(st.floats(0.0, 1.0)),
+            "t0": draw(st.one_of(st.just(1e6), st.integers(0, 40).map(float))),
+            "weight_decay": _zero_or(draw, 1e-4, 0.1), "maximize": draw(st.booleans())}
+
+
+def _rprop(draw) -> dict:
+    smallest = draw(st.floats(1e-7, 1e-3))
+    return {"lr": draw(st.floats(1e-3, 0.2)), "etas": (draw(st.floats(0.1, 0.9)), draw(st.floats(1.05, 2.0))),
+            "step_sizes": (smallest, draw(st.floats(0.05, 50.0))), "maximize": draw(st.booleans())}
+
+
+def _adafactor(draw) -> dict:
+    return {"lr": draw(st.floats(1e-3, 0.5)), "beta2_decay": draw(st.floats(-1.0, 0.0)),
+            "eps": (draw(st.one_of(st.none(), st.floats(1e-30, 1e-3))), draw(st.floats(0.0, 1e-2))),
+            "d": draw(st.floats(1.0, 3.0)), "weight_decay": _zero_or(draw, 1e-4, 0.1), "maximize": draw(st.booleans())}
+
+
+register(
+    OptimizerMirror("optim.Adadelta", nx.optim.Adadelta, _torch_optim("Adadelta"), _two_groups(_adadelta)),
+    OptimizerMirror("optim.Adamax", nx.optim.Adamax, _torch_optim("Adamax"), _two_groups(_adamax)),
+    OptimizerMirror("optim.NAdam", nx.optim.NAdam, _torch_optim("NAdam"), _two_groups(_nadam)),
+    OptimizerMirror("optim.RAdam", nx.optim.RAdam, _torch_optim("RAdam"), _two_groups(_radam)),
+    OptimizerMirror("optim.ASGD", nx.optim.ASGD, _torch_optim("ASGD"), _two_groups(_asgd)),
+    OptimizerMirror("optim.Rprop", nx.optim.Rprop, _torch_optim("Rprop"), _two_groups(_rprop)),
+    OptimizerMirror("optim.Adafactor", nx.optim.Adafactor, _torch_optim("Adafactor"), _two_groups(_adafactor)),
+)
+
+
+# ----- SparseAdam: the driver's gradients made sparse ----------------------------------------
+SPARSE_BELOW = 0.3  # gradient entries smaller than this are dropped (so rows go missing, as with sparse embeddings)
+
+
+def _sparsify(grad: torch.Tensor) -> torch.Tensor:
+    """``grad`` as a sparse COO tensor: a row-sparse one (sparse_dim=1, rows whose entries are all small dropped)."""
+    kept = grad.masked_fill(grad.abs() < SPARSE_BELOW, 0)
+    return kept.to_sparse(1) if kept.dim() else kept.to_sparse()
+
+
+class SparseGrads:
+    """Wraps an optimizer (either library's): ``step()`` first replaces every dense gradient by ``_sparsify(grad)``."""
+
+    def __init__(self, optimizer) -> None:
+        self._optimizer = optimizer
+
+    def __getattr__(self, name):
+        return getattr(self._optimizer, name)
+
+    def step(self, closure=None):
+        for group in self._optimizer.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                if isinstance(p, nx.Tensor):
+                    p.grad = nx.Tensor(_sparsify(p.grad.data))
+                else:
+                    p.grad = _sparsify(p.grad)
+        return self._optimizer.step(closure)
+
+
+def _sparse_adam(draw) -> dict:
+    return {"lr": draw(st.floats(1e-4, 0.1)), "betas": _betas(draw), "eps": _eps(draw),
+            "maximize": draw(st.booleans())}
+
+
+def _sparse_factory(cls):
+    return lambda params, **kw: SparseGrads(cls(params, **kw))
+
+
+register(
+    OptimizerMirror("optim.SparseAdam", _sparse_factory(nx.optim.SparseAdam), _sparse_factory(torch.optim.SparseAdam),
+                    _two_groups(_sparse_adam),
+                    note="gradients made row-sparse (entries below 0.3 dropped) in both libraries before each step"),
+)
+
+
+# ----- LBFGS: closures on the driver's deterministic loss ------------------------------------
+@dataclass
+class ClosureOptimizerMirror(OptimizerMirror):
+    """An optimizer whose ``step`` needs a closure: the driver runs one param group on its own loss."""
+
+    closure: bool = True
+
+
+def _lbfgs(draw, line_search: bool) -> dict:
+    h = {"lr": draw(st.floats(0.05, 1.0)), "max_iter": draw(st.integers(1, 12)),
+         "max_eval": draw(st.one_of(st.none(), st.integers(1, 20))),
+         "tolerance_grad": draw(st.one_of(st.just(1e-7), st.floats(1e-6, 1e-2))),
+         "tolerance_change": draw(st.one_of(st.just(1e-9), st.floats(1e-8, 1e-3))),
+         "history_size": draw(st.integers(1, 8)), "line_search_fn": "strong_wolfe" if line_search else None}
+    if nx.optim.lbfgs.TORCH_LBFGS_HAS_MAXIMIZE and draw(st.booleans()):
+        h["maximize"] = True
+    return h
+
+
+register(
+    ClosureOptimizerMirror("optim.LBFGS", nx.optim.LBFGS, torch.optim.LBFGS, functools.partial(_lbfgs, line_search=False),
+                           steps=8, note="one param group; closure on a quadratic + quartic loss"),
+    ClosureOptimizerMirror("optim.LBFGS[strong_wolfe]", nx.optim.LBFGS, torch.optim.LBFGS,
+                           functools.partial(_lbfgs, line_search=True), steps=8,
+                           note="strong-Wolfe line search; closure on a quadratic + quartic loss"),
+)

@@ -298,6 +298,10 @@ class Optimizer:
             state[p] = {key: _restore(p, key, value) for key, value in buffers.items()}
         for group, saved in zip(self.param_groups, saved_groups):
             saved["params"] = group["params"]
+            # a checkpoint from an older torch / another implementation may lack newer options:
+            # fill them from this optimizer's defaults (torch's __setstate__ does the same)
+            for key, default in self.defaults.items():
+                saved.setdefault(key, default)
         self.param_groups = saved_groups
         self.state = state
 

@@ -58,7 +58,8 @@ class SGD(Optimizer):
         # parameter, as torch's default on CUDA. On CPU the per-parameter loop is faster (measured:
         # ResNet-18 step 8.4 ms vs 9.7 ms), since each buffer stays in cache across its three ops.
         momentum = group["momentum"]
-        if (momentum == 0 or group.get("foreach") is False or group.get("fused") or not params[0].is_cuda or group["maximize"] or group["weight_decay"] != 0 or group["nesterov"]
+        if (momentum == 0 or group.get("foreach") is False or group.get("fused") or not params[0].is_cuda
+                or group["maximize"] or group["weight_decay"] != 0 or group["nesterov"]
                 or any("momentum_buffer" not in s for s in states) or len({(p.device, p.dtype) for p in params}) != 1
                 or any(g.dtype != params[0].dtype or g.device != params[0].device or g.is_sparse for g in grads)):
             super()._update_group(params, grads, states, group)
