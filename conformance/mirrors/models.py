@@ -144,3 +144,54 @@ register(
                  note="torchvision.models.resnet34 (conv1/maxpool swapped for the CIFAR stem); logits and loss; float64"),
     ModuleMirror("models.mlp", _NxMLPLoss, _TorchMLPLoss, _build_mlp, _sample_mlp, gradgrad=True, note="logits and loss"),
 )
+
+
+# ----- torchvision's other architectures (issue 14) --------------------------------------------------
+class _WithLoss:
+    """``(images, targets) -> (logits, cross_entropy)`` around a model built by ``lib``'s ``name``; same keys both sides."""
+
+    @staticmethod
+    def make(lib, base, name: str):
+        builder = getattr(nx.models, name) if lib is nx else getattr(_torchvision().models, name)
+
+        class WithLoss(base):
+            def __init__(self, **kwargs):
+                super().__init__()
+                self.model = builder(**kwargs)
+
+            def forward(self, x, targets):
+                logits = self.model(x)
+                return logits, lib.nn.functional.cross_entropy(logits, targets)
+
+        return WithLoss
+
+
+def _tv_mirror(name: str, build_kwargs: dict, side: int, note: str) -> ModuleMirror:
+    def sample(draw, args, kwargs, dtype, device):
+        batch = 2  # train-mode BatchNorm needs more than one value per channel, even at 1x1
+        x = tensor(draw, (batch, 3, side, side), dtype, device)
+        targets = torch.tensor(draw(st.lists(st.integers(0, kwargs["num_classes"] - 1), min_size=batch, max_size=batch)),
+                               device=device)
+        return Sample((x, targets), grad_args=(0,))
+
+    def build(draw):
+        return (), {**build_kwargs, "num_classes": draw(st.integers(2, 10))}
+
+    return ModuleMirror(
+        f"models.{name}", lambda **kw: _WithLoss.make(nx, nx.nn.Module, name)(**kw),
+        lambda **kw: _WithLoss.make(torch, torch.nn.Module, name)(**kw), build, sample,
+        # tens of millions of parameters each: float32 and one example per CI run check the wiring, the keys, the
+        # initialisation draw for draw and every gradient; the kernels themselves are the layer mirrors' cases
+        dtypes=(torch.float32,), examples={"ci": 1}, note=f"torchvision.models.{name}; {note}; logits and loss",
+    )
+
+
+register(
+    _tv_mirror("resnet50", {}, 32, "Bottleneck blocks, 32x32 images reach 1x1 in layer4"),
+    _tv_mirror("vgg11", {}, 32, "32x32 images: the 7x7 adaptive pool upsamples layer 5's 1x1"),
+    _tv_mirror("vgg11_bn", {}, 32, "BatchNorm variant"),
+    _tv_mirror("vgg16", {}, 32, "configuration D"),
+    _tv_mirror("vgg16_bn", {}, 32, "configuration D with BatchNorm"),
+    _tv_mirror("mobilenet_v2", {}, 32, "inverted residuals, depthwise convolutions, ReLU6"),
+    _tv_mirror("vit_b_16", {"image_size": 32}, 32, "image_size=32: 4 patches and the class token"),
+)
