@@ -95,6 +95,8 @@ def public_names() -> list[str]:
     if optimizer is not None:
         names |= {f"optim.{n}" for n, c in _public_members(nx.optim, inspect.isclass) if issubclass(c, optimizer)}
     names |= {f"optim.lr_scheduler.{n}" for n, c in _public_members(_optional("neuronix.optim.lr_scheduler"), inspect.isclass)}
+    swa_utils = _optional("neuronix.optim.swa_utils")  # its classes (AveragedModel, SWALR), not the names it imports
+    names |= {f"optim.swa_utils.{n}" for n, c in _public_members(swa_utils, inspect.isclass) if n in swa_utils.__all__}
     names |= {f"models.{n}" for n, f in _public_members(_optional("neuronix.models"), inspect.isfunction)}
     return sorted(names)
 
