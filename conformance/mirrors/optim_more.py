@@ -17,8 +17,9 @@ import torch
 from hypothesis import strategies as st
 
 import neuronix as nx
-from conformance.mirror import OptimizerMirror, register
+from conformance.mirror import ModuleMirror, OptimizerMirror, Sample, SchedulerMirror, register
 from conformance.mirrors.optim import _torch_optim, _two_groups, _zero_or
+from conformance.strategies import tensor
 
 
 def _betas(draw, beta2_low: float = 0.0) -> tuple[float, float]:
@@ -155,4 +156,60 @@ register(
     ClosureOptimizerMirror("optim.LBFGS[strong_wolfe]", nx.optim.LBFGS, torch.optim.LBFGS,
                            functools.partial(_lbfgs, line_search=True), steps=8,
                            note="strong-Wolfe line search; closure on a quadratic + quartic loss"),
+)
+
+
+# ----- swa_utils: SWALR (a scheduler), AveragedModel (a module whose weights the averaging set) ----
+def _swalr(draw) -> dict:
+    swa_lr = draw(st.one_of(st.floats(1e-4, 0.5), st.lists(st.floats(1e-4, 0.5), min_size=2, max_size=2)))
+    return {"swa_lr": swa_lr, "anneal_epochs": draw(st.integers(0, 60)),
+            "anneal_strategy": draw(st.sampled_from(["cos", "linear"]))}
+
+
+AVERAGING = ("default", "swa_multi", "ema_multi", "swa", "ema")
+
+
+def _averaged_build(draw):
+    return (), {"features": draw(st.integers(1, 4)), "updates": draw(st.integers(0, 5)),
+                "averaging": draw(st.sampled_from(AVERAGING)), "decay": draw(st.floats(0.0, 1.0)),
+                "use_buffers": draw(st.booleans())}
+
+
+def _averaged_model(lib: str):
+    """Builds AveragedModel(Linear -> BatchNorm1d) and folds in ``updates`` perturbed, batch-normed versions of it.
+
+    Both libraries draw the same perturbations and batches from torch's RNG (the driver seeds it
+    before building), so the driver's initial state_dict comparison checks the averaged weights,
+    running statistics (averaged with ``use_buffers``, else copied) and ``n_averaged``.
+    """
+    nn, swa = (nx.nn, nx.optim.swa_utils) if lib == "nx" else (torch.nn, torch.optim.swa_utils)
+
+    def build(features, updates, averaging, decay, use_buffers):
+        model = nn.Sequential(nn.Linear(features, features), nn.BatchNorm1d(features))
+        how = {"default": {}, "swa_multi": {"multi_avg_fn": swa.get_swa_multi_avg_fn()},
+               "ema_multi": {"multi_avg_fn": swa.get_ema_multi_avg_fn(decay)},
+               "swa": {"avg_fn": swa.get_swa_avg_fn()}, "ema": {"avg_fn": swa.get_ema_avg_fn(decay)}}[averaging]
+        averaged = swa.AveragedModel(model, use_buffers=use_buffers, **how)
+        for _ in range(updates):
+            with torch.no_grad():
+                for p in model.parameters():
+                    (p.data if lib == "nx" else p).add_(torch.randn(p.shape))
+            batch = torch.randn(3, features)
+            model(nx.Tensor(batch) if lib == "nx" else batch)
+            averaged.update_parameters(model)
+        return averaged
+
+    return build
+
+
+def _averaged_sample(draw, args, kwargs, dtype, device):
+    return Sample((tensor(draw, (draw(st.integers(2, 4)), kwargs["features"]), dtype, device),))
+
+
+register(
+    SchedulerMirror("optim.swa_utils.SWALR", nx.optim.swa_utils.SWALR, torch.optim.swa_utils.SWALR, _swalr, steps=100),
+    ModuleMirror("optim.swa_utils.AveragedModel", _averaged_model("nx"), _averaged_model("torch"), _averaged_build,
+                 _averaged_sample, dtypes=(torch.float32, torch.float64),
+                 note="AveragedModel(Linear -> BatchNorm1d) after 0-5 update_parameters of a perturbed model; every "
+                      "averaging function (default SWA, swa/ema, multi and per-tensor, use_buffers)"),
 )

@@ -5,7 +5,7 @@ torch kernels, outside any graph; their state and ``state_dict`` use torch's lay
 key names, so a checkpoint moves between neuronix and torch optimizers.
 """
 
-from neuronix.optim import lr_scheduler
+from neuronix.optim import lr_scheduler, swa_utils
 from neuronix.optim.adadelta import Adadelta
 from neuronix.optim.adafactor import Adafactor
 from neuronix.optim.adagrad import Adagrad
@@ -23,4 +23,5 @@ from neuronix.optim.sgd import SGD, Momentum, Nesterov
 from neuronix.optim.sparse_adam import SparseAdam
 
 __all__ = ["ASGD", "LBFGS", "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "Momentum",
-           "NAdam", "Nesterov", "Optimizer", "RAdam", "RMSprop", "Rprop", "SparseAdam", "lr_scheduler"]
+           "NAdam", "Nesterov", "Optimizer", "RAdam", "RMSprop", "Rprop", "SparseAdam", "lr_scheduler",
+           "swa_utils"]
