@@ -129,6 +129,7 @@ PROGRAM_MIRRORS = {
     "inplace_view.": "a program writing in place into a view of a non-leaf (mirrors/inplace_views.py)",
     "nn.Module.register_full_backward": "a module with backward hooks (mirrors/hooks.py)",
     "custom.": "a user's nx.autograd.Function against its torch.autograd.Function twin (mirrors/custom.py)",
+    "amp.": "mixed-precision training under autocast with a GradScaler, step for step (mirrors/amp.py)",
 }
 
 

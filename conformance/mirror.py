@@ -126,6 +126,23 @@ class SchedulerMirror:
 
 
 @dataclass
+class AmpMirror:
+    """Mixed precision: a small model trained ``steps`` steps under autocast with a GradScaler in both libraries
+    (``kinds/amp.py``); the case dtype is the autocast dtype, each step's output dtypes must be equal."""
+
+    name: str
+    model: Callable  # model(lib) -> the module, built in ``lib`` (``neuronix`` or ``torch``), float32
+    data: Callable  # data(draw) -> (inputs, target): float32 / int64 torch tensors on the CPU
+    forward: Callable  # forward(lib, module, inputs, target) -> [(label, tensor), ...], the loss last
+    steps: int = 5
+    dtypes: tuple = HALF
+    note: str = ""
+    kind: str = "amp"
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    examples: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class Comparison:
     """One measured pair: ``actual`` (neuronix) against ``expected`` (the oracle).
 
@@ -141,7 +158,7 @@ class Comparison:
     explain: Callable[[], str] | None = None  # called only when the check fails: a longer diagnosis
 
 
-Mirror = OpMirror | ModuleMirror | OptimizerMirror | SchedulerMirror
+Mirror = OpMirror | ModuleMirror | OptimizerMirror | SchedulerMirror | AmpMirror
 REGISTRY: dict[str, Mirror] = {}
 
 

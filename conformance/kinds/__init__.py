@@ -16,6 +16,7 @@ DRIVERS = {
     "module": "conformance.kinds.module:compare_module",
     "optimizer": "conformance.kinds.optim:compare_optimizer",
     "scheduler": "conformance.kinds.optim:compare_scheduler",
+    "amp": "conformance.kinds.amp:compare_amp",
 }
 
 
