@@ -1,10 +1,11 @@
 """Autocast's thread-local state, and the wrapper ``ops/public.py`` puts around the ops autocast handles.
 
 torch keeps autocast's switches in thread-local storage (a region entered in one thread does not
-reach another), so does this. ``active`` folds everything into one flag, so an op on the autocast
-lists pays a single attribute read when no region is open: some device type's autocast is enabled
-and no autocast-handled op is running already (torch excludes its autocast dispatch keys while such
-an op runs, so the ops it is made of are not cast again).
+reach another), so does this. ``active`` folds one thread's state into one flag: some device type's
+autocast is enabled and no autocast-handled op is running already (torch excludes its autocast
+dispatch keys while such an op runs, so the ops it is made of are not cast again). ``REGIONS`` counts
+the threads with autocast enabled, so that an op on the lists pays one read of a module global, not
+of a thread-local, while no region is open anywhere (the common case: no autocast at all).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ import threading
 from collections.abc import Callable
 
 import torch
+
+REGIONS = 0  # threads whose autocast is enabled for some device type
+_REGIONS_LOCK = threading.Lock()
 
 # torch's default autocast dtype per device type (get_autocast_dtype before any region set one)
 DEFAULT_DTYPES = {"cpu": torch.bfloat16, "cuda": torch.float16}
@@ -29,9 +33,16 @@ class AutocastState(threading.local):
         self.nesting = 0
         self.running = False  # inside an autocast-handled op
         self.active = False
+        self.counted = False  # this thread is counted in REGIONS
 
     def refresh(self) -> None:
-        self.active = not self.running and any(self.enabled.values())
+        global REGIONS
+        enabled = any(self.enabled.values())
+        self.active = enabled and not self.running
+        if enabled != self.counted:
+            with _REGIONS_LOCK:
+                REGIONS += 1 if enabled else -1
+            self.counted = enabled
 
 
 STATE = AutocastState()
@@ -44,7 +55,7 @@ def autocast_wrapper(fn: Callable, op: str) -> Callable:
 
     @functools.wraps(fn)
     def autocasting(*args, **kwargs):
-        if not STATE.active:
+        if not REGIONS or not STATE.active:
             return fn(*args, **kwargs)
         from neuronix.amp.casting import run_with_policy  # first call inside a region: the ops are loaded
 
