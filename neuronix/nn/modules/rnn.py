@@ -234,9 +234,9 @@ class RNNBase(Module):
         if self.batch_first:
             input = input.transpose(0, 1)
         steps, batch = input.shape[0], input.shape[1]
-        if steps == 0 or batch == 0:
-            raise RuntimeError(f"{name}: cannot run on an empty input of shape {tuple(input.shape)} "
-                               "(torch's kernels refuse zero time steps or zero batch too)")
+        if steps == 0:
+            raise RuntimeError(f"{name}: Expected sequence length to be larger than 0 in RNN, got an input of shape "
+                               f"{tuple(input.shape)} (batch_first={self.batch_first})")
         rows, hidden = self._layers(input.reshape(steps * batch, input.shape[2]), [batch] * steps, hx)
         output = rows.reshape(steps, batch, rows.shape[-1])
         if self.batch_first:
