@@ -22,13 +22,13 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 # example -> the arguments of a short CPU run (a few seconds each; CI runs them)
 SHORT_RUNS = {
-    "mnist_cnn.py": ["--no-cuda", "--max-steps", "4", "--batch-size", "16", "--train-size", "64", "--test-size", "32"],
-    "vae.py": ["--no-cuda", "--max-steps", "5", "--batch-size", "32", "--train-size", "128"],
-    "dcgan.py": ["--no-cuda", "--max-steps", "3", "--batch-size", "8", "--train-size", "24", "--ngf", "8", "--ndf", "8"],
-    "word_language_model_lstm.py": ["--no-cuda", "--max-steps", "6", "--emsize", "32", "--nhid", "32", "--bptt", "8", "--tied"],
-    "word_language_model_transformer.py": ["--no-cuda", "--max-steps", "6", "--emsize", "32", "--nhid", "32", "--bptt", "8"],
-    "char_gpt.py": ["--device", "cpu", "--max-iters", "6", "--eval-interval", "3", "--eval-iters", "2", "--sample-tokens", "16",
-                    "--batch-size", "4", "--block-size", "16", "--n-embd", "32", "--n-head", "2"],
+    "mnist_cnn.py": "--no-cuda --max-steps 4 --batch-size 16 --train-size 64 --test-size 32".split(),
+    "vae.py": "--no-cuda --max-steps 5 --batch-size 32 --train-size 128".split(),
+    "dcgan.py": "--no-cuda --max-steps 3 --batch-size 8 --train-size 24 --nz 16 --ngf 8 --ndf 8".split(),
+    "word_language_model_lstm.py": "--no-cuda --max-steps 6 --emsize 32 --nhid 32 --bptt 8 --tied".split(),
+    "word_language_model_transformer.py": "--no-cuda --max-steps 6 --emsize 32 --nhid 32 --bptt 8".split(),
+    "char_gpt.py": ("--device cpu --max-iters 6 --eval-interval 3 --eval-iters 2 --sample-tokens 16 "
+                    "--batch-size 4 --block-size 16 --n-embd 32 --n-head 2").split(),
 }
 LOSS_RTOL = 1e-5
 
@@ -119,6 +119,7 @@ def load_program(name: str, source: str, filename: str) -> types.ModuleType:
 
 
 def run_main(name: str, source: str, filename: str, argv: list[str]) -> list[float]:
+    """The program's main(argv): its per-step losses, flattened to floats."""
     module = load_program(name, source, filename)
     try:
         # a step's loss is a number, or a tuple of numbers (DCGAN: the discriminator's and the generator's)
@@ -148,17 +149,54 @@ def test_examples_are_all_tested():
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(SHORT_RUNS)
 
 
+def _printed_samples(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("sample: ")]
+
+
 @pytest.mark.parametrize("example", sorted(SHORT_RUNS))
-def test_losses_match_torch(example):
+def test_losses_match_torch(example, capsys):
     path = EXAMPLES / example
     source = path.read_text()
     argv = SHORT_RUNS[example]
     stem = path.stem
     expected = run_main(f"_torch_twin_{stem}", torch_twin(source), f"<torch twin of {path}>", argv)
+    expected_samples = _printed_samples(capsys.readouterr().out)
     actual = run_main(f"_neuronix_{stem}", source, str(path), argv)
+    # a program that samples (the char GPT) draws the same text: same weights, same RNG stream, same top-k cut
+    assert _printed_samples(capsys.readouterr().out) == expected_samples
     assert len(actual) == len(expected) >= 3
     assert all(math.isfinite(loss) for loss in expected)
     worst = max(range(len(expected)), key=lambda i: abs(actual[i] - expected[i]) / abs(expected[i]))
     assert all(abs(a - e) <= LOSS_RTOL * abs(e) for a, e in zip(actual, expected)), (
         f"{example}: step {worst} loss {actual[worst]!r} vs torch {expected[worst]!r}; neuronix {actual}, torch {expected}"
     )
+
+
+def test_char_gpt_state_dicts_load_strictly_both_ways():
+    """nanoGPT's flash check takes the same path under both libraries, so the state_dicts have the same
+    keys (no causal-mask buffer on either side), the same seeded initial values, and load strictly."""
+    path = EXAMPLES / "char_gpt.py"
+    source = path.read_text()
+    programs = {"torch": load_program("_torch_twin_gpt", torch_twin(source), f"<torch twin of {path}>"),
+                "neuronix": load_program("_neuronix_gpt", source, str(path))}
+    try:
+        models = {}
+        for name, program in programs.items():
+            program.torch.manual_seed(0)
+            config = program.GPTConfig(block_size=8, vocab_size=11, n_layer=2, n_head=2, n_embd=16, bias=False)
+            models[name] = program.GPT(config)
+        assert models["torch"].transformer.h[0].attn.flash and models["neuronix"].transformer.h[0].attn.flash
+        torch_state, neuronix_state = models["torch"].state_dict(), models["neuronix"].state_dict()
+        assert list(neuronix_state) == list(torch_state)
+        for key, value in torch_state.items():
+            assert _raw(neuronix_state[key]).equal(value), key
+        models["torch"].load_state_dict({k: _raw(v) for k, v in neuronix_state.items()}, strict=True)
+        models["neuronix"].load_state_dict(torch_state, strict=True)
+    finally:
+        for program in programs.values():
+            del sys.modules[program.__name__]
+
+
+def _raw(value):
+    """The torch tensor behind a neuronix tensor (a torch tensor as it is)."""
+    return getattr(value, "data", value)
