@@ -317,8 +317,9 @@ class ParameterDict(Module):
         return getattr(self, self._key_to_attr(key))
 
     def __setitem__(self, key: str, value) -> None:
+        attr = self._key_to_attr(key)  # checked before recording the key (torch records a refused key too)
         self._keys[key] = None
-        setattr(self, self._key_to_attr(key), _as_parameter(value))
+        setattr(self, attr, _as_parameter(value))
 
     def __delitem__(self, key: str) -> None:
         del self._keys[key]

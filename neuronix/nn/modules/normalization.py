@@ -261,6 +261,10 @@ class _LazyNormBase(LazyModuleMixin, _NormBase):
             super().reset_parameters()
 
     def initialize_parameters(self, input) -> None:
+        if not self.has_uninitialized_params() and self.num_features == 0:
+            # materialised by load_state_dict before any forward: torch leaves num_features 0 (its repr says so);
+            # neuronix reads it from the input, which its input check needs
+            self.num_features = input.shape[1]
         if self.has_uninitialized_params():
             self.num_features = input.shape[1]
             if self.affine:
