@@ -11,6 +11,9 @@ or none, a batch of 1, an unbatched 2-D input.
 (lengths drawn with ties, so the sort order matters) and compare the packed output's data, the
 re-padded output (``pad_packed_sequence``) and the final state in the caller's batch order.
 
+On CUDA torch's layers run with cuDNN off (``_without_cudnn``): cuDNN draws its own dropout masks, may use
+TF32 and has no second derivative; torch's native CUDA path is the composition neuronix's layers mirror.
+
 ``nn.RNNBase`` and ``nn.RNNCellBase`` define no forward (as torch's): their mirrors build the base
 with a drawn ``mode`` / ``num_chunks`` and run it with the forward of the matching subclass, the
 same borrowed method on both sides.
@@ -89,6 +92,18 @@ def _mirror(name: str, nx_cls, torch_cls, build, sample, **kw) -> ModuleMirror:
     return ModuleMirror(name, nx_cls, torch_cls, build, sample, gradgrad=True, dtypes=FLOATS, **kw)
 
 
+def _without_cudnn(cls):
+    """A subclass of torch's ``cls`` whose forward runs with cuDNN disabled (no effect on the CPU)."""
+
+    class NoCudnn(cls):
+        def forward(self, *args, **kwargs):
+            with torch.backends.cudnn.flags(enabled=False):
+                return super().forward(*args, **kwargs)
+
+    NoCudnn.__name__ = cls.__name__
+    return NoCudnn
+
+
 # ----- packed inputs: the layer run on pack_padded_sequence(x, lengths), outputs re-padded -----------------
 def _packed_class(lib, base):
     """A subclass of ``base`` whose forward packs ``x`` with ``lengths``, runs the layer, and returns
@@ -124,18 +139,18 @@ def _packed_sample(lstm: bool):
 for _name in ("RNN", "LSTM", "GRU"):
     _lstm = _name == "LSTM"
     register(
-        _mirror(f"nn.{_name}", getattr(nx.nn, _name), getattr(torch.nn, _name), _layer_build(_name),
+        _mirror(f"nn.{_name}", getattr(nx.nn, _name), _without_cudnn(getattr(torch.nn, _name)), _layer_build(_name),
                 _layer_sample(_lstm)),
         _mirror(f"nn.{_name}[packed]", _packed_class(nx, getattr(nx.nn, _name)),
-                _packed_class(torch, getattr(torch.nn, _name)), _layer_build(_name), _packed_sample(_lstm)),
+                _packed_class(torch, _without_cudnn(getattr(torch.nn, _name))), _layer_build(_name), _packed_sample(_lstm)),
     )
 
 
 # ----- nn.RNNBase: built with a mode, run with that mode's forward ------------------------------------------
 _TORCH_FORWARD = {"LSTM": torch.nn.LSTM, "GRU": torch.nn.GRU, "RNN_TANH": torch.nn.RNN, "RNN_RELU": torch.nn.RNN}
 _BORROWED = ("forward", "check_forward_args", "permute_hidden", "get_expected_cell_size")
-_TORCH_BASES = {mode: type(f"RNNBase_{mode}", (torch.nn.RNNBase,),
-                           {k: getattr(cls, k) for k in _BORROWED if k in vars(cls)})
+_TORCH_BASES = {mode: _without_cudnn(type("RNNBase", (torch.nn.RNNBase,), {k: getattr(cls, k) for k in _BORROWED
+                                                                            if k in vars(cls)}))
                 for mode, cls in _TORCH_FORWARD.items()}
 
 
