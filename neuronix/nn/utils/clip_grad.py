@@ -17,7 +17,7 @@ import warnings
 from collections.abc import Iterable
 
 import torch
-from torch.utils._foreach_utils import _device_has_foreach_support
+from torch.utils._foreach_utils import _device_has_foreach_support, _group_tensors_by_device_and_dtype
 
 from neuronix.tensor import Tensor, unwrap
 
@@ -36,11 +36,9 @@ def _grads(parameters: list) -> list[torch.Tensor]:
 
 
 def _by_device_and_dtype(tensors: list[torch.Tensor]) -> dict[tuple, list[torch.Tensor]]:
-    """Tensors grouped as torch's foreach kernels need them, groups in order of first appearance."""
-    groups: dict[tuple, list[torch.Tensor]] = {}
-    for t in tensors:
-        groups.setdefault((t.device, t.dtype), []).append(t)
-    return groups
+    """Tensors grouped as torch's foreach kernels need them, by torch's own grouping: its group order (a hash
+    map's, not the order of appearance) is the order the per-group norms are stacked in, so it fixes the bits."""
+    return {key: lists[0] for key, (lists, _) in _group_tensors_by_device_and_dtype([tensors]).items()}
 
 
 def _use_foreach(foreach: bool | None, device: torch.device, tensors: list[torch.Tensor]) -> bool:
