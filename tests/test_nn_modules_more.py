@@ -565,6 +565,12 @@ def test_buffer_assignment_registers_a_buffer_as_torch():
     assert nx.nn.Buffer(torch.ones(1)).persistent and not nx.nn.Buffer(torch.ones(1), persistent=False).persistent
 
 
+def test_nllloss2d_is_deprecated_as_torch():
+    with pytest.warns(FutureWarning, match="`NLLLoss2d` has been deprecated. Please use `NLLLoss`"):
+        loss = nn.NLLLoss2d(ignore_index=2)
+    assert isinstance(loss, nn.NLLLoss) and loss.ignore_index == 2
+
+
 def test_container_is_deprecated_and_registers_its_keywords():
     with pytest.warns(FutureWarning, match="nn.Container` is deprecated"):
         n = nn.Container(a=nn.Linear(2, 2), b=nn.ReLU())

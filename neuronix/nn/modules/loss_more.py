@@ -8,6 +8,7 @@ name; class ``weight`` is a buffer (as torch), so it follows ``.to()`` and is sa
 from __future__ import annotations
 
 import math
+import warnings
 from collections import namedtuple
 from collections.abc import Sequence
 
@@ -35,7 +36,14 @@ LinearCrossEntropyOptions = torch.nn.LinearCrossEntropyOptions
 
 
 class NLLLoss2d(NLLLoss):
-    """torch's old name of ``NLLLoss`` for ``(N, C, H, W)`` inputs; the same loss."""
+    """torch's old name of ``NLLLoss`` for ``(N, C, H, W)`` inputs; the same loss, deprecated (FutureWarning) as torch's."""
+
+    def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
+                 reduction: str = "mean") -> None:
+        warnings.warn("`NLLLoss2d` has been deprecated. Please use `NLLLoss` instead as a drop-in replacement and see "
+                      "https://pytorch.org/docs/main/nn.html#torch.nn.NLLLoss for more details.", FutureWarning,
+                      stacklevel=2)
+        super().__init__(weight, size_average, ignore_index, reduce, reduction)
 
 
 class PoissonNLLLoss(_Loss):
