@@ -22,6 +22,10 @@ def linear(input, weight, bias=None):
         # torch adds the bias to the input as one row, (1, out), then drops that row: a (1, out) bias
         # gives an (out,) result, so its gradient must gain the row back
         return _linear.linear(input.unsqueeze(0), weight, bias).squeeze(0)
+    if input.ndim >= 3 and not input.is_contiguous():
+        # torch's matmul folds the batch dims of a contiguous copy of such an input and saves that copy: writing
+        # the input in place after the forward is then no error in torch (a contiguous one is saved as a view)
+        input = input.contiguous()
     # every other shape rule (weight rank, bias broadcasting) is torch's kernel's, reported by the op
     return _linear.linear(input, weight, bias)
 
