@@ -149,6 +149,14 @@ class TransformerDecoderLayer(Module):
         self.dropout3 = Dropout(dropout)
         self.activation = _get_activation_fn(activation) if isinstance(activation, str) else activation
 
+    def __setstate__(self, state) -> None:
+        # torch's rule for old checkpoints, which copies run too: a state without "activation" gets relu. An
+        # activation *module* lives in _modules, not in the state, so a deep copy (the layers of every
+        # TransformerDecoder and Transformer) runs relu while the module stays registered: torch's numbers.
+        if "activation" not in state:
+            state["activation"] = F.relu
+        self.__dict__.update(state)
+
     def forward(self, tgt, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
                 memory_key_padding_mask=None, tgt_is_causal: bool = False, memory_is_causal: bool = False):
         x = tgt
