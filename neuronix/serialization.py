@@ -12,7 +12,8 @@ ints, floats, strings), plus ``torch.dtype`` / ``torch.device``. ``save`` splits
 Structure encoding. A JSON object in the structure is either a *marker node*, one of
 
   ``{"__tensor__": key, "kind": "torch"|"nx"|"numpy"}`` (plus ``"dtype": name`` for an encoded
-  tensor, below), ``{"__tuple__": [...]}``,
+  tensor, below, and ``"device": spec`` for one saved from a device other than the CPU, where
+  ``load`` puts it back as ``torch.load`` does), ``{"__tuple__": [...]}``,
   ``{"__items__": [[key, value], ...]}`` (a dict), ``{"__dtype__": name}``, ``{"__device__": spec}``
 
 or a plain dict. A user dict is written as a plain JSON object only when every key is a
@@ -163,7 +164,7 @@ _DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu", "meta", "hpu", "xla", "mtia")
 _DEVICE_RE = re.compile(rf"({'|'.join(_DEVICE_TYPES)})(:[0-9]{{1,4}})?")
 _TENSOR_KINDS = ("torch", "nx", "numpy")
 _MARKERS = {  # marker -> (the keys its node must have, the keys it may have besides)
-    "__tensor__": ({"__tensor__", "kind"}, {"dtype"}),
+    "__tensor__": ({"__tensor__", "kind"}, {"dtype", "device"}),
     "__tuple__": ({"__tuple__"}, set()),
     "__items__": ({"__items__"}, set()),
     "__dtype__": ({"__dtype__"}, set()),
@@ -220,9 +221,19 @@ def _flatten(obj: Any, tensors: dict[str, torch.Tensor], path: str, depth: int =
         return {"__tuple__": [_flatten(v, tensors, f"{path}[{i}]", depth + 1) for i, v in enumerate(obj)]}
     if isinstance(obj, list):
         return [_flatten(v, tensors, f"{path}[{i}]", depth + 1) for i, v in enumerate(obj)]
+    if callable(getattr(obj, "state_dict", None)):  # a Module, an optimizer, a scheduler, a GradScaler...
+        kind = type(obj).__name__
+        name = "model" if callable(getattr(obj, "parameters", None)) else "optimizer" if hasattr(obj, "param_groups") else "obj"
+        raise TypeError(
+            f"nx.save: cannot store the {kind} object at {path}: a checkpoint holds data, never pickled objects "
+            f"(loading one could run code). Save its state instead: nx.save({name}.state_dict(), f), and restore it "
+            f"into a new {kind} with {name}.load_state_dict(nx.load(f)); several go in one dict: "
+            "nx.save({'model': model.state_dict(), 'optimizer': optimizer.state_dict(), 'epoch': epoch}, f)"
+        )
     raise TypeError(
         f"nx.save: cannot store {type(obj).__name__} at {path}; a checkpoint holds dicts, lists, tuples, tensors "
-        "(torch, nx, numpy), None, bool, int, float, str, torch.dtype and torch.device"
+        "(torch, nx, numpy), None, bool, int, float, str, torch.dtype and torch.device (for a module or an optimizer, "
+        "save its state_dict())"
     )
 
 
@@ -270,8 +281,11 @@ def _tensor_node(t: torch.Tensor, kind: str, tensors: dict[str, torch.Tensor], p
     # safetensors refuses tensors that share memory and needs dense data: give each its own copy.
     # resolve_conj/resolve_neg: a lazily conjugated/negated view must be stored as the values it
     # shows, not as the memory under it (no-ops where .to already materialised them).
+    device = t.device
     t = t.detach().to("cpu", copy=True).resolve_conj().resolve_neg().contiguous()
     node = {"__tensor__": f"t{len(tensors)}", "kind": kind}
+    if device.type != "cpu" and kind != "numpy":
+        node["device"] = str(device)  # torch.load puts a tensor back where it was saved from
     if encoding is not None:
         t = encoding.encode(t)
         node["dtype"] = name
@@ -299,7 +313,7 @@ def _unflatten(node: Any, tensors: dict[str, torch.Tensor], map_location, path: 
         raise _Malformed(f"{path} has keys {sorted(node)}; a {marker} node has exactly the keys {sorted(required)}{also}")
     value = node[marker]
     if marker == "__tensor__":
-        return _load_tensor(value, node["kind"], node.get("dtype"), tensors, map_location, path)
+        return _load_tensor(value, node["kind"], node.get("dtype"), node.get("device", "cpu"), tensors, map_location, path)
     if marker == "__tuple__":
         if not isinstance(value, list):
             raise _Malformed(f"{path}: __tuple__ holds a {type(value).__name__}, expected a list")
@@ -331,7 +345,7 @@ def _unflatten(node: Any, tensors: dict[str, torch.Tensor], map_location, path: 
         raise _Malformed(f"{path}: __device__ {value!r}: {e}") from None
 
 
-def _load_tensor(key: Any, kind: Any, dtype: Any, tensors: dict[str, torch.Tensor], map_location, path: str):
+def _load_tensor(key: Any, kind: Any, dtype: Any, device: Any, tensors: dict[str, torch.Tensor], map_location, path: str):
     if not isinstance(key, str) or key not in tensors:
         raise _Malformed(f"{path}: __tensor__ {_short(key)} names no tensor of the file (it has {len(tensors)})")
     if kind not in _TENSOR_KINDS:
@@ -352,9 +366,37 @@ def _load_tensor(key: Any, kind: Any, dtype: Any, tensors: dict[str, torch.Tenso
             return t.numpy()
         except TypeError:
             raise _Malformed(f"{path}: a numpy array of dtype {t.dtype}, which numpy does not have") from None
-    if map_location is not None:
-        t = t.to(map_location)
+    if not isinstance(device, str) or not _DEVICE_RE.fullmatch(device):
+        raise _Malformed(f"{path}: tensor device {_short(device)} is not a device such as 'cuda:0'")
+    t = _located(t, device, map_location, path)
     return Tensor(t) if kind == "nx" else t
+
+
+def _located(t: torch.Tensor, saved: str, map_location, path: str) -> torch.Tensor:
+    """``t`` (read onto the CPU) where ``torch.load`` would put it: its saved device, or per ``map_location``
+    (a device or string: every tensor there; a dict: saved location -> location; a callable
+    ``(tensor, saved location)`` -> tensor, torch's ``(storage, location)`` form)."""
+    target = saved
+    if callable(map_location):
+        moved = map_location(t, saved)
+        if isinstance(moved, Tensor):
+            moved = moved.data
+        if not isinstance(moved, torch.Tensor):
+            raise TypeError(f"nx.load: map_location returned {type(moved).__name__} for {path}, expected the tensor it was given "
+                            "(or a copy of it on another device)")
+        return moved
+    if isinstance(map_location, dict):
+        target = map_location.get(saved, saved)
+    elif map_location is not None:
+        target = map_location
+    target = torch.device(target)
+    if target.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(
+            f"nx.load: {path} was saved from {saved}; attempting to deserialize it on a CUDA device but "
+            "torch.cuda.is_available() is False. If you are running on a CPU-only machine, please use nx.load with "
+            "map_location=torch.device('cpu') to map your storages to the CPU."
+        )
+    return t if target.type == "cpu" and target.index in (None, 0) else t.to(target)
 
 
 def _short(value: Any) -> str:
@@ -386,8 +428,13 @@ def _file_label(f: Any) -> str:
     return repr(name) if isinstance(name, (str, bytes)) else f"<{type(f).__name__}>"
 
 
-def save(obj: Any, f: _File) -> None:
+def save(obj: Any, f: _File, pickle_module: Any = None, pickle_protocol: Any = None,
+         _use_new_zipfile_serialization: bool = True, _disable_byteorder_record: bool = False) -> None:
     """Save ``obj`` (e.g. a ``state_dict``, or a dict of them) as a safetensors checkpoint to ``f``.
+
+    torch's pickle arguments are accepted, so that ``torch.save`` calls port unchanged, and unused:
+    nothing is pickled. A ``Module``, an optimizer or any other object that is not data raises a
+    ``TypeError`` naming its ``state_dict()``: ``nx.save(model.state_dict(), f)``.
 
     Mirrors ``torch.save(obj, f)`` for checkpoint-shaped objects, without pickle. ``f`` is a path
     (``str``, ``bytes`` or ``os.PathLike``) or a binary file object with ``write()`` (``io.BytesIO``,
@@ -668,14 +715,18 @@ def _check_reader(f: Any, where: str) -> None:
         )
 
 
-def load(f: _File, map_location=None) -> Any:
+def load(f: _File, map_location=None, pickle_module: Any = None, *, weights_only: bool | None = None,
+         mmap: bool | None = None, **pickle_load_args: Any) -> Any:
     """Load an object saved with ``nx.save``; tensors come back as they went in (torch, nx or numpy).
 
     ``f`` is a path (``str``, ``bytes`` or ``os.PathLike``) or a binary file object with ``read()``
     (``io.BytesIO``, a file opened ``"rb"``...), which is read from its current position to its end
-    and checked exactly as a file is. ``map_location`` (a device or device string) moves every
-    tensor there, as in ``torch.load``. Raises ``CheckpointError`` for anything that is not an
-    intact neuronix checkpoint; no code from the file is ever run (never pickle).
+    and checked exactly as a file is. Tensors come back on the device they were saved from, or per
+    ``map_location`` as in ``torch.load``: a device or device string, a dict from saved location to
+    location (``{"cuda:0": "cpu"}``), or a callable ``(tensor, location)``. Raises ``CheckpointError``
+    for anything that is not an intact neuronix checkpoint; no code from the file is ever run (never
+    pickle), so loading is always what ``torch.load(weights_only=True)`` promises: ``weights_only``,
+    ``mmap`` and torch's pickle arguments are accepted so that calls port unchanged, and unused.
     """
     if _is_path(f):
         path = os.fsdecode(os.fspath(f))
