@@ -131,7 +131,8 @@ class VisionTransformer(nn.Module):
 
 def vit_b_16(*, weights=None, progress: bool = True, **kwargs) -> VisionTransformer:
     """ViT-B/16: 12 layers, 12 heads, hidden 768, MLP 3072, 16x16 patches of 224x224 images (86.6M parameters)."""
-    settings = dict(image_size=224, patch_size=16, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072)
-    model = VisionTransformer(**{**settings, **kwargs})
+    kwargs.setdefault("image_size", 224)  # the one architecture argument torchvision lets a caller change
+    settings = dict(patch_size=16, num_layers=12, num_heads=12, hidden_dim=768, mlp_dim=3072)
+    model = VisionTransformer(**settings, **kwargs)  # as torchvision: overriding an architecture setting is a TypeError
     torchvision_weights(model, "vit_b_16", weights, progress)
     return model
