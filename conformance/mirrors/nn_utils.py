@@ -5,7 +5,8 @@ arguments after the same seed, applies the util of its own library (the hook-bas
 ``spectral_norm``, or ``parametrizations.weight_norm`` / ``spectral_norm``) with drawn keywords, and the
 module driver checks the rest: the initial state_dict (torch's key names, ``weight_g``/``weight_v``,
 ``weight_orig``/``weight_u``/``weight_v``, ``parametrizations.weight.original0``/``original1``/``0._u``,
-and the ``u``/``v`` drawn from torch's RNG and power-iterated as torch does), strict loading of torch's
+``0.base``, and the ``u``/``v`` (and orthogonal's random completion) drawn from torch's RNG as torch draws
+them), strict loading of torch's
 state_dict, outputs, the gradients of the input and of the originals, second derivatives, and the
 buffers after each forward in train mode (a power step) and eval mode (none). The functions
 themselves (and clipping, parameter vectors) are tested against torch in ``tests/test_nn_utils.py``.
@@ -37,6 +38,7 @@ UTILS = {
                                      nx.nn.utils.parametrizations.weight_norm),
     "parametrizations.spectral_norm": (torch.nn.utils.parametrizations.spectral_norm,
                                        nx.nn.utils.parametrizations.spectral_norm),
+    "parametrizations.orthogonal": (torch.nn.utils.parametrizations.orthogonal, nx.nn.utils.parametrizations.orthogonal),
 }
 
 # layer -> (constructor draw, input draw, weight dimensions): nn_modules' own strategies
@@ -50,6 +52,9 @@ LAYERS = {
 
 def _util_kwargs(draw, util: str, ndim: int) -> dict:
     """Keywords of the util: the default, a norm over a drawn dim (None: the whole tensor), power iterations."""
+    if util.endswith("orthogonal"):  # a conv weight is a batch of (in, *kernel) matrices
+        return {"orthogonal_map": draw(st.sampled_from([None, "matrix_exp", "cayley", "householder"])),
+                "use_trivialization": draw(st.booleans())}
     if util.endswith("weight_norm"):
         return draw(st.sampled_from([{}, {"dim": None}, {"dim": draw(ints(-ndim, ndim - 1))}]))
     kwargs = {"n_power_iterations": draw(ints(1, 3))}
@@ -104,7 +109,7 @@ def _maker(lib, layer: str, util: str):
 
 register(*(
     ModuleMirror(f"nn.{layer}[{util}]", _maker(nx, layer, util), _maker(torch, layer, util), _build(layer, util),
-                 _sample(layer), gradgrad=util.endswith("spectral_norm"), dtypes=FLOATS,
+                 _sample(layer), gradgrad=not util.endswith("weight_norm"), dtypes=FLOATS,
                  note=f"nn.utils.{util} applied to nn.{layer}: state_dict keys, u/v buffers, grads of the originals")
-    for layer in LAYERS for util in UTILS
+    for layer in LAYERS for util in UTILS if not (util.endswith("orthogonal") and layer.startswith("ConvTranspose"))
 ))

@@ -1,4 +1,4 @@
-"""``nn.utils.parametrizations``: ``weight_norm`` and ``spectral_norm`` on the parametrization API, as torch's.
+"""``nn.utils.parametrizations``: ``weight_norm``, ``spectral_norm`` and ``orthogonal`` on the parametrization API.
 
 Each registers a small module with ``nn.utils.parametrize``: ``module.weight`` is recomputed in neuronix
 ops at every read from ``module.parametrizations.weight.original0`` (the magnitude ``g``) and
@@ -8,6 +8,13 @@ move both ways with ``strict=True``. Spectral norm draws ``u`` and ``v`` from to
 and runs torch's 15 warm-up power iterations at registration, then one more for the registration's
 check and ``n_power_iterations`` at every read in training mode (none in eval mode), updating the
 buffers in place outside the graph.
+
+``orthogonal`` maps an unconstrained matrix to an orthogonal one (``matrix_exp`` or ``cayley`` of its
+skew-symmetric part, or a product of Householder reflections), times a ``base`` buffer chosen at
+registration (torch's trivialization; its random completion of a non-square matrix is drawn from torch's
+RNG in torch's order). The Householder product is composed from neuronix ops (one reflection at a time)
+so it is differentiable twice; it agrees with torch's LAPACK ``householder_product`` to rounding, not bit
+for bit. Complex weights are refused, as neuronix refuses complex gradients.
 
 Not carried over: torch's load-time hook that renames an old ``weight_g``/``weight_v`` checkpoint to the
 new keys (neuronix modules have no load_state_dict pre-hooks); rename the two keys to load one.
@@ -23,7 +30,7 @@ from neuronix.nn.utils.spectral_norm import default_dim
 from neuronix.nn.utils.weight_norm import norm_except_dim, weight_norm_apply
 from neuronix.tensor import Tensor
 
-__all__ = ["spectral_norm", "weight_norm"]
+__all__ = ["orthogonal", "spectral_norm", "weight_norm"]
 
 
 class _WeightNorm(Module):
@@ -111,4 +118,142 @@ def spectral_norm(module, name: str = "weight", n_power_iterations: int = 1, eps
         raise ValueError(f"Module '{module}' has no parameter or buffer with name '{name}'")
     dim = default_dim(module) if dim is None else dim
     parametrize.register_parametrization(module, name, _SpectralNorm(weight, n_power_iterations, dim, eps))
+    return module
+
+
+# ----- orthogonal -----------------------------------------------------------------------------------
+ORTHOGONAL_MAPS = ("matrix_exp", "cayley", "householder")
+
+
+def householder_product(A, tau):
+    """``torch.linalg.householder_product`` for real inputs, in neuronix ops: the first ``k`` columns of
+    ``H_0 H_1 ... H_{k-1}``, ``H_i = I - tau_i v_i v_i^T`` with ``v_i`` column ``i`` of ``A`` below the diagonal
+    and 1 on it. Applied right to left to the identity's first ``k`` columns, one reflection at a time."""
+    from neuronix.factories import eye
+
+    n, k = A.shape[-2], A.shape[-1]
+    V = A.tril(-1) + eye(n, k, dtype=A.dtype, device=A.device)
+    Q = eye(n, k, dtype=A.dtype, device=A.device).expand(*A.shape[:-2], n, k)
+    for i in reversed(range(tau.shape[-1])):
+        v = V[..., :, i : i + 1]
+        Q = Q - tau[..., i : i + 1].unsqueeze(-1) * (v @ (v.mT @ Q))
+    return Q
+
+
+def _is_orthogonal(Q: torch.Tensor) -> bool:
+    n, k = Q.size(-2), Q.size(-1)
+    identity = torch.eye(k, dtype=Q.dtype, device=Q.device)
+    return torch.allclose(Q.mH @ Q, identity, atol=10.0 * n * torch.finfo(Q.dtype).eps)
+
+
+def _make_orthogonal(A: torch.Tensor) -> torch.Tensor:
+    """The Q of A's QR decomposition with the signs that make R's diagonal positive (torch data, no graph)."""
+    X, tau = torch.geqrf(A)
+    Q = torch.linalg.householder_product(X, tau)
+    return Q * X.diagonal(dim1=-2, dim2=-1).sgn().unsqueeze(-2)
+
+
+class _Orthogonal(Module):
+    """An orthogonal matrix (or batch) from an unconstrained one, by ``orthogonal_map``; times ``base``."""
+
+    def __init__(self, weight, orthogonal_map: str, *, use_trivialization: bool = True) -> None:
+        super().__init__()
+        self.shape = weight.shape
+        self.orthogonal_map = orthogonal_map
+        if use_trivialization:
+            self.register_buffer("base", None)
+
+    def forward(self, X):
+        from neuronix.factories import eye
+        from neuronix.linalg import solve
+        from neuronix.ops.movement import cat
+
+        n, k = X.size(-2), X.size(-1)
+        transposed = n < k
+        if transposed:  # work on the tall orientation
+            X = X.mT
+            n, k = k, n
+        if self.orthogonal_map in ("matrix_exp", "cayley"):
+            X = X.tril()
+            if n != k:  # square it with zero columns: the skew part's exponential keeps Q's first k columns
+                X = cat([X, X.new_zeros(n, n - k).expand(*X.shape[:-2], -1, -1)], dim=-1)
+            A = X - X.mH
+            if self.orthogonal_map == "matrix_exp":
+                from neuronix import matrix_exp
+
+                Q = matrix_exp(A)
+            else:
+                identity = eye(n, dtype=A.dtype, device=A.device)
+                Q = solve(identity - 0.5 * A, identity + 0.5 * A)
+            if n != k:
+                Q = Q[..., :k]
+        else:
+            A = X.tril(diagonal=-1)
+            tau = 2.0 / (1.0 + (A * A).sum(dim=-2))
+            Q = householder_product(A, tau)
+            Q = Q * X.diagonal(dim1=-2, dim2=-1).int().unsqueeze(-2)  # the diagonal's signs flip columns
+        if hasattr(self, "base"):
+            Q = self.base @ Q
+        if transposed:
+            Q = Q.mT
+        return Q
+
+    def right_inverse(self, Q):
+        """The unconstrained matrix whose image is ``Q`` (torch's rule; with trivialization, ``base`` becomes Q's
+        orthogonalisation and the original ``-I``, whose image is the identity)."""
+        if Q.shape != self.shape:
+            raise ValueError(f"Expected a matrix or batch of matrices of shape {self.shape}. Got a tensor of shape {Q.shape}.")
+        with torch.no_grad():
+            Q = (Q.data if isinstance(Q, Tensor) else Q).detach()
+            Q_init = Q
+            n, k = Q.size(-2), Q.size(-1)
+            transpose = n < k
+            if transpose:
+                Q = Q.mT
+                n, k = k, n
+            if not hasattr(self, "base"):
+                if self.orthogonal_map in ("cayley", "matrix_exp"):
+                    raise NotImplementedError(
+                        "It is not possible to assign to the matrix exponential or the Cayley parametrizations when "
+                        "use_trivialization=False."
+                    )
+                A, tau = torch.geqrf(Q)
+                # the diagonal of A holds the signs the householder map reads: +-1 as R's, flipped where tau == 0
+                A.diagonal(dim1=-2, dim2=-1).sign_()
+                A.diagonal(dim1=-2, dim2=-1)[tau == 0.0] *= -1
+                return Tensor(A.mT if transpose else A)
+            if n == k:
+                Q = Q.clone() if _is_orthogonal(Q) else _make_orthogonal(Q)
+            else:  # complete to a square matrix with random columns, drawn from torch's RNG as torch draws them
+                N = torch.randn(*(Q.size()[:-2] + (n, n - k)), dtype=Q.dtype, device=Q.device)
+                Q = _make_orthogonal(torch.cat([Q, N], dim=-1))
+            self.base = Q
+            neg_identity = torch.zeros_like(Q_init)
+            neg_identity.diagonal(dim1=-2, dim2=-1).fill_(-1.0)
+            return Tensor(neg_identity)
+
+
+def orthogonal(module, name: str = "weight", orthogonal_map: str | None = None, *, use_trivialization: bool = True):
+    """Constrain ``module.<name>`` (a matrix or batch of matrices) to be orthogonal; returns ``module``.
+
+    ``orthogonal_map``: ``"matrix_exp"`` (default for square matrices), ``"cayley"`` or ``"householder"``
+    (default otherwise).
+    """
+    weight = getattr(module, name, None)
+    if not isinstance(weight, (Tensor, torch.Tensor)):
+        raise ValueError(f"Module '{module}' has no parameter or buffer with name '{name}'")
+    if weight.ndim < 2:
+        raise ValueError(f"Expected a matrix or batch of matrices. Got a tensor of {weight.ndim} dimensions.")
+    if weight.data.is_complex():
+        raise ValueError(
+            f"orthogonal: complex weights are not supported in Neuronix (got {weight.dtype}): its autograd "
+            "differentiates real tensors only"
+        )
+    if orthogonal_map is None:
+        orthogonal_map = "matrix_exp" if weight.size(-2) == weight.size(-1) else "householder"
+    if orthogonal_map not in ORTHOGONAL_MAPS:
+        raise ValueError(f'orthogonal_map has to be one of "matrix_exp", "cayley", "householder". Got: {orthogonal_map}')
+    parametrize.register_parametrization(
+        module, name, _Orthogonal(weight, orthogonal_map, use_trivialization=use_trivialization), unsafe=True
+    )
     return module
