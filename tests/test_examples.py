@@ -118,10 +118,12 @@ def load_program(name: str, source: str, filename: str) -> types.ModuleType:
     return module
 
 
-def run_main(name: str, source: str, filename: str, argv: list[str]) -> list[float]:
-    """The program's main(argv): its per-step losses, flattened to floats."""
+def run_main(name: str, source: str, filename: str, argv: list[str], patch=None) -> list[float]:
+    """The program's main(argv): its per-step losses, flattened to floats (`patch(module)` first, if given)."""
     module = load_program(name, source, filename)
     try:
+        if patch is not None:
+            patch(module)
         # a step's loss is a number, or a tuple of numbers (DCGAN: the discriminator's and the generator's)
         return [float(value) for step in module.main(list(argv)) for value in (step if isinstance(step, tuple) else (step,))]
     finally:
@@ -195,6 +197,24 @@ def test_char_gpt_state_dicts_load_strictly_both_ways():
     finally:
         for program in programs.values():
             del sys.modules[program.__name__]
+
+
+def _hide_sdpa(program):
+    """The program's F without scaled_dot_product_attention, as an older torch's: nanoGPT's slow path."""
+    program.F = types.SimpleNamespace(**{n: getattr(program.F, n) for n in dir(program.F) if n != "scaled_dot_product_attention"})
+
+
+def test_char_gpt_explicit_mask_path_matches_torch():
+    """Where F has no scaled_dot_product_attention, the GPT masks and softmaxes by hand (a causal-mask
+    buffer, masked_fill with -inf, attention dropout): that path trains as torch's too."""
+    path = EXAMPLES / "char_gpt.py"
+    source = path.read_text()
+    argv = SHORT_RUNS["char_gpt.py"][:]
+    argv[argv.index("--max-iters") + 1] = "3"
+    expected = run_main("_torch_twin_gpt_mask", torch_twin(source), f"<torch twin of {path}>", argv, patch=_hide_sdpa)
+    actual = run_main("_neuronix_gpt_mask", source, str(path), argv, patch=_hide_sdpa)
+    assert len(actual) == len(expected) == 3
+    assert all(abs(a - e) <= LOSS_RTOL * abs(e) for a, e in zip(actual, expected)), (actual, expected)
 
 
 def _raw(value):
