@@ -524,3 +524,58 @@ def test_transfer_parametrizations_and_params():
     assert U.parametrize.is_parametrized(target, "weight")
     assert target.parametrizations.weight.original0 is source.parametrizations.weight.original0
     assert torch.equal(target.weight.data, source.weight.data)
+
+
+# ----- orthogonal ----------------------------------------------------------------------------------------
+ORTHOGONAL_SHAPES = [(3, 3), (3, 5), (5, 3), (1, 4)]
+
+
+@pytest.mark.parametrize("in_features, out_features", ORTHOGONAL_SHAPES)
+@pytest.mark.parametrize("orthogonal_map", [None, "matrix_exp", "cayley", "householder"])
+@pytest.mark.parametrize("use_trivialization", [True, False])
+def test_orthogonal_matches_torch(in_features, out_features, orthogonal_map, use_trivialization):
+    modules = []
+    for lib in (torch, nx):
+        torch.manual_seed(0)
+        module = lib.nn.Linear(in_features, out_features).double()
+        torch.manual_seed(1)  # the random completion of a non-square weight is drawn here
+        lib.nn.utils.parametrizations.orthogonal(module, orthogonal_map=orthogonal_map,
+                                                 use_trivialization=use_trivialization)
+        modules.append(module)
+    t, n = modules
+    assert list(n.state_dict()) == list(t.state_dict())
+    for key, value in t.state_dict().items():
+        assert torch.equal(n.state_dict()[key], value), key
+    W = n.weight.data
+    gram = W.mT @ W if in_features <= out_features else W @ W.mT
+    assert torch.allclose(gram, torch.eye(min(in_features, out_features), dtype=torch.float64), atol=1e-12)
+    x = torch.randn(4, in_features, dtype=torch.float64)
+    yt, yn = t(x), n(nx.Tensor(x))
+    assert torch.allclose(yn.data, yt, atol=1e-14)
+    up = torch.randn_like(yt)
+    for a, b in zip(torch.autograd.grad(yt, list(t.parameters()), up),
+                    nx.autograd.grad(yn, list(n.parameters()), nx.Tensor(up))):
+        assert torch.allclose(b.data, a, atol=1e-13)
+    value = torch.randn(out_features, in_features, dtype=torch.float64)
+    outcomes = []
+    for module, wrap in ((t, lambda v: v), (n, nx.Tensor)):
+        try:
+            module.weight = wrap(value.clone())
+            outcomes.append(None)
+        except NotImplementedError as err:  # matrix_exp/cayley cannot be assigned to without trivialization
+            outcomes.append(str(err))
+    assert outcomes[0] == outcomes[1]
+    if outcomes[0] is None:
+        assert torch.allclose(n.weight.data, t.weight.detach(), atol=1e-12)
+
+
+def test_orthogonal_second_derivative_and_errors():
+    module = U.parametrizations.orthogonal(nx.nn.Linear(3, 3).double(), orthogonal_map="cayley")
+    original = module.parametrizations.weight.original
+    assert nx.autograd.gradgradcheck(lambda w: module.parametrizations.weight[0](w), (original.detach().requires_grad_(),))
+    with pytest.raises(ValueError, match="Expected a matrix or batch of matrices. Got a tensor of 1 dimensions."):
+        U.parametrizations.orthogonal(nx.nn.Linear(3, 3), name="bias")
+    with pytest.raises(ValueError, match='orthogonal_map has to be one of "matrix_exp", "cayley", "householder"'):
+        U.parametrizations.orthogonal(nx.nn.Linear(3, 3), orthogonal_map="qr")
+    with pytest.raises(ValueError, match="Expected a matrix or batch of matrices of shape"):
+        module.parametrizations.weight[0].right_inverse(torch.zeros(2, 2))
