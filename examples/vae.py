@@ -13,7 +13,7 @@ Written as a torch program; only the imports differ (the data pipeline stays tor
 
 Run: ``python examples/vae.py --epochs 2``. ``main(argv)`` returns the training loss of every step.
 The images are synthetic (no download): 28x28 in [0, 1], each a noisy copy of one of ten random
-"digit" templates, in the format torchvision's ``MNIST`` with ``ToTensor()`` yields.
+black-and-white "digit" templates, in the format torchvision's ``MNIST`` with ``ToTensor()`` yields.
 """
 
 from __future__ import annotations
@@ -31,11 +31,10 @@ from neuronix import optim
 class SyntheticDigits(Dataset):
     """(image, label) pairs shaped like ``MNIST(transform=ToTensor())``: a 1x28x28 float image in [0, 1]."""
 
-    def __init__(self, size: int):
-        templates = torch.rand(10, 28, 28)
+    def __init__(self, size: int, templates):
         self.labels = torch.randint(0, 10, (size,))
         noise = torch.rand(size, 28, 28)
-        self.images = (0.8 * templates[self.labels] + 0.2 * noise).unsqueeze(1)
+        self.images = (0.9 * templates[self.labels] + 0.1 * noise).unsqueeze(1)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -98,8 +97,9 @@ def main(argv: list[str] | None = None) -> list[float]:
     torch.manual_seed(args.seed)
     device = torch.device("cuda" if not args.no_cuda and torch.cuda.is_available() else "cpu")
 
-    train_loader = DataLoader(SyntheticDigits(args.train_size), batch_size=args.batch_size, shuffle=True)
-    test_loader = DataLoader(SyntheticDigits(args.test_size), batch_size=args.batch_size)
+    templates = (torch.rand(10, 28, 28) > 0.75).float()  # mostly-black "digits" with white strokes, shared by both sets
+    train_loader = DataLoader(SyntheticDigits(args.train_size, templates), batch_size=args.batch_size, shuffle=True)
+    test_loader = DataLoader(SyntheticDigits(args.test_size, templates), batch_size=args.batch_size)
     model = VAE().to(device)
     optimizer = optim.Adam(model.parameters(), lr=args.lr)
 
