@@ -82,12 +82,14 @@ class PackedSequence(_PackedSequenceFields):
 
         return type(self)(data, self.batch_sizes, follow(self.sorted_indices), follow(self.unsorted_indices))
 
-    def cuda(self, *args, **kwargs) -> PackedSequence:
-        kwargs.setdefault("device", "cuda")
-        return self.to(*args, **kwargs)
+    def cuda(self, device=None) -> PackedSequence:
+        """The data on a CUDA device (``device``: None for the current one, an index, or a device)."""
+        if device is None or isinstance(device, int):
+            device = torch.device("cuda") if device is None else torch.device("cuda", device)
+        return self.to(device)
 
-    def cpu(self, *args, **kwargs) -> PackedSequence:
-        return self.to("cpu", *args, **kwargs)
+    def cpu(self) -> PackedSequence:
+        return self.to("cpu")
 
     def double(self) -> PackedSequence:
         return self.to(dtype=torch.float64)
