@@ -596,3 +596,62 @@ def test_modules_on_cuda_match_cpu():
         x = torch.randn(2, 3, 4, 4)
         expected = n(nx.Tensor(x)).data
         torch.testing.assert_close(n.to("cuda")(nx.Tensor(x.cuda())).data.cpu(), expected, rtol=1e-4, atol=1e-5)
+
+
+# ----- SyncBatchNorm across processes --------------------------------------------------------------------------------
+def _sync_bn_worker(rank: int, world: int, port: int, out: str) -> None:
+    import os
+
+    import torch.distributed as dist
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        torch.manual_seed(0)
+        x = torch.randn(6, 3, 4, dtype=torch.float64)
+        g = torch.randn(6, 3, 4, dtype=torch.float64)
+        module = nn.SyncBatchNorm(3).double()
+        with torch.no_grad():
+            module.weight.data.copy_(torch.tensor([1.0, 2.0, -0.5]))
+            module.bias.data.copy_(torch.tensor([0.1, 0.0, 0.3]))
+        rows = slice(rank * 3, rank * 3 + 3)  # each process holds half of the batch
+        xn = nx.Tensor(x[rows].clone(), requires_grad=True)
+        y = module(xn)
+        y.backward(nx.Tensor(g[rows]))
+        grads = torch.stack([module.weight.grad.data, module.bias.grad.data])
+        dist.all_reduce(grads)  # DDP's job: the parameter gradients summed over processes
+        torch.save({"y": y.data, "x_grad": xn.grad.data, "param_grads": grads, "running_mean": module.running_mean.data,
+                    "running_var": module.running_var.data}, os.path.join(out, f"rank{rank}.pt"))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_sync_batchnorm_over_two_processes_equals_batch_norm_of_the_whole_batch(tmp_path):
+    import socket
+
+    import torch.distributed as dist
+    import torch.multiprocessing as mp
+
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("gloo unavailable")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_sync_bn_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    torch.manual_seed(0)
+    x = torch.randn(6, 3, 4, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(6, 3, 4, dtype=torch.float64)
+    reference = torch.nn.BatchNorm1d(3).double()
+    with torch.no_grad():
+        reference.weight.copy_(torch.tensor([1.0, 2.0, -0.5]))
+        reference.bias.copy_(torch.tensor([0.1, 0.0, 0.3]))
+    y = reference(x)
+    y.backward(g)
+    for rank in range(2):
+        got = torch.load(tmp_path / f"rank{rank}.pt")
+        rows = slice(rank * 3, rank * 3 + 3)
+        torch.testing.assert_close(got["y"], y.detach()[rows])
+        torch.testing.assert_close(got["x_grad"], x.grad[rows])
+        torch.testing.assert_close(got["param_grads"], torch.stack([reference.weight.grad, reference.bias.grad]))
+        torch.testing.assert_close(got["running_mean"], reference.running_mean)
+        torch.testing.assert_close(got["running_var"], reference.running_var)

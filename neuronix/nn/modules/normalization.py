@@ -7,7 +7,9 @@ import numbers
 import warnings
 
 import torch
+import torch.distributed as dist
 
+import neuronix as nx
 from neuronix.nn import functional as F
 from neuronix.nn import init
 from neuronix.nn.module import Module
@@ -141,12 +143,56 @@ class BatchNorm3d(_BatchNorm):
     _layouts = "(N, {c}, D, H, W)"
 
 
-class SyncBatchNorm(_BatchNorm):
-    """Batch normalisation synchronised across processes; neuronix runs in one process, where torch's
-    ``SyncBatchNorm`` falls back to plain batch norm: any ``(N, C, *)`` input, statistics over all but dim 1.
+# ----- SyncBatchNorm's synchronisation --------------------------------------------------------------------------
+def _all_reduce_sum(x, group):
+    out = x.clone()
+    dist.all_reduce(out, group=group)
+    return out
 
-    ``process_group`` is kept for torch's signature. ``convert_sync_batchnorm`` swaps every ``BatchNorm*d``
-    of a model for one, sharing its parameters and running statistics.
+
+# the sum over processes; its adjoint is the same sum of the upstream gradients (every replica runs the backward)
+ALL_REDUCE_SUM = defop("sync_batch_norm_all_reduce", _all_reduce_sum,
+                       lambda g, out, x, group: apply(ALL_REDUCE_SUM, g, group=group), saves=())
+
+
+def _synced_batch_norm(module, input, factor: float):
+    """Batch norm with the mean and biased variance of the batch of every process (two-pass: sums and counts,
+    then squared deviations, each all-reduced), differentiable through the all-reduces; moves the running
+    statistics by the global ones."""
+    group = module.process_group or dist.group.WORLD
+    dims = [0] + list(range(2, input.dim()))
+    shape = [1, input.shape[1]] + [1] * (input.dim() - 2)
+    local_count = input.numel() // input.shape[1]
+    counts = torch.full((1,), float(local_count), dtype=input.dtype, device=input.device)
+    totals = apply(ALL_REDUCE_SUM, nx.cat([input.sum(dims), counts]), group=group)
+    count = float(totals.data[-1])
+    if count <= 1:
+        raise ValueError(f"Expected more than 1 value per channel when training, got {int(count)} over all processes")
+    mean = totals[:-1] / count
+    centred = input - mean.reshape(shape)
+    var = apply(ALL_REDUCE_SUM, (centred * centred).sum(dims), group=group) / count
+    out = centred * (var + module.eps).rsqrt().reshape(shape)
+    if module.weight is not None:
+        out = out * module.weight.reshape(shape)
+    if module.bias is not None:
+        out = out + module.bias.reshape(shape)
+    if module.track_running_stats and module.running_mean is not None:
+        with torch.no_grad():
+            module.running_mean.data.mul_(1 - factor).add_(mean.data, alpha=factor)
+            module.running_var.data.mul_(1 - factor).add_(var.data * (count / (count - 1)), alpha=factor)
+    return out
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch normalisation with statistics over the whole batch of every process in ``process_group``.
+
+    In one process (or in eval mode) it is batch norm over any ``(N, C, *)`` input, as torch's fallback.
+    Under an initialised ``torch.distributed`` group of more than one process, in training, each step
+    all-reduces the per-channel sums and counts (then the squared deviations) so every replica normalises
+    with the global mean and biased variance and moves its running statistics by the global ones (unbiased
+    variance over the global count); the all-reduce's gradient is the all-reduce of the gradients, so the
+    backward synchronises too. torch's kernels need GPU inputs for this; the composition here also runs on
+    CPU (gloo). ``convert_sync_batchnorm`` swaps every ``BatchNorm*d`` of a model for one.
     """
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1, affine: bool = True,
@@ -160,6 +206,21 @@ class SyncBatchNorm(_BatchNorm):
             raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
         if input.shape[1] == 0:
             raise ValueError("SyncBatchNorm number of input channels should be non-zero")
+
+    def _needs_sync(self) -> bool:
+        if not (self.training and dist.is_available() and dist.is_initialized()):
+            return False
+        return dist.get_world_size(self.process_group or dist.group.WORLD) > 1
+
+    def forward(self, input):
+        if not self._needs_sync():
+            return super().forward(input)
+        self._check_input_dim(input)
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.track_running_stats and self.num_batches_tracked is not None:
+            self.num_batches_tracked.data.add_(1)
+            factor = 1.0 / float(self.num_batches_tracked.data) if self.momentum is None else self.momentum
+        return _synced_batch_norm(self, input, factor)
 
     @classmethod
     def convert_sync_batchnorm(cls, module, process_group=None):
