@@ -487,3 +487,13 @@ def test_every_config_combination_builds_torchs_state_dict_keys():
                                                                [True, False]):
         t, n = _pair(name, 2, 3, num_layers=layers, bias=bias, bidirectional=bidirectional)
         assert list(n.state_dict()) == list(t.state_dict())
+
+
+def test_relu_rnn_at_its_kink_matches_torch():
+    # zero weights and biases: every pre-activation is exactly 0, relu's kink; torch's gradient there is 0
+    t, n = _pair("RNN", 2, 3, num_layers=2, nonlinearity="relu", bidirectional=True)
+    for module in (t, n):
+        for p in module.parameters():
+            p.data.zero_()
+    x_t, x_n = _leaf(torch.zeros(3, 2, 2, dtype=torch.float64))
+    _check_run(t, n, (x_t,), (x_n,))
