@@ -252,9 +252,10 @@ def _layer_kwargs(draw) -> dict:
 
 
 def _layer_build(draw):
-    # d_model >= 2: a LayerNorm over one feature returns its bias, its gradients are rounding noise alone
+    # d_model of 4 or 6: a LayerNorm over one feature returns its bias (its gradients are rounding noise alone), and
+    # over 2 or 3 its second derivatives reach ~100, where float32 rounding alone differs by 1e-4 from torch's
     heads = draw(ints(1, 2))
-    return (heads * draw(ints(2, 3)), heads), _layer_kwargs(draw)
+    return (draw(st.sampled_from([4, 6])), heads), _layer_kwargs(draw)
 
 
 def _layer(lib, name: str):
@@ -343,7 +344,7 @@ def _decoder_sample(draw, args, kwargs, dtype, device):
 def _transformer_build(draw):
     heads = draw(ints(1, 2))
     kwargs = {"num_encoder_layers": draw(ints(1, 2)), "num_decoder_layers": draw(ints(1, 2)), **_layer_kwargs(draw)}
-    return (heads * 2, heads), kwargs
+    return (4, heads), kwargs
 
 
 def _transformer_sample(draw, args, kwargs, dtype, device):
