@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Subset, TensorDataset
 
 import neuronix as nx
 from neuronix import distributed as nxdist
@@ -54,7 +54,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default: 0.9)")
     p.add_argument("--weight-decay", type=float, default=None, help="default: 5e-4 for SGD, 0.05 for AdamW")
     p.add_argument("--label-smoothing", type=float, default=0.0, help="default: 0")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (default: 2)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="DataLoader worker processes (default: 0 for in-memory data such as digits, where a worker "
+                        "only adds start-up and copying; for data read from disk a few persistent workers)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="cpu or cuda (default: cuda when available)")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float32", help="default: float32")
@@ -87,6 +89,7 @@ class Data:
     in_channels: int
     num_classes: int
     image_size: int
+    in_memory: bool  # every example is a tensor in memory already: loading it needs no worker process
 
 
 def cifar10(root: str) -> Data:
@@ -110,7 +113,7 @@ def cifar10(root: str) -> Data:
     test_tf = T.Compose([T.ToTensor(), normalize])
     train = torchvision.datasets.CIFAR10(root, train=True, transform=train_tf, download=False)
     test = torchvision.datasets.CIFAR10(root, train=False, transform=test_tf, download=False)
-    return Data(train, test, 3, 10, 32)
+    return Data(train, test, 3, 10, 32, in_memory=False)
 
 
 def digits() -> Data:
@@ -124,7 +127,7 @@ def digits() -> Data:
     n_train = int(0.8 * len(y))
     mean, std = x[:n_train].mean(), x[:n_train].std()
     x = (x - mean) / std
-    return Data(TensorDataset(x[:n_train], y[:n_train]), TensorDataset(x[n_train:], y[n_train:]), 1, 10, 8)
+    return Data(TensorDataset(x[:n_train], y[:n_train]), TensorDataset(x[n_train:], y[n_train:]), 1, 10, 8, in_memory=True)
 
 
 def load_data(args) -> Data:
@@ -136,18 +139,27 @@ def load_data(args) -> Data:
     return data
 
 
-def make_loaders(args, data: Data, info: nxdist.ProcessInfo, generator: torch.Generator):
+def default_workers(data: Data) -> int:
+    """0 for in-memory data (a worker would only copy tensors that are already there, and start up each
+    epoch); for data decoded from disk, a few workers (half the cores, at most 4), kept across epochs."""
+    return 0 if data.in_memory else min(4, max(1, (os.cpu_count() or 2) // 2))
+
+
+def make_loaders(args, data: Data, info: nxdist.ProcessInfo, generator: torch.Generator, worker_generator: torch.Generator):
+    """The train and test loaders. ``generator`` draws the shuffles only (its own ``RandomSampler``) and
+    ``worker_generator`` the workers' base seeds, so the batches are the same whatever ``--workers`` is and
+    whether the workers persist (a persistent loader draws its base seed once, a fresh one every epoch)."""
     pin = info.device.type == "cuda"
     common = dict(batch_size=args.batch_size, num_workers=args.workers, pin_memory=pin,
-                  persistent_workers=False)
+                  persistent_workers=args.workers > 0, generator=worker_generator)
     if info.distributed:
         sampler = DistributedSampler(data.train, info.world_size, info.rank, shuffle=True, seed=args.seed)
-        train = DataLoader(data.train, sampler=sampler, generator=generator, **common)
+        train = DataLoader(data.train, sampler=sampler, **common)
         # each rank evaluates a disjoint slice (no padding), the sums are all-reduced
         test_set = Subset(data.test, range(info.rank, len(data.test), info.world_size))
     else:
         sampler = None
-        train = DataLoader(data.train, shuffle=True, generator=generator, **common)
+        train = DataLoader(data.train, sampler=RandomSampler(data.train, generator=generator), **common)
         test_set = data.test
     test = DataLoader(test_set, shuffle=False, **common)
     return train, test, sampler
@@ -183,19 +195,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state(generator: torch.Generator) -> dict:
+def rng_state(generator: torch.Generator, worker_generator: torch.Generator) -> dict:
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
-             "loader": generator.get_state()}
+             "loader": generator.get_state(), "loader_workers": worker_generator.get_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
-def set_rng_state(state: dict, generator: torch.Generator) -> None:
+def set_rng_state(state: dict, generator: torch.Generator, worker_generator: torch.Generator) -> None:
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     generator.set_state(state["loader"])
+    if "loader_workers" in state:  # checkpoints written before it existed resume with a fresh one
+        worker_generator.set_state(state["loader_workers"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
 
@@ -220,9 +234,12 @@ def _sum_over_ranks(values: list[float], info: nxdist.ProcessInfo) -> list[float
 def train_one_epoch(model, ddp, loader, opt, sched, args, info, epoch: int, dtype) -> dict:
     model.train()
     loss_sum, correct, seen = 0.0, 0, 0
-    start = time.perf_counter()
+    epoch_start = time.perf_counter()
+    start = None  # images/s is timed from the first batch in hand: the DataLoader's start-up is not training
     bar = _progress(loader, f"epoch {epoch + 1}/{args.epochs} train", info.is_main and not args.no_progress)
     for x, y in bar:
+        if start is None:
+            start = time.perf_counter()
         x = x.to(info.device, dtype, non_blocking=True)
         y = y.to(info.device, non_blocking=True)
         logits = (ddp or model)(nx.Tensor(x))
@@ -240,10 +257,11 @@ def train_one_epoch(model, ddp, loader, opt, sched, args, info, epoch: int, dtyp
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{correct / seen:.4f}", img_s=f"{rate:.0f}", refresh=False)
     if info.device.type == "cuda":
         torch.cuda.synchronize(info.device)
-    elapsed = time.perf_counter() - start
+    end = time.perf_counter()
+    elapsed = end - (start or end)
     loss_sum, correct, seen = _sum_over_ranks([loss_sum, correct, seen], info)
-    return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "images_per_s": seen / elapsed,
-            "epoch_time_s": elapsed}
+    return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "images_per_s": seen / max(elapsed, 1e-9),
+            "epoch_time_s": end - epoch_start, "startup_s": (start or end) - epoch_start}
 
 
 def evaluate(model, loader, info, dtype) -> dict:
@@ -294,9 +312,9 @@ def plot_curves(out: str, history: list[dict]) -> None:
     os.replace(tmp, os.path.join(out, "curves.png"))
 
 
-def checkpoint(model, opt, sched, epoch: int, history: list[dict], generator, args) -> dict:
+def checkpoint(model, opt, sched, epoch: int, history: list[dict], generators, args) -> dict:
     return {"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-            "epoch": epoch, "history": history, "rng": rng_state(generator), "args": vars(args)}
+            "epoch": epoch, "history": history, "rng": rng_state(*generators), "args": vars(args)}
 
 
 # ----- main -------------------------------------------------------------------------------------
@@ -309,9 +327,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
     dtype = getattr(torch, args.dtype)
     seed_everything(args.seed)
     data = load_data(args)
-    generator = torch.Generator()
-    generator.manual_seed(args.seed)
-    train_loader, test_loader, sampler = make_loaders(args, data, info, generator)
+    if args.workers is None:
+        args.workers = default_workers(data)
+    generator = torch.Generator().manual_seed(args.seed)
+    worker_generator = torch.Generator().manual_seed(args.seed + 1)
+    generators = (generator, worker_generator)
+    train_loader, test_loader, sampler = make_loaders(args, data, info, generator, worker_generator)
 
     model = build_model(args, data).to(info.device, dtype)
     ddp = nxdist.DistributedDataParallel(model) if info.distributed else None
@@ -327,7 +348,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start_epoch, history = state["epoch"], state["history"]
-        set_rng_state(state["rng"], generator)
+        set_rng_state(state["rng"], *generators)
         if info.is_main:
             print(f"resumed from {path} after epoch {start_epoch}", file=sys.stderr)
     if info.is_main:
@@ -343,7 +364,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         row["lr"] = sched.get_last_lr()[0]
         history.append(row)
         if info.is_main:
-            nx.save(checkpoint(model, opt, sched, epoch + 1, history, generator, args), os.path.join(args.out, CHECKPOINT))
+            nx.save(checkpoint(model, opt, sched, epoch + 1, history, generators, args), os.path.join(args.out, CHECKPOINT))
             write_metrics(args.out, history)
             plot_curves(args.out, history)
             print(f"epoch {epoch + 1}/{args.epochs}  train loss {row['train_loss']:.4f} acc {row['train_acc']:.4f}  "

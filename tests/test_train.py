@@ -191,3 +191,30 @@ def test_digits_reaches_95_percent(tmp_path):
     elapsed = time.perf_counter() - start
     assert history[-1]["test_acc"] >= 0.95, history[-1]
     assert elapsed < 120
+
+
+# ----- DataLoader workers ------------------------------------------------------------------------
+def test_workers_default_suits_the_data(tmp_path):
+    assert train.parse_args(["--dataset", "digits"]).workers is None  # decided once the data is known
+    assert train.default_workers(train.digits()) == 0  # in memory: a worker would only add start-up and copies
+    on_disk = train.Data(None, None, 3, 10, 32, in_memory=False)
+    assert 1 <= train.default_workers(on_disk) <= 4
+    history = train.main(QUICK[:QUICK.index("--workers")] + QUICK[QUICK.index("--workers") + 2:]
+                         + ["--epochs", "1", "--out", str(tmp_path)])
+    assert nx.load(tmp_path / train.CHECKPOINT)["args"]["workers"] == 0 and len(history) == 1
+
+
+def test_worker_processes_give_the_same_final_parameters(tmp_path):
+    """Persistent workers draw their base seed once, fresh loaders every epoch: the shuffles must not depend on it."""
+    args = QUICK[:QUICK.index("--workers")] + QUICK[QUICK.index("--workers") + 2:] + ["--epochs", "2"]
+    runs = {}
+    for workers in ("0", "2"):
+        runs[workers] = train.main(args + ["--workers", workers, "--out", str(tmp_path / workers)])
+    a, b = _final_state(tmp_path / "0"), _final_state(tmp_path / "2")
+    for part in ("model", "optimizer", "scheduler"):
+        _assert_bitwise_equal(a[part], b[part], part)
+    assert [r["test_loss"] for r in runs["0"]] == [r["test_loss"] for r in runs["2"]]
+    for row in runs["2"]:  # images/s is timed from the first batch: the workers' start-up is reported apart
+        assert row["startup_s"] > 0
+        trained = row["images_per_s"] * (row["epoch_time_s"] - row["startup_s"])
+        assert abs(trained - 320) < 320 * 0.02, row
