@@ -147,9 +147,11 @@ def _compare_closure_optimizer(mirror, draw, dtype, device) -> Iterator[Comparis
     nx_opt, torch_opt = mirror.nx(nx_params, **hypers), mirror.torch(torch_params, **hypers)
     nx_consts = [[nx.Tensor(t) for t in ts] for ts in (weights, targets)]
     for step in range(mirror.steps):
-        nx_loss = nx_opt.step(_closure(nx_params, *nx_consts, sign, nx_opt.zero_grad))
-        torch_loss = torch_opt.step(_closure(torch_params, weights, targets, sign, torch_opt.zero_grad))
-        yield Comparison("trajectory", f"loss returned @ step {step}", nx_loss, torch_loss.detach())
+        # detached at once: a frame that outlives the example (torch's optimizer __init__ can pin this one
+        # until gc) must not keep the closure's graph alive, or the leak check reports it
+        nx_loss = nx_opt.step(_closure(nx_params, *nx_consts, sign, nx_opt.zero_grad)).detach()
+        torch_loss = torch_opt.step(_closure(torch_params, weights, targets, sign, torch_opt.zero_grad)).detach()
+        yield Comparison("trajectory", f"loss returned @ step {step}", nx_loss, torch_loss)
         for i, (p, tp) in enumerate(zip(nx_params, torch_params)):
             yield Comparison("trajectory", f"param {i} @ step {step}", p.data, tp.detach())
             yield from _compare_state(_state_of(nx_opt, p), _state_of(torch_opt, tp), f"param {i} @ step {step}")
