@@ -152,9 +152,9 @@ def _lbfgs(draw, line_search: bool) -> dict:
 
 register(
     ClosureOptimizerMirror("optim.LBFGS", nx.optim.LBFGS, torch.optim.LBFGS, functools.partial(_lbfgs, line_search=False),
-                           steps=8, note="one param group; closure on a quadratic + quartic loss"),
+                           steps=50, note="one param group; closure on a quadratic + quartic loss"),
     ClosureOptimizerMirror("optim.LBFGS[strong_wolfe]", nx.optim.LBFGS, torch.optim.LBFGS,
-                           functools.partial(_lbfgs, line_search=True), steps=8,
+                           functools.partial(_lbfgs, line_search=True), steps=50,
                            note="strong-Wolfe line search; closure on a quadratic + quartic loss"),
 )
 
@@ -207,7 +207,7 @@ def _averaged_sample(draw, args, kwargs, dtype, device):
 
 
 register(
-    SchedulerMirror("optim.swa_utils.SWALR", nx.optim.swa_utils.SWALR, torch.optim.swa_utils.SWALR, _swalr, steps=100),
+    SchedulerMirror("optim.swa_utils.SWALR", nx.optim.swa_utils.SWALR, torch.optim.swa_utils.SWALR, _swalr, steps=200),
     ModuleMirror("optim.swa_utils.AveragedModel", _averaged_model("nx"), _averaged_model("torch"), _averaged_build,
                  _averaged_sample, dtypes=(torch.float32, torch.float64),
                  note="AveragedModel(Linear -> BatchNorm1d) after 0-5 update_parameters of a perturbed model; every "

@@ -54,6 +54,7 @@ class ASGD(Optimizer):
         else:
             ax.copy_(param)
         step = state["step"].item()
-        # computed in Python floats, rounded once into the state's dtype (torch's as_tensor + copy_)
-        state["eta"].fill_(lr / ((1 + lambd * lr * step) ** group["alpha"]))
-        mu.fill_(1 / max(1, step - group["t0"]))
+        # computed in Python floats, then rounded through the default dtype before landing in the state
+        # (torch's as_tensor + copy_): a float64 state loaded from a checkpoint still gets float32-rounded values
+        state["eta"].copy_(torch.tensor(lr / ((1 + lambd * lr * step) ** group["alpha"])))
+        mu.copy_(torch.tensor(1 / max(1, step - group["t0"])))
