@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 
 import neuronix as nx
+from neuronix.autograd.function import Function
 from neuronix.nn import functional as F
 from neuronix.nn import init
 from neuronix.nn.module import Module
@@ -17,6 +18,7 @@ from neuronix.nn.modules._check import check_input
 from neuronix.nn.modules.lazy import LazyModuleMixin, UninitializedBuffer, UninitializedParameter
 from neuronix.nn.parameter import Parameter
 from neuronix.ops.registry import apply, defop
+from neuronix.tensor import Tensor
 
 __all__ = [
     "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "CrossMapLRN2d", "GroupNorm", "InstanceNorm1d", "InstanceNorm2d",
@@ -144,15 +146,21 @@ class BatchNorm3d(_BatchNorm):
 
 
 # ----- SyncBatchNorm's synchronisation --------------------------------------------------------------------------
-def _all_reduce_sum(x, group):
-    out = x.clone()
-    dist.all_reduce(out, group=group)
-    return out
+class _AllReduceSum(Function):
+    """The sum over the processes of ``group``; its gradient is the same sum of the upstream gradients (every
+    replica runs the backward). A custom Function, not a registered primitive: no single-process mirror can
+    exercise a collective."""
 
+    @staticmethod
+    def forward(ctx, x, group):
+        ctx.group = group
+        out = x.data.clone()
+        dist.all_reduce(out, group=group)
+        return Tensor(out)
 
-# the sum over processes; its adjoint is the same sum of the upstream gradients (every replica runs the backward)
-ALL_REDUCE_SUM = defop("sync_batch_norm_all_reduce", _all_reduce_sum,
-                       lambda g, out, x, group: apply(ALL_REDUCE_SUM, g, group=group), saves=())
+    @staticmethod
+    def backward(ctx, grad):
+        return _AllReduceSum.apply(grad, ctx.group), None
 
 
 def _synced_batch_norm(module, input, factor: float):
@@ -164,13 +172,13 @@ def _synced_batch_norm(module, input, factor: float):
     shape = [1, input.shape[1]] + [1] * (input.dim() - 2)
     local_count = input.numel() // input.shape[1]
     counts = torch.full((1,), float(local_count), dtype=input.dtype, device=input.device)
-    totals = apply(ALL_REDUCE_SUM, nx.cat([input.sum(dims), counts]), group=group)
+    totals = _AllReduceSum.apply(nx.cat([input.sum(dims), counts]), group)
     count = float(totals.data[-1])
     if count <= 1:
         raise ValueError(f"Expected more than 1 value per channel when training, got {int(count)} over all processes")
     mean = totals[:-1] / count
     centred = input - mean.reshape(shape)
-    var = apply(ALL_REDUCE_SUM, (centred * centred).sum(dims), group=group) / count
+    var = _AllReduceSum.apply((centred * centred).sum(dims), group) / count
     out = centred * (var + module.eps).rsqrt().reshape(shape)
     if module.weight is not None:
         out = out * module.weight.reshape(shape)
