@@ -497,3 +497,17 @@ def test_relu_rnn_at_its_kink_matches_torch():
             p.data.zero_()
     x_t, x_n = _leaf(torch.zeros(3, 2, 2, dtype=torch.float64))
     _check_run(t, n, (x_t,), (x_n,))
+
+
+def test_a_weight_norm_parametrized_weight_is_the_one_the_layer_uses():
+    # the layer reads its weights by name at each call, so a parametrization's computed weight is used
+    pairs = []
+    for lib in (torch, nx):
+        torch.manual_seed(0)
+        module = lib.nn.GRU(3, 4, 2).double()
+        lib.nn.utils.parametrizations.weight_norm(module, "weight_hh_l1")
+        pairs.append(module)
+    t, n = pairs
+    assert list(n.state_dict()) == list(t.state_dict())
+    x_t, x_n = _leaf(torch.randn(4, 2, 3, dtype=torch.float64))
+    _check_run(t, n, (x_t,), (x_n,))
