@@ -579,3 +579,70 @@ def test_orthogonal_second_derivative_and_errors():
         U.parametrizations.orthogonal(nx.nn.Linear(3, 3), orthogonal_map="qr")
     with pytest.raises(ValueError, match="Expected a matrix or batch of matrices of shape"):
         module.parametrizations.weight[0].right_inverse(torch.zeros(2, 2))
+
+
+# ----- fusion, skip_init, memory formats -----------------------------------------------------------------
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("affine", [True, False])
+@pytest.mark.parametrize("layer, bn, args, transpose",
+                         [("Conv2d", "BatchNorm2d", (2, 3, 3), False), ("ConvTranspose2d", "BatchNorm2d", (2, 3, 3), True),
+                          ("Conv1d", "BatchNorm1d", (2, 3, 2), False), ("Linear", "BatchNorm1d", (4, 3), None)])
+def test_fusion_is_torchs_bit_for_bit(bias, affine, layer, bn, args, transpose):
+    torch.manual_seed(0)
+    t_layer, t_bn = getattr(torch.nn, layer)(*args, bias=bias), getattr(torch.nn, bn)(3, affine=affine)
+    with torch.no_grad():
+        t_bn.running_mean.uniform_(-1, 1)
+        t_bn.running_var.uniform_(0.5, 2.0)
+        if affine:
+            t_bn.weight.uniform_(0.5, 2.0)
+            t_bn.bias.uniform_(-1, 1)
+    n_layer, n_bn = getattr(nx.nn, layer)(*args, bias=bias), getattr(nx.nn, bn)(3, affine=affine)
+    n_layer.load_state_dict(t_layer.state_dict())
+    n_bn.load_state_dict(t_bn.state_dict())
+    for m in (t_layer, t_bn, n_layer, n_bn):
+        m.eval()
+    if transpose is None and not affine:  # torch's linear fusion multiplies by the absent BatchNorm weight
+        with pytest.raises(TypeError):
+            TU.fuse_linear_bn_eval(t_layer, t_bn)
+        with pytest.raises(TypeError):
+            U.fuse_linear_bn_eval(n_layer, n_bn)
+        return
+    if transpose is None:
+        t_fused, n_fused = TU.fuse_linear_bn_eval(t_layer, t_bn), U.fuse_linear_bn_eval(n_layer, n_bn)
+    else:
+        t_fused, n_fused = (TU.fuse_conv_bn_eval(t_layer, t_bn, transpose=transpose),
+                            U.fuse_conv_bn_eval(n_layer, n_bn, transpose=transpose))
+    assert type(n_fused) is type(n_layer) and n_fused is not n_layer
+    assert list(n_fused.state_dict()) == list(t_fused.state_dict())
+    for key, value in t_fused.state_dict().items():
+        assert torch.equal(n_fused.state_dict()[key], value), key
+    assert [p.requires_grad for p in n_fused.parameters()] == [p.requires_grad for p in t_fused.parameters()]
+    x = torch.randn(2, 2, 5, 5) if layer.endswith("2d") else torch.randn(2, 2, 5) if layer == "Conv1d" else torch.randn(2, 4)
+    assert torch.allclose(n_fused(nx.Tensor(x)).data, n_bn(n_layer(nx.Tensor(x))).data, atol=1e-5)
+
+
+def test_fusion_refuses_training_mode_as_torch():
+    with pytest.raises(AssertionError, match="Fusion only for eval!"):
+        U.fuse_conv_bn_eval(nx.nn.Conv2d(1, 2, 1), nx.nn.BatchNorm2d(2))
+    with pytest.raises(AssertionError, match="linear.out_features == bn.num_features"):
+        U.fuse_linear_bn_eval(nx.nn.Linear(2, 3).eval(), nx.nn.BatchNorm1d(4).eval())
+
+
+def test_skip_init_draws_nothing_and_allocates_on_the_device():
+    torch.manual_seed(0)
+    state = torch.random.get_rng_state()
+    m = U.skip_init(nx.nn.Linear, 3, 4, bias=False)
+    assert torch.equal(state, torch.random.get_rng_state())  # no initialiser drew from torch's RNG
+    assert isinstance(m.weight, nx.nn.Parameter) and m.weight.device.type == "cpu" and m.weight.shape == (4, 3)
+    assert list(m.state_dict()) == list(TU.skip_init(torch.nn.Linear, 3, 4, bias=False).state_dict())
+    with pytest.raises(RuntimeError, match="Expected a Module; got <class 'int'>"):
+        U.skip_init(int)
+
+
+def test_convert_conv_weight_memory_format():
+    model = nx.nn.Sequential(nx.nn.Conv2d(2, 3, 3), nx.nn.ReLU(), nx.nn.Sequential(nx.nn.ConvTranspose2d(3, 2, 2)))
+    weights = [model[0].weight, model[2][0].weight]
+    assert U.convert_conv2d_weight_memory_format(model, torch.channels_last) is model
+    for w in weights:  # same Parameter objects (an optimizer holds them), data in the new layout
+        assert w.data.is_contiguous(memory_format=torch.channels_last)
+    assert model[0].weight is weights[0]
