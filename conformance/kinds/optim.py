@@ -68,7 +68,8 @@ def compare_optimizer(mirror: OptimizerMirror, draw, dtype: torch.dtype, device:
         yield from _compare_closure_optimizer(mirror, draw, dtype, device)
         return
     hypers = _group_hypers(mirror, draw)
-    shapes = [shape(draw, min_dims=0, max_dims=3, min_side=1, max_side=4) for _ in range(draw(st.integers(2, 4)))]
+    low, high = getattr(mirror, "param_dims", (0, 3))  # Muon: matrices only
+    shapes = [shape(draw, min_dims=low, max_dims=high, min_side=1, max_side=4) for _ in range(draw(st.integers(2, 4)))]
     split = draw(st.integers(1, len(shapes) - 1))
     gen = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
     steps = mirror.steps
