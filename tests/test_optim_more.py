@@ -100,8 +100,8 @@ def test_state_dict_moves_between_torch_and_neuronix(name):
 
 
 # ----- signatures and implementation flags --------------------------------------------------
-TORCH_NAMED = ["ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "NAdam", "RAdam", "RMSprop",
-               "Rprop", "SGD", "SparseAdam"]
+TORCH_NAMED = ["ASGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "Muon", "NAdam", "RAdam",
+               "RMSprop", "Rprop", "SGD", "SparseAdam"]
 
 
 @pytest.mark.parametrize("name", TORCH_NAMED)
@@ -119,8 +119,8 @@ def test_signature_and_defaults_are_torchs(name):
 
 @pytest.mark.parametrize("name", TORCH_NAMED)
 def test_param_group_keys_are_torchs(name):
-    nx_opt = getattr(nx.optim, name)([nx.nn.Parameter(torch.zeros(2))])
-    torch_opt = getattr(torch.optim, name)([torch.zeros(2, requires_grad=True)])
+    nx_opt = getattr(nx.optim, name)([nx.nn.Parameter(torch.zeros(2, 2))])  # 2-D: Muon takes only matrices
+    torch_opt = getattr(torch.optim, name)([torch.zeros(2, 2, requires_grad=True)])
     assert sorted(nx_opt.param_groups[0]) == sorted(torch_opt.param_groups[0])
     assert {k: v for k, v in nx_opt.defaults.items()} == {k: v for k, v in torch_opt.defaults.items()}
 
@@ -249,6 +249,35 @@ def test_radam_switches_to_rectified_steps_as_torch():
         nx_opt.step()
         torch_opt.step()
         assert all(torch.equal(p.data, tp.detach()) for p, tp in zip(nx_params, torch_params)), step
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(lr=0.02, weight_decay=0.0, momentum=0.5, nesterov=False, ns_steps=3),
+                                    dict(adjust_lr_fn="match_rms_adamw", eps=1e-3)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_muon_matches_torch_on_matrices(kwargs, dtype):
+    nx_params, nx_opt, torch_params, torch_opt = _pair("Muon", kwargs, dtype, shapes=((3, 5), (4, 2), (1, 3)))
+    for step in range(10):
+        _grads(nx_params, torch_params, step)
+        nx_opt.step()
+        torch_opt.step()
+        for p, tp in zip(nx_params, torch_params):
+            assert torch.equal(p.data, tp.detach())
+        _same_state(nx_opt, torch_opt, nx_params, torch_params, exact=True)
+
+
+def test_muon_refusals_as_torch():
+    with pytest.raises(ValueError, match="Muon only supports 2D parameters"):
+        nx.optim.Muon([nx.nn.Parameter(torch.zeros(3))])
+    with pytest.raises(ValueError, match="Adjust learning rate function nope is not supported"):
+        nx.optim.Muon([nx.nn.Parameter(torch.zeros(2, 2))], adjust_lr_fn="nope")
+    torch_knows = []
+    for fn in ("original", "match_rms_adamw", "spectral_unclamped"):  # the installed torch decides (2.14 added the last)
+        try:
+            torch.optim.Muon([torch.zeros(2, 2, requires_grad=True)], adjust_lr_fn=fn)
+            torch_knows.append(fn)
+        except ValueError:
+            pass
+    assert list(nx.optim.muon.ADJUST_LR_FNS) == torch_knows
 
 
 # ----- SparseAdam ---------------------------------------------------------------------------------

@@ -213,3 +213,24 @@ register(
                  note="AveragedModel(Linear -> BatchNorm1d) after 0-5 update_parameters of a perturbed model; every "
                       "averaging function (default SWA, swa/ema, multi and per-tensor, use_buffers)"),
 )
+
+
+# ----- Muon: matrices only ---------------------------------------------------------------------
+@dataclass
+class MatrixOptimizerMirror(OptimizerMirror):
+    """An optimizer of 2-D parameters only: the driver draws matrices."""
+
+    param_dims: tuple[int, int] = (2, 2)
+
+
+def _muon(draw) -> dict:
+    return {"lr": draw(st.floats(1e-4, 0.1)), "weight_decay": _zero_or(draw, 1e-3, 0.2),
+            "momentum": draw(st.floats(0.0, 0.99)), "nesterov": draw(st.booleans()),
+            "ns_steps": draw(st.integers(0, 6)), "eps": draw(st.one_of(st.just(1e-7), st.floats(1e-9, 1e-3))),
+            "adjust_lr_fn": draw(st.sampled_from((None, *nx.optim.muon.ADJUST_LR_FNS)))}
+
+
+register(
+    MatrixOptimizerMirror("optim.Muon", nx.optim.Muon, torch.optim.Muon, _two_groups(_muon),
+                          note="2-D parameters; the Newton-Schulz iterations run in bfloat16, as torch's"),
+)

@@ -14,6 +14,7 @@ from neuronix.optim.adamax import Adamax
 from neuronix.optim.asgd import ASGD
 from neuronix.optim.lbfgs import LBFGS
 from neuronix.optim.lion import Lion
+from neuronix.optim.muon import Muon
 from neuronix.optim.nadam import NAdam
 from neuronix.optim.optimizer import Optimizer
 from neuronix.optim.radam import RAdam
@@ -23,5 +24,5 @@ from neuronix.optim.sgd import SGD, Momentum, Nesterov
 from neuronix.optim.sparse_adam import SparseAdam
 
 __all__ = ["ASGD", "LBFGS", "SGD", "Adadelta", "Adafactor", "Adagrad", "Adam", "AdamW", "Adamax", "Lion", "Momentum",
-           "NAdam", "Nesterov", "Optimizer", "RAdam", "RMSprop", "Rprop", "SparseAdam", "lr_scheduler",
+           "Muon", "NAdam", "Nesterov", "Optimizer", "RAdam", "RMSprop", "Rprop", "SparseAdam", "lr_scheduler",
            "swa_utils"]
