@@ -228,8 +228,10 @@ def test_backward_inside_the_region_gives_the_same_gradients():
 def test_policy_names_are_torch_ops():
     """A misspelt name in the table would silently leave that op uncast."""
     python_level = {"interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "norm"}
+    # torch 2.14 removed cholesky and qr (neuronix's raise its removal error there); their entries serve torch 2.13
+    removed = {"cholesky", "qr"}
     for device, table in policy.POLICIES.items():
-        unknown = [op for op in table if op not in python_level and not hasattr(torch.ops.aten, op)]
+        unknown = [op for op in table if op not in python_level | removed and not hasattr(torch.ops.aten, op)]
         assert not unknown, f"{device}: not torch ops: {unknown}"
 
 
