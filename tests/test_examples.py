@@ -113,7 +113,7 @@ def load_program(name: str, source: str, filename: str) -> types.ModuleType:
     try:
         exec(compile(source, filename, "exec"), module.__dict__)
     except BaseException:
-        del sys.modules[name]
+        sys.modules.pop(name, None)
         raise
     return module
 
@@ -127,7 +127,7 @@ def run_main(name: str, source: str, filename: str, argv: list[str], patch=None)
         # a step's loss is a number, or a tuple of numbers (DCGAN: the discriminator's and the generator's)
         return [float(value) for step in module.main(list(argv)) for value in (step if isinstance(step, tuple) else (step,))]
     finally:
-        del sys.modules[name]
+        sys.modules.pop(name, None)
 
 
 @pytest.mark.parametrize("example", sorted(SHORT_RUNS))
