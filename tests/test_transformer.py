@@ -296,6 +296,26 @@ def test_mha_mixed_mask_types_warn_as_torch():
         n(x, x, x, **kwargs)
 
 
+@pytest.mark.parametrize("tgt, src, batch", [(0, 3, 2), (3, 3, 0), (2, 0, 2)])
+@pytest.mark.parametrize("need_weights", [True, False])
+def test_mha_empty_lengths_and_batch(tgt, src, batch, need_weights):
+    t, n = _pair("MultiheadAttention", 4, 2, dtype=F64)
+    q, k = torch.randn(tgt, batch, 4, dtype=F64), torch.randn(src, batch, 4, dtype=F64)
+    _assert_same(*_run_both(t, n, (q, k, k), need_weights=need_weights))
+
+
+def test_mha_merge_masks_as_torch():
+    t, n = _pair("MultiheadAttention", 4, 2, batch_first=True)
+    query = torch.randn(3, 5, 4)
+    attn2, attn3 = _as_float(_bool_mask(5, 5)).float(), _as_float(_bool_mask(6, 5, 5, seed=1)).float()
+    kpm = _as_float(_bool_mask(3, 5, seed=2)).float()
+    for attn, padding in ((None, kpm), (attn2, None), (attn2, kpm), (attn3, kpm), (None, None)):
+        t_mask, t_type = t.merge_masks(attn, padding, query)
+        n_mask, n_type = n.merge_masks(attn, padding, query)
+        assert n_type == t_type
+        _close(n_mask, t_mask)
+
+
 # ----- F.multi_head_attention_forward ------------------------------------------------------------------------------
 def test_functional_static_kv_and_separate_weights():
     g = torch.Generator().manual_seed(0)
