@@ -187,7 +187,7 @@ def test_fused_with_integer_params_is_refused_as_torch():
             opt.step()
 
 
-@pytest.mark.parametrize("name", ["Adam", "NAdam", "RAdam", "Adadelta", "Rprop", "Adamax", "ASGD", "Adafactor"])
+@pytest.mark.parametrize("name", ["Adam", "NAdam", "RAdam", "Adadelta", "Rprop", "Adamax", "ASGD", "Adafactor", "RMSprop"])
 def test_sparse_gradients_refused_by_dense_optimizers(name):
     p = nx.nn.Parameter(torch.zeros(3, 2))
     p.grad = nx.Tensor(torch.ones(3, 2).to_sparse())
@@ -295,6 +295,24 @@ def test_sparse_adam_matches_torch_on_row_sparse_gradients():
             assert torch.equal(p.data, tp.detach())
         _same_state(nx_opt, torch_opt, nx_params, torch_params, exact=True)
         assert isinstance(nx_opt.state[nx_params[0]]["step"], int)
+
+
+@pytest.mark.parametrize("name, kwargs", [("Adagrad", dict(lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1)),
+                                          ("SGD", dict(lr=0.1)), ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.1))])
+def test_sparse_gradients_in_adagrad_and_sgd_as_torch(name, kwargs):
+    nx_params, nx_opt, torch_params, torch_opt = _pair(name, kwargs, shapes=((6, 3),))
+    for step in range(6):
+        _grads(nx_params, torch_params, step, _row_sparse)
+        nx_opt.step()
+        torch_opt.step()
+        assert torch.equal(nx_params[0].data, torch_params[0].detach())
+
+
+def test_adagrad_sparse_gradients_refuse_weight_decay_as_torch():
+    p = nx.nn.Parameter(torch.zeros(3, 2))
+    p.grad = nx.Tensor(torch.ones(3, 2).to_sparse(1))
+    with pytest.raises(RuntimeError, match="weight_decay option is not compatible with sparse gradients"):
+        nx.optim.Adagrad([p], weight_decay=0.1).step()
 
 
 def test_sparse_adam_refuses_dense_gradients_as_torch():

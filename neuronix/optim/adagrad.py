@@ -16,8 +16,10 @@ class Adagrad(Optimizer):
     starting at ``initial_accumulator_value``. As in torch, that start value is the
     constructor's for every group, and the state of the constructor's parameters exists
     from the start (of parameters added later, from their first step): ``step``, ``sum``.
-    Sparse gradients (torch takes them) are refused with an error.
+    Sparse gradients (as torch's): only the entries present accumulate and move.
     """
+
+    _accepts_sparse_grad = True
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, foreach: bool | None = None, *,
@@ -49,8 +51,25 @@ class Adagrad(Optimizer):
         if group["maximize"]:
             grad = -grad
         if group["weight_decay"] != 0:
+            if grad.is_sparse:
+                raise RuntimeError("weight_decay option is not compatible with sparse gradients")
             grad = grad.add(param, alpha=group["weight_decay"])
         clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
+        if grad.is_sparse:
+            self._sparse_update(param, grad.coalesce(), state["sum"], clr, group["eps"])
+            return
         state["sum"].addcmul_(grad, grad, value=1)
         std = state["sum"].sqrt().add_(group["eps"])
         param.addcdiv_(grad, std, value=-clr)
+
+    @staticmethod
+    def _sparse_update(param: torch.Tensor, grad: torch.Tensor, accumulated: torch.Tensor, clr: float, eps: float) -> None:
+        """The update at a (coalesced) sparse gradient's entries only: ``s += g^2`` there, ``p -= clr g / (sqrt(s) + eps)``."""
+        indices, values = grad._indices(), grad._values()
+
+        def at_entries(entry_values: torch.Tensor) -> torch.Tensor:
+            return torch.sparse_coo_tensor(indices, entry_values, grad.shape, check_invariants=False, is_coalesced=True)
+
+        accumulated.add_(at_entries(values.pow(2)))
+        std = accumulated.sparse_mask(grad)._values().sqrt_().add_(eps)
+        param.add_(at_entries(values / std), alpha=-clr)
