@@ -9,9 +9,14 @@ in the input's dtype, so after the same ``torch.manual_seed`` the windows are to
 samples' last dim is read as torch's kernels read it: (W, H) in 2-d, (T, H, W) in 3-d.
 
 The windows' positions are integer bookkeeping (computed on the raw data, no gradient); the
-output is a ``gather`` of the input at each window's maximum, so the gradient goes to the picked
-maxima (summed where windows overlap) and every higher derivative is ``gather``'s. The maximum is
-torch's: the first largest value of the window in row-major order, or its last NaN.
+output gathers the input at each window's maximum (torch's pick: the first largest value of the
+window in row-major order, or its last NaN). Two primitives carry it, as torch's kernel pair does:
+``fractional_max_pool`` (the gather) and ``fractional_max_pool_backward`` (its adjoint, a
+scatter-add of the upstream gradient to the picked maxima, summed where windows overlap). The
+backward takes the pooled input too and has derivative 0 there (``zero_gradient``), so under
+create_graph the gradient is in the input's graph as torch's is (a gradient penalty through the
+layer gets zeros, not an error); its derivative in the upstream gradient is the gather again, so
+every order works.
 """
 
 from __future__ import annotations
@@ -22,10 +27,39 @@ import torch
 
 from neuronix.nn.functional.arguments import int_tuple, shape_of
 from neuronix.nn.functional.spatial import channel_shuffle
+from neuronix.ops.elementwise import zero_gradient
 from neuronix.ops.public import public
+from neuronix.ops.registry import apply, defop
 from neuronix.tensor import Tensor
 
 _SAMPLE_ORDER = {2: (1, 0), 3: (0, 1, 2)}  # which sample column drives each spatial dim
+
+
+def _gather(x: torch.Tensor, indices: torch.Tensor, rank: int) -> torch.Tensor:
+    """``x``'s values at the flat in-plane ``indices`` (shape lead + output size)."""
+    return x.flatten(-rank).gather(-1, indices.flatten(-rank)).view(indices.shape)
+
+
+def _scatter(g: torch.Tensor, x: torch.Tensor, indices: torch.Tensor, rank: int) -> torch.Tensor:
+    """``g`` added into zeros shaped like ``x`` at the flat in-plane ``indices`` (repeats accumulate)."""
+    out = g.new_zeros(x.shape)
+    out.flatten(-rank).scatter_add_(-1, indices.flatten(-rank), g.flatten(-rank))
+    return out
+
+
+_POOL_BACKWARD = defop(
+    "fractional_max_pool_backward",
+    lambda g, x, indices, rank: _scatter(g, x, indices, rank),
+    lambda h, out, g, x, indices, rank: apply(_POOL, h, indices=indices, rank=rank),  # adjoint: the gather
+    zero_gradient,  # x: only its shape is read
+    saves=(),
+)
+_POOL = defop(
+    "fractional_max_pool",
+    lambda x, indices, rank: _gather(x, indices, rank),
+    lambda g, out, x, indices, rank: apply(_POOL_BACKWARD, g, x, indices=indices, rank=rank),
+    saves=(0,),
+)
 
 
 def _starts(samples: torch.Tensor, in_size: int, out_size: int, kernel: int) -> torch.Tensor:
@@ -56,21 +90,31 @@ def _output_size(op, rank, input, output_size, output_ratio) -> tuple:
 
 
 def _check(op, rank, input, kernel, size, samples) -> None:
+    """torch's checks and messages; the 3-d kernel wants ``output + kernel - 1`` strictly below the input size,
+    the 2-d one allows equality (both torch 2.13 and 2.14)."""
     names = {2: ("height", "width"), 3: ("time", "height", "width")}[rank]
-    if input.ndim not in (rank + 1, rank + 2) or any(s == 0 for s in shape_of(input)[-rank - 1:]):
-        raise RuntimeError(
-            f"{op}(): Expected {rank + 1}D or {rank + 2}D tensor with non-zero sizes for the channel and spatial dims, "
-            f"but got: {shape_of(input)}"
-        )
+    shape = shape_of(input)
+    if input.ndim not in (rank + 1, rank + 2):
+        raise RuntimeError(f"{op}(): Expected {rank + 1}D or {rank + 2}D tensor, but got: {shape}")
+    for d in range(1 if input.ndim == rank + 2 else 0, input.ndim):
+        if shape[d] == 0:
+            raise RuntimeError(f"{op}(): Expected input to have non-zero size for non-batch dimensions, but got"
+                               f"{list(shape)} with dimension {d} being empty.")
+    kernel_name = f"{op}_out" if rank == 3 else op
     for d in range(rank):
-        if size[d] + kernel[d] - 1 > input.shape[-rank + d]:
-            raise RuntimeError(
-                f"{op}(): pool {names[d]} {kernel[d]} too large relative to input {names[d]} "
-                f"{input.shape[-rank + d]} and output {names[d]} {size[d]}"
-            )
-    planes = (input.shape[0] if input.ndim == rank + 2 else 1, input.shape[-rank - 1], rank)
-    if tuple(samples.shape) != planes:
-        raise RuntimeError(f"{op}(): expected _random_samples of shape {planes}, got {tuple(samples.shape)}")
+        needed = size[d] + kernel[d] - 1
+        if needed > shape[-rank + d] or (rank == 3 and needed == shape[-rank + d]):
+            raise RuntimeError(f"{kernel_name}(): pool {names[d]} {kernel[d]} too large relative to input {names[d]} "
+                               f"{shape[-rank + d]}")
+    batch = shape[0] if input.ndim == rank + 2 else 1
+    if samples.dim() != 3:
+        raise RuntimeError(f"{op}(): expected _random_samples of shape (N, C, {rank}), got {tuple(samples.shape)}")
+    if samples.shape[2] != rank:
+        raise RuntimeError(f"Expect _random_samples.size(2) equals to {rank}; got {samples.shape[2]}.")
+    if samples.shape[1] != shape[-rank - 1]:
+        raise RuntimeError("Expect _random_samples.size(1) equals to input channel size.")
+    if samples.shape[0] < batch:
+        raise RuntimeError("Expect _random_samples.size(0) no less then input batch size.")
 
 
 def _fractional(op, rank, input, kernel_size, output_size, output_ratio, samples):
@@ -78,13 +122,13 @@ def _fractional(op, rank, input, kernel_size, output_size, output_ratio, samples
     kernel = int_tuple(kernel_size, rank, op, "kernel_size")
     size = _output_size(op, rank, input, output_size, output_ratio)
     raw = input.data if isinstance(input, Tensor) else input
-    if samples is None:  # torch's draw, in torch's order and dtype
-        batch = 1 if raw.dim() == rank + 1 else raw.shape[0]
-        samples = torch.rand(batch, raw.shape[-rank - 1], rank, dtype=raw.dtype, device=raw.device)
+    if samples is None:  # torch's draw, in torch's order and dtype (raw.size: torch's IndexError for too few dims)
+        batch = 1 if raw.dim() == rank + 1 else raw.size(0)
+        samples = torch.rand(batch, raw.size(-rank - 1), rank, dtype=raw.dtype, device=raw.device)
     samples = samples.data if isinstance(samples, Tensor) else samples
     _check(op, rank, raw, kernel, size, samples)
     spatial = tuple(raw.shape[-rank:])
-    planes = samples.reshape(-1, rank)
+    planes = samples[: shape_of(raw)[0] if raw.dim() == rank + 2 else 1].reshape(-1, rank)
     # flat (within-plane) input position of every window element: (P, *size, *kernel)
     flat = torch.zeros((planes.shape[0],) + size + kernel, dtype=torch.long, device=raw.device)
     for d in range(rank):
@@ -104,9 +148,8 @@ def _fractional(op, rank, input, kernel_size, output_size, output_ratio, samples
     last_nan = torch.where(nan, order, -1).amax(-1)
     pick = torch.where(nan.any(-1), last_nan, first_max)
     indices = windows.gather(-1, pick.unsqueeze(-1)).squeeze(-1)  # (P, *size)
-    x = input if isinstance(input, Tensor) else Tensor(input)
-    out = x.reshape(lead + (-1,)).gather(-1, Tensor(indices.reshape(lead + (-1,))))
-    return out.reshape(lead + size), Tensor(indices.reshape(lead + size))
+    indices = indices.reshape(lead + size)
+    return apply(_POOL, input if isinstance(input, Tensor) else Tensor(input), indices=indices, rank=rank), Tensor(indices)
 
 
 def _fractional_function(rank: int):
