@@ -384,3 +384,44 @@ def test_amp_mirror_passes_and_catches_a_wrong_cast(monkeypatch):
     case = run_case(mirror, "bfloat16", "cpu", examples=1, classify=False)
     errors = [e.error for e in case.examples if e.status == "error"]
     assert errors and "cross_entropy @ step 0: dtype torch.bfloat16 under autocast, torch's torch.float32" in errors[0]
+
+
+# ----- custom autograd Functions under autocast ---------------------------------------------------
+def _custom_function(lib, cast_inputs):
+    amp = lib.amp
+
+    class MatmulTanh(lib.autograd.Function):
+        @staticmethod
+        @amp.custom_fwd(device_type="cpu", cast_inputs=cast_inputs)
+        def forward(ctx, x, w):
+            ctx.save_for_backward(x, w)
+            ctx.inside = lib.is_autocast_enabled("cpu")
+            return (x @ w).tanh()
+
+        @staticmethod
+        @amp.custom_bwd(device_type="cpu")
+        def backward(ctx, grad):
+            x, w = ctx.saved_tensors
+            ctx.backward_inside = lib.is_autocast_enabled("cpu")
+            out = (x @ w).tanh()
+            g = grad * (1 - out * out)
+            return g @ w.T, x.T @ g
+
+    return MatmulTanh
+
+
+@pytest.mark.parametrize("cast_inputs", [None, torch.float32], ids=["no cast", "cast to float32"])
+def test_custom_fwd_and_custom_bwd_as_torch(cast_inputs):
+    (x, w), (nx_x, nx_w) = _pair((3, 4), (4, 2))
+    results = []
+    for lib, (a, b) in ((torch, (x, w)), (nx, (nx_x, nx_w))):
+        fn = _custom_function(lib, cast_inputs)
+        with lib.autocast("cpu", dtype=torch.bfloat16):
+            y = fn.apply(a.to(torch.bfloat16), b)
+        y.float().sum().backward()
+        results.append((_raw(y), a.grad.clone() if lib is torch else a.grad.data.clone(), _raw(b.grad)))
+    for expected, actual in zip(*results):
+        assert actual.dtype == expected.dtype
+        torch.testing.assert_close(actual, expected, rtol=1.6e-2, atol=3.2e-2)
+    with pytest.raises(ValueError, match="device_type"):
+        nx.amp.custom_fwd(device_type=torch.device("cpu"))

@@ -12,6 +12,8 @@ from __future__ import annotations
 from neuronix.amp.autocast_mode import (
     autocast,
     clear_autocast_cache,
+    custom_bwd,
+    custom_fwd,
     get_autocast_dtype,
     is_autocast_cache_enabled,
     is_autocast_enabled,
@@ -25,6 +27,8 @@ __all__ = [
     "GradScaler",
     "autocast",
     "clear_autocast_cache",
+    "custom_bwd",
+    "custom_fwd",
     "get_autocast_dtype",
     "is_autocast_cache_enabled",
     "is_autocast_enabled",

@@ -126,8 +126,65 @@ class autocast:  # noqa: N801  (torch's name)
         return decorate_autocast
 
 
+def _cast_floats(value, device_type: str, dtype: torch.dtype):
+    """``value`` with its floating-point tensors on ``device_type`` (not float64) cast to ``dtype``, recursively."""
+    from neuronix.amp.casting import _eligible
+    from neuronix.tensor import Tensor
+
+    if isinstance(value, (Tensor, torch.Tensor)):
+        return value.to(dtype) if _eligible(value, device_type) else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_cast_floats(v, device_type, dtype) for v in value)
+    if isinstance(value, dict):
+        return {k: _cast_floats(v, device_type, dtype) for k, v in value.items()}
+    return value
+
+
+def custom_fwd(fwd=None, *, device_type: str, cast_inputs: torch.dtype | None = None):
+    """``torch.amp.custom_fwd``: for the ``forward`` of an ``nx.autograd.Function``. With ``cast_inputs``, inside
+    an autocast region the forward runs with autocast off on its floating inputs cast to that dtype; the
+    autocast state it saw is kept on ``ctx`` for ``custom_bwd``."""
+    if not isinstance(device_type, str):
+        raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+    if fwd is None:
+        return functools.partial(custom_fwd, device_type=device_type, cast_inputs=cast_inputs)
+
+    @functools.wraps(fwd)
+    def decorate_fwd(*args, **kwargs):
+        ctx = args[0]
+        ctx._dtype = get_autocast_dtype(device_type)
+        if cast_inputs is None:
+            ctx._fwd_used_autocast = is_autocast_enabled(device_type)
+            return fwd(*args, **kwargs)
+        ctx._fwd_used_autocast = False
+        if not is_autocast_enabled(device_type):
+            return fwd(*args, **kwargs)
+        with autocast(device_type=device_type, enabled=False):
+            return fwd(ctx, *_cast_floats(args[1:], device_type, cast_inputs), **_cast_floats(kwargs, device_type, cast_inputs))
+
+    return decorate_fwd
+
+
+def custom_bwd(bwd=None, *, device_type: str):
+    """``torch.amp.custom_bwd``: the ``backward`` runs under the autocast state its ``forward`` ran under."""
+    if not isinstance(device_type, str):
+        raise ValueError(f"Expected `device_type` of type `str`, got: `{type(device_type)}`")
+    if bwd is None:
+        return functools.partial(custom_bwd, device_type=device_type)
+
+    @functools.wraps(bwd)
+    def decorate_bwd(*args, **kwargs):
+        ctx = args[0]
+        with autocast(device_type=device_type, enabled=ctx._fwd_used_autocast, dtype=ctx._dtype):
+            return bwd(*args, **kwargs)
+
+    return decorate_bwd
+
+
 __all__ = [
     "autocast",
+    "custom_bwd",
+    "custom_fwd",
     "clear_autocast_cache",
     "get_autocast_dtype",
     "is_autocast_cache_enabled",
