@@ -425,3 +425,35 @@ def test_custom_fwd_and_custom_bwd_as_torch(cast_inputs):
         torch.testing.assert_close(actual, expected, rtol=1.6e-2, atol=3.2e-2)
     with pytest.raises(ValueError, match="device_type"):
         nx.amp.custom_fwd(device_type=torch.device("cpu"))
+
+
+# ----- the CUDA table, run on CPU tensors (no GPU here): the machinery for each CUDA policy --------------
+@pytest.fixture
+def cuda_autocast_on_cpu_tensors(monkeypatch):
+    """CUDA's lists applied to CPU tensors: the device the casting code sees is 'cuda' (torch's CUDA autocast itself
+    needs a GPU, so the expectations are its documented policies: tests on a GPU compare with torch directly)."""
+    from neuronix.amp import casting
+
+    monkeypatch.setattr(casting, "_device_type", lambda args, kwargs: "cuda")
+    monkeypatch.setattr(casting, "_eligible", lambda t, device: t.dtype.is_floating_point and t.dtype != torch.float64)
+    nx.amp.set_autocast_enabled("cuda", True)
+    nx.amp.set_autocast_dtype("cuda", torch.float16)
+    yield
+    nx.amp.set_autocast_enabled("cuda", False)
+
+
+def test_cuda_policies(cuda_autocast_on_cpu_tensors):
+    F = nx.nn.functional
+    x32 = nx.randn(3, 4, requires_grad=True)
+    x16 = nx.randn(3, 4).half()
+    assert nx.mm(x32, x32.T).dtype == torch.float16  # lower
+    assert nx.exp(x16).dtype == torch.float32 and (x16 ** 2).dtype == torch.float32  # fp32 (CUDA only)
+    assert F.layer_norm(x16, (4,)).dtype == torch.float32
+    assert F.softmax(x16, dim=1).dtype == torch.float32  # fp32_set_opt_dtype: dtype=float32 added
+    assert F.softmax(x16, dim=1, dtype=torch.float16).dtype == torch.float16  # ... unless the caller gave one
+    assert nx.sum(x16).dtype == torch.float32 and x16.cumsum(0).dtype == torch.float32
+    assert nx.addcmul(x32, x16, x16).dtype == torch.float32 and nx.addcmul(x16, x16, x16).dtype == torch.float16
+    with pytest.raises(RuntimeError, match="unsafe to autocast.*binary_cross_entropy_with_logits"):
+        F.binary_cross_entropy(x32.sigmoid(), torch.rand(3, 4))
+    F.cross_entropy(nx.mm(x32, x32.T), torch.tensor([0, 1, 2])).backward()  # recorded casts: the gradient flows
+    assert x32.grad.dtype == torch.float32 and x32.grad.abs().sum().item() > 0
