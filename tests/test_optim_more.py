@@ -570,3 +570,67 @@ def test_swalr_lrs_and_state_dict_as_torch(anneal_epochs, strategy):
         nx.optim.swa_utils.SWALR(nx_opt, 0.1, anneal_strategy="step")
     with pytest.raises(ValueError, match="anneal_epochs must be equal or greater than 0"):
         nx.optim.swa_utils.SWALR(nx_opt, 0.1, anneal_epochs=-1)
+
+
+# ----- every scheduler's state_dict moves between torch and neuronix ----------------------------------
+def _sched_optimizer(lib: str):
+    params = [nx.nn.Parameter(torch.zeros(2)) for _ in range(2)] if lib == "nx" else [
+        torch.zeros(2, requires_grad=True) for _ in range(2)]
+    optim = nx.optim if lib == "nx" else torch.optim
+    return optim.SGD([{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.05}], lr=0.1, momentum=0.9)
+
+
+def _schedulers(lib: str):
+    return nx.optim.lr_scheduler if lib == "nx" else torch.optim.lr_scheduler
+
+
+SCHEDULERS = {
+    "LambdaLR": lambda L, o: L.LambdaLR(o, lambda e: 0.9**e),
+    "MultiplicativeLR": lambda L, o: L.MultiplicativeLR(o, lambda e: 0.95),
+    "StepLR": lambda L, o: L.StepLR(o, 3, 0.5),
+    "MultiStepLR": lambda L, o: L.MultiStepLR(o, [2, 5, 7], 0.5),
+    "ConstantLR": lambda L, o: L.ConstantLR(o, 0.3, 4),
+    "LinearLR": lambda L, o: L.LinearLR(o, 0.2, 1.0, 6),
+    "ExponentialLR": lambda L, o: L.ExponentialLR(o, 0.9),
+    "PolynomialLR": lambda L, o: L.PolynomialLR(o, 8, 2.0),
+    "CosineAnnealingLR": lambda L, o: L.CosineAnnealingLR(o, 5, 0.001),
+    "CosineAnnealingWarmRestarts": lambda L, o: L.CosineAnnealingWarmRestarts(o, 3, 2, 0.001),
+    "OneCycleLR": lambda L, o: L.OneCycleLR(o, 0.5, total_steps=30),
+    "CyclicLR": lambda L, o: L.CyclicLR(o, 0.01, 0.5, step_size_up=4),
+    "SequentialLR": lambda L, o: L.SequentialLR(o, [L.LinearLR(o, 0.2, 1.0, 3), L.ExponentialLR(o, 0.9)], [3]),
+    "ChainedScheduler": lambda L, o: L.ChainedScheduler([L.StepLR(o, 3, 0.5), L.ExponentialLR(o, 0.95)], optimizer=o),
+    "ReduceLROnPlateau": lambda L, o: L.ReduceLROnPlateau(o, patience=1),
+}
+METRICS = [1.0, 0.9, 0.95, 0.96, 0.97, 0.8, 0.85, 0.86, 0.9, 0.91, 0.95, 0.99]
+
+
+def test_every_torch_scheduler_is_here():
+    torch_classes = {n for n, c in vars(torch.optim.lr_scheduler).items()
+                     if inspect.isclass(c) and issubclass(c, torch.optim.lr_scheduler.LRScheduler) and not n.startswith("_")}
+    torch_classes |= {"ReduceLROnPlateau"}  # not an LRScheduler subclass in every torch version
+    assert torch_classes - {"LRScheduler"} <= set(SCHEDULERS) | {"SWALR"}
+    assert all(hasattr(nx.optim.lr_scheduler, n) for n in torch_classes if n != "SWALR")
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULERS))
+@pytest.mark.parametrize("source, target", [("torch", "nx"), ("nx", "torch")])
+def test_scheduler_state_dict_moves_between_libraries(name, source, target):
+    make = SCHEDULERS[name]
+    src_opt, dst_opt = _sched_optimizer(source), _sched_optimizer(target)
+    src = make(_schedulers(source), src_opt)
+
+    def advance(opt, sched, i):
+        opt.step()
+        sched.step(METRICS[i]) if name == "ReduceLROnPlateau" else sched.step()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for i in range(6):
+            advance(src_opt, src, i)
+        dst = make(_schedulers(target), dst_opt)
+        dst_opt.load_state_dict(copy.deepcopy(src_opt.state_dict()))
+        dst.load_state_dict(copy.deepcopy(src.state_dict()))
+        for i in range(6, 12):
+            advance(src_opt, src, i)
+            advance(dst_opt, dst, i)
+            assert [g["lr"] for g in dst_opt.param_groups] == pytest.approx([g["lr"] for g in src_opt.param_groups], rel=1e-12)
