@@ -268,6 +268,10 @@ class _LazyConvMixin(LazyModuleMixin):
 
     def initialize_parameters(self, input, *args, **kwargs) -> None:
         if not self.has_uninitialized_params():
+            # materialised by load_state_dict: torch leaves in_channels 0 here; neuronix reads it from the weight,
+            # since its forward checks the input's channels against in_channels
+            if self.in_channels == 0:
+                self.in_channels = self.weight.shape[0] if self.transposed else self.weight.shape[1] * self.groups
             return
         self.in_channels = self._get_in_channels(input)
         if self.in_channels % self.groups != 0:

@@ -163,6 +163,9 @@ class LazyLinear(LazyModuleMixin, Linear):
             super().reset_parameters()
 
     def initialize_parameters(self, input) -> None:
+        if not self.has_uninitialized_params() and self.in_features == 0:
+            # materialised by load_state_dict: torch leaves in_features 0; neuronix's forward checks it, so read it
+            self.in_features = self.weight.shape[1]
         if self.has_uninitialized_params():
             self.in_features = input.shape[-1]
             self.weight.materialize((self.out_features, self.in_features))

@@ -30,7 +30,19 @@ class _PadNd(Module):
         super().__init__()
         self.padding = _sides(padding, self._dims)
 
+    def _check_length(self, input) -> None:
+        # torch's F.pad raises these as RuntimeError (neuronix's F.pad raises ValueError): the layers follow torch
+        n = len(self.padding)
+        if n % 2:
+            raise RuntimeError("Padding length must be divisible by 2")
+        if n // 2 > input.ndim:
+            raise RuntimeError(
+                f"Padding length should be less than or equal to two times the input dimension but got padding length "
+                f"{n} and input of dimension {input.ndim}"
+            )
+
     def forward(self, input):
+        self._check_length(input)
         return F.pad(input, self.padding, self._mode)
 
     def extra_repr(self) -> str:
@@ -117,6 +129,7 @@ class _ConstantPadNd(_PadNd):
         self.value = value
 
     def forward(self, input):
+        self._check_length(input)
         return F.pad(input, self.padding, "constant", self.value)
 
     def extra_repr(self) -> str:
