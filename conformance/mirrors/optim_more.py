@@ -80,8 +80,9 @@ register(
     OptimizerMirror("optim.RAdam", nx.optim.RAdam, _torch_optim("RAdam"), _two_groups(_radam)),
     OptimizerMirror("optim.ASGD", nx.optim.ASGD, _torch_optim("ASGD"), _two_groups(_asgd)),
     OptimizerMirror("optim.Rprop", nx.optim.Rprop, _torch_optim("Rprop"), _two_groups(_rprop)),
-    OptimizerMirror("optim.Adafactor", nx.optim.Adafactor, _torch_optim("Adafactor"), _two_groups(_adafactor)),
 )
+if hasattr(torch.optim, "Adafactor"):  # torch >= 2.5
+    register(OptimizerMirror("optim.Adafactor", nx.optim.Adafactor, _torch_optim("Adafactor"), _two_groups(_adafactor)))
 
 
 # ----- SparseAdam: the driver's gradients made sparse ----------------------------------------
@@ -230,7 +231,6 @@ def _muon(draw) -> dict:
             "adjust_lr_fn": draw(st.sampled_from((None, *nx.optim.muon.ADJUST_LR_FNS)))}
 
 
-register(
-    MatrixOptimizerMirror("optim.Muon", nx.optim.Muon, torch.optim.Muon, _two_groups(_muon),
-                          note="2-D parameters; the Newton-Schulz iterations run in bfloat16, as torch's"),
-)
+if hasattr(torch.optim, "Muon"):  # torch >= 2.9
+    register(MatrixOptimizerMirror("optim.Muon", nx.optim.Muon, torch.optim.Muon, _two_groups(_muon),
+                                   note="2-D parameters; the Newton-Schulz iterations run in bfloat16, as torch's"))

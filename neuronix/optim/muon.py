@@ -16,6 +16,8 @@ EPS = 1e-7
 
 
 def _torch_muon_accepts(adjust_lr_fn: str) -> bool:
+    if not hasattr(torch.optim, "Muon"):  # torch < 2.9: the adjustments Muon first shipped with
+        return adjust_lr_fn in ("original", "match_rms_adamw")
     try:
         torch.optim.Muon([torch.zeros(2, 2, requires_grad=True)], adjust_lr_fn=adjust_lr_fn)
     except ValueError:
