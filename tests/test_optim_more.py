@@ -634,3 +634,39 @@ def test_scheduler_state_dict_moves_between_libraries(name, source, target):
             advance(src_opt, src, i)
             advance(dst_opt, dst, i)
             assert [g["lr"] for g in dst_opt.param_groups] == pytest.approx([g["lr"] for g in src_opt.param_groups], rel=1e-12)
+
+
+# ----- LBFGS on hostile losses: the same path through every branch as torch's -------------------------
+HOSTILE_LOSSES = {
+    "nan_grad": (dict(), lambda p: (p * p).sum() * float("nan")),
+    "sqrt_kink_wolfe": (dict(line_search_fn="strong_wolfe"), lambda p: (p.abs() + 1e-12).sqrt().sum()),
+    "max_iter_0": (dict(max_iter=0), lambda p: (p * p).sum()),
+    "max_eval_1_wolfe": (dict(max_eval=1, line_search_fn="strong_wolfe"), lambda p: (p**4).sum()),
+    "unbounded_wolfe": (dict(line_search_fn="strong_wolfe"), lambda p: p.sum()),
+    "inf_loss": (dict(), lambda p: (p * p).sum() + float("inf")),
+    "history_1_wolfe": (dict(line_search_fn="strong_wolfe", history_size=1), lambda p: (p**4).sum() + (p[0] - p[1]) ** 2),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_LOSSES))
+def test_lbfgs_hostile_losses_as_torch(case):
+    kwargs, loss_of = HOSTILE_LOSSES[case]
+    init = torch.tensor([1.0, -2.0, 0.5])
+    runs = []
+    for lib in ("nx", "torch"):
+        p = nx.nn.Parameter(init.clone()) if lib == "nx" else init.clone().requires_grad_()
+        opt = (nx.optim if lib == "nx" else torch.optim).LBFGS([p], **kwargs)
+
+        def closure(p=p, opt=opt):
+            opt.zero_grad()
+            loss = loss_of(p)
+            loss.backward()
+            return loss
+
+        losses = [float(opt.step(closure).detach()) for _ in range(3)]
+        state = opt.state[p]
+        runs.append((torch.tensor(losses), (p.data if lib == "nx" else p.detach()).clone(), state["n_iter"], state["func_evals"]))
+    (nx_losses, nx_p, nx_iters, nx_evals), (t_losses, t_p, t_iters, t_evals) = runs
+    torch.testing.assert_close(nx_losses, t_losses, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(nx_p, t_p, rtol=0, atol=0, equal_nan=True)
+    assert (nx_iters, nx_evals) == (t_iters, t_evals)
