@@ -179,7 +179,7 @@ def multi_head_attention_forward(query, key, value, embed_dim_to_check: int, num
         if static_k is not None or static_v is not None:
             raise AssertionError(f"{_OP}: bias cannot be added to static {'key' if static_k is not None else 'value'}.")
         k = cat([k, bias_k.repeat(1, bsz, 1)])
-        v = cat([v, bias_v.repeat(1, bsz, 1)], 0)
+        v = cat([v, bias_v.repeat(1, bsz, 1)])
         attn_mask = None if attn_mask is None else pad(attn_mask, (0, 1))
         key_padding_mask = None if key_padding_mask is None else pad(key_padding_mask, (0, 1))
     elif bias_k is not None or bias_v is not None:
