@@ -8,13 +8,15 @@ On a machine without a GPU they answer as torch's do (``is_available()`` is Fals
 (``current_device()``: "Torch not compiled with CUDA enabled" / "No CUDA GPUs are available").
 
 ``nx.cuda.amp`` is torch's deprecated spelling of the mixed-precision tools: its ``autocast`` and
-``GradScaler`` are neuronix's (``nx.amp``) for the CUDA device, resolved on first use.
+``GradScaler`` are neuronix's (``nx.amp``) for the CUDA device, resolved on first use, and warn with
+torch's FutureWarning.
 """
 
 from __future__ import annotations
 
 import functools
 import types
+import warnings
 
 import torch
 from torch.cuda import (  # noqa: F401  (re-exported: torch's own functions and classes)
@@ -92,6 +94,8 @@ class _CudaAmp(types.ModuleType):
 
             @functools.wraps(autocast)
             def cuda_autocast(enabled: bool = True, dtype: torch.dtype = torch.float16, cache_enabled: bool = True):
+                warnings.warn("`torch.cuda.amp.autocast(args...)` is deprecated. Please use "
+                              "`torch.amp.autocast('cuda', args...)` instead.", FutureWarning, stacklevel=2)
                 return autocast("cuda", enabled=enabled, dtype=dtype, cache_enabled=cache_enabled)
 
             return cuda_autocast
@@ -100,6 +104,8 @@ class _CudaAmp(types.ModuleType):
 
             @functools.wraps(scaler, updated=())
             def cuda_grad_scaler(*args, **kwargs):
+                warnings.warn("`torch.cuda.amp.GradScaler(args...)` is deprecated. Please use "
+                              "`torch.amp.GradScaler('cuda', args...)` instead.", FutureWarning, stacklevel=2)
                 return scaler("cuda", *args, **kwargs)
 
             return cuda_grad_scaler

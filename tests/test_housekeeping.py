@@ -61,6 +61,7 @@ def test_cuda_seed_drives_neuronix_cuda_draws():
     assert nx.cuda.memory_allocated() > 0
 
 
+@pytest.mark.filterwarnings("ignore:`torch.cuda.amp")
 def test_cuda_amp_resolves_to_neuronix_amp_for_cuda(monkeypatch):
     calls = []
     monkeypatch.setattr(neuronix.amp, "autocast", lambda *a, **k: calls.append((a, k)) or "ctx", raising=False)
@@ -71,6 +72,14 @@ def test_cuda_amp_resolves_to_neuronix_amp_for_cuda(monkeypatch):
     assert calls[-1][1]["dtype"] is torch.bfloat16 and calls[-1][1]["enabled"] is False
     assert nx.cuda.amp.GradScaler(init_scale=8.0) == "scaler"
     assert calls[-1] == (("cuda",), {"init_scale": 8.0})
+
+
+def test_cuda_amp_warns_as_torch():
+    with pytest.warns(FutureWarning, match=r"torch.cuda.amp.autocast\(args...\)` is deprecated"):
+        with nx.cuda.amp.autocast(enabled=False):
+            pass
+    with pytest.warns(FutureWarning, match=r"torch.cuda.amp.GradScaler\(args...\)` is deprecated"):
+        nx.cuda.amp.GradScaler(enabled=False)
 
 
 # ----- nx.backends, nx.accelerator ------------------------------------------------------------------
