@@ -17,6 +17,7 @@ import types
 from pathlib import Path
 
 import pytest
+import torch
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -155,23 +156,54 @@ def _printed_samples(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.startswith("sample: ")]
 
 
-@pytest.mark.parametrize("example", sorted(SHORT_RUNS))
-def test_losses_match_torch(example, capsys):
+def run_both(example: str, argv: list[str], patch=None) -> tuple[list[float], list[float]]:
+    """(neuronix's losses, torch's losses): the example and its torch twin, each run as main(argv)."""
     path = EXAMPLES / example
     source = path.read_text()
-    argv = SHORT_RUNS[example]
-    stem = path.stem
-    expected = run_main(f"_torch_twin_{stem}", torch_twin(source), f"<torch twin of {path}>", argv)
-    expected_samples = _printed_samples(capsys.readouterr().out)
-    actual = run_main(f"_neuronix_{stem}", source, str(path), argv)
-    # a program that samples (the char GPT) draws the same text: same weights, same RNG stream, same top-k cut
-    assert _printed_samples(capsys.readouterr().out) == expected_samples
-    assert len(actual) == len(expected) >= 3
+    expected = run_main(f"_torch_twin_{path.stem}", torch_twin(source), f"<torch twin of {path}>", argv, patch)
+    actual = run_main(f"_neuronix_{path.stem}", source, str(path), argv, patch)
+    return actual, expected
+
+
+def assert_losses_agree(example: str, actual: list[float], expected: list[float], rtol: float, steps: int = 3) -> None:
+    assert len(actual) == len(expected) >= steps
     assert all(math.isfinite(loss) for loss in expected)
     worst = max(range(len(expected)), key=lambda i: abs(actual[i] - expected[i]) / abs(expected[i]))
-    assert all(abs(a - e) <= LOSS_RTOL * abs(e) for a, e in zip(actual, expected)), (
+    assert all(abs(a - e) <= rtol * abs(e) for a, e in zip(actual, expected)), (
         f"{example}: step {worst} loss {actual[worst]!r} vs torch {expected[worst]!r}; neuronix {actual}, torch {expected}"
     )
+
+
+@pytest.mark.parametrize("example", sorted(SHORT_RUNS))
+def test_losses_match_torch(example, capsys):
+    actual, expected = run_both(example, SHORT_RUNS[example])
+    # a program that samples (the char GPT) draws the same text: same weights, same RNG stream, same top-k cut;
+    # the torch twin printed the first half of the samples, the example the second
+    samples = _printed_samples(capsys.readouterr().out)
+    assert samples[: len(samples) // 2] == samples[len(samples) // 2 :]
+    assert len(samples) == (2 if example == "char_gpt.py" else 0)
+    assert_losses_agree(example, actual, expected, LOSS_RTOL)
+
+
+def _functional_namespace(program, drop: str = "", **replace):
+    """A copy of the program's F namespace without `drop`, with `replace`'s functions instead of its own."""
+    names = {n: getattr(program.F, n) for n in dir(program.F) if not n.startswith("__") and n != drop}
+    return types.SimpleNamespace(**{**names, **replace})
+
+
+def _plant_loss_scale(program):
+    """A fault in the program's loss: binary cross-entropy 3e-5 too large (a few float32 ulps per element)."""
+    real = program.F.binary_cross_entropy
+    program.F = _functional_namespace(program, binary_cross_entropy=lambda *a, **k: real(*a, **k) * (1 + 3e-5))
+
+
+def test_parity_check_catches_a_planted_fault():
+    path = EXAMPLES / "vae.py"
+    argv = SHORT_RUNS["vae.py"]
+    expected = run_main("_torch_twin_vae_planted", torch_twin(path.read_text()), f"<torch twin of {path}>", argv)
+    faulty = run_main("_neuronix_vae_planted", path.read_text(), str(path), argv, patch=_plant_loss_scale)
+    with pytest.raises(AssertionError, match="vae.py: step"):
+        assert_losses_agree("vae.py", faulty, expected, LOSS_RTOL)
 
 
 def test_char_gpt_state_dicts_load_strictly_both_ways():
@@ -196,27 +228,70 @@ def test_char_gpt_state_dicts_load_strictly_both_ways():
         models["neuronix"].load_state_dict(torch_state, strict=True)
     finally:
         for program in programs.values():
-            del sys.modules[program.__name__]
+            sys.modules.pop(program.__name__, None)
 
 
 def _hide_sdpa(program):
     """The program's F without scaled_dot_product_attention, as an older torch's: nanoGPT's slow path."""
-    program.F = types.SimpleNamespace(**{n: getattr(program.F, n) for n in dir(program.F) if n != "scaled_dot_product_attention"})
+    program.F = _functional_namespace(program, drop="scaled_dot_product_attention")
 
 
 def test_char_gpt_explicit_mask_path_matches_torch():
     """Where F has no scaled_dot_product_attention, the GPT masks and softmaxes by hand (a causal-mask
     buffer, masked_fill with -inf, attention dropout): that path trains as torch's too."""
-    path = EXAMPLES / "char_gpt.py"
-    source = path.read_text()
     argv = SHORT_RUNS["char_gpt.py"][:]
     argv[argv.index("--max-iters") + 1] = "3"
-    expected = run_main("_torch_twin_gpt_mask", torch_twin(source), f"<torch twin of {path}>", argv, patch=_hide_sdpa)
-    actual = run_main("_neuronix_gpt_mask", source, str(path), argv, patch=_hide_sdpa)
-    assert len(actual) == len(expected) == 3
-    assert all(abs(a - e) <= LOSS_RTOL * abs(e) for a, e in zip(actual, expected)), (actual, expected)
+    actual, expected = run_both("char_gpt.py", argv, patch=_hide_sdpa)
+    assert_losses_agree("char_gpt.py (explicit mask)", actual, expected, LOSS_RTOL)
 
 
 def _raw(value):
     """The torch tensor behind a neuronix tensor (a torch tensor as it is)."""
     return getattr(value, "data", value)
+
+
+# --- CUDA (runs where a GPU is present; CI's CPU machines skip it) -------------------------------------
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+# float32 on CUDA: the same bar, except the GPT, whose main turns TF32 matmuls on (as nanoGPT does) in both
+# programs: a 10-bit mantissa, and the two engines' backward matmuls need not pair their operands alike.
+# Under autocast the losses are bfloat16/float16 arithmetic: a sanity bar, not parity.
+CUDA_RTOL = {"char_gpt.py": 1e-3}
+AMP_RTOL = 2e-2
+
+
+def _cuda_argv(example: str, dtype: str = "float32") -> list[str]:
+    argv = [a for a in SHORT_RUNS[example] if a != "--no-cuda"]
+    if "--device" in argv:
+        argv[argv.index("--device") + 1] = "cuda"
+        argv += ["--dtype", dtype]
+    return argv
+
+
+@pytest.fixture
+def deterministic_cuda():
+    """cuDNN's deterministic algorithms and no TF32 convolutions while the two programs run, then as before."""
+    saved = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32,
+             torch.backends.cuda.matmul.allow_tf32)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32,
+     torch.backends.cuda.matmul.allow_tf32) = saved
+
+
+@needs_cuda
+@pytest.mark.parametrize("example", sorted(SHORT_RUNS))
+def test_losses_match_torch_on_cuda(example, deterministic_cuda):
+    actual, expected = run_both(example, _cuda_argv(example))
+    assert_losses_agree(example, actual, expected, CUDA_RTOL.get(example, LOSS_RTOL))
+
+
+@needs_cuda
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_char_gpt_mixed_precision_on_cuda(dtype, deterministic_cuda):
+    """autocast and, for float16, the GradScaler: the GPT's steps under AMP follow torch's."""
+    if dtype == "bfloat16" and not torch.cuda.is_bf16_supported():
+        pytest.skip("needs CUDA with bfloat16")
+    actual, expected = run_both("char_gpt.py", _cuda_argv("char_gpt.py", dtype))
+    assert_losses_agree(f"char_gpt.py ({dtype} autocast)", actual, expected, AMP_RTOL)
