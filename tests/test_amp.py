@@ -457,3 +457,32 @@ def test_cuda_policies(cuda_autocast_on_cpu_tensors):
         F.binary_cross_entropy(x32.sigmoid(), torch.rand(3, 4))
     F.cross_entropy(nx.mm(x32, x32.T), torch.tensor([0, 1, 2])).backward()  # recorded casts: the gradient flows
     assert x32.grad.dtype == torch.float32 and x32.grad.abs().sum().item() > 0
+
+
+def test_torch_autocast_region_is_adopted_with_recorded_casts():
+    """A program that kept ``torch.autocast`` gets the casts Neuronix records (torch's own would happen unrecorded
+    inside Neuronix's kernels: a bfloat16 result over float32 saved inputs, and a backward that mixes dtypes)."""
+    (x, w, b), (nx_x, nx_w, nx_b) = _pair((2, 4), (3, 4), (3,))
+    grads = []
+    for region in (nx.autocast, torch.autocast):
+        nx_w.grad = None
+        with region("cpu"):
+            y = nx.nn.functional.linear(nx_x, nx_w, nx_b)
+            loss = nx.nn.functional.mse_loss(y, nx.zeros(2, 3))
+        assert y.dtype == torch.bfloat16 and loss.dtype == torch.float32
+        loss.backward()
+        grads.append(nx_w.grad.data.clone())
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)
+    assert not torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate", "circular"])
+def test_pad_is_cast_by_its_mode_as_torch(mode):
+    """F.pad is torch's reflection/replication_padNd (on the CPU float32 list) or constant_pad_nd (on none)."""
+    (x, w), (nx_x, nx_w) = _pair((2, 3, 4), (4, 4))
+    outs = []
+    for lib, (a, b) in ((torch, (x, w)), (nx, (nx_x, nx_w))):
+        with lib.autocast("cpu"):
+            outs.append(lib.nn.functional.pad(lib.matmul(a, b), (1, 2), mode=mode))
+    assert outs[1].dtype == outs[0].dtype
+    torch.testing.assert_close(outs[1].data, outs[0].detach(), rtol=0, atol=0)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import torch
 
-from neuronix.amp.policy import POLICIES
+from neuronix.amp.policy import BY_ARGUMENTS, POLICIES
 from neuronix.amp.state import STATE
 from neuronix.tensor import Tensor
 
@@ -84,10 +84,28 @@ def _dtype_given(fn: Callable, args, kwargs) -> bool:
     return position is not None and len(args) > position and args[position] is not None
 
 
+def _region(device: str | None) -> torch.dtype | None:
+    """The autocast dtype of the region open for ``device``: Neuronix's, or else torch's own ``torch.autocast``
+    (adopted, so that a program that kept ``torch.autocast`` gets recorded casts, not torch's unrecorded ones
+    inside Neuronix's kernels), or None."""
+    if device is None:
+        return None
+    if STATE.enabled.get(device):
+        return STATE.dtypes[device]
+    if device in POLICIES and torch.is_autocast_enabled(device):
+        return torch.get_autocast_dtype(device)
+    return None
+
+
 def run_with_policy(op: str, fn: Callable, args: tuple, kwargs: dict):
     """Call ``fn(*args, **kwargs)`` with ``op``'s casting policy for the device its tensors are on."""
+    if STATE.running:  # inside an autocast-handled op (reached here through torch's region on another device)
+        return fn(*args, **kwargs)
     device = _device_type(args, kwargs)
-    policy = POLICIES.get(device, {}).get(op) if STATE.enabled.get(device) else None
+    lower = _region(device)
+    if op in BY_ARGUMENTS:
+        op = BY_ARGUMENTS[op](args, kwargs)
+    policy = POLICIES[device].get(op) if lower is not None else None
     if policy is None:  # not on this device's lists: the op runs as called, its own ops still autocast
         return fn(*args, **kwargs)
     if policy == "banned":
@@ -96,9 +114,11 @@ def run_with_policy(op: str, fn: Callable, args: tuple, kwargs: dict):
             "sigmoid layer right before the binary cross entropy layer; combine the two with "
             "nn.functional.binary_cross_entropy_with_logits or nn.BCEWithLogitsLoss, which are safe to autocast"
         )
-    lower = STATE.dtypes[device]
     STATE.running = True  # torch's ExcludeDispatchKeyGuard: the op's own ops are not cast again
     STATE.active = False
+    torch_region = torch.is_autocast_enabled(device)
+    if torch_region:  # torch's own autocast must not cast again, unrecorded, inside the kernels
+        torch.set_autocast_enabled(device, False)
     try:
         if policy == "fp32_dtype":
             first = args[0] if args else None
@@ -110,5 +130,7 @@ def run_with_policy(op: str, fn: Callable, args: tuple, kwargs: dict):
             kwargs = {k: _cast(v, dtype, device) for k, v in kwargs.items()}
         return fn(*args, **kwargs)
     finally:
+        if torch_region:
+            torch.set_autocast_enabled(device, True)
         STATE.running = False
         STATE.refresh()

@@ -74,6 +74,28 @@ ALIASES = {
     "nn.functional.grid_sample": "grid_sampler",
 }
 
+
+def _pad_op(args, kwargs) -> str | None:
+    """``F.pad`` is torch's ``constant_pad_nd``/``reflection_padNd``/``replication_padNd`` by its mode."""
+    pad = kwargs.get("pad", args[1] if len(args) > 1 else ())
+    mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+    kind = {"reflect": "reflection", "replicate": "replication"}.get(mode)
+    return None if kind is None else f"{kind}_pad{len(pad) // 2}d"
+
+
+def _max_pool3d_op(args, kwargs) -> str:
+    indices = kwargs.get("return_indices", args[6] if len(args) > 6 else False)
+    return "max_pool3d_with_indices" if indices else "max_pool3d"
+
+
+def _interpolate_op(args, kwargs) -> str | None:
+    mode = kwargs.get("mode", args[3] if len(args) > 3 else "nearest")
+    return None if mode == "area" else "interpolate"  # 'area' is adaptive_avg_pool in torch, on no list
+
+
+# public functions that are one torch op or another by their arguments: name -> (args, kwargs) -> torch op name
+BY_ARGUMENTS = {"pad": _pad_op, "max_pool3d": _max_pool3d_op, "interpolate": _interpolate_op}
+
 _PREFIXES = {"nn.functional": "", "linalg": "linalg_", "fft": "fft_", "special": "special_", "": ""}
 
 
@@ -89,4 +111,5 @@ def torch_op_name(qualified: str) -> str | None:
 def autocast_op(qualified: str) -> str | None:
     """The torch op name under which autocast handles ``qualified``, or None if no device's list names it."""
     op = torch_op_name(qualified)
-    return op if op is not None and any(op in table for table in POLICIES.values()) else None
+    known = op in BY_ARGUMENTS or any(op in table for table in POLICIES.values())
+    return op if op is not None and known else None

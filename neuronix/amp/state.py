@@ -5,7 +5,9 @@ reach another), so does this. ``active`` folds one thread's state into one flag:
 autocast is enabled and no autocast-handled op is running already (torch excludes its autocast
 dispatch keys while such an op runs, so the ops it is made of are not cast again). ``REGIONS`` counts
 the threads with autocast enabled, so that an op on the lists pays one read of a module global, not
-of a thread-local, while no region is open anywhere (the common case: no autocast at all).
+of a thread-local, while no region is open anywhere (the common case: no autocast at all), plus torch's
+own "is any autocast enabled" flag: a program that kept ``torch.autocast`` gets Neuronix's recorded casts
+(torch's would happen unrecorded inside Neuronix's kernels, and the backward would then mix dtypes).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from collections.abc import Callable
 import torch
 
 REGIONS = 0  # threads whose autocast is enabled for some device type
+# torch's own autocast switch (a C call): a program that kept torch.autocast gets the same recorded casts
+_torch_autocast = torch._C._is_any_autocast_enabled
 _REGIONS_LOCK = threading.Lock()
 
 # torch's default autocast dtype per device type (get_autocast_dtype before any region set one)
@@ -55,7 +59,7 @@ def autocast_wrapper(fn: Callable, op: str) -> Callable:
 
     @functools.wraps(fn)
     def autocasting(*args, **kwargs):
-        if not REGIONS or not STATE.active:
+        if (not REGIONS or not STATE.active) and not _torch_autocast():
             return fn(*args, **kwargs)
         from neuronix.amp.casting import run_with_policy  # first call inside a region: the ops are loaded
 
