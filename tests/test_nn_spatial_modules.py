@@ -182,8 +182,13 @@ def test_lazy_state_dict_round_trips_as_torch():
     fresh, other = nx.nn.LazyLinear(3), nx.nn.LazyLinear(3)
     sd = other.state_dict()
     assert list(sd) == list(torch.nn.LazyLinear(3).state_dict()) and all(is_lazy(v) for v in sd.values())
-    assert fresh.load_state_dict(sd) == ((), ()) or not fresh.load_state_dict(sd).missing_keys
-    assert fresh.has_uninitialized_params()
+    result = fresh.load_state_dict(sd)
+    assert not result.missing_keys and not result.unexpected_keys and fresh.has_uninitialized_params()
+    t_fresh = torch.nn.LazyLinear(3)
+    t_fresh.load_state_dict(torch.nn.LazyLinear(3).state_dict())
+    assert t_fresh.has_uninitialized_params()  # torch's behaviour too
+    with pytest.raises(RuntimeError, match="size mismatch"):  # a placeholder cannot fill a shaped parameter
+        nx.nn.Linear(2, 3).load_state_dict(sd)
     # inside a container too (the parent's load_state_dict reaches the lazy child)
     net = nx.nn.Sequential(nx.nn.LazyLinear(2), nx.nn.ReLU())
     t_net = torch.nn.Sequential(torch.nn.Linear(5, 2), torch.nn.ReLU())
@@ -471,3 +476,28 @@ def test_empty_batch_and_batch_of_one():
             continue
         n_mod.load_state_dict(t_mod.state_dict())
         assert n_mod(nx.Tensor(x)).shape == expected.shape
+
+
+def test_hostile_calls_retain_graph_layouts_and_modes():
+    x = torch.randn(2, 2, 5, 6, 4, dtype=torch.float64).contiguous(memory_format=torch.channels_last_3d)
+    for name, args in (("Conv3d", (2, 3, 2)), ("MaxPool3d", (2,)), ("FractionalMaxPool3d", (2,)),
+                       ("ReplicationPad3d", (1,)), ("AdaptiveAvgPool3d", (3,))):
+        kwargs = {"output_size": 2} if name.startswith("Fractional") else {}
+        n_mod, t_mod = _pair(name, *args, **kwargs)
+        n_mod.double()
+        t_mod.double()
+        for mode in (True, False):  # no layer here behaves differently in eval
+            n_mod.train(mode)
+            t_mod.train(mode)
+            _check(n_mod, t_mod, x, seed=4)
+    # backward twice through a retained graph accumulates as torch's
+    xt, xn = x.clone().requires_grad_(), nx.Tensor(x.clone(), requires_grad=True)
+    torch.manual_seed(2)
+    yt = TF.fractional_max_pool3d(xt, 2, output_size=2)
+    torch.manual_seed(2)
+    yn = F.fractional_max_pool3d(xn, 2, output_size=2)
+    up = torch.randn_like(yt)
+    for _ in range(2):
+        yt.backward(up, retain_graph=True)
+        yn.backward(nx.Tensor(up), retain_graph=True)
+    assert torch.equal(xn.grad.data, xt.grad)

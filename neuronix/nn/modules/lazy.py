@@ -17,7 +17,8 @@ from neuronix.nn.modules.linear import Linear
 from neuronix.nn.parameter import Parameter
 from neuronix.tensor import Tensor
 
-__all__ = ["LazyLinear", "LazyModuleMixin", "UninitializedBuffer", "UninitializedParameter"]
+# LazyModuleMixin stays in this module (torch.nn.modules.lazy.LazyModuleMixin; torch.nn does not export it)
+__all__ = ["LazyLinear", "UninitializedBuffer", "UninitializedParameter"]
 
 
 class UninitializedTensorMixin:
