@@ -670,3 +670,27 @@ def test_lbfgs_hostile_losses_as_torch(case):
     torch.testing.assert_close(nx_losses, t_losses, rtol=0, atol=0, equal_nan=True)
     torch.testing.assert_close(nx_p, t_p, rtol=0, atol=0, equal_nan=True)
     assert (nx_iters, nx_evals) == (t_iters, t_evals)
+
+
+# ----- named parameters ----------------------------------------------------------------------------------
+def test_named_parameters_as_torch():
+    torch.manual_seed(0)
+    t_model = torch.nn.Linear(3, 2)
+    n_model = nx.nn.Linear(3, 2)
+    n_model.load_state_dict(t_model.state_dict())
+    nx_opt = nx.optim.AdamW(n_model.named_parameters(), lr=0.1)
+    torch_opt = torch.optim.AdamW(t_model.named_parameters(), lr=0.1)
+    assert nx_opt.param_groups[0]["param_names"] == torch_opt.param_groups[0]["param_names"] == ["weight", "bias"]
+    x = torch.randn(4, 3)
+    n_model(nx.Tensor(x)).sum().backward()
+    t_model(x).sum().backward()
+    nx_opt.step()
+    torch_opt.step()
+    assert torch.equal(n_model.weight.data, t_model.weight.detach())
+    saved = nx_opt.state_dict()
+    assert saved["param_groups"][0]["param_names"] == ["weight", "bias"]
+    torch_opt.load_state_dict(copy.deepcopy(saved))  # names travel into torch's optimizer
+    with pytest.raises(ValueError, match="all optimizer params should be with/without names"):
+        nx.optim.SGD([("weight", n_model.weight), n_model.bias], lr=0.1)
+    with pytest.raises(ValueError, match="cannot add param group without names to the optimizer"):
+        nx_opt.add_param_group({"params": [nx.nn.Parameter(torch.zeros(1))]})

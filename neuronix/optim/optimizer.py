@@ -183,6 +183,17 @@ class Optimizer:
                 f"{self._name}: parameters must be in an ordered collection (a set's order changes between runs); use a list"
             )
         params = list(params)
+        # named parameters (``model.named_parameters()``): the names go to the group's ``param_names``, as torch's
+        names = [p[0] for p in params if isinstance(p, tuple)]
+        if names:
+            if len(names) != len(params):
+                raise ValueError(f"{self._name}: all optimizer params should be with/without names. Some param names are "
+                                 "missing")
+            param_group["param_names"] = names
+            params = [p[1] for p in params]
+        if any(("param_names" in param_group) != ("param_names" in group) for group in self.param_groups):
+            raise ValueError(f"{self._name}: all optimizer param groups should be with/without names. cannot add param "
+                             f"group {'with names' if 'param_names' in param_group else 'without names'} to the optimizer")
         for p in params:
             if not isinstance(p, Tensor):
                 raise TypeError(f"{self._name} can only optimize nx.Tensor parameters, but one of the params is "
@@ -298,6 +309,8 @@ class Optimizer:
             state[p] = {key: _restore(p, key, value) for key, value in buffers.items()}
         for group, saved in zip(self.param_groups, saved_groups):
             saved["params"] = group["params"]
+            if "param_names" in group and "param_names" not in saved:
+                saved["param_names"] = group["param_names"]
             # a checkpoint from an older torch / another implementation may lack newer options:
             # fill them from this optimizer's defaults (torch's __setstate__ does the same)
             for key, default in self.defaults.items():
