@@ -486,3 +486,39 @@ def test_pad_is_cast_by_its_mode_as_torch(mode):
             outs.append(lib.nn.functional.pad(lib.matmul(a, b), (1, 2), mode=mode))
     assert outs[1].dtype == outs[0].dtype
     torch.testing.assert_close(outs[1].data, outs[0].detach(), rtol=0, atol=0)
+
+
+def test_two_optimizers_skip_separately_and_back_off_together():
+    """torch: an inf in one optimizer's gradients skips that optimizer's step only; update() backs off once."""
+    results = []
+    for lib in (torch, nx):
+        torch.manual_seed(0)
+        a, b = torch.nn.Linear(3, 2), torch.nn.Linear(2, 1)
+        if lib is nx:
+            na, nb = nx.nn.Linear(3, 2), nx.nn.Linear(2, 1)
+            na.load_state_dict(a.state_dict())
+            nb.load_state_dict(b.state_dict())
+            a, b = na, nb
+        opts = [lib.optim.SGD(a.parameters(), lr=0.1), lib.optim.Adam(b.parameters(), lr=0.1)]
+        scaler = lib.amp.GradScaler("cpu", init_scale=64.0, growth_interval=1)
+        x = torch.ones(4, 3)
+        trace = []
+        for step in range(3):
+            for o in opts:
+                o.zero_grad()
+            loss = b(a(x if lib is torch else nx.Tensor(x))).sum()
+            scaler.scale(loss).backward()
+            if step == 1:
+                b.bias.grad.data[0] = float("inf")
+            for o in opts:
+                scaler.step(o)
+            scaler.update()
+            trace.append((scaler.get_scale(), _raw(a.weight).clone(), _raw(b.weight).clone()))
+        results.append(trace)
+    for (s, aw, bw), (ts, taw, tbw) in zip(results[1], results[0]):
+        assert s == ts
+        torch.testing.assert_close(aw, taw)
+        torch.testing.assert_close(bw, tbw)
+    assert [s for s, _, _ in results[1]] == [128.0, 64.0, 128.0]
+    assert not torch.equal(results[1][1][1], results[1][0][1])  # the first optimizer stepped at the inf step
+    assert torch.equal(results[1][1][2], results[1][0][2])  # the second did not
