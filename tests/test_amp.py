@@ -522,3 +522,36 @@ def test_two_optimizers_skip_separately_and_back_off_together():
     assert [s for s, _, _ in results[1]] == [128.0, 64.0, 128.0]
     assert not torch.equal(results[1][1][1], results[1][0][1])  # the first optimizer stepped at the inf step
     assert torch.equal(results[1][1][2], results[1][0][2])  # the second did not
+
+
+# ----- a real program: the char GPT example under CPU autocast --------------------------------------------
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_char_gpt_example_under_cpu_autocast_follows_torch(dtype):
+    """examples/char_gpt.py autocasts on CUDA only; with its CPU guard removed (in both programs) it trains under
+    CPU autocast, float16 with a GradScaler("cpu"), unscale_ and gradient clipping: the dtypes of the attention
+    and MLP outputs are torch's at every call, and the losses follow torch's (measured 1e-5 relative on torch
+    2.13 and 2.14; the losses alone would not show a missing cast: without any they still agree to 2e-5)."""
+    import test_examples as examples
+
+    path = examples.EXAMPLES / "char_gpt.py"
+    guard = 'ctx = nullcontext() if device_type == "cpu" else '
+    source = path.read_text()
+    assert guard in source
+    source = source.replace(guard, "ctx = ")
+    argv = [*examples.SHORT_RUNS["char_gpt.py"], "--dtype", dtype]
+    seen = {"torch": [], "neuronix": []}
+
+    def recording(library):
+        def patch(program):
+            for cls in (program.CausalSelfAttention, program.MLP):
+                def forward(self, x, _forward=cls.forward):
+                    out = _forward(self, x)
+                    seen[library].append(out.dtype)
+                    return out
+                cls.forward = forward
+        return patch
+
+    expected = examples.run_main("_torch_amp_gpt", examples.torch_twin(source), "<torch twin>", argv, recording("torch"))
+    actual = examples.run_main("_neuronix_amp_gpt", source, str(path), argv, recording("neuronix"))
+    assert seen["neuronix"] == seen["torch"] and getattr(torch, dtype) in seen["torch"]
+    examples.assert_losses_agree(f"char_gpt.py ({dtype} CPU autocast)", actual, expected, 1e-3)
