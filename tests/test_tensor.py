@@ -173,3 +173,16 @@ def test_factories_take_requires_grad_and_follow_torch_rng():
     torch.manual_seed(0)
     assert torch.equal(a.data, torch.randn(3))
     assert nx.tensor([[1, 2]]).tolist() == [[1, 2]]
+
+
+def test_type_names_and_casts_as_torch():
+    x = nx.tensor([1.5, 2.0], requires_grad=True)
+    assert x.type() == torch.tensor([1.5]).type() == "torch.FloatTensor"
+    y = x.type(torch.float64)
+    assert y.dtype == torch.float64 and x.type("torch.DoubleTensor").dtype == torch.float64
+    assert x.type(torch.float32) is x  # nothing to change: the tensor itself, as torch
+    y.sum().backward()
+    assert x.grad.dtype == torch.float32 and x.grad.tolist() == [1.0, 1.0]
+    assert x.detach().type(torch.int64).tolist() == [1, 2]
+    with pytest.raises(ValueError, match="invalid type"):
+        x.type("torch.Nope")

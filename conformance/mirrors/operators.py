@@ -110,6 +110,12 @@ def _type_as(draw, dtype, device):
     return Sample((x, torch.zeros((), dtype=other, device=device)), grad_args=(0,))
 
 
+def _type(draw, dtype, device):
+    x = tensor(draw, shape(draw), dtype, device)
+    other = draw(st.sampled_from([torch.float32, torch.float64, "torch.DoubleTensor", "torch.FloatTensor", dtype]))
+    return Sample((x, other))
+
+
 def _on(device_type: str):
     def sample(draw, dtype, device):
         return Sample((tensor(draw, shape(draw), dtype, device),))
@@ -120,6 +126,7 @@ def _on(device_type: str):
 register(
     OpMirror("Tensor.to", method("to"), method("to"), _to, fd=False),
     OpMirror("Tensor.type_as", method("type_as"), method("type_as"), _type_as, fd=False),
+    OpMirror("Tensor.type", method("type"), method("type"), _type, fd=False),
     OpMirror("Tensor.cpu", method("cpu"), method("cpu"), _on("cpu")),
     OpMirror("Tensor.cuda", method("cuda"), method("cuda"), _on("cuda"), devices=("cuda",)),
     OpMirror("Tensor.clamp_min", method("clamp_min"), method("clamp_min"),

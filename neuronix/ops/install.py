@@ -38,6 +38,20 @@ def _to(self, *args, **kwargs):
     return ew.convert(self, dtype, device)
 
 
+def _type(self, dtype=None, non_blocking: bool = False, **kwargs):
+    """``Tensor.type``: the type name (``'torch.FloatTensor'``) without ``dtype``, else a differentiable cast.
+
+    ``dtype`` is a ``torch.dtype`` or a type name, which also names the device (``'torch.cuda.FloatTensor'``);
+    torch's own parsing of the name decides both (and raises its error for an unknown name).
+    """
+    if dtype is None:
+        return self.data.type()
+    if isinstance(dtype, str):
+        target = torch.empty(0, dtype=self.dtype, device=self.device).type(dtype)
+        return ew.convert(self, target.dtype, target.device)
+    return ew.convert(self, dtype)
+
+
 OPERATORS = {
     "__add__": ew.add,
     "__radd__": _swap(ew.add),
@@ -86,6 +100,7 @@ CONVERSIONS = {
     "cpu": lambda self: ew.convert(self, device=torch.device("cpu")),
     "cuda": lambda self, device=None: ew.convert(self, device=torch.device("cuda" if device is None else device)),
     "type_as": lambda self, other: ew.convert(self, other.dtype),
+    "type": _type,
 }
 
 
