@@ -646,3 +646,24 @@ def test_convert_conv_weight_memory_format():
     for w in weights:  # same Parameter objects (an optimizer holds them), data in the new layout
         assert w.data.is_contiguous(memory_format=torch.channels_last)
     assert model[0].weight is weights[0]
+
+
+@pytest.mark.parametrize("util", ["weight_norm", "parametrizations.weight_norm", "spectral_norm",
+                                  "parametrizations.spectral_norm"])
+def test_a_zero_weight_gives_torchs_nans(util):
+    # a zero direction row (weight norm) or a zero weight (spectral norm: sigma = 0) divides by zero in both
+    t, n = _build_pair("Linear", (3, 2), util, {})
+    state = t.state_dict()
+    for key, value in state.items():
+        if key.endswith(("weight_v", "original1")):
+            value[0].zero_()
+        elif key.endswith(("weight_orig", "weight.original")):
+            value.zero_()
+    t.load_state_dict(state)
+    n.load_state_dict(state)
+    x = torch.randn(2, 3)
+    yt, yn = t(x), n(nx.Tensor(x))
+    assert yt.isnan().any() and torch.allclose(yn.data, yt.detach(), equal_nan=True)
+    for a, b in zip(torch.autograd.grad(yt.sum(), list(t.parameters())),
+                    nx.autograd.grad(yn.sum(), list(n.parameters()))):
+        assert torch.allclose(b.data, a, rtol=1e-5, atol=1e-6, equal_nan=True)
