@@ -339,6 +339,12 @@ def test_hook_based_errors_as_torch():
         U.spectral_norm(nx.nn.Linear(2, 2), n_power_iterations=0)
     with pytest.raises(ValueError, match="cannot be applied as parameter `bias` is None"):
         U.spectral_norm(nx.nn.Linear(2, 2, bias=False), name="bias")
+    with pytest.raises(ValueError, match="The module passed to `SpectralNorm` can't have uninitialized parameters"):
+        U.spectral_norm(nx.nn.LazyLinear(3))
+    with pytest.raises(ValueError, match="The module passed to `WeightNorm` can't have uninitialized parameters"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            U.weight_norm(nx.nn.LazyLinear(3))
 
 
 def test_spectral_norm_default_dim_is_one_for_transposed_convs():
