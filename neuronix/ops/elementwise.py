@@ -49,10 +49,13 @@ def kernel_valued(rule: Tensor, kernel: torch.Tensor, g: Tensor) -> Tensor:
     added back as a constant) where the formula agrees with it, as a constant (derivative 0 at that
     element) where it does not. Selected, not ``rule + (kernel - rule)``: inf - inf would be NaN.
     Agreement is judged against the scale of the upstream gradient ``g`` (the local derivatives are
-    O(1)): rounding differs by a few ulps of it, a different branch by the order of it.
+    O(1)): rounding differs by a few ulps of it (of the dtype's), a different branch by the order of it.
     """
     r = rule.data
-    close = (r == kernel) | (r.isnan() & kernel.isnan()) | ((r - kernel).abs() <= (kernel.abs() + g.data.abs()) * 1e-4)
+    # a few ulps of the dtype (1e-4 at least): float16/bfloat16 formulas round 1e-3 .. 1e-2 away from the kernel, and a
+    # fixed 1e-4 would call that a different branch, making the element a constant and its second derivative 0
+    scale = max(1e-4, 8 * torch.finfo(r.dtype).eps) if r.dtype.is_floating_point else 1e-4
+    close = (r == kernel) | (r.isnan() & kernel.isnan()) | ((r - kernel).abs() <= (kernel.abs() + g.data.abs()) * scale)
     exact = rule + Tensor._make(torch.where(close & r.isfinite(), kernel - r, 0.0), None)
     return select(close, exact, Tensor._make(kernel, None))
 
