@@ -16,6 +16,9 @@ from hypothesis import strategies as st
 import neuronix as nx
 from conformance.mirror import FLOATS, ModuleMirror, OpMirror, Sample, register
 from conformance.strategies import POSITIVE, Domain, tensor
+from neuronix.nn.functional.fractional import FRACTIONAL_POOL_BACKWARD
+from neuronix.ops.registry import apply
+from neuronix.tensor import unwrap
 
 ints = st.integers
 TF = torch.nn.functional
@@ -557,3 +560,39 @@ register(OpMirror("nn.functional.native_channel_shuffle", nx.nn.functional.nativ
                   TF.native_channel_shuffle, _native_shuffle_sample, grad=False, gradgrad=False,
                   note="torch has no derivative for aten::native_channel_shuffle; neuronix's is channel_shuffle's "
                   "(tests/test_nn_spatial_modules.py compares it with torch's channel_shuffle)"))
+
+
+# ----- fractional pooling's internal backward op against torch's aten twin ---------------------------------------------
+# Its rules run only for a third derivative of the public functions (python -m conformance mutate found its
+# recorded-only faults surviving); mirrored itself, as conformance/mirrors/backward_ops.py does for the other pools.
+def _fractional_backward_sample(rank: int):
+    def sample(draw, dtype, device):
+        kernel = tuple(draw(ints(1, 3)) for _ in range(rank))
+        size = tuple(draw(ints(1, 3)) for _ in range(rank))
+        spatial = _fractional_spatial(draw, rank, kernel, size, None)
+        batch = draw(ints(1, 2))
+        x = _distinct(draw, [batch, draw(ints(1, 2))] + spatial, dtype, device)
+        samples = torch.rand(batch, x.shape[1], rank, generator=torch.Generator().manual_seed(draw(ints(0, 2**31 - 1))),
+                             dtype=torch.float64).to(dtype=dtype, device=device)
+        out, indices = getattr(TF, f"fractional_max_pool{rank}d")(x, kernel, size, return_indices=True,
+                                                                  _random_samples=samples)
+        g = tensor(draw, out.shape, dtype, device)
+        return Sample((g, x), {"indices": indices, "kernel_size": kernel, "output_size": size})
+
+    return sample
+
+
+def _fractional_backward_pair(rank: int):
+    def nx_fn(g, x, indices, kernel_size, output_size):
+        return apply(FRACTIONAL_POOL_BACKWARD, g, x, indices=unwrap(indices), rank=rank)
+
+    def torch_fn(g, x, indices, kernel_size, output_size):
+        return getattr(torch.ops.aten, f"fractional_max_pool{rank}d_backward")(g, x, kernel_size, output_size, indices)
+
+    return nx_fn, torch_fn
+
+
+for _rank in (2, 3):
+    register(OpMirror(f"aten.fractional_max_pool{_rank}d_backward", *_fractional_backward_pair(_rank),
+                      _fractional_backward_sample(_rank), dtypes=FLOATS,
+                      note="the backward op itself: its rules are the public function's third derivative"))

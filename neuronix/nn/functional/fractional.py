@@ -47,17 +47,17 @@ def _scatter(g: torch.Tensor, x: torch.Tensor, indices: torch.Tensor, rank: int)
     return out
 
 
-_POOL_BACKWARD = defop(
+FRACTIONAL_POOL_BACKWARD = defop(
     "fractional_max_pool_backward",
     lambda g, x, indices, rank: _scatter(g, x, indices, rank),
-    lambda h, out, g, x, indices, rank: apply(_POOL, h, indices=indices, rank=rank),  # adjoint: the gather
+    lambda h, out, g, x, indices, rank: apply(FRACTIONAL_POOL, h, indices=indices, rank=rank),  # adjoint: the gather
     zero_gradient,  # x: only its shape is read
     saves=(),
 )
-_POOL = defop(
+FRACTIONAL_POOL = defop(
     "fractional_max_pool",
     lambda x, indices, rank: _gather(x, indices, rank),
-    lambda g, out, x, indices, rank: apply(_POOL_BACKWARD, g, x, indices=indices, rank=rank),
+    lambda g, out, x, indices, rank: apply(FRACTIONAL_POOL_BACKWARD, g, x, indices=indices, rank=rank),
     saves=(0,),
 )
 
@@ -149,7 +149,8 @@ def _fractional(op, rank, input, kernel_size, output_size, output_ratio, samples
     pick = torch.where(nan.any(-1), last_nan, first_max)
     indices = windows.gather(-1, pick.unsqueeze(-1)).squeeze(-1)  # (P, *size)
     indices = indices.reshape(lead + size)
-    return apply(_POOL, input if isinstance(input, Tensor) else Tensor(input), indices=indices, rank=rank), Tensor(indices)
+    x = input if isinstance(input, Tensor) else Tensor(input)
+    return apply(FRACTIONAL_POOL, x, indices=indices, rank=rank), Tensor(indices)
 
 
 def _fractional_function(rank: int):
