@@ -71,7 +71,7 @@ class Corpus:
 
     def tokenize(self, lines: list[str]):
         ids = [self.dictionary.add_word(word) for line in lines for word in line.split() + ["<eos>"]]
-        return torch.tensor(ids, dtype=torch.int64)
+        return torch.tensor(ids).type(torch.int64)
 
 
 def batchify(data, bsz, device):
