@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from neuronix.optim.optimizer import Optimizer, check_betas, check_nonnegative, new_step
+from neuronix.optim.optimizer import Optimizer, adam_gradient, check_adam_group, new_step, update_moments
 
 
 class Adam(Optimizer):
@@ -32,9 +32,7 @@ class Adam(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        check_nonnegative(self._name, "epsilon", group["eps"])
-        check_betas(self._name, group["betas"])
-        check_nonnegative(self._name, "weight_decay", group["weight_decay"])
+        check_adam_group(self._name, group)
 
     def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         if not state:
@@ -43,19 +41,10 @@ class Adam(Optimizer):
             state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             if group["amsgrad"]:
                 state["max_exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
-        if group["maximize"]:
-            grad = -grad
-        state["step"] += 1
-        step = state["step"].item()
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                param.mul_(1 - lr * wd)
-            else:
-                grad = grad.add(param, alpha=wd)
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        grad, step = adam_gradient(param, grad, state, group)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        update_moments(exp_avg, exp_avg_sq, grad, beta1, beta2)
         # torch's order: the bias corrections are Python floats, sqrt(v) is divided by sqrt(bc2) before eps.
         step_size = lr / (1 - beta1**step)
         bias_correction2_sqrt = (1 - beta2**step) ** 0.5

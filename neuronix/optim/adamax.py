@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from neuronix.optim.optimizer import Optimizer, check_betas, check_nonnegative, new_step
+from neuronix.optim.optimizer import Optimizer, adam_gradient, check_adam_group, new_step
 
 
 class Adamax(Optimizer):
@@ -25,9 +25,7 @@ class Adamax(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        check_nonnegative(self._name, "epsilon", group["eps"])
-        check_betas(self._name, group["betas"])
-        check_nonnegative(self._name, "weight_decay", group["weight_decay"])
+        check_adam_group(self._name, group)
 
     def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         if not state:
@@ -35,13 +33,9 @@ class Adamax(Optimizer):
             state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             state["exp_inf"] = torch.zeros_like(param, memory_format=torch.preserve_format)
         beta1, beta2 = group["betas"]
-        if group["maximize"]:
-            grad = -grad
-        state["step"] += 1
-        if group["weight_decay"] != 0:
-            grad = grad.add(param, alpha=group["weight_decay"])
+        grad, step = adam_gradient(param, grad, state, group)  # L2 weight decay only: Adamax has no decoupled form
         exp_avg, exp_inf = state["exp_avg"], state["exp_inf"]
         exp_avg.lerp_(grad, 1 - beta1)
         torch.maximum(exp_inf.mul_(beta2), grad.abs().add_(group["eps"]), out=exp_inf)
-        corrected_lr = group["lr"] / (1 - beta1 ** state["step"].item())
+        corrected_lr = group["lr"] / (1 - beta1**step)
         param.addcdiv_(exp_avg, exp_inf, value=-corrected_lr)

@@ -6,7 +6,15 @@ from typing import Any
 
 import torch
 
-from neuronix.optim.optimizer import Optimizer, check_betas, check_nonnegative, new_step, step_dtype
+from neuronix.optim.optimizer import (
+    Optimizer,
+    adam_gradient,
+    check_adam_group,
+    check_nonnegative,
+    new_step,
+    step_dtype,
+    update_moments,
+)
 
 
 class NAdam(Optimizer):
@@ -31,9 +39,7 @@ class NAdam(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        check_nonnegative(self._name, "epsilon", group["eps"])
-        check_betas(self._name, group["betas"])
-        check_nonnegative(self._name, "weight_decay", group["weight_decay"])
+        check_adam_group(self._name, group)
         check_nonnegative(self._name, "momentum_decay", group["momentum_decay"])
 
     def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
@@ -43,24 +49,15 @@ class NAdam(Optimizer):
             state["mu_product"] = torch.ones((), dtype=step_dtype(), device=device)
             state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
-        if group["maximize"]:
-            grad = -grad
-        state["step"] += 1
-        step = state["step"].item()
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                param.mul_(1 - lr * wd)
-            else:
-                grad = grad.add(param, alpha=wd)
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        grad, step = adam_gradient(param, grad, state, group)
         warm = group["momentum_decay"]
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (step * warm))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((step + 1) * warm))
         state["mu_product"] *= mu  # in the state's dtype (float32 by default), as torch rounds it
         mu_product = state["mu_product"].item()
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        update_moments(exp_avg, exp_avg_sq, grad, beta1, beta2)
         denom = exp_avg_sq.div(1 - beta2**step).sqrt_().add_(group["eps"])
         param.addcdiv_(grad, denom, value=-lr * (1.0 - mu) / (1.0 - mu_product))
         param.addcdiv_(exp_avg, denom, value=-lr * mu_next / (1.0 - mu_product * mu_next))

@@ -70,6 +70,37 @@ def check_betas(name: str, betas) -> None:
             raise ValueError(f"{name}: Invalid beta parameter at index {i}: {beta} (expected 0 <= beta < 1)")
 
 
+
+def check_adam_group(name: str, group: dict[str, Any]) -> None:
+    """The hyper-parameter checks of every Adam-style optimizer, in torch's order and words."""
+    check_nonnegative(name, "epsilon", group["eps"])
+    check_betas(name, group["betas"])
+    check_nonnegative(name, "weight_decay", group["weight_decay"])
+
+
+def adam_gradient(param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]):
+    """The head of an Adam-style update, in torch's order: negate for ``maximize``, count the step, then weight
+    decay, L2 (``grad + wd * p``) or, with ``decoupled_weight_decay``, ``p *= 1 - lr * wd``.
+
+    Returns the gradient to use and the step number (a Python int)."""
+    if group["maximize"]:
+        grad = -grad
+    state["step"] += 1
+    step = state["step"].item()
+    wd = group["weight_decay"]
+    if wd != 0:
+        if group.get("decoupled_weight_decay", False):
+            param.mul_(1 - group["lr"] * wd)
+        else:
+            grad = grad.add(param, alpha=wd)
+    return grad, step
+
+
+def update_moments(exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, grad: torch.Tensor, beta1: float, beta2: float) -> None:
+    """Adam's running moments in place: ``m = lerp(m, g, 1 - beta1)``, ``v = beta2 v + (1 - beta2) g^2``."""
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+
 class Optimizer:
     """Base class for optimizers (as ``torch.optim.Optimizer``).
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from neuronix.optim.optimizer import Optimizer, check_betas, check_nonnegative, new_step
+from neuronix.optim.optimizer import Optimizer, adam_gradient, check_adam_group, new_step, update_moments
 
 
 class RAdam(Optimizer):
@@ -29,28 +29,17 @@ class RAdam(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         super()._check_group(group)
-        check_nonnegative(self._name, "epsilon", group["eps"])
-        check_betas(self._name, group["betas"])
-        check_nonnegative(self._name, "weight_decay", group["weight_decay"])
+        check_adam_group(self._name, group)
 
     def _update(self, param: torch.Tensor, grad: torch.Tensor, state: dict[str, Any], group: dict[str, Any]) -> None:
         if not state:
             state["step"] = new_step(param, group)
             state["exp_avg"] = torch.zeros_like(param, memory_format=torch.preserve_format)
             state["exp_avg_sq"] = torch.zeros_like(param, memory_format=torch.preserve_format)
-        lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
-        if group["maximize"]:
-            grad = -grad
-        state["step"] += 1
-        step = state["step"].item()
-        if wd != 0:
-            if group["decoupled_weight_decay"]:
-                param.mul_(1 - lr * wd)
-            else:
-                grad = grad.add(param, alpha=wd)
+        lr, (beta1, beta2) = group["lr"], group["betas"]
+        grad, step = adam_gradient(param, grad, state, group)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg.lerp_(grad, 1 - beta1)
-        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        update_moments(exp_avg, exp_avg_sq, grad, beta1, beta2)
         bias_correction2 = 1 - beta2**step
         corrected_mean = exp_avg / (1 - beta1**step)
         rho_inf = 2 / (1 - beta2) - 1
