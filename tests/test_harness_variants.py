@@ -154,6 +154,24 @@ def test_rule_wrong_for_every_non_contiguous_upstream_layout_is_caught():
         assert f"under a {layout} upstream gradient" in failures, layout
 
 
+def test_empty_upstream_gradients_get_no_layout_variant():
+    """An empty tensor has no layout to vary, and torch's view_as_real backward refuses an empty strided view (its
+    "contiguous" check passes, view_as_complex then wants last-stride 1): such a variant failed torch, not neuronix,
+    and erred the view_as_real case whenever its draw was empty."""
+    import dataclasses
+
+    import conformance.mirrors  # noqa: F401  (fills the registry)
+    from conformance.mirror import REGISTRY
+
+    def empty_parts(draw, dtype, device):
+        shape = draw(st.sampled_from([(0,), (0, 3), (2, 0)]))
+        return Sample((torch.randn(shape, dtype=dtype, device=device), torch.randn(shape, dtype=dtype, device=device)))
+
+    case = run(dataclasses.replace(REGISTRY["view_as_real"], sample=empty_parts), dtype="float32", examples=3)
+    errors = [ex.error for ex in case.examples if ex.error]
+    assert not errors, errors
+
+
 # ----- module vs functional twin ------------------------------------------------------------------
 class _LeakyReLU(nx.nn.Module):
     """A right leaky ReLU that does not call ``F.leaky_relu``: only its twin check reaches a wrong F."""

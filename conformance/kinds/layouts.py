@@ -98,7 +98,9 @@ def upstream_layouts(ex, part: int = 0) -> Iterator[Comparison]:
         return
     layouts = []
     for name, lay in UPSTREAM_LAYOUTS.items():
-        laid = [lay(u) for u in ex.upstream]
+        # an empty gradient has no layout to vary (every stride is "contiguous"), and torch's own backward can refuse
+        # one that kept a strided view's strides (view_as_real: "must have a last dimension with stride 1")
+        laid = [lay(u) if u.numel() else None for u in ex.upstream]
         if any(v is not None for v in laid):
             layouts.append((name, [v if v is not None else u for v, u in zip(laid, ex.upstream)]))
     layouts = [layout for i, layout in enumerate(layouts) if variants.ROTATION == 1 or i % 2 == part % 2]
