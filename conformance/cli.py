@@ -4,7 +4,15 @@
   runs the cases under pytest (sharded by pytest-xdist with ``-n``) and writes
   ``reports/conformance.json``, ``.html`` and ``.junit.xml``. It exits 0 once the reports
   are written, failures included: the gate is the judge.
-* ``gate [reports/conformance.json]`` prints a one-screen summary, exits 1 on any problem.
+  ``--shard K/N`` runs a deterministic slice (``conformance.shard``; balanced by the durations in ``--history``
+  when it exists) and ``--history FILE`` appends the run's compact record to a JSON Lines history
+  (``conformance.history``; a shard does not append: ``merge`` does).
+* ``gate [reports/conformance.json] [--baseline BASE.json]`` prints a one-screen summary, exits 1 on any problem;
+  with a baseline, also on regressions against it (``conformance.diff``).
+* ``diff BASE.json NEW.json`` lists new failures, fixed cases, coverage and override changes and headroom regressions.
+* ``summary [REPORT] [--baseline BASE.json] [--format md|text]`` prints a short summary for a pull request.
+* ``history [--file FILE]`` prints the entries whose headroom drifted most across the recorded runs.
+* ``merge shard*.json [--report-dir DIR]`` combines the slices of a sharded run into one report the gate accepts.
 * ``list [--missing]`` prints the registry, or only the public names without a mirror.
 * ``repro CASE_ID [--example K] [--snippet | --shrink] [--torch-only]`` replays one case and prints every
   comparison; ``--snippet`` adds a standalone script of the example, ``--shrink`` of the smallest failing one.
@@ -39,6 +47,10 @@ def _run(args) -> int:
         pytest_args.append(f"--conformance-examples={args.examples}")
     if args.tolerances:
         pytest_args.append(f"--conformance-tolerances={args.tolerances}")
+    if args.shard:
+        pytest_args.append(f"--conformance-shard={args.shard}")
+    if args.history:
+        pytest_args.append(f"--conformance-history={args.history}")
     if args.n:
         pytest_args += ["-n", args.n]
     if args.k:
@@ -135,11 +147,32 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--examples", type=int, default=None, help="examples per case (overrides the profile)")
     run.add_argument("--report-dir", default="reports")
     run.add_argument("--tolerances", default=None)
+    run.add_argument("--shard", default=None, metavar="K/N", help="run slice K of N (1-based; conformance.shard)")
+    run.add_argument("--history", default=None, metavar="FILE",
+                     help="JSON Lines history: shards balance by its durations; an unsharded run appends its record")
     run.add_argument("-v", "--verbose", action="store_true", help="print each failing case's details")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
     gate = sub.add_parser("gate", help="exit non-zero unless the report is a clean pass")
     gate.add_argument("report", nargs="?", default="reports/conformance.json")
     gate.add_argument("--mutation", default=None, help="mutation report to judge too (default: mutation.json beside it)")
+    gate.add_argument("--baseline", default=None, metavar="BASE.json",
+                      help="also fail on regressions against this earlier report (conformance.diff)")
+    dif = sub.add_parser("diff", help="compare two reports: new failures, fixes, coverage, overrides, headroom regressions")
+    dif.add_argument("base")
+    dif.add_argument("new")
+    dif.add_argument("--format", default="text", choices=("text", "md"))
+    summ = sub.add_parser("summary", help="a short summary of a report for a pull request or CI step summary")
+    summ.add_argument("report", nargs="?", default="reports/conformance.json")
+    summ.add_argument("--baseline", default=None, metavar="BASE.json")
+    summ.add_argument("--format", default="md", choices=("md", "text"))
+    hist = sub.add_parser("history", help="print the entries whose headroom drifted most across the history")
+    hist.add_argument("--file", default="reports/history.jsonl")
+    hist.add_argument("--top", type=int, default=20)
+    hist.add_argument("--last", type=int, default=None, help="only the last N runs of the history")
+    mrg = sub.add_parser("merge", help="combine the shard reports of one run into one report")
+    mrg.add_argument("shards", nargs="+", help="the shards' conformance.json files")
+    mrg.add_argument("--report-dir", default="reports")
+    mrg.add_argument("--history", default=None, metavar="FILE", help="append the merged run's record to this history")
     lst = sub.add_parser("list", help="print the mirror registry")
     lst.add_argument("--missing", action="store_true", help="only the public names without a mirror")
     repro = sub.add_parser("repro", help="replay one case and print its comparisons")
@@ -179,7 +212,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "gate":
         from conformance.gate import gate as run_gate
 
-        return run_gate(args.report, args.mutation)
+        return run_gate(args.report, args.mutation, args.baseline)
+    if args.command == "diff":
+        from conformance.diff import main as diff_main
+
+        return diff_main(args)
+    if args.command == "summary":
+        from conformance.summary import main as summary_main
+
+        return summary_main(args)
+    if args.command == "history":
+        from conformance.history import main as history_main
+
+        return history_main(args)
+    if args.command == "merge":
+        from conformance.shard import merge_main
+
+        return merge_main(args)
     if args.command == "list":
         return _list(args)
     return _repro(args)

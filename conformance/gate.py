@@ -27,9 +27,12 @@ def problems(data: dict) -> list[tuple[str, list[str]]]:
         found.append(("empty", ["the report holds no cases"]))
     failing = [r for r in records if r["status"] != "pass" and r["check"] != "leak"]
     if failing:
+        reruns = data.get("reruns") or {}  # conformance.flaky: does the failure reproduce?
         found.append(("failed checks", [f"{r['case_id']} [{r['check']}] {r['status']}"
                                         + (f" ({r['label']})" if r.get("label") else "")
-                                        + f": {_short(r['message'])}\n      {r['repro']}" for r in failing]))
+                                        + f": {_short(r['message'])}\n      {r['repro']}"
+                                        + (f"\n      rerun: {reruns[r['case_id']]['text']}" if r["case_id"] in reruns else "")
+                                        for r in failing]))
     leaks = [r for r in records if r["check"] == "leak" and r["status"] != "pass"]
     if leaks:
         found.append(("leaks", [f"{r['case_id']}: {_short(r['message'])}\n      {r['repro']}" for r in leaks]))
@@ -42,6 +45,9 @@ def problems(data: dict) -> list[tuple[str, list[str]]]:
     if bad:
         found.append(("overrides", [f"{o['rule']}: {o['status']}" + (" (add a reason = \"...\")" if o["status"] == "reasonless"
                                     else " (it matched no case: remove it or fix its pattern)") for o in bad]))
+    from conformance.shard import report_problems as shard_problems
+
+    found += shard_problems(data)  # a lone slice of a sharded run is not a run: merge the shards first
     stale = _stale_torch_defects(data)
     if stale:
         found.append(("recorded torch defects", stale))
@@ -61,7 +67,7 @@ def _short(text: str, width: int = 160) -> str:
     return line if len(line) <= width else line[: width - 3] + "..."
 
 
-def summary(data: dict, found: list[tuple[str, list[str]]]) -> str:
+def summary(data: dict, found: list[tuple[str, list[str]]], notes: list[str] = ()) -> str:
     if data.get("schema") != SCHEMA:
         return "\n".join(lines[0] for _, lines in found)
     s, run = data["summary"], data["run"]
@@ -74,6 +80,7 @@ def summary(data: dict, found: list[tuple[str, list[str]]]) -> str:
         f"  coverage {s['coverage_mirrored']}/{s['coverage_public']} mirrored, {s['coverage_missing']} missing · "
         f"overrides {s['overrides']} ({s['overrides_bad']} bad) · max headroom {s['max_headroom']:.3g}",
     ]
+    out += [f"  {note}" for note in notes]  # with --baseline: what it is compared with, and how the runs differ
     for section, lines in found:
         out.append(f"FAIL {section} ({len(lines)}):")
         out += [f"  {line}" for line in lines[:MAX_LINES]]
@@ -94,17 +101,29 @@ def mutation_problems(path: str | Path) -> list[tuple[str, list[str]]]:
     return [(f"mutation ({path})", lines)] if lines else []
 
 
-def gate(path: str | Path, mutation: str | Path | None = None) -> int:
-    """Print the summary; 0 when the report is a clean pass, 1 otherwise (2 when it cannot be read).
+def gate(path: str | Path, mutation: str | Path | None = None, baseline: str | Path | None = None) -> int:
+    """Print the summary; 0 when the report is a clean pass, 1 otherwise (2 when a report cannot be read).
 
-    A mutation report beside the conformance report (or at ``mutation``) is judged too."""
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as err:
-        print(f"conformance gate: cannot read {path}: {err}")
-        return 2
+    A mutation report beside the conformance report (or at ``mutation``) is judged too; with ``baseline``
+    (an earlier ``conformance.json``), so are the regressions against it (``conformance.diff``)."""
+    reports = {}
+    for role, where in (("report", path), ("baseline", baseline)):
+        if where is None:
+            continue
+        try:
+            reports[role] = json.loads(Path(where).read_text())
+        except (OSError, ValueError) as err:
+            print(f"conformance gate: cannot read the {role} {where}: {err}")
+            return 2
+    data = reports["report"]
     found = problems(data)
     if data.get("schema") == SCHEMA:
         found += mutation_problems(mutation or Path(path).parent / "mutation.json")
-    print(summary(data, found))
+    notes: list[str] = []
+    if "baseline" in reports:
+        from conformance.diff import baseline_problems
+
+        regressions, notes = baseline_problems(reports["baseline"], data, str(baseline))
+        found += regressions
+    print(summary(data, found, notes))
     return 1 if found else 0

@@ -92,8 +92,9 @@ def histogram(data: dict, width: int = 640, height: int = 160) -> dict:
     return {"width": width, "height": height, "bars": bars, "exact": exact}
 
 
-def render(data: dict, mutation: dict | None = None) -> str:
-    """The page; ``mutation`` (``python -m conformance mutate``'s report, when one is beside) adds its section."""
+def render(data: dict, mutation: dict | None = None, history: list[dict] | None = None) -> str:
+    """The page; ``mutation`` (``python -m conformance mutate``'s report, when one is beside) adds its section;
+    ``history`` (``conformance.history.load``: the recorded runs, oldest first) adds the trend charts."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters["num"] = lambda x, fmt="{:.3g}": "-" if x is None else fmt.format(x)
     columns, rows = matrix(data)

@@ -32,6 +32,8 @@ def pytest_addoption(parser) -> None:
     group.addoption("--conformance-examples", type=int, default=None, help="examples per case (overrides the profile)")
     group.addoption("--conformance-report", default="reports", help="directory for conformance.json/.html/.junit.xml")
     group.addoption("--conformance-tolerances", default=None, help="tolerances.toml to use (default: the repository's)")
+    group.addoption("--conformance-shard", default=None, help="K/N: run slice K of N (conformance.shard)")
+    group.addoption("--conformance-history", default=None, help="JSON Lines history (conformance.history)")
 
 
 class _State:
@@ -63,6 +65,8 @@ def options(config) -> dict:
         "examples": config.getoption("conformance_examples"),
         "tolerances": config.getoption("conformance_tolerances"),
         "report": config.getoption("conformance_report"),
+        "shard": config.getoption("conformance_shard"),
+        "history": config.getoption("conformance_history"),
     }
 
 
@@ -100,6 +104,10 @@ def pytest_sessionfinish(session, exitstatus) -> None:
                     or any("::" in str(a) for a in config.args))
     data = report.build(state.records, opts, filtered=filtered)
     paths = report.write_all(data, opts["report"])
+    if opts["history"] and not opts["shard"]:  # a shard's record is partial: `merge --history` appends the whole run's
+        from conformance import history
+
+        history.append(data, opts["history"])
     summary = report.one_line(data)
     tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:

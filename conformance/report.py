@@ -57,7 +57,17 @@ def metadata(opts: dict, filtered: bool) -> dict:
         "time": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "filtered": filtered,
         "tolerances": str(opts.get("tolerances") or "tolerances.toml"),
+        "shard": _shard(opts),  # None, or {"index": K, "count": N, ...} for a slice (conformance.shard)
+        "history": opts.get("history"),  # the JSON Lines history the HTML draws its trends from (conformance.history)
     }
+
+
+def _shard(opts: dict) -> dict | None:
+    if not opts.get("shard"):
+        return None
+    from conformance.shard import describe
+
+    return describe(opts["shard"], opts.get("history"))
 
 
 def _override_rows(tolerances, records: list[Record], run: dict, registry_names) -> list[dict]:
@@ -122,11 +132,13 @@ def build(records: list[Record], opts: dict, filtered: bool = False, coverage=No
     }
     defaults = {f"{check}.{dt}" if check != "*" else dt: {"rtol": v[0], "atol": v[1]}
                 for check, per in tolerances.defaults.items() for dt, v in per.items()}
-    from conformance.shrink import report_snippets  # failing cases only: a clean run costs nothing here
+    from conformance.flaky import rerun_failures  # failing cases only: a clean run costs nothing here
+    from conformance.shrink import report_snippets
 
     return {"schema": SCHEMA, "run": run, "summary": summary, "coverage": cov, "defaults": defaults,
             "overrides": overrides, "records": [r.as_dict() for r in records], "claims": claims_of({r.entry for r in records}),
-            "snippets": report_snippets(records, opts) if summary["failed_cases"] else {}}
+            "snippets": report_snippets(records, opts) if summary["failed_cases"] else {},
+            "reruns": rerun_failures(records, opts) if summary["failed_cases"] else {}}
 
 
 def one_line(data: dict) -> str:
@@ -189,9 +201,11 @@ def write_html(data: dict, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    from conformance.history import load as load_history
     from conformance.mutate import REPORT, load_report
 
-    path.write_text(html.render(data, load_report(path.parent / REPORT)))
+    history = load_history(data["run"]["history"]) if data["run"].get("history") else []
+    path.write_text(html.render(data, load_report(path.parent / REPORT), history))
     return path
 
 

@@ -26,6 +26,10 @@ def _cases(config) -> list[str]:
             for device in opts["devices"]:
                 if device in getattr(mirror, "devices", ("cpu", "cuda")):
                     out.append(case_id(name, dtype, device))
+    if opts["shard"]:
+        from conformance.shard import select
+
+        out = select(out, opts["shard"], opts["history"])
     return out
 
 
