@@ -24,6 +24,11 @@ def case_seconds(history: list[dict]) -> dict[str, float]:
     return {}
 
 
+def entry_trends(history: list[dict]) -> dict[str, list[dict]]:
+    """``{entry: [{"commit", "time", "torch", "headroom"}, ...]}``: each entry's worst headroom per run, oldest first."""
+    return {}
+
+
 def main(args) -> int:
     """``python -m conformance history [--file F] [--top N] [--last K]``."""
     raise NotImplementedError("conformance history")
