@@ -95,11 +95,14 @@ def _override_rows(tolerances, records: list[Record], run: dict, registry_names)
     return rows
 
 
-def build(records: list[Record], opts: dict, filtered: bool = False, coverage=None, names=None) -> dict:
+def build(records: list[Record], opts: dict, filtered: bool = False, coverage=None, names=None,
+          run: dict | None = None, snippets: dict | None = None, reruns: dict | None = None) -> dict:
     """The report document from the merged records: where they become JSON rows (``Record.as_dict``).
 
     ``coverage`` and ``names`` (the mirror names an override may target) default to the
-    live registry; tests pass their own.
+    live registry; tests pass their own. ``run``, ``snippets`` and ``reruns`` default to this process's
+    metadata and to computing them now; ``merge`` (``conformance.shard``) passes the shards' own, so
+    merging neither re-describes the machine nor reruns the failing cases.
     """
     import conformance.mirrors  # noqa: F401
     from conformance.coverage import coverage as compute_coverage
@@ -108,12 +111,14 @@ def build(records: list[Record], opts: dict, filtered: bool = False, coverage=No
     from conformance.tolerances import load
 
     records = sorted(records, key=lambda r: (r.entry, r.dtype, r.device, r.check))
-    run = metadata(opts, filtered)
+    run = metadata(opts, filtered) if run is None else run
     tolerances = load(opts.get("tolerances"))
     cov = (coverage or compute_coverage()).as_dict()
     names = set(REGISTRY if names is None else names) | {r.entry for r in records}
     overrides = _override_rows(tolerances, records, run, sorted(names))
     cases = sorted({r.case_id for r in records})
+    if run.get("shard") and run["shard"].get("cases") is None:  # describe() cannot see the slice; the records can
+        run["shard"]["cases"] = len(cases)
     leaks = sorted({r.case_id for r in records if r.check == "leak" and r.status != "pass"})
     summary = {
         "cases": len(cases),
@@ -137,8 +142,8 @@ def build(records: list[Record], opts: dict, filtered: bool = False, coverage=No
 
     return {"schema": SCHEMA, "run": run, "summary": summary, "coverage": cov, "defaults": defaults,
             "overrides": overrides, "records": [r.as_dict() for r in records], "claims": claims_of({r.entry for r in records}),
-            "snippets": report_snippets(records, opts) if summary["failed_cases"] else {},
-            "reruns": rerun_failures(records, opts) if summary["failed_cases"] else {}}
+            "snippets": snippets if snippets is not None else (report_snippets(records, opts) if summary["failed_cases"] else {}),
+            "reruns": reruns if reruns is not None else (rerun_failures(records, opts) if summary["failed_cases"] else {})}
 
 
 def one_line(data: dict) -> str:
