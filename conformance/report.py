@@ -82,10 +82,10 @@ def _override_rows(tolerances, records: list[Record], run: dict, registry_names)
             status = "reasonless"
         elif applied:
             status = "ok"
-        elif not names or (in_scope and not run["filtered"]):
+        elif not names or (in_scope and not run["filtered"] and not run.get("shard")):
             status = "stale"
-        else:
-            status = "not exercised"  # a filtered run, or a dtype/device this run did not cover
+        else:  # a filtered run, a slice of a sharded run (merge judges the whole), or a dtype/device not covered
+            status = "not exercised"
         headrooms = [r.headroom for r in applied if r.headroom is not None]
         errors = [r.max_abs_error for r in applied if r.max_abs_error is not None]
         rows.append({**o.as_dict(), "status": status, "records": len(applied),
