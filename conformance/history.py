@@ -168,10 +168,10 @@ def entry_trends(history: list[dict]) -> dict[str, list[dict]]:
 
 # ---- the ``history`` command -------------------------------------------------------------------------------
 
-DRIFT_RULE = (f"drift = |log10(latest headroom / median of the earlier runs' headrooms)| per case, in decades "
-              f"(headrooms below {HEADROOM_FLOOR:g} count as {HEADROOM_FLOOR:g}, so an exact check that turns inexact "
-              "drifts); a case that gains or loses a finite headroom (an error or a non-finite result) ranks first; "
-              "an entry ranks by its most-drifted case")
+DRIFT_RULE = (f"drift = |log10(latest headroom / median of the earlier runs' headrooms)| per case, in decades;\n"
+              f"  headrooms below {HEADROOM_FLOOR:g} count as {HEADROOM_FLOOR:g} (an exact check that turns inexact drifts);\n"
+              "  a case that gains or loses a finite headroom (an error or a non-finite result) ranks first;\n"
+              "  an entry ranks by its most-drifted case, shown in [brackets]")
 
 
 def _floored(h: float) -> float:

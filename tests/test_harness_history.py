@@ -7,6 +7,7 @@ import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -173,7 +174,7 @@ def test_history_command_ranks_the_planted_drifting_entry_first(tmp_path):
     text = out.stdout
     assert "drift = |log10(latest headroom / median of the earlier runs' headrooms)|" in text
     assert "torch CHANGED between runs: 2.13 (runs 1-3), 2.14 (runs 4-5)" in text
-    ranked = [line.split()[0] for line in text.splitlines() if line.startswith("  ") and not line.startswith("      ")]
+    ranked = [m.group(1) for m in re.finditer(r"^  (\S+)  \[\S+\]  drift", text, re.MULTILINE)]
     assert ranked == ["op7"]  # op1's wobble is over (latest back at the median): not drift
     assert "headroom 0.2 0.2 0.2 4 4  (5 runs)  min 0.2 max 4" in text
     assert "jumped 0.2 -> 4 at commit03aa (torch 2.14) from commit02aa; torch changed 2.13 -> 2.14" in text
