@@ -79,6 +79,56 @@ class TorchDefect:
         return fnmatch.fnmatchcase(name, self.op) and fnmatch.fnmatchcase(check, self.check)
 
 
+@dataclass(frozen=True)
+class RegressionPolicy:
+    """``[regression]``: when a passing check's headroom (error / allowed) counts as a regression against a
+    baseline report (``conformance.diff``, ``gate --baseline``).
+
+    A check regresses when its new headroom exceeds ``headroom_factor`` x its baseline headroom while above
+    the floor of its dtype (``headroom_floor``: a number, or a table per dtype with ``"*"`` for the rest), or
+    when it crosses ``headroom_threshold`` (baseline below it, new at or above it)."""
+
+    headroom_factor: float = 4.0
+    headroom_threshold: float = 0.5
+    headroom_floor: dict = field(default_factory=lambda: {"*": 0.05})
+    reason: str = ""
+
+    @classmethod
+    def from_table(cls, table: dict, path: str = "<memory>") -> RegressionPolicy:
+        known = {"headroom_factor", "headroom_threshold", "headroom_floor", "reason"}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise ValueError(f"tolerances.toml ({path}): [regression] has unknown key(s) {unknown}; "
+                             f"valid: {sorted(known)}")
+        floor = table.get("headroom_floor", cls().headroom_floor)
+        floors = dict(floor) if isinstance(floor, dict) else {"*": floor}
+        floors.setdefault("*", cls().headroom_floor["*"])
+        policy = cls(float(table.get("headroom_factor", cls.headroom_factor)),
+                     float(table.get("headroom_threshold", cls.headroom_threshold)),
+                     {k: float(v) for k, v in floors.items()}, str(table.get("reason", "")).strip())
+        if policy.headroom_factor <= 1:
+            raise ValueError(f"tolerances.toml ({path}): [regression] headroom_factor = {policy.headroom_factor}; "
+                             "it must be > 1 (a factor of 1 or less flags unchanged headroom)")
+        if not 0 < policy.headroom_threshold <= 1:
+            raise ValueError(f"tolerances.toml ({path}): [regression] headroom_threshold = "
+                             f"{policy.headroom_threshold}; it must be in (0, 1] (1 is the tolerance itself)")
+        if any(not 0 <= v < 1 for v in policy.headroom_floor.values()):
+            raise ValueError(f"tolerances.toml ({path}): [regression] headroom_floor {policy.headroom_floor}; "
+                             "each floor must be in [0, 1)")
+        return policy
+
+    def floor(self, dtype: str) -> float:
+        return self.headroom_floor.get(dtype, self.headroom_floor["*"])
+
+    def regressed(self, base: float, new: float, dtype: str) -> str | None:
+        """Why ``base`` -> ``new`` headroom is a regression (``"factor"``, ``"threshold"``), or None."""
+        if base < self.headroom_threshold <= new:
+            return "threshold"
+        if new > self.floor(dtype) and new > self.headroom_factor * base:
+            return "factor"
+        return None
+
+
 class Tolerances:
     """The parsed file: ``lookup(name, check, dtype, device) -> Tolerance``."""
 
@@ -105,6 +155,7 @@ class Tolerances:
             TorchDefect(i, d["op"], d.get("check", "*"), d.get("torch", "*"), str(d.get("reason", "")).strip())
             for i, d in enumerate(data.get("torch_defect", []))
         ]
+        self.regression = RegressionPolicy.from_table(data.get("regression", {}), self.path)
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Tolerances:
