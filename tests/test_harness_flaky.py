@@ -176,6 +176,12 @@ def test_a_crashed_worker_s_case_and_a_raising_rerun_never_fail_the_report(tmp_p
     got = flaky.rerun_failures(crashed, opts)["planted.flaky_raise|float64|cpu"]
     assert got["verdict"] == "not rerun" and "worker crashed" in got["text"]
 
+    if not torch.cuda.is_available():  # a report written on another machine than its cases ran on
+        on_cuda = [type(r).from_dict({**r.as_dict(), "case_id": "planted.flaky_raise|float64|cuda", "device": "cuda"})
+                   for r in records]
+        got = flaky.rerun_failures(on_cuda, opts)["planted.flaky_raise|float64|cuda"]
+        assert got["text"] == "not rerun: device 'cuda' is not available in the process writing the report"
+
     def boom(*args, **kwargs):
         raise RuntimeError("inconsistent data generation")
 
