@@ -13,8 +13,8 @@ first and never a reason to refuse: the comparison is still made, with the diffe
 What fails (``gate --baseline`` and the exit status of ``diff``):
 
 * a new failure: a check failing in NEW that passed or did not exist in BASE (the plain gate fails on it too);
-* a headroom regression (tolerances.toml ``[regression]``): a check passing in both whose headroom grew by
-  more than ``headroom_factor`` while above its dtype's ``headroom_floor``, or crossed ``headroom_threshold``;
+* a headroom regression (tolerances.toml ``[regression]``): a check passing in both whose headroom grew
+  ``headroom_factor``-fold or more while above its dtype's ``headroom_floor``, or crossed ``headroom_threshold``;
 * a vanished case: in BASE, not in NEW, although NEW is a complete run (not filtered, not a shard) of that
   case's dtype and device, so the case was dropped, not skipped.
 
@@ -73,7 +73,7 @@ class Regression:
 
     def line(self, policy: RegressionPolicy) -> str:
         ratio = f"{self.new / self.base:.3g}x" if self.base else "from exact"
-        why = (f"> {policy.headroom_factor:g}x (floor {policy.floor(self.dtype):g})" if self.why == "factor"
+        why = (f">= {policy.headroom_factor:g}x (floor {policy.floor(self.dtype):g})" if self.why == "factor"
                else f"crossed {policy.headroom_threshold:g}")
         rule = self.rule if self.rule == self.base_rule else f"{self.base_rule} -> {self.rule}"
         return (f"{self.case_id} [{self.check}] headroom {self.base:.3g} -> {self.new:.3g} ({ratio}, {why}), "
@@ -300,7 +300,7 @@ def render_md(diff: Diff, policy: RegressionPolicy, base_name: str, new_name: st
         out += ["", f"#### Headroom regressions ({len(diff.regressions)})", "",
                 "| case | check | base | new | why | rule |", "|---|---|---|---|---|---|"]
         for r in diff.regressions[:MAX_LINES]:
-            why = f"> {policy.headroom_factor:g}x" if r.why == "factor" else f"crossed {policy.headroom_threshold:g}"
+            why = f">= {policy.headroom_factor:g}x" if r.why == "factor" else f"crossed {policy.headroom_threshold:g}"
             out.append(f"| {md_escape(r.case_id)} | {r.check} | {r.base:.3g} | {r.new:.3g} | {why} | {md_escape(r.rule)} |")
         if len(diff.regressions) > MAX_LINES:
             out.append(f"\n... and {len(diff.regressions) - MAX_LINES} more")

@@ -31,8 +31,8 @@ OPTS = {"dtypes": ["float64"], "devices": ["cpu"], "profile": "ci", "examples": 
 POLICY = """[regression]
 headroom_factor = 4
 headroom_threshold = 0.5
-headroom_floor = 0.005
-reason = "test policy"
+headroom_floor = { "*" = 0.05, float64 = 0.01, complex128 = 0.01, float16 = 0.5, bfloat16 = 0.5 }
+reason = "the repository's policy (test_the_tests_policy_is_the_repositorys)"
 """
 
 
@@ -66,7 +66,7 @@ def _backward(data: dict) -> dict:
 
 def test_a_rule_made_4x_less_accurate_fails_the_gate_against_the_baseline(tmp_path, capsys):
     base, base_path = _report(tmp_path, 1e-9, "base.json")
-    new, new_path = _report(tmp_path, 4.5e-9, "new.json")
+    new, new_path = _report(tmp_path, 4e-9, "new.json")  # the rule made 4x less accurate
     assert _backward(new)["status"] == "pass" and _backward(new)["headroom"] < 0.1  # inside its tolerance
     assert gate.gate(new_path) == 0  # judged alone it is a clean pass: the regression is silent
     capsys.readouterr()
@@ -74,16 +74,24 @@ def test_a_rule_made_4x_less_accurate_fails_the_gate_against_the_baseline(tmp_pa
     out = capsys.readouterr().out
     line = next(x for x in out.splitlines() if "planted.regress|float64|cpu [backward]" in x)
     assert f"{_backward(base)['headroom']:.3g} -> {_backward(new)['headroom']:.3g}" in line
-    assert "> 4x" in line and "rule defaults.float64" in line
+    assert "(4x, >= 4x (floor 0.01))" in line and "rule defaults.float64" in line
     assert "python -m conformance repro 'planted.regress|float64|cpu'" in out
     assert "vs baseline: headroom regressions" in out and out.strip().endswith("gate: FAIL")
     assert gate.gate(base_path, baseline=base_path) == 0  # the same run against itself
 
 
+def test_the_tests_policy_is_the_repositorys(tmp_path):
+    """The planted regressions here are judged by the policy of tolerances.toml, not a looser test-only one."""
+    mine, repo = Tolerances.load(_toml(tmp_path)).regression, Tolerances.load(None).regression
+    assert (mine.headroom_factor, mine.headroom_threshold, mine.headroom_floor) == \
+        (repo.headroom_factor, repo.headroom_threshold, repo.headroom_floor)
+
+
 def test_below_the_factor_passes_and_crossing_the_threshold_fails(tmp_path):
     base, _ = _report(tmp_path, 1e-9, "base.json")
-    slightly, _ = _report(tmp_path, 1.5e-9, "new.json")
-    assert diff.compare(base, slightly).regressions == []
+    for below in (1.5e-9, 3.9e-9):
+        slightly, _ = _report(tmp_path, below, "new.json")
+        assert diff.compare(base, slightly).regressions == []
     base, _ = _report(tmp_path, 4e-8, "base.json")  # headroom ~0.4
     new, _ = _report(tmp_path, 6e-8, "new.json")  # ~0.6: only 1.5x, but across 0.5
     assert _backward(new)["status"] == "pass"
@@ -99,6 +107,7 @@ def test_the_floor_keeps_ulp_noise_on_an_exact_check_quiet():
     assert policy.regressed(1e-4, 2e-3, "float64") == "factor"
     assert policy.regressed(0.3, 0.9, "float64") == "threshold"
     assert policy.regressed(0.6, 0.9, "float64") is None  # already above the threshold, under 4x
+    assert policy.regressed(0.1, 0.4, "float64") == "factor" and policy.regressed(0.1, 0.39, "float64") is None
 
 
 def test_regression_policy_is_read_from_tolerances_toml(tmp_path):
@@ -178,7 +187,7 @@ def test_environment_differences_are_stated_not_refused(tmp_path, capsys):
 
 def test_markdown_escapes_case_ids_in_tables(tmp_path):
     base, _ = _report(tmp_path, 1e-9, "base.json")
-    new, _ = _report(tmp_path, 4.5e-9, "new.json")
+    new, _ = _report(tmp_path, 4e-9, "new.json")
     md = diff.render_md(diff.compare(base, new), RegressionPolicy(), "b", "n")
     rows = [line for line in md.splitlines() if line.startswith("|")]
     assert "planted.regress\\|float64\\|cpu" in md
@@ -193,7 +202,7 @@ def _python(*args: str) -> subprocess.CompletedProcess:
 
 def test_diff_command_exit_status(tmp_path):
     _, base_path = _report(tmp_path, 1e-9, "base.json")
-    _, new_path = _report(tmp_path, 4.5e-9, "new.json")
+    _, new_path = _report(tmp_path, 4e-9, "new.json")
     same = _python("diff", str(base_path), str(base_path))
     assert same.returncode == 0 and "diff: no regression" in same.stdout, same.stdout + same.stderr
     worse = _python("diff", str(base_path), str(new_path), "--format", "md")
