@@ -73,6 +73,17 @@ def test_slices_balance_by_the_recorded_durations(tmp_path, count):
     assert shard.describe(f"1/{count}", str(path))["balanced_by"] == f"history {path} (1 runs)"
 
 
+def test_the_longest_cases_are_dealt_first(tmp_path):
+    # ten short cases collected before one long one: dealt in collection order, the long case would land
+    # on a slice that already holds half the short ones (15 s against 5 s); longest first splits 10 | 10
+    seconds = {**{f"a{i}|float32|cpu": 1.0 for i in range(10)}, "z|float32|cpu": 10.0}
+    path = tmp_path / "history.jsonl"
+    path.write_text(json.dumps(_history_line(seconds)) + "\n")
+    slices = [shard.select(list(seconds), f"{k}/2", str(path)) for k in (1, 2)]
+    assert sorted(sum(seconds[c] for c in s) for s in slices) == [10.0, 10.0]
+    assert ["z|float32|cpu"] in slices
+
+
 def test_a_case_the_history_has_not_seen_weighs_the_median(tmp_path):
     path = tmp_path / "history.jsonl"
     known = {"a|float32|cpu": 1.0, "b|float32|cpu": 3.0, "c|float32|cpu": 10.0}
