@@ -244,10 +244,19 @@ def sections(diff: Diff, policy: RegressionPolicy, with_failures: bool = True) -
     return [(title, lines) for title, lines in parts if lines]
 
 
+def _by_dtype_device(case_ids: list[str]) -> list[str]:
+    """Thousands of out-of-scope case ids (another dtype, a shard) as one count per dtype and device."""
+    counts: dict[str, int] = {}
+    for cid in case_ids:
+        key = "|".join(cid.rsplit("|", 2)[1:])
+        counts[key] = counts.get(key, 0) + 1
+    return [f"{key}: {n} case(s)" for key, n in sorted(counts.items())]
+
+
 def _informational(diff: Diff) -> list[tuple[str, list[str]]]:
     parts = [("fixed", [f"{r['case_id']} [{r['check']}]" for r in diff.fixed]),
              ("new cases", diff.appeared), ("coverage", diff.coverage), ("overrides", diff.overrides),
-             ("not in this run's scope", diff.not_run)]
+             ("not in this run's scope (baseline cases by dtype and device)", _by_dtype_device(diff.not_run))]
     return [(title, lines) for title, lines in parts if lines]
 
 
@@ -282,8 +291,12 @@ def render_text(diff: Diff, policy: RegressionPolicy, base_name: str, new_name: 
 
 
 def md_escape(text: str) -> str:
-    """Text safe inside a Markdown table cell or list item: ``|`` would split a cell, backticks open code."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "\\`").replace("\n", " ")
+    """Text safe inside a Markdown table cell or list item: ``|`` would split a cell, backticks open code,
+    ``*`` and ``_`` emphasis (``rtol*|expected|``), ``<`` an HTML tag, brackets a link."""
+    text = str(text).replace("\\", "\\\\").replace("\n", " ")
+    for char in "|`*_<[]":
+        text = text.replace(char, "\\" + char)
+    return text
 
 
 def md_line(line: str) -> str:

@@ -94,7 +94,7 @@ def markdown(data: dict, mutation: dict | None = None, base: dict | None = None,
             rerun = _rerun(data, r["case_id"])
             label = f" ({r['label']})" if r.get("label") else ""
             out.append(f"- **{md_escape(r['case_id'])}** [{r['check']}] {r['status']}{md_escape(label)}: "
-                       f"{md_escape(' '.join(str(r['message']).split())[:160])} `{r['repro']}`"
+                       f"{md_escape(' '.join(str(r['message']).split())[:120])} `{r['repro']}`"
                        + (f" — rerun: {md_escape(rerun)}" if rerun else ""))
         if len(failures) > FAILURES:
             out.append(f"- ... and {len(failures) - FAILURES} more (see the HTML report)")
