@@ -225,6 +225,8 @@ def notes(diff: Diff, base_name: str) -> list[str]:
     out = [f"baseline {base_name}: {diff.compared}"]
     out.append("compared across " + "; ".join(diff.environment) if diff.environment
                else "same environment (torch, devices, profile, dtypes): headroom changes are the code's")
+    if diff.new_failures or diff.fixed:
+        out.append(f"{len(diff.new_failures)} failing check(s) new since the baseline, {len(diff.fixed)} fixed")
     if diff.not_run:
         out.append(f"{len(diff.not_run)} baseline case(s) not in this run's scope (filtered, sharded, or another "
                    "dtype/device): not compared")

@@ -4,7 +4,9 @@ Failures: a failed or erroring check, a leak, a public name without a mirror, an
 override without a reason, a stale override (matched no case of a complete run), and
 a report that is not this schema or holds no cases, and a mutation report (``mutation.json``
 beside it, or ``--mutation PATH``) whose kill rate is below ``[mutation] min_kill_rate``.
-The summary fits one screen.
+With ``--baseline BASE.json`` (an earlier report) it also fails on headroom regressions (tolerances.toml
+``[regression]``) and on cases that vanished from a complete run, and states what it compared with and how
+the environments differ (``conformance.diff``). The summary fits one screen.
 """
 
 from __future__ import annotations
