@@ -1,4 +1,11 @@
-"""Renders the report JSON to one self-contained HTML page (Jinja2 template, inline CSS and SVG)."""
+"""Renders the report JSON to one self-contained HTML page (Jinja2 template, inline CSS, JS and SVG).
+
+The static parts (summary, histogram, matrix, worst cases, overrides, leaks, coverage) are HTML the template
+writes; ``templates/report.js`` (inlined) makes the matrix navigable: search, filters, sorting, a drill-down
+per case and headroom trends. Its state lives in the URL hash (``#q=exp&status=failing&open=exp|float32|cpu``),
+so a link reproduces a view and a headless browser can drive it. What the script needs travels as one JSON
+blob (``page_data``), compact: repeated strings are interned, numbers keep three significant digits.
+"""
 
 from __future__ import annotations
 
@@ -21,17 +28,14 @@ def matrix(data: dict) -> tuple[list[str], list[dict]]:
     for r in data["records"]:
         row = rows.setdefault(r["entry"], {"entry": r["entry"], "kind": r["kind"], "cells": {}})
         col = f"{r['dtype']}/{r['device']}"
-        cell = row["cells"].setdefault(col, {"status": "pass", "headroom": 0.0, "checks": [], "case_id": r["case_id"]})
+        cell = row["cells"].setdefault(col, {"status": "pass", "headroom": 0.0, "case_id": r["case_id"]})
         if STATUS_RANK[r["status"]] > STATUS_RANK[cell["status"]]:
             cell["status"] = r["status"]
         if r["headroom"] is not None:
             cell["headroom"] = max(cell["headroom"], r["headroom"])
-        h = "-" if r["headroom"] is None else f"{r['headroom']:.2g}"
-        cell["checks"].append(f"{r['check']}: {r['status']} (headroom {h})")
-    for row in rows.values():
+    for row in rows.values():  # no per-cell check list: the drill-down shows the checks (it was most of the page)
         for cell in row["cells"].values():
             cell["css"] = headroom_class(cell["headroom"], cell["status"])
-            cell["title"] = f"{cell['case_id']}\n" + "\n".join(cell["checks"])
     columns = sorted(set(columns) | _not_run_cells(data, rows), key=_column_order)
     ordered = sorted(rows.values(), key=lambda row: (min(_rank(c) for c in row["cells"].values()), row["entry"]))
     return columns, ordered
@@ -56,7 +60,7 @@ def _not_run_cells(data: dict, rows: dict) -> set[str]:
             for device in (d for d in devices if d in claim["devices"]):
                 col = f"{dtype}/{device}"
                 if col not in row["cells"]:
-                    row["cells"][col] = {"status": "not run", "headroom": 0.0, "checks": [], "css": "notrun",
+                    row["cells"][col] = {"status": "not run", "headroom": 0.0, "css": "notrun",
                                          "title": f"{row['entry']} claims {dtype}; this run did not cover it (--dtypes)"}
                     added.add(col)
     return added
@@ -92,9 +96,139 @@ def histogram(data: dict, width: int = 640, height: int = 160) -> dict:
     return {"width": width, "height": height, "bars": bars, "exact": exact}
 
 
+# ---- the script's data -----------------------------------------------------------------------------------
+
+STATUS_CODES = ("pass", "fail", "error")  # a check's or case's status, as its index
+CSS_CLASSES = ("exact", "h0", "h1", "h2", "h3", "fail", "notrun")  # report.headroom_class's buckets, as indices
+TREND_RUNS = 40  # the trend charts show the last runs of the history: enough to see a drift, bounded in size
+DRIFT_TOP = 15  # entries in the "drifted most" section
+
+
+def _num(x: float | None) -> float | int | None:
+    """Three significant digits: what the page shows, and a third of the bytes of a full float."""
+    if x is None or not math.isfinite(x):
+        return None
+    short = float(f"{x:.3g}")
+    return int(short) if short.is_integer() and abs(short) < 1e15 else short
+
+
+class _Strings:
+    """Interns repeated strings (rules, check names, input shapes, messages) into one list; rows hold indices."""
+
+    def __init__(self):
+        self.table: list[str] = [""]
+        self.index: dict[str, int] = {"": 0}
+
+    def __call__(self, text) -> int:
+        text = "" if text is None else str(text)
+        if text not in self.index:
+            self.index[text] = len(self.table)
+            self.table.append(text)
+        return self.index[text]
+
+
+def _kwargs_text(kwargs) -> str:
+    return ", ".join(f"{k}={v}" for k, v in kwargs.items()) if isinstance(kwargs, dict) else str(kwargs or "")
+
+
+def _check_row(r: dict, s: _Strings) -> list:
+    """One record as ``[check, status, max_abs, max_rel, headroom, rtol, atol, rule, comparisons, examples,
+    rejected, worst example, worst seed, what, inputs, kwargs, message]`` (strings interned); report.js reads
+    it by these positions (``CHECK_FIELDS`` there)."""
+    tol, worst = r.get("tolerance") or {}, r.get("worst") or {}
+    return [s(r["check"]), STATUS_CODES.index(r["status"]), _num(r.get("max_abs_error")), _num(r.get("max_rel_error")),
+            _num(r.get("headroom")), tol.get("rtol"), tol.get("atol"), s(r.get("rule")), r.get("comparisons"),
+            r.get("examples"), r.get("rejected"), worst.get("example"), worst.get("seed"), s(worst.get("what")),
+            s("; ".join(map(str, worst.get("inputs") or []))), s(_kwargs_text(worst.get("kwargs"))), s(r.get("message"))]
+
+
+def _cases(records: list[dict], s: _Strings) -> dict[str, list]:
+    """``{case_id: [status, worst headroom, css class, overridden, seed, seconds, repro, label, [checks...]]}``.
+
+    The repro command is interned as a template (the case id replaced by ``\\u0000``): one string for all."""
+    cases: dict[str, list] = {}
+    for r in records:
+        case = cases.get(r["case_id"])
+        if case is None:
+            repro = (r.get("repro") or "").replace(r["case_id"], "\u0000")
+            case = cases[r["case_id"]] = [0, None, 0, 0, r.get("seed"), _num(r.get("seconds")), s(repro), s(""), []]
+        code = STATUS_CODES.index(r["status"])
+        case[0] = max(case[0], code)
+        if r.get("headroom") is not None and (case[1] is None or r["headroom"] > case[1]):
+            case[1] = r["headroom"]
+        case[3] = case[3] or int(str(r.get("rule") or "").startswith("override"))
+        if r.get("label") and not case[7]:
+            case[7] = s(r["label"])
+        case[8].append(_check_row(r, s))
+    for case in cases.values():
+        case[2] = CSS_CLASSES.index(headroom_class(case[1], STATUS_CODES[case[0]]))
+        case[1] = _num(case[1])
+    return cases
+
+
+def trends(history: list[dict] | None) -> dict[str, list[dict]]:
+    """``conformance.history.entry_trends`` over the last ``TREND_RUNS`` runs: ``{entry: [{"commit", "time",
+    "torch", "headroom", ...}, ...]}``, oldest first."""
+    from conformance.history import entry_trends
+
+    return entry_trends(list(history or [])[-TREND_RUNS:])
+
+
+def drifted_most(history: list[dict] | None, top: int = DRIFT_TOP) -> list[dict]:
+    """The entries whose headroom drifted most (``conformance.history.drifted``, its rule ``DRIFT_RULE``):
+    ``[{"entry", "case", "drift" (decades, None when a finite headroom appeared or vanished), "first", "last"}]``."""
+    from conformance.history import drifted
+
+    out = []
+    for d in drifted(list(history or [])[-TREND_RUNS:])[:top]:
+        out.append({"entry": d["entry"], "case": d["case"], "drift": _num(d["drift"]),
+                    "first": _num(d["series"][0]), "last": _num(d["series"][-1]), "runs": len(d["series"])})
+    return out
+
+
+def page_data(data: dict, history: list[dict] | None = None) -> dict:
+    """Everything report.js needs, compactly: cases keyed by id (checks as arrays, strings interned), the
+    snippets and rerun verdicts of the failing cases, and the per-entry headroom trends of the history."""
+    s = _Strings()
+    cases = _cases(data["records"], s)
+    runs = list(history or [])[-TREND_RUNS:]
+    run_index = {(r.get("commit"), r.get("time")): k for k, r in enumerate(runs)}
+    trend_rows = {entry: [[run_index.get((p["commit"], p["time"])), _num(p["headroom"])] for p in points]
+                  for entry, points in trends(runs).items()}
+    from conformance.history import DRIFT_RULE
+
+    return {
+        "status": list(STATUS_CODES), "css": list(CSS_CLASSES), "strings": s.table, "cases": cases,
+        "snippets": data.get("snippets") or {}, "reruns": data.get("reruns") or {},
+        "runs": [[r.get("commit"), r.get("time"), r.get("torch")] for r in runs],
+        "trends": trend_rows, "drift": drifted_most(runs), "drift_rule": DRIFT_RULE,
+    }
+
+
+def script_json(value) -> str:
+    """JSON safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` and the JS line separators
+    escaped, so no string from a report (an error message quoting HTML) can close the element."""
+    import json
+
+    text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
+    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
+                         ("\u2029", "\\u2029")):
+        text = text.replace(raw, escaped)
+    return text
+
+
+def _asset(name: str) -> str:
+    text = (TEMPLATES / name).read_text()
+    if "</script" in text.lower() or "</style" in text.lower():
+        raise ValueError(f"templates/{name} must not contain a closing </script> or </style> tag: it is inlined")
+    return text
+
+
 def render(data: dict, mutation: dict | None = None, history: list[dict] | None = None) -> str:
     """The page; ``mutation`` (``python -m conformance mutate``'s report, when one is beside) adds its section;
     ``history`` (``conformance.history.load``: the recorded runs, oldest first) adds the trend charts."""
+    from markupsafe import Markup
+
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
     env.filters["num"] = lambda x, fmt="{:.3g}": "-" if x is None else fmt.format(x)
     columns, rows = matrix(data)
@@ -103,8 +237,19 @@ def render(data: dict, mutation: dict | None = None, history: list[dict] | None 
                    key=lambda r: (r["status"] == "pass", -(r["headroom"] if r["headroom"] is not None else math.inf)))[:30]
     leaks = [r for r in records if r["check"] == "leak" and r["status"] != "pass"]
     cases_checked = sum(r["check"] == "leak" for r in records)
+    kinds = sorted({row["kind"] for row in rows})
+    script_data = page_data(data, history)
     return env.get_template("report.html").render(
         data=data, run=data["run"], summary=data["summary"], columns=columns, rows=rows, worst=worst, leaks=leaks,
         cases_checked=cases_checked, hist=histogram(data), coverage=data["coverage"], overrides=data["overrides"],
         mutation=mutation if mutation and mutation.get("schema") == MUTATION_SCHEMA else None,
+        kinds=kinds, dtypes=sorted({c.partition("/")[0] for c in columns}, key=_dtype_order),
+        devices=sorted({c.partition("/")[2] for c in columns}), history_runs=len(history or []),
+        drift=script_data["drift"], drift_rule=script_data["drift_rule"],
+        page_json=Markup(script_json(script_data)), script=Markup(_asset("report.js")),
+        style=Markup(_asset("report.css")),
     )
+
+
+def _dtype_order(dtype: str) -> tuple:
+    return (DTYPE_ORDER.index(dtype) if dtype in DTYPE_ORDER else len(DTYPE_ORDER), dtype)
