@@ -31,7 +31,7 @@ OPTS = {"dtypes": ["float64"], "devices": ["cpu"], "profile": "ci", "examples": 
 POLICY = """[regression]
 headroom_factor = 4
 headroom_threshold = 0.5
-headroom_floor = { "*" = 0.05, float64 = 0.01, complex128 = 0.01, float16 = 0.5, bfloat16 = 0.5 }
+headroom_floor = { "*" = 0.125, float64 = 0.01, complex128 = 0.01, float16 = 0.5, bfloat16 = 0.5 }
 reason = "the repository's policy (test_the_tests_policy_is_the_repositorys)"
 """
 
