@@ -117,7 +117,14 @@ def _run(mirror, first, opts: dict, tolerances, seed: int, checks: set, recorded
     case = runner.run_case(mirror, first.dtype, first.device, first.profile, tolerances, opts.get("examples"),
                            seed=seed, classify=False)
     failed = sorted({r.check for r in case.records if r.status != "pass"} - recorded)
-    return {"seed": seed, "status": "fail" if checks & set(failed) else "pass", "checks": failed}
+    return {"seed": seed, "status": "fail" if checks & set(failed) else "pass", "checks": failed,
+            "examples": _failing_examples(case)}
+
+
+def _failing_examples(case) -> list[int]:
+    """Indices of the examples that failed a comparison, raised or leaked."""
+    return [ex.index for ex in case.examples
+            if ex.status == "error" or ex.leak or any(not j.ok for j in ex.judged)]
 
 
 def _verdict(same: dict, again: list[dict]) -> str:
@@ -132,8 +139,12 @@ def _text(verdict: str, same: dict, again: list[dict]) -> str:
     seeds = ", ".join(str(r["seed"]) for r in again)
     where = f"{len(bad)} of {len(again)} fresh seeds ({seeds})"
     if verdict == REPRODUCES:
+        # Hypothesis starts every seed with its minimal example: a failure of that example alone is one
+        # input failing on every seed, not several inputs failing
+        minimal = all(r.get("examples") == [0] for r in bad)
         return (f"reproduces: fails again with its seed {same['seed']} ({', '.join(same['checks'])}) and on {where}"
-                + (f", failing with {', '.join(str(r['seed']) for r in bad)}" if len(bad) < len(again) else ""))
+                + (f", failing with {', '.join(str(r['seed']) for r in bad)}" if len(bad) < len(again) else "")
+                + (" (only at example 0, the minimal example every seed starts with)" if minimal else ""))
     if verdict == SEED_SPECIFIC:
         return (f"seed-specific: fails again with its seed {same['seed']} ({', '.join(same['checks'])}) but passes on all "
                 f"{len(again)} fresh seeds ({seeds}): a deterministic failure of the inputs that seed draws")

@@ -67,6 +67,20 @@ def test_a_deterministic_failure_reproduces(tmp_path, monkeypatch):
     assert "3 of 3 fresh seeds" in got["text"]
 
 
+def test_a_failure_of_the_minimal_example_alone_says_so(tmp_path, monkeypatch):
+    """Every seed starts with Hypothesis's minimal example: failing only there is one input, on every seed."""
+    opts = _opts(tmp_path)
+    mirror = _plant(monkeypatch, OpMirror("planted.flaky_minimal", _exp_wrong_when(lambda x: runner.current_example() == 0),
+                                          torch.exp, unary(), dtypes=(torch.float64,)))
+    got = flaky.rerun_failures(_run(mirror, opts), opts)["planted.flaky_minimal|float64|cpu"]
+    assert got["verdict"] == "reproduces" and all(r["examples"] == [0] for r in got["fresh"])
+    assert got["text"].endswith("(only at example 0, the minimal example every seed starts with)")
+    always = _plant(monkeypatch, OpMirror("planted.flaky_every", _exp_wrong_when(lambda x: True), torch.exp, unary(),
+                                          dtypes=(torch.float64,)))
+    got = flaky.rerun_failures(_run(always, opts), opts)["planted.flaky_every|float64|cpu"]
+    assert got["fresh"][0]["examples"] == [0, 1] and "minimal example" not in got["text"]
+
+
 def test_fresh_seeds_are_derived_from_the_case_seed_alone():
     assert flaky.fresh_seeds(123) == flaky.fresh_seeds(123)
     assert len(set(flaky.fresh_seeds(123) + flaky.fresh_seeds(124))) == 2 * flaky.FRESH_SEEDS
@@ -120,7 +134,7 @@ def test_a_failure_on_the_first_call_only_does_not_reproduce(tmp_path, monkeypat
     assert any(r.status == "fail" for r in records)
     got = flaky.rerun_failures(records, opts)["planted.flaky_once|float64|cpu"]
     assert got["verdict"] == "does not reproduce"
-    assert got["same_seed"] == {"seed": records[0].seed, "status": "pass", "checks": []}
+    assert got["same_seed"] == {"seed": records[0].seed, "status": "pass", "checks": [], "examples": []}
     assert got["text"].startswith(f"does not reproduce: rerun with its own seed {records[0].seed}")
     assert "nondeterministic and should not be trusted" in got["text"]
 
