@@ -111,7 +111,8 @@ def environment(base: dict, new: dict) -> list[str]:
 
     def scope(run):
         shard = run.get("shard")
-        return ("shard {index}/{count}".format(**shard) if shard else "filtered" if run.get("filtered") else "complete")
+        return ("shard {index}/{count}".format(**shard) if shard else "filtered" if run.get("filtered")
+                else "complete (merged from {shards} shards)".format(**run["merged"]) if run.get("merged") else "complete")
 
     pairs = [("torch", b.get("torch"), n.get("torch")), ("CUDA", b.get("cuda"), n.get("cuda")),
              ("devices", devices(b), devices(n)), ("profile", b.get("profile"), n.get("profile")),

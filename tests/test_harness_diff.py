@@ -160,7 +160,7 @@ def test_diff_lists_failures_fixes_coverage_overrides_and_vanished_cases(tmp_pat
     assert "added: op=planted.more check=forward (rtol None atol 1e-09): why" in diff.compare(base, new).overrides
 
 
-def test_a_filtered_or_sharded_run_does_not_count_missing_cases_as_vanished(tmp_path):
+def test_a_filtered_or_sharded_run_does_not_count_missing_cases_as_vanished_a_merged_one_does(tmp_path):
     base, _ = _report(tmp_path, 1e-9, "base.json")
     new = copy.deepcopy(base)
     new["records"] = []
@@ -168,6 +168,10 @@ def test_a_filtered_or_sharded_run_does_not_count_missing_cases_as_vanished(tmp_
         new["run"] = {**base["run"], **run}
         d = diff.compare(base, new)
         assert d.vanished == [] and d.not_run == ["planted.regress|float64|cpu"] and not d.failed
+    new["run"] = {**base["run"], "merged": {"shards": 2, "files": ["a.json", "b.json"]}}  # merged shards: complete
+    d = diff.compare(base, new)
+    assert d.vanished == ["planted.regress|float64|cpu"] and d.failed
+    assert "run complete -> complete (merged from 2 shards)" in d.environment
 
 
 def test_environment_differences_are_stated_not_refused(tmp_path, capsys):
