@@ -131,6 +131,10 @@ def _complete_for(new: dict, case_id: str) -> bool:
     return dtype in run.get("dtypes", []) and device in {d["device"] for d in run.get("devices", [])}
 
 
+def _names(names: list[str], cap: int = 20) -> str:
+    return ", ".join(names[:cap]) + (f", ... ({len(names) - cap} more)" if len(names) > cap else "")
+
+
 def _coverage_changes(base: dict, new: dict) -> list[str]:
     b, n = base["coverage"], new["coverage"]
     lines = []
@@ -139,9 +143,9 @@ def _coverage_changes(base: dict, new: dict) -> list[str]:
     newly_missing = sorted(set(n["missing"]) - set(b["missing"]))
     newly_mirrored = sorted(set(b["missing"]) - set(n["missing"]))
     if newly_missing:
-        lines.append(f"newly without a mirror ({len(newly_missing)}): {', '.join(newly_missing)}")
+        lines.append(f"newly without a mirror ({len(newly_missing)}): {_names(newly_missing)}")
     if newly_mirrored:
-        lines.append(f"no longer missing ({len(newly_mirrored)}): {', '.join(newly_mirrored)}")
+        lines.append(f"no longer missing ({len(newly_mirrored)}): {_names(newly_mirrored)}")
     return lines
 
 
@@ -275,8 +279,13 @@ def baseline_problems(base: dict, new: dict, base_name: str = "baseline") -> tup
     policy = policy_for(new)
     diff = compare(base, new, policy)
     found = [(f"vs baseline: {title}", lines) for title, lines in sections(diff, policy, with_failures=False)]
-    extra = [f"{title}: {len(lines)} ({'; '.join(lines[:3])}{'; ...' if len(lines) > 3 else ''})"
-             for title, lines in _informational(diff) if title in ("fixed", "overrides", "coverage")]
+    extra = [f"coverage: {'; '.join(diff.coverage)}"] if diff.coverage else []
+    if diff.overrides:  # counted by change (added, removed, loosened, ...): `diff` prints each with its reason
+        kinds: dict[str, int] = {}
+        for line in diff.overrides:
+            kinds[line.split(":", 1)[0]] = kinds.get(line.split(":", 1)[0], 0) + 1
+        extra.append("overrides changed: " + ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items()))
+                     + " (python -m conformance diff lists them)")
     return found, notes(diff, base_name) + extra
 
 
