@@ -9,6 +9,7 @@ blob (``page_data``), compact: repeated strings are interned, numbers keep three
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -131,18 +132,26 @@ def _kwargs_text(kwargs) -> str:
     return ", ".join(f"{k}={v}" for k, v in kwargs.items()) if isinstance(kwargs, dict) else str(kwargs or "")
 
 
-def _check_row(r: dict, s: _Strings) -> list:
-    """One record as ``[check, status, max_abs, max_rel, headroom, rtol, atol, rule, comparisons, examples,
-    rejected, worst example, worst seed, what, inputs, kwargs, message]`` (strings interned); report.js reads
-    it by these positions (``CHECK_FIELDS`` there)."""
+STRING_TAIL = 11  # check fields from here on are interned strings: trailing empty ones ("" is 0) are left off
+
+
+def _check_row(r: dict, s: _Strings, tolerances: _Strings) -> list:
+    """One record as ``[check, status, max_abs, max_rel, headroom, tolerance, comparisons, examples, rejected,
+    worst example, worst seed, what, inputs, kwargs, message]``: strings interned in ``s``, the tolerance as an
+    index into ``tolerances`` (a ``[rtol, atol, rule]``, JSON-encoded: a few dozen for a whole run), trailing
+    empty strings left off. report.js reads it by these positions (``K`` there)."""
     tol, worst = r.get("tolerance") or {}, r.get("worst") or {}
-    return [s(r["check"]), STATUS_CODES.index(r["status"]), _num(r.get("max_abs_error")), _num(r.get("max_rel_error")),
-            _num(r.get("headroom")), tol.get("rtol"), tol.get("atol"), s(r.get("rule")), r.get("comparisons"),
-            r.get("examples"), r.get("rejected"), worst.get("example"), worst.get("seed"), s(worst.get("what")),
-            s("; ".join(map(str, worst.get("inputs") or []))), s(_kwargs_text(worst.get("kwargs"))), s(r.get("message"))]
+    allowed = tolerances(json.dumps([tol.get("rtol"), tol.get("atol"), s(r.get("rule"))])) if tol or r.get("rule") else 0
+    row = [s(r["check"]), STATUS_CODES.index(r["status"]), _num(r.get("max_abs_error")), _num(r.get("max_rel_error")),
+           _num(r.get("headroom")), allowed, r.get("comparisons"), r.get("examples"), r.get("rejected"),
+           worst.get("example"), worst.get("seed"), s(worst.get("what")), s("; ".join(map(str, worst.get("inputs") or []))),
+           s(_kwargs_text(worst.get("kwargs"))), s(r.get("message"))]
+    while len(row) > STRING_TAIL and row[-1] == 0:
+        row.pop()
+    return row
 
 
-def _cases(records: list[dict], s: _Strings) -> dict[str, list]:
+def _cases(records: list[dict], s: _Strings, tolerances: _Strings) -> dict[str, list]:
     """``{case_id: [status, worst headroom, css class, overridden, seed, seconds, repro, label, [checks...]]}``.
 
     The repro command is interned as a template (the case id replaced by ``\\u0000``): one string for all."""
@@ -159,7 +168,7 @@ def _cases(records: list[dict], s: _Strings) -> dict[str, list]:
         case[3] = case[3] or int(str(r.get("rule") or "").startswith("override"))
         if r.get("label") and not case[7]:
             case[7] = s(r["label"])
-        case[8].append(_check_row(r, s))
+        case[8].append(_check_row(r, s, tolerances))
     for case in cases.values():
         case[2] = CSS_CLASSES.index(headroom_class(case[1], STATUS_CODES[case[0]]))
         case[1] = _num(case[1])
@@ -189,8 +198,8 @@ def drifted_most(history: list[dict] | None, top: int = DRIFT_TOP) -> list[dict]
 def page_data(data: dict, history: list[dict] | None = None) -> dict:
     """Everything report.js needs, compactly: cases keyed by id (checks as arrays, strings interned), the
     snippets and rerun verdicts of the failing cases, and the per-entry headroom trends of the history."""
-    s = _Strings()
-    cases = _cases(data["records"], s)
+    s, tolerances = _Strings(), _Strings()  # tolerances: index 0 is none (an error or leak record)
+    cases = _cases(data["records"], s, tolerances)
     runs = list(history or [])[-TREND_RUNS:]
     run_index = {(r.get("commit"), r.get("time")): k for k, r in enumerate(runs)}
     trend_rows = {entry: [[run_index.get((p["commit"], p["time"])), _num(p["headroom"])] for p in points]
@@ -198,7 +207,8 @@ def page_data(data: dict, history: list[dict] | None = None) -> dict:
     from conformance.history import DRIFT_RULE
 
     return {
-        "status": list(STATUS_CODES), "css": list(CSS_CLASSES), "strings": s.table, "cases": cases,
+        "status": list(STATUS_CODES), "css": list(CSS_CLASSES), "strings": s.table,
+        "tolerances": [[None, None, 0]] + [json.loads(t) for t in tolerances.table[1:]], "cases": cases,
         "snippets": data.get("snippets") or {}, "reruns": data.get("reruns") or {},
         "runs": [[r.get("commit"), r.get("time"), r.get("torch")] for r in runs],
         "trends": trend_rows, "drift": drifted_most(runs), "drift_rule": DRIFT_RULE,
@@ -208,8 +218,6 @@ def page_data(data: dict, history: list[dict] | None = None) -> dict:
 def script_json(value) -> str:
     """JSON safe inside ``<script type="application/json">``: ``<``, ``>``, ``&`` and the JS line separators
     escaped, so no string from a report (an error message quoting HTML) can close the element."""
-    import json
-
     text = json.dumps(value, separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"), ("\u2028", "\\u2028"),
                          ("\u2029", "\\u2029")):

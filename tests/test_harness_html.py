@@ -61,12 +61,15 @@ def test_each_case_carries_what_its_drill_down_shows(data):
     assert [S[c[0]] for c in checks] == [r["check"] for r in rows]
     forward = next(c for c in checks if S[c[0]] == "forward")
     row = next(r for r in rows if r["check"] == "forward")
-    assert pd["status"][forward[1]] == "fail" and S[forward[7]] == row["rule"] == "defaults.float64"
-    assert (forward[5], forward[6]) == (row["tolerance"]["rtol"], row["tolerance"]["atol"])
+    rtol, atol, rule = pd["tolerances"][forward[5]]
+    assert pd["status"][forward[1]] == "fail" and S[rule] == row["rule"] == "defaults.float64"
+    assert (rtol, atol) == (row["tolerance"]["rtol"], row["tolerance"]["atol"])
     assert forward[2] == float(f"{row['max_abs_error']:.3g}")  # three significant digits
-    assert (forward[11], forward[12]) == (row["worst"]["example"], row["worst"]["seed"])
-    assert S[forward[13]] == row["worst"]["what"] and S[forward[14]] == "; ".join(row["worst"]["inputs"])
-    assert S[forward[16]] == row["message"] and "comparisons failed" in row["message"]
+    assert (forward[9], forward[10]) == (row["worst"]["example"], row["worst"]["seed"])
+    assert S[forward[11]] == row["worst"]["what"] and S[forward[12]] == "; ".join(row["worst"]["inputs"])
+    assert S[forward[14]] == row["message"] and "comparisons failed" in row["message"]
+    leak = next(c for c in checks if S[c[0]] == "leak")
+    assert pd["tolerances"][leak[5]] == [None, None, 0] and len(leak) < len(forward)  # no message, no kwargs: left off
     passing = pd["cases"]["exp|float64|cpu"]
     worst = max(r["headroom"] for r in data["records"] if r["case_id"] == "exp|float64|cpu" and r["headroom"] is not None)
     assert pd["css"][passing[2]] == report.headroom_class(worst) and passing[1] == float(f"{worst:.3g}")
@@ -83,6 +86,8 @@ def test_a_rule_starting_with_override_marks_the_case_overridden(data):
 def test_repeated_strings_are_stored_once(data):
     strings = html.page_data(data)["strings"]
     assert len(strings) == len(set(strings)) and strings.count("defaults.float32") == 1
+    tolerances = html.page_data(data)["tolerances"]
+    assert len(tolerances) == len({json.dumps(t) for t in tolerances}) <= 6  # per (rtol, atol, rule), not per record
     assert strings.count("python -m conformance repro '\0'") == 1  # one repro template for every ci case
 
 

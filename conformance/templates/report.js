@@ -12,8 +12,9 @@
   const FIXED = 4; // entry, kind, status, worst headroom: the columns before the dtype/device cells
   // positions in a case array and in a check array (html._cases, html._check_row)
   const C = {status: 0, headroom: 1, css: 2, overridden: 3, seed: 4, seconds: 5, repro: 6, label: 7, checks: 8};
-  const K = {check: 0, status: 1, abs: 2, rel: 3, headroom: 4, rtol: 5, atol: 6, rule: 7, comparisons: 8,
-    examples: 9, rejected: 10, example: 11, seed: 12, what: 13, inputs: 14, kwargs: 15, message: 16};
+  const K = {check: 0, status: 1, abs: 2, rel: 3, headroom: 4, tolerance: 5, comparisons: 6, examples: 7,
+    rejected: 8, example: 9, seed: 10, what: 11, inputs: 12, kwargs: 13, message: 14};
+  const text = (k, field) => S[k[field] || 0]; // trailing empty strings are left off the arrays
   const DEFAULTS = {q: "", status: "all", overridden: "", hmin: "", kind: "", dtype: "", device: "",
     sort: "status", open: ""};
 
@@ -118,8 +119,12 @@
       }
       row.tr.cells[3].textContent = worst < 0 ? "" : fmt(worst);
     }
-    const body = table.tBodies[0];
-    rows.slice().sort(compareRows(st.sort)).forEach((row) => body.appendChild(row.tr));
+    const body = table.tBodies[0], order = rows.slice().sort(compareRows(st.sort));
+    if (order.some((row, k) => body.rows[k] !== row.tr)) { // moving ~1000 rows costs a layout: only when it changed
+      const moved = document.createDocumentFragment();
+      order.forEach((row) => moved.appendChild(row.tr));
+      body.appendChild(moved);
+    }
     for (const th of table.tHead.rows[0].cells) {
       if (!th.dataset.sort) continue;
       const on = st.sort.replace(/^-/, "") === th.dataset.sort;
@@ -171,13 +176,14 @@
     const t = el("table", {class: "checks"}, el("tr", {}, ...head.map((h) => el("th", {}, h))));
     for (const k of checks) {
       const status = D.status[k[K.status]];
+      const [rtol, atol, rule] = D.tolerances[k[K.tolerance]];
       t.append(el("tr", {},
-        el("td", {}, S[k[K.check]]), el("td", {class: "status-" + status}, status), el("td", {}, S[k[K.what]]),
+        el("td", {}, text(k, K.check)), el("td", {class: "status-" + status}, status), el("td", {}, text(k, K.what)),
         el("td", {}, fmt(k[K.abs])), el("td", {}, fmt(k[K.rel])), el("td", {}, fmt(k[K.headroom])),
-        el("td", {}, k[K.rtol] ?? "-"), el("td", {}, k[K.atol] ?? "-"), el("td", {}, el("code", {}, S[k[K.rule]] || "-")),
+        el("td", {}, rtol ?? "-"), el("td", {}, atol ?? "-"), el("td", {}, el("code", {}, S[rule] || "-")),
         el("td", {}, k[K.comparisons] ?? ""), el("td", {}, `${k[K.examples] ?? ""} (${k[K.rejected] ?? 0})`),
-        el("td", {}, k[K.example] === null ? "-" : `#${k[K.example]} seed ${k[K.seed]}`),
-        el("td", {}, el("code", {}, S[k[K.inputs]])), el("td", {}, el("code", {}, S[k[K.kwargs]]))));
+        el("td", {}, k[K.example] === null || k[K.example] === undefined ? "-" : `#${k[K.example]} seed ${k[K.seed]}`),
+        el("td", {}, el("code", {}, text(k, K.inputs))), el("td", {}, el("code", {}, text(k, K.kwargs)))));
     }
     return t;
   }
@@ -279,10 +285,10 @@
     panel.append(el("h3", {}, "Repro"), copyable(S[c[C.repro]].split("\u0000").join(id)));
     if (D.reruns[id]) panel.append(el("h3", {}, "Rerun (flakiness)"), rerunBlock(D.reruns[id]));
     panel.append(el("h3", {}, "Checks"), checksTable(c[C.checks]));
-    const messages = c[C.checks].filter((k) => S[k[K.message]]);
+    const messages = c[C.checks].filter((k) => text(k, K.message));
     if (messages.length) {
       panel.append(el("h3", {}, "Messages"));
-      for (const k of messages) panel.append(el("div", {class: "msg"}, el("b", {}, S[k[K.check]] + ": "), S[k[K.message]]));
+      for (const k of messages) panel.append(el("div", {class: "msg"}, el("b", {}, text(k, K.check) + ": "), text(k, K.message)));
     }
     if (D.snippets[id]) panel.append(el("h3", {}, "Snippet"), snippetBlock(D.snippets[id]));
     panel.append(el("h3", {}, `Headroom trend of ${entryOf(id)}`), trendBlock(entryOf(id)));
@@ -299,11 +305,15 @@
   }
 
   // ---- wiring -----------------------------------------------------------------------------------------
-  let lastOpen = null;
+  let lastOpen = null, lastView = null;
   function render() {
     const st = readState();
-    syncControls(st);
-    renderMatrix(st);
+    const view = JSON.stringify(Object.assign({}, st, {open: ""}));
+    if (view !== lastView) { // opening or closing a case leaves the matrix as it is
+      lastView = view;
+      syncControls(st);
+      renderMatrix(st);
+    }
     if (st.open !== lastOpen) { lastOpen = st.open; renderDrill(st.open); }
   }
 
