@@ -128,7 +128,7 @@ def text(data: dict, mutation: dict | None = None, base: dict | None = None, bas
 
     baseline = report_diff.baseline_problems(base, data, base_name) if base else ([], [])
     found = _verdict(data, mutation, baseline)
-    out = [gate_summary(data, found, baseline[1])]
+    *out, verdict = gate_summary(data, found, baseline[1]).splitlines()
     line = _mutation_line(mutation)
     if line:
         out.append(f"  {line}")
@@ -136,7 +136,7 @@ def text(data: dict, mutation: dict | None = None, base: dict | None = None, bas
     if worst:
         out.append("closest to tolerance (passing): " + "; ".join(
             f"{r['case_id']} [{r['check']}] {r['headroom']:.3g}" for r in worst))
-    return "\n".join(out) + "\n"
+    return "\n".join(out + [verdict]) + "\n"  # the verdict last, as the gate prints it
 
 
 def main(args) -> int:
