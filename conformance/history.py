@@ -5,12 +5,15 @@ A line (schema ``neuronix-conformance-history/1``)::
 
     {"schema", "commit", "dirty", "time", "torch", "devices": ["cpu (x86_64)", ...], "profile", "dtypes",
      "filtered", "summary": {cases, failed_cases, records, passed, failed, errors, leaks, max_headroom},
-     "cases": {case_id: [worst headroom (3 significant digits, null if none finite), seconds]}, "seconds"}
+     "cases": {case_id: [worst headroom (3 significant digits, null if none finite), seconds(, status)]}, "seconds"}
+
+A case's optional third element is its status when it did not pass (``"fail"`` or ``"error"``): an error record
+carries headroom 0, so without it a case that started erring would look like a case that became exact.
 
 Why JSON Lines: a run appends one line with one ``write`` (no read-modify-write of a shared document), and a
 run killed mid-write leaves at most one broken last line, which ``load`` skips with a warning. The file keeps
-the last ``KEEP`` runs: a full run's line is a few hundred kB, so an unbounded history in a CI cache would grow
-without end, while 200 runs cover months of merges.
+the last ``KEEP`` runs: a full run's line is about 300 kB (6774 cases), so an unbounded history in a CI cache would
+grow without end; 100 runs (30 MB, 47 kB a line gzipped) cover months of merges and load in about two seconds.
 """
 
 from __future__ import annotations
@@ -25,11 +28,17 @@ from pathlib import Path
 
 SCHEMA = "neuronix-conformance-history/1"
 REPORT_SCHEMA = "neuronix-conformance/1"
-KEEP = 200  # runs kept by ``append``; older lines are dropped (rewritten atomically)
+KEEP = 100  # runs kept by ``append``; older lines are dropped (rewritten atomically)
 SUMMARY_KEYS = ("cases", "failed_cases", "records", "passed", "failed", "errors", "leaks", "max_headroom")
 # Headrooms below this count as this when measuring drift: an exact check (headroom 0) has no logarithm, and a
 # move within a thousandth of the tolerance is noise to a reviewer; exact -> 0.5 is still 2.7 decades of drift.
 HEADROOM_FLOOR = 1e-3
+STATUS_ORDER = ("pass", "fail", "error")  # worst last
+
+
+def case_point(value: list) -> tuple[float | None, float | None, str]:
+    """A ``cases`` value -> ``(headroom, seconds, status)``."""
+    return value[0], value[1], value[2] if len(value) > 2 else "pass"
 
 
 def _three_digits(value: float | None) -> float | None:
@@ -55,12 +64,14 @@ def compact(data: dict) -> dict:
                          "record; merge the shards first (python -m conformance merge shard*.json --history FILE)")
     worst: dict[str, float | None] = {}
     seconds: dict[str, float] = {}
+    status: dict[str, str] = {}
     for row in data["records"]:
         cid, h = row["case_id"], row.get("headroom")
         finite = h if h is not None and math.isfinite(h) else None
         if cid not in worst or (finite is not None and (worst[cid] is None or finite > worst[cid])):
             worst[cid] = finite
         seconds[cid] = max(seconds.get(cid, 0.0), row.get("seconds") or 0.0)  # the case's seconds, on every record
+        status[cid] = max(status.get(cid, "pass"), row.get("status", "pass"), key=STATUS_ORDER.index)
     summary = {k: data["summary"].get(k) for k in SUMMARY_KEYS}
     summary["max_headroom"] = _three_digits(summary["max_headroom"])
     return {
@@ -69,7 +80,8 @@ def compact(data: dict) -> dict:
         "devices": [_device_label(d) for d in run.get("devices", [])],
         "profile": run.get("profile"), "dtypes": run.get("dtypes"), "filtered": bool(run.get("filtered")),
         "summary": summary,
-        "cases": {cid: [_three_digits(worst[cid]), round(seconds[cid], 3)] for cid in sorted(worst)},
+        "cases": {cid: [_three_digits(worst[cid]), round(seconds[cid], 3)] + ([status[cid]] if status[cid] != "pass" else [])
+                  for cid in sorted(worst)},
         "seconds": round(sum(seconds.values()), 3),
     }
 
@@ -114,13 +126,31 @@ def _trim(path: Path, keep: int) -> None:
     os.replace(tmp, path)  # readers see the old file or the trimmed one, never a mix
 
 
+_LOADED: dict[Path, tuple[tuple[int, int], list[dict]]] = {}  # path -> ((mtime_ns, size), runs)
+
+
 def load(path: str | Path) -> list[dict]:
     """The recorded runs, oldest first; ``[]`` when the file does not exist.
 
-    Lines that do not parse (a run killed mid-write) or carry another schema are skipped with a warning."""
+    Lines that do not parse (a run killed mid-write) or carry another schema are skipped with a warning.
+    A sharded run asks for the same file several times (to select its slice, to describe it), and a full
+    history takes seconds to parse, so the runs are kept per path until the file changes; treat them as
+    read-only (the list is a copy, the run records are shared)."""
     path = Path(path)
-    if not path.exists():
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
         return []
+    key = (stat.st_mtime_ns, stat.st_size)
+    cached = _LOADED.get(path.resolve())
+    if cached and cached[0] == key:
+        return list(cached[1])
+    runs = _parse(path)
+    _LOADED[path.resolve()] = (key, runs)
+    return list(runs)
+
+
+def _parse(path: Path) -> list[dict]:
     runs = []
     for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if not line.strip():
@@ -129,11 +159,11 @@ def load(path: str | Path) -> list[dict]:
             run = json.loads(line)
         except json.JSONDecodeError as err:
             warnings.warn(f"{path}:{number}: skipping an unreadable history line ({err.msg}; a run killed while "
-                          "writing it?)", stacklevel=2)
+                          "writing it?)", stacklevel=3)
             continue
         if not isinstance(run, dict) or run.get("schema") != SCHEMA or not isinstance(run.get("cases"), dict):
             found = run.get("schema") if isinstance(run, dict) else type(run).__name__
-            warnings.warn(f"{path}:{number}: skipping a line with schema {found!r}, expected {SCHEMA!r}", stacklevel=2)
+            warnings.warn(f"{path}:{number}: skipping a line with schema {found!r}, expected {SCHEMA!r}", stacklevel=3)
             continue
         runs.append(run)
     return runs
@@ -143,26 +173,32 @@ def case_seconds(history: list[dict]) -> dict[str, float]:
     """``{case_id: seconds}`` from the recorded runs (the latest measurement of each case)."""
     seconds: dict[str, float] = {}
     for run in history:  # oldest first: later runs overwrite
-        for cid, (_, secs) in run["cases"].items():
+        for cid, value in run["cases"].items():
+            secs = case_point(value)[1]
             if secs is not None:
                 seconds[cid] = secs
     return seconds
 
 
 def entry_trends(history: list[dict]) -> dict[str, list[dict]]:
-    """``{entry: [{"commit", "time", "torch", "headroom", "case"}, ...]}``: each entry's worst headroom per run
-    (``case``: the case that set it; headroom ``None`` when none of its cases had a finite one), oldest first;
-    runs that did not run the entry are omitted."""
+    """``{entry: [{"commit", "time", "torch", "headroom", "case", "status"}, ...]}``: each entry's worst headroom
+    per run (``case``: the case that set it; headroom ``None`` when none of its cases had a finite one) and its
+    worst case status (pass, fail, error), oldest first; runs that did not run the entry are omitted."""
     trends: dict[str, list[dict]] = {}
     for run in history:
-        worst: dict[str, tuple[float | None, str]] = {}
-        for cid, (h, _) in run["cases"].items():
+        worst: dict[str, list] = {}  # entry -> [headroom, case, status]
+        for cid, value in run["cases"].items():
+            h, _, status = case_point(value)
             entry = entry_of(cid)
-            if entry not in worst or (h is not None and (worst[entry][0] is None or h > worst[entry][0])):
-                worst[entry] = (h, cid)
-        for entry, (h, cid) in worst.items():
+            if entry not in worst:
+                worst[entry] = [h, cid, status]
+            elif h is not None and (worst[entry][0] is None or h > worst[entry][0]):
+                worst[entry][:2] = [h, cid]
+            worst[entry][2] = max(worst[entry][2], status, key=STATUS_ORDER.index)
+        for entry, (h, cid, status) in worst.items():
             trends.setdefault(entry, []).append({"commit": run.get("commit"), "time": run.get("time"),
-                                                 "torch": run.get("torch"), "headroom": h, "case": cid})
+                                                 "torch": run.get("torch"), "headroom": h, "case": cid,
+                                                 "status": status})
     return trends
 
 
@@ -170,8 +206,8 @@ def entry_trends(history: list[dict]) -> dict[str, list[dict]]:
 
 DRIFT_RULE = (f"drift = |log10(latest headroom / median of the earlier runs' headrooms)| per case, in decades;\n"
               f"  headrooms below {HEADROOM_FLOOR:g} count as {HEADROOM_FLOOR:g} (an exact check that turns inexact drifts);\n"
-              "  a case that gains or loses a finite headroom (an error or a non-finite result) ranks first;\n"
-              "  an entry ranks by its most-drifted case, shown in [brackets]")
+              "  a case that gains or loses a finite headroom (it errs now, or erred; a non-finite result) ranks first;\n"
+              "  an entry ranks by its most-drifted case, shown in [brackets]; none = no finite headroom")
 
 
 def _floored(h: float) -> float:
@@ -198,7 +234,7 @@ def _jump(a: float | None, b: float | None) -> float:
 
 
 def _fmt(h: float | None) -> str:
-    return "null" if h is None else f"{h:.3g}"
+    return "none" if h is None else f"{h:.3g}"
 
 
 def _series_text(series: list[float | None]) -> str:
@@ -224,8 +260,9 @@ def drifted(history: list[dict]) -> list[dict]:
     most from run ``i - 1`` (the largest first, up to two)."""
     per_case: dict[str, list[tuple[dict, float | None]]] = {}
     for run in history:
-        for cid, (h, _) in run["cases"].items():
-            per_case.setdefault(cid, []).append((run, h))
+        for cid, value in run["cases"].items():
+            h, _, status = case_point(value)
+            per_case.setdefault(cid, []).append((run, None if status == "error" else h))  # an error has no headroom
     best: dict[str, dict] = {}
     for cid, points in per_case.items():
         series = [h for _, h in points]
@@ -275,7 +312,7 @@ def render(history: list[dict], top: int, source: str = "") -> str:
     lines.append(f"top {min(top, len(ranked))} of {len(ranked)} drifted entries ({entries} entries recorded):")
     for d in ranked[:top]:
         series, runs = d["series"], d["runs"]
-        drift = "inf (finite <-> null)" if math.isinf(d["drift"]) else f"{d['drift']:.2f}"
+        drift = "inf (gained or lost a finite headroom)" if math.isinf(d["drift"]) else f"{d['drift']:.2f}"
         earlier = [h for h in series[:-1] if h is not None]
         direction = ("worse" if series[-1] is None or (earlier and _floored(series[-1]) > _floored(statistics.median(earlier)))
                      else "better")
