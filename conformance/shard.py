@@ -152,6 +152,10 @@ def _check_one_run(shards: list[tuple[str, dict]]) -> int:
         if _static_overrides(data) != _static_overrides(first):
             raise MergeError(f"{name} differs from {first_name} in its tolerance overrides; "
                              "the slices of one run share tolerances.toml")
+        # slices dealt from different histories (or one from none) are not a partition: cases go missing
+        if data["run"]["shard"].get("balanced_by") != first["run"]["shard"].get("balanced_by"):
+            raise MergeError(f"{name} was dealt by {data['run']['shard'].get('balanced_by')!r} but {first_name} by "
+                             f"{first['run']['shard'].get('balanced_by')!r}: every slice must get the same history")
     counts = {data["run"]["shard"]["count"] for _, data in shards}
     if len(counts) > 1:
         raise MergeError(f"the slices disagree on the number of slices: {sorted(counts)}")

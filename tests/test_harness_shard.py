@@ -174,6 +174,9 @@ def test_merge_refuses_slices_of_different_runs(tmp_path):
     other["run"]["shard"]["count"] = 3
     assert "disagree on the number of slices: [2, 3]" in _refusal([slices[0], other])
     other = copy.deepcopy(slices[1])
+    other["run"]["shard"]["balanced_by"] = "history h.jsonl (3 runs)"
+    assert "b.json was dealt by 'history h.jsonl (3 runs)' but a.json by 'estimate'" in _refusal([slices[0], other])
+    other = copy.deepcopy(slices[1])
     other["overrides"][0]["atol"] = 1.0
     assert "tolerance overrides" in _refusal([slices[0], other])
     other = copy.deepcopy(slices[1])
