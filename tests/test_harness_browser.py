@@ -164,7 +164,7 @@ def test_the_hash_opens_a_drill_down_with_everything_about_the_case(page, tmp_pa
     text = dom(page, f"#open={FAILING}")
     panel = drill(text)
     assert "hidden" not in panel[:40]
-    for needle in (FAILING, "forward", "backward", "defaults.float64", "rtol", f"seed {seed}", SNIPPET, RERUN,
+    for needle in (FAILING, "forward", "backward", "defaults.float64", "rtol 1e-7, atol 1e-12", f"seed {seed}", SNIPPET, RERUN,
                    "python -m conformance repro 'planted.wrong|float64|cpu'", "reproduces", "seed 8: fail",
                    "grad arg 0", "comparisons failed", '<svg class="trend"'):
         assert needle in panel, needle
@@ -186,7 +186,7 @@ def test_a_trend_chart_is_drawn_from_the_history(page, tmp_path):
 
 
 def test_filter_screenshot(page, tmp_path):
-    screenshot(page, "#q=exp&status=passing&dtype=float64", tmp_path / "filter.png", 700)
+    screenshot(page, "#q=exp&status=passing&dtype=float64", tmp_path / "filter.png", 1100)
 
 
 # chromium's pipe ends must be fds 3 and 4: a tiny exec trampoline puts them there (dash cannot redirect fds > 9)

@@ -171,19 +171,20 @@
   }
 
   function checksTable(checks) {
-    const head = ["check", "status", "compared (worst)", "max abs", "max rel", "headroom", "rtol", "atol",
-      "tolerance rule", "comparisons", "examples (rejected)", "worst example", "inputs", "kwargs"];
+    const head = ["check", "status", "compared (worst)", "max abs / rel error", "headroom", "tolerance and its rule",
+      "comparisons · examples (rejected)", "worst example: inputs, kwargs"];
     const t = el("table", {class: "checks"}, el("tr", {}, ...head.map((h) => el("th", {}, h))));
     for (const k of checks) {
       const status = D.status[k[K.status]];
       const [rtol, atol, rule] = D.tolerances[k[K.tolerance]];
+      const example = k[K.example] === null || k[K.example] === undefined ? "-" : `#${k[K.example]} seed ${k[K.seed]}`;
       t.append(el("tr", {},
         el("td", {}, text(k, K.check)), el("td", {class: "status-" + status}, status), el("td", {}, text(k, K.what)),
-        el("td", {}, fmt(k[K.abs])), el("td", {}, fmt(k[K.rel])), el("td", {}, fmt(k[K.headroom])),
-        el("td", {}, rtol ?? "-"), el("td", {}, atol ?? "-"), el("td", {}, el("code", {}, S[rule] || "-")),
-        el("td", {}, k[K.comparisons] ?? ""), el("td", {}, `${k[K.examples] ?? ""} (${k[K.rejected] ?? 0})`),
-        el("td", {}, k[K.example] === null || k[K.example] === undefined ? "-" : `#${k[K.example]} seed ${k[K.seed]}`),
-        el("td", {}, el("code", {}, text(k, K.inputs))), el("td", {}, el("code", {}, text(k, K.kwargs)))));
+        el("td", {}, `${fmt(k[K.abs])} / ${fmt(k[K.rel])}`), el("td", {}, fmt(k[K.headroom])),
+        el("td", {}, rtol === null ? "-" : `rtol ${rtol}, atol ${atol}`, el("br"), el("code", {}, S[rule] || "")),
+        el("td", {}, `${k[K.comparisons] ?? ""} · ${k[K.examples] ?? ""} (${k[K.rejected] ?? 0})`),
+        el("td", {}, example, el("br"), el("code", {}, text(k, K.inputs)),
+          text(k, K.kwargs) ? el("code", {class: "kwargs"}, " · " + text(k, K.kwargs)) : "")));
     }
     return t;
   }
@@ -206,6 +207,16 @@
       el("b", {}, r.verdict), ": ", r.text,
       el("div", {class: "meta"}, "same seed: " + (r.same_seed ? part(r.same_seed) : "-") + " · fresh seeds: "
         + ((r.fresh || []).map(part).join("; ") || "-")));
+  }
+
+  // A message's first lines; the rest (a classifier's torch-only script, a long traceback) folded away.
+  function messageBlock(check, message) {
+    const lines = message.split("\n");
+    const block = el("div", {class: "msg"}, el("b", {}, check + ": "), lines.slice(0, 4).join("\n"));
+    if (lines.length > 4) {
+      block.append(el("details", {}, el("summary", {}, `${lines.length - 4} more lines`), lines.slice(4).join("\n")));
+    }
+    return block;
   }
 
   function snippetBlock(s) {
@@ -288,7 +299,7 @@
     const messages = c[C.checks].filter((k) => text(k, K.message));
     if (messages.length) {
       panel.append(el("h3", {}, "Messages"));
-      for (const k of messages) panel.append(el("div", {class: "msg"}, el("b", {}, text(k, K.check) + ": "), text(k, K.message)));
+      for (const k of messages) panel.append(messageBlock(text(k, K.check), text(k, K.message)));
     }
     if (D.snippets[id]) panel.append(el("h3", {}, "Snippet"), snippetBlock(D.snippets[id]));
     panel.append(el("h3", {}, `Headroom trend of ${entryOf(id)}`), trendBlock(entryOf(id)));
