@@ -72,8 +72,9 @@ def history_line(k: int, headrooms: dict) -> str:
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
-    """exp passes (one of its records under an override), planted.wrong fails with a snippet, a rerun verdict
-    and a message quoting markup; a six-run history drifts exp|float64|cpu from 1e-6 to 0.3."""
+    """exp passes (one of its records under an override), planted.wrong fails in float64 with a snippet, a rerun
+    verdict and a message quoting markup, and errs in float32; a six-run history drifts exp|float64|cpu from 1e-6
+    to 0.3."""
     tmp = tmp_path_factory.mktemp("report")
     mirrors = [OpMirror("exp", nx.exp, torch.exp, unary()),
                OpMirror("planted.wrong", lambda x: nx.exp(x) * 1.001, torch.exp, unary())]
@@ -86,6 +87,9 @@ def page(tmp_path_factory):
     data = report.build(records, opts, coverage=Coverage(["exp", "planted.wrong", "hole"], ["exp"], ["hole"], {}, []))
     next(r for r in data["records"] if r["case_id"] == "exp|float32|cpu")["rule"] = "override[0] op=exp (planted)"
     next(r for r in data["records"] if r["case_id"] == FAILING and r["status"] != "pass")["message"] += INJECTED
+    for r in data["records"]:  # planted.wrong's float32 case raises instead: an error has headroom 0, no ratio
+        if r["case_id"] == FAILING.replace("float64", "float32"):
+            r.update(status="error" if r["status"] != "pass" else "pass", headroom=0.0)
     data["snippets"] = {FAILING: {"check": "forward", "example": 0, "shrunk": False, "snippet": SNIPPET}}
     data["reruns"] = {FAILING: {"same_seed": {"seed": 7, "status": "fail", "checks": ["forward"]},
                                 "fresh": [{"seed": 8, "status": "fail", "checks": ["forward"]}],
@@ -141,6 +145,7 @@ def test_screenshot_shows_the_coloured_matrix(page, tmp_path):
     ("#kind=module", set()),
     ("#dtype=float32&overridden=1", {"exp"}),
     ("#dtype=float64&overridden=1", set()),  # the override is on exp's float32 column only
+    ("#dtype=float32&hmin=1000", {"planted.wrong"}),  # an error (headroom 0) is above every threshold
 ])
 def test_the_hash_filters_the_matrix(page, hash_, visible):
     text = dom(page, hash_)

@@ -54,14 +54,18 @@
   // ---- numbers ----------------------------------------------------------------------------------------
   function fmt(x) {
     if (x === null || x === undefined) return "-";
-    if (x === Infinity) return "non-finite";
+    if (x === Infinity) return "∞ (fails)";
     if (x === 0) return "0";
     const a = Math.abs(x);
     return a < 1e-2 || a >= 1e4 ? x.toExponential(2) : String(Number(x.toPrecision(3)));
   }
-  function caseHeadroom(c) { // a failing case without a finite headroom sorts and filters as the worst
-    return c[C.headroom] === null ? (c[C.status] > 0 ? Infinity : 0) : c[C.headroom];
+  // A failing case whose failure is no measured ratio (an exception: headroom 0; a non-finite result: none)
+  // sorts and filters as the worst there is: above any "headroom ≥" threshold.
+  function caseHeadroom(c) {
+    const h = c[C.headroom] ?? 0;
+    return c[C.status] > 0 && h <= 1 ? Infinity : h;
   }
+  function tolText(x) { return x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential() : String(x); } // 1e-6, not 0.000001
   function entryOf(id) { return id.split("|").slice(0, -2).join("|"); }
 
   // ---- the matrix -------------------------------------------------------------------------------------
@@ -181,7 +185,7 @@
       t.append(el("tr", {},
         el("td", {}, text(k, K.check)), el("td", {class: "status-" + status}, status), el("td", {}, text(k, K.what)),
         el("td", {}, `${fmt(k[K.abs])} / ${fmt(k[K.rel])}`), el("td", {}, fmt(k[K.headroom])),
-        el("td", {}, rtol === null ? "-" : `rtol ${rtol}, atol ${atol}`, el("br"), el("code", {}, S[rule] || "")),
+        el("td", {}, rtol === null ? "-" : `rtol ${tolText(rtol)}, atol ${tolText(atol)}`, el("br"), el("code", {}, S[rule] || "")),
         el("td", {}, `${k[K.comparisons] ?? ""} · ${k[K.examples] ?? ""} (${k[K.rejected] ?? 0})`),
         el("td", {}, example, el("br"), el("code", {}, text(k, K.inputs)),
           text(k, K.kwargs) ? el("code", {class: "kwargs"}, " · " + text(k, K.kwargs)) : "")));
@@ -203,8 +207,10 @@
 
   function rerunBlock(r) {
     const part = (x) => `seed ${x.seed}: ${x.status}` + (x.checks && x.checks.length ? ` (${x.checks.join(", ")})` : "");
-    return el("div", {class: "verdict " + String(r.verdict).replace(/ /g, "-")},
-      el("b", {}, r.verdict), ": ", r.text,
+    const verdict = String(r.verdict), said = String(r.text || ""); // the text may open with the verdict itself
+    const rest = said.startsWith(verdict) ? said.slice(verdict.length).replace(/^[:\s]+/, "") : said;
+    return el("div", {class: "verdict " + verdict.replace(/ /g, "-")},
+      el("b", {}, verdict), ": ", rest,
       el("div", {class: "meta"}, "same seed: " + (r.same_seed ? part(r.same_seed) : "-") + " · fresh seeds: "
         + ((r.fresh || []).map(part).join("; ") || "-")));
   }
