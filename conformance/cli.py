@@ -1,4 +1,4 @@
-"""``python -m conformance run | gate | list | repro``.
+"""``python -m conformance run | gate | diff | summary | history | merge | list | repro | reach | api-table | mutate``.
 
 * ``run [--dtypes float32,float64] [--devices cpu,cuda] [--profile ci|thorough] [-n N] [-k PATTERN]``
   runs the cases under pytest (sharded by pytest-xdist with ``-n``) and writes
@@ -9,10 +9,12 @@
   (``conformance.history``; a shard does not append: ``merge`` does).
 * ``gate [reports/conformance.json] [--baseline BASE.json]`` prints a one-screen summary, exits 1 on any problem;
   with a baseline, also on regressions against it (``conformance.diff``).
-* ``diff BASE.json NEW.json`` lists new failures, fixed cases, coverage and override changes and headroom regressions.
+* ``diff BASE.json NEW.json [--format text|md]`` lists new failures, fixed cases, coverage and override changes and
+  headroom regressions; exits 0 without a regression, 1 with one, 2 when a report cannot be read.
 * ``summary [REPORT] [--baseline BASE.json] [--format md|text]`` prints a short summary for a pull request.
-* ``history [--file FILE]`` prints the entries whose headroom drifted most across the recorded runs.
-* ``merge shard*.json [--report-dir DIR]`` combines the slices of a sharded run into one report the gate accepts.
+* ``history [--file FILE] [--top N] [--last K]`` prints the entries whose headroom drifted most across the recorded runs.
+* ``merge shard*.json [--report-dir DIR] [--history FILE]`` combines the slices of a sharded run into one report the
+  gate accepts; it refuses (exit 2) slices of different runs, a missing or duplicated slice, a case in two slices.
 * ``list [--missing]`` prints the registry, or only the public names without a mirror.
 * ``repro CASE_ID [--example K] [--snippet | --shrink] [--torch-only]`` replays one case and prints every
   comparison; ``--snippet`` adds a standalone script of the example, ``--shrink`` of the smallest failing one.
@@ -35,6 +37,15 @@ HERE = Path(__file__).resolve().parent
 
 def _run(args) -> int:
     import pytest
+
+    if args.shard:  # checked here: a bad spec raised inside collection shows only as "1 error during collection"
+        from conformance.shard import parse_spec
+
+        try:
+            parse_spec(args.shard)
+        except ValueError as err:
+            print(f"conformance run: {err}")
+            return 2
 
     pytest_args = [str(HERE / "test_cases.py"), "-p", "no:cacheprovider", "-q", "--tb=no", "-rN",
                    f"--conformance-dtypes={args.dtypes}", f"--conformance-profile={args.profile}",

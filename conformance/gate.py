@@ -27,17 +27,17 @@ def problems(data: dict) -> list[tuple[str, list[str]]]:
     records = data["records"]
     if not records:
         found.append(("empty", ["the report holds no cases"]))
+    rerun = _rerun_lines(data)
     failing = [r for r in records if r["status"] != "pass" and r["check"] != "leak"]
     if failing:
-        reruns = data.get("reruns") or {}  # conformance.flaky: does the failure reproduce?
         found.append(("failed checks", [f"{r['case_id']} [{r['check']}] {r['status']}"
                                         + (f" ({r['label']})" if r.get("label") else "")
-                                        + f": {_short(r['message'])}\n      {r['repro']}"
-                                        + (f"\n      rerun: {reruns[r['case_id']]['text']}" if r["case_id"] in reruns else "")
+                                        + f": {_short(r['message'])}\n      {r['repro']}" + rerun(r["case_id"])
                                         for r in failing]))
     leaks = [r for r in records if r["check"] == "leak" and r["status"] != "pass"]
     if leaks:
-        found.append(("leaks", [f"{r['case_id']}: {_short(r['message'])}\n      {r['repro']}" for r in leaks]))
+        found.append(("leaks", [f"{r['case_id']}: {_short(r['message'])}\n      {r['repro']}" + rerun(r["case_id"])
+                                for r in leaks]))
     missing = data["coverage"]["missing"]
     if missing:
         shown = ", ".join(missing[:40]) + (f", ... ({len(missing) - 40} more: python -m conformance list --missing)"
@@ -56,12 +56,29 @@ def problems(data: dict) -> list[tuple[str, list[str]]]:
     return found
 
 
+def _rerun_lines(data: dict):
+    """``case_id -> text``: the rerun verdict (``conformance.flaky``: does the failure reproduce?) under the
+    first failing line of each case only, so a case failing seven checks says it once."""
+    reruns, told = data.get("reruns") or {}, set()
+
+    def line(cid: str) -> str:
+        if cid not in reruns or cid in told:
+            return ""
+        told.add(cid)
+        return f"\n      rerun: {reruns[cid]['text']}"
+    return line
+
+
 def _stale_torch_defects(data: dict) -> list[str]:
-    from conformance.classify import stale_torch_defects
     from conformance.tolerances import DEFAULT_PATH, load
 
     path = Path(data.get("run", {}).get("tolerances") or DEFAULT_PATH)
-    return stale_torch_defects(data, load(path if path.exists() else None))
+    tolerances = load(path if path.exists() else None)
+    if not tolerances.torch_defects:  # conformance.classify imports torch and the harness: seconds, for nothing
+        return []
+    from conformance.classify import stale_torch_defects
+
+    return stale_torch_defects(data, tolerances)
 
 
 def _short(text: str, width: int = 160) -> str:

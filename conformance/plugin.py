@@ -103,11 +103,11 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     filtered = bool(config.getoption("keyword") or config.getoption("markexpr")
                     or any("::" in str(a) for a in config.args))
     data = report.build(state.records, opts, filtered=filtered)
-    paths = report.write_all(data, opts["report"])
     if opts["history"] and not opts["shard"]:  # a shard's record is partial: `merge --history` appends the whole run's
         from conformance import history
 
-        history.append(data, opts["history"])
+        history.append(data, opts["history"])  # first: the HTML's trend charts then include this run
+    paths = report.write_all(data, opts["report"])
     summary = report.one_line(data)
     tr = config.pluginmanager.get_plugin("terminalreporter")
     if tr is not None:

@@ -246,11 +246,12 @@ def merge_main(args) -> int:
     except MergeError as err:
         print(f"conformance merge: {err}")
         return 2
-    paths = report.write_all(merged, args.report_dir)
-    if args.history:
+    if args.history:  # first: the merged HTML's trend charts then include this run
         from conformance import history
 
+        merged["run"]["history"] = args.history
         history.append(merged, args.history)
+    paths = report.write_all(merged, args.report_dir)
     print(f"conformance merge: {len(args.shards)} slices: {report.one_line(merged)}")
     print(f"conformance merge: wrote {', '.join(str(p) for p in paths)}; "
           f"judge with: python -m conformance gate {paths[0]}")

@@ -322,6 +322,7 @@ def report_snippets(records, opts: dict, cases: int = REPORT_CASES, seconds: flo
     skipped; one that raises leaves its error instead of a script (the report never fails for it).
     """
     import conformance.mirrors  # noqa: F401
+    from conformance.flaky import CRASHED
     from conformance.mirror import REGISTRY
     from conformance.record import CHECK_ORDER
     from conformance.snippet import REDONE, snippet
@@ -330,6 +331,8 @@ def report_snippets(records, opts: dict, cases: int = REPORT_CASES, seconds: flo
     for r in records:
         if r.status != "pass" and r.entry in REGISTRY and isinstance(REGISTRY[r.entry], (OpMirror, ModuleMirror)):
             failing.setdefault(r.case_id, []).append(r)
+    for cid in [cid for cid, rows in failing.items() if any(CRASHED in r.message for r in rows)]:
+        del failing[cid]  # its worker crashed: replaying it here could take the report down with it
     tolerances = load(opts.get("tolerances"))
     start, out = time.perf_counter(), {}
     for cid in sorted(failing)[:cases]:

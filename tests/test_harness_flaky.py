@@ -223,7 +223,9 @@ def test_a_report_carries_the_reruns_and_the_gate_prints_them(tmp_path, monkeypa
     assert gate.gate(path) == 1
     out = capsys.readouterr().out
     assert f"rerun: {text}" in out
-    assert out.count("rerun: ") == sum(r["status"] != "pass" and r["check"] != "leak" for r in data["records"])
+    # once per failing case, under its first failing check, not once per check
+    assert sum(r["status"] != "pass" and r["check"] != "leak" for r in data["records"]) > 1
+    assert out.count("rerun: ") == 1
 
 
 @pytest.mark.parametrize("verdict", ["reproduces", "seed-specific", "does not reproduce"])
@@ -234,3 +236,16 @@ def test_each_verdict_is_one_sentence(verdict):
     assert flaky._verdict(same, again) == verdict
     text = flaky._text(verdict, same, again)
     assert text.startswith(verdict + ": ") and "\n" not in text and "(9, 10, 11)" in text
+
+
+def test_the_gate_gives_a_leaking_case_its_rerun_verdict_too():
+    from conformance.report import SCHEMA
+
+    leak = {"case_id": "planted.leaky|float64|cpu", "entry": "planted.leaky", "check": "leak", "status": "fail",
+            "message": "example 0: 1 graph node alive", "repro": "python -m conformance repro 'planted.leaky|float64|cpu'"}
+    data = {"schema": SCHEMA, "records": [leak], "coverage": {"missing": []}, "overrides": [],
+            "run": {"filtered": True, "torch": "x", "shard": None},
+            "reruns": {leak["case_id"]: {"verdict": "reproduces", "text": "reproduces: leaks again with its seed 1"}}}
+    sections = dict(gate.problems(data))
+    assert sections["leaks"] == [f"{leak['case_id']}: {leak['message']}\n      {leak['repro']}"
+                                 "\n      rerun: reproduces: leaks again with its seed 1"]

@@ -242,6 +242,21 @@ def test_report_snippets_skip_entries_outside_the_registry():
     assert case.failed and report_snippets(case.records, {}) == {}
 
 
+def test_report_snippets_skip_a_case_whose_worker_crashed(monkeypatch):
+    import dataclasses
+
+    from conformance.flaky import CRASHED
+
+    crashy = OpMirror("planted.crashed", lambda x: nx.exp(x) * 1.001, torch.exp, unary())
+    monkeypatch.setitem(REGISTRY, crashy.name, crashy)
+    records = run_case(crashy, "float64", "cpu", examples=1).records
+    assert set(report_snippets(records, {})) == {"planted.crashed|float64|cpu"}  # registered: it gets a script
+    # as plugin._lost_cases records a crashed worker's case: replaying it in the report's process could crash it too
+    lost = [dataclasses.replace(r, message=f"example 0: {CRASHED}: its pytest-xdist worker crashed")
+            if r.status != "pass" else r for r in records]
+    assert report_snippets(lost, {}) == {}
+
+
 # ----- the command line ---------------------------------------------------------------------------------
 def test_repro_prints_the_snippet_and_the_shrunk_snippet(planted, capsys):
     from conformance.cli import main
