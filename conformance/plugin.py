@@ -22,6 +22,7 @@ import pytest
 from conformance.record import Record
 
 RECORDS_KEY = "conformance_records"
+CASE_LIST_KEY = "conformance_case_list"
 
 
 def pytest_addoption(parser) -> None:
@@ -40,6 +41,7 @@ class _State:
     def __init__(self) -> None:
         self.records: list[Record] = []
         self.ran = False
+        self.case_list: dict | None = None  # a sharded run: the whole run's case count and fingerprint
 
 
 _KEY = pytest.StashKey[_State]()
@@ -77,10 +79,22 @@ def record_case(config, case) -> None:
     state.records.extend(case.records)
 
 
+def note_case_list(config, cases: list[str]) -> None:
+    """Called at collection of a sharded run with the whole run's cases (before the slice is chosen): their
+    count and fingerprint go into ``run["shard"]``, so ``merge`` can tell a case that landed in no slice."""
+    import hashlib
+
+    digest = hashlib.sha256("\n".join(sorted(cases)).encode()).hexdigest()[:16]
+    _state(config).case_list = {"total": len(cases), "fingerprint": digest}
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node, error) -> None:
     """xdist controller: merge a finished worker's records."""
-    payload = getattr(node, "workeroutput", {}).get(RECORDS_KEY)
+    output = getattr(node, "workeroutput", {})
+    if output.get(CASE_LIST_KEY):  # the controller does not collect: a worker tells it the case list
+        _state(node.config).case_list = json.loads(output[CASE_LIST_KEY])
+    payload = output.get(RECORDS_KEY)
     if payload:
         state = _state(node.config)
         state.ran = True
@@ -91,6 +105,8 @@ def pytest_sessionfinish(session, exitstatus) -> None:
     config = session.config
     state = _state(config)
     if hasattr(config, "workerinput"):  # an xdist worker: hand the records to the controller
+        if state.case_list:
+            config.workeroutput[CASE_LIST_KEY] = json.dumps(state.case_list)
         if state.ran:
             config.workeroutput[RECORDS_KEY] = json.dumps([r.as_dict() for r in state.records])
         return
@@ -98,7 +114,7 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         return
     from conformance import report
 
-    opts = options(config)
+    opts = {**options(config), "case_list": state.case_list}
     state.records.extend(_lost_cases(config, state.records, opts))
     filtered = bool(config.getoption("keyword") or config.getoption("markexpr")
                     or any("::" in str(a) for a in config.args))

@@ -67,7 +67,7 @@ def _shard(opts: dict) -> dict | None:
         return None
     from conformance.shard import describe
 
-    return describe(opts["shard"], opts.get("history"))
+    return {**describe(opts["shard"], opts.get("history")), **(opts.get("case_list") or {})}
 
 
 def _override_rows(tolerances, records: list[Record], run: dict, registry_names) -> list[dict]:

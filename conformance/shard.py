@@ -152,6 +152,10 @@ def _check_one_run(shards: list[tuple[str, dict]]) -> int:
         if _static_overrides(data) != _static_overrides(first):
             raise MergeError(f"{name} differs from {first_name} in its tolerance overrides; "
                              "the slices of one run share tolerances.toml")
+        if data["run"]["shard"].get("fingerprint") != first["run"]["shard"].get("fingerprint"):
+            raise MergeError(f"{name} and {first_name} were dealt from different case lists (fingerprints "
+                             f"{data['run']['shard'].get('fingerprint')} and {first['run']['shard'].get('fingerprint')}): "
+                             "other mirrors or --dtypes/--devices; the slices of one run deal one list")
         # slices dealt from different histories (or one from none) are not a partition: cases go missing
         if data["run"]["shard"].get("balanced_by") != first["run"]["shard"].get("balanced_by"):
             raise MergeError(f"{name} was dealt by {data['run']['shard'].get('balanced_by')!r} but {first_name} by "
@@ -176,6 +180,10 @@ def _check_one_run(shards: list[tuple[str, dict]]) -> int:
             if owner.setdefault(cid, name) != name:
                 raise MergeError(f"case {cid} is in two slices: {owner[cid]} and {name} "
                                  "(were they run with different case lists or histories?)")
+    total = first["run"]["shard"].get("total")
+    if total is not None and not first["run"].get("filtered") and len(owner) != total:
+        raise MergeError(f"the {count} slices hold {len(owner)} of the run's {total} cases: "
+                         f"{total - len(owner)} landed in no slice or left no records (an interrupted slice?)")
     return count
 
 

@@ -29,6 +29,7 @@ def _cases(config) -> list[str]:
     if opts["shard"]:
         from conformance.shard import select
 
+        plugin.note_case_list(config, out)
         out = select(out, opts["shard"], opts["history"])
     return out
 

@@ -187,6 +187,19 @@ def test_merge_refuses_slices_of_different_runs(tmp_path):
     assert "case planted.exp|float32|cpu is in two slices: a.json and b.json" in _refusal([slices[0], other])
 
 
+def test_merge_refuses_slices_of_different_case_lists_or_a_case_in_no_slice(tmp_path):
+    slices, _ = _planted_slices(tmp_path)
+    for data in slices:
+        data["run"]["shard"].update(total=2, fingerprint="f00d")
+    assert shard.merge([("a.json", slices[0]), ("b.json", slices[1])], names=("planted.exp",))["summary"]["cases"] == 2
+    other = copy.deepcopy(slices[1])
+    other["run"]["shard"]["fingerprint"] = "beef"
+    assert "b.json and a.json were dealt from different case lists" in _refusal([slices[0], other])
+    for data in slices:
+        data["run"]["shard"]["total"] = 3  # a third case was dealt to no slice that reported it
+    assert "the 2 slices hold 2 of the run's 3 cases: 1 landed in no slice" in _refusal(slices)
+
+
 # --- merge, end to end: real slices of a real run -------------------------------------------------
 
 def _conformance(*args: str, cwd=ROOT) -> subprocess.CompletedProcess:
@@ -199,7 +212,8 @@ def real_runs(tmp_path_factory):
     """The sin/cos cases in float64 on cpu: slice 1/2, slice 2/2 and the unsharded run."""
     base = tmp_path_factory.mktemp("shards")
     select = ["-k", "sin or cos", "--dtypes", "float64", "--devices", "cpu"]
-    for name, extra in (("s1", ["--shard", "1/2"]), ("s2", ["--shard", "2/2"]), ("all", [])):
+    # slice 1 under pytest-xdist (the controller learns the case list from a worker), slice 2 in one process
+    for name, extra in (("s1", ["--shard", "1/2", "-n", "2"]), ("s2", ["--shard", "2/2"]), ("all", [])):
         done = _conformance("run", *select, *extra, "--report-dir", str(base / name))
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return base
@@ -209,6 +223,9 @@ def test_merging_real_slices_gives_the_unsharded_verdicts_and_passes_the_gate(re
     s1, s2 = (json.loads((real_runs / n / "conformance.json").read_text()) for n in ("s1", "s2"))
     assert s1["run"]["shard"]["cases"] + s2["run"]["shard"]["cases"] > 20
     assert not {r["case_id"] for r in s1["records"]} & {r["case_id"] for r in s2["records"]}
+    # both know the whole run's case list (before -k): merge checks that no case landed in no slice
+    assert s1["run"]["shard"]["fingerprint"] == s2["run"]["shard"]["fingerprint"]
+    assert s1["run"]["shard"]["total"] == s2["run"]["shard"]["total"] > 1000
     lone = _conformance("gate", str(real_runs / "s1" / "conformance.json"))
     assert lone.returncode == 1 and "slice 1 of 2: merge the 2 slices" in lone.stdout
     hist = real_runs / "history.jsonl"
