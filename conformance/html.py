@@ -177,7 +177,7 @@ def _cases(records: list[dict], s: _Strings, tolerances: _Strings) -> dict[str, 
 
 def trends(history: list[dict] | None) -> dict[str, list[dict]]:
     """``conformance.history.entry_trends`` over the last ``TREND_RUNS`` runs: ``{entry: [{"commit", "time",
-    "torch", "headroom", ...}, ...]}``, oldest first."""
+    "torch", "headroom", "status", ...}, ...]}``, oldest first."""
     from conformance.history import entry_trends
 
     return entry_trends(list(history or [])[-TREND_RUNS:])
@@ -195,6 +195,14 @@ def drifted_most(history: list[dict] | None, top: int = DRIFT_TOP) -> list[dict]
     return out
 
 
+def _trend_point(run: int | None, point: dict) -> list:
+    """``[run index, headroom]``, plus the status code when the entry failed or erred in that run (the chart
+    draws it red: an error's headroom 0 is no measurement)."""
+    status = point.get("status") or "pass"
+    code = STATUS_CODES.index(status) if status in STATUS_CODES else 1  # an unknown status is no pass
+    return [run, _num(point["headroom"])] + ([code] if code else [])
+
+
 def page_data(data: dict, history: list[dict] | None = None) -> dict:
     """Everything report.js needs, compactly: cases keyed by id (checks as arrays, strings interned), the
     snippets and rerun verdicts of the failing cases, and the per-entry headroom trends of the history."""
@@ -202,7 +210,7 @@ def page_data(data: dict, history: list[dict] | None = None) -> dict:
     cases = _cases(data["records"], s, tolerances)
     runs = list(history or [])[-TREND_RUNS:]
     run_index = {(r.get("commit"), r.get("time")): k for k, r in enumerate(runs)}
-    trend_rows = {entry: [[run_index.get((p["commit"], p["time"])), _num(p["headroom"])] for p in points]
+    trend_rows = {entry: [_trend_point(run_index.get((p["commit"], p["time"])), p) for p in points]
                   for entry, points in trends(runs).items()}
     from conformance.history import DRIFT_RULE
 

@@ -185,8 +185,8 @@ def test_a_trend_chart_is_drawn_from_the_history(page, tmp_path):
     text = dom(page)
     drift = text[text.index('<h2 id="drift">'):text.index('<h2 id="worst">')]
     assert "exp|float64|cpu" in drift and drift.count('<svg class="trend"') >= 1
-    no_history = drill(dom(page, f"#open={FAILING.replace('float64', 'float32')}"))
-    assert '<svg class="trend"' in no_history  # planted.wrong's trend: every run without a finite headroom
+    failing = drill(dom(page, f"#open={FAILING.replace('float64', 'float32')}"))
+    assert failing.count('class="nonfinite"') == 6  # planted.wrong: no finite headroom in any run, drawn red on top
     screenshot(page, "#open=exp|float64|cpu", tmp_path / "trend.png", 1200)
 
 

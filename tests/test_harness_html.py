@@ -34,13 +34,14 @@ def data():
 
 
 def history_runs(headrooms: list[dict[str, float | None]]) -> list[dict]:
-    """Synthetic history records (the preamble's format), one per ``{case_id: headroom}``, oldest first."""
+    """Synthetic history records (the preamble's format), one per ``{case_id: headroom}``, oldest first; a tuple
+    value is the case's whole ``[headroom, seconds, status]``."""
     return [{"schema": "neuronix-conformance-history/1", "commit": f"{k:02d}" + "c" * 38, "dirty": False,
              "time": f"2026-11-{k + 1:02d}T00:00:00+00:00", "torch": "2.13.0" if k < 2 else "2.14.0",
              "devices": ["cpu (x86_64)"], "profile": "ci", "dtypes": ["float32", "float64"],
              "summary": {"cases": len(cases), "failed_cases": 0, "records": 0, "passed": 0, "failed": 0, "errors": 0,
                          "leaks": 0, "max_headroom": None},
-             "cases": {cid: [h, 0.01] for cid, h in cases.items()}, "seconds": 0.1}
+             "cases": {cid: list(h) if isinstance(h, tuple) else [h, 0.01] for cid, h in cases.items()}, "seconds": 0.1}
             for k, cases in enumerate(headrooms)]
 
 
@@ -120,13 +121,14 @@ def test_without_history_the_page_says_so(data):
 def test_history_gives_each_entry_its_trend_and_ranks_the_drift(data):
     runs = history_runs([{"exp|float64|cpu": 1e-4, "exp|float32|cpu": 0.01, "planted.wrong|float64|cpu": None},
                          {"exp|float64|cpu": 1e-4, "exp|float32|cpu": 0.01},
-                         {"exp|float64|cpu": 0.3, "exp|float32|cpu": 0.01, "planted.wrong|float64|cpu": 2e-3}])
+                         {"exp|float64|cpu": 0.3, "exp|float32|cpu": 0.01, "planted.wrong|float64|cpu": 2e-3},
+                         {"exp|float64|cpu": 0.3, "planted.wrong|float64|cpu": (0.0, 0.01, "error")}])
     page = html.render(data, None, runs)
     pd = blob(page)
     assert [r[0] for r in pd["runs"]] == [r["commit"] for r in runs] and pd["runs"][2][2] == "2.14.0"
     # exp's worst case per run: run 0 and 1 -> float32's 0.01, run 2 -> float64's 0.3; planted.wrong skipped run 1
-    assert pd["trends"]["exp"] == [[0, 0.01], [1, 0.01], [2, 0.3]]
-    assert pd["trends"]["planted.wrong"] == [[0, None], [2, 0.002]]
+    assert pd["trends"]["exp"] == [[0, 0.01], [1, 0.01], [2, 0.3], [3, 0.3]]
+    assert pd["trends"]["planted.wrong"] == [[0, None], [2, 0.002], [3, 0, 2]]  # the status code when not a pass
     assert pd["drift"][0]["entry"] in ("exp", "planted.wrong") and {d["entry"] for d in pd["drift"]} == {"exp", "planted.wrong"}
     exp = next(d for d in pd["drift"] if d["entry"] == "exp")
     assert exp["case"] == "exp|float64|cpu" and (exp["first"], exp["last"]) == (1e-4, 0.3) and exp["drift"] > 2

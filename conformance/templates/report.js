@@ -253,14 +253,15 @@
       chart.append(svg("line", {class: "axis", x1: left, x2: left, y1: top, y2: height - bottom}));
     }
     chart.append(svg("line", {class: "limit", x1: left, x2: width - right, y1: y(1), y2: y(1)}));
-    const finite = points.map((p, i) => [i, p[1]]).filter((p) => p[1] !== null);
+    const finite = points.map((p, i) => [i, p[1], p[2]]).filter((p) => p[1] !== null && !(p[2] > 0 && p[1] <= 1));
     chart.append(svg("polyline", {points: finite.map(([i, h]) => `${x(i).toFixed(1)},${y(h).toFixed(1)}`).join(" ")}));
-    points.forEach(([run, h], i) => {
+    points.forEach(([run, h, status], i) => {
       const info = D.runs[run] || [];
-      const cls = h === null ? "nonfinite" : h === 0 ? "exact" : "";
-      const dot = svg("circle", {cx: x(i).toFixed(1), cy: (h === null ? top : y(h)).toFixed(1), r: small ? 1.8 : 3.5, class: cls});
+      const atTop = h === null || (status > 0 && h <= 1); // no ratio measured (non-finite, or an error): drawn on top
+      const cls = atTop || status > 0 ? "nonfinite" : h === 0 ? "exact" : "";
+      const dot = svg("circle", {cx: x(i).toFixed(1), cy: (atTop ? top : y(h)).toFixed(1), r: small ? 1.8 : 3.5, class: cls});
       dot.append(svg("title", {}, `${String(info[0] || "?").slice(0, 10)} · ${info[1] || ""} · torch ${info[2] || "?"}`
-        + ` · headroom ${h === null ? "none finite" : fmt(h)}`));
+        + ` · headroom ${h === null ? "none finite" : fmt(h)}` + (status > 0 ? ` · ${D.status[status]}` : "")));
       chart.append(dot);
     });
     if (!small && points.length) {
@@ -277,7 +278,7 @@
       + "--history, or the history has no run of this entry");
     return el("div", {}, trendChart(points, 520, 170, false),
       el("p", {class: "meta"}, `${points.length} recorded run(s), oldest first; the entry's worst headroom per run `
-        + "(log scale; hollow: exact; red: no finite headroom); dashed: 1, above it a check fails"));
+        + "(log scale; hollow: exact; red: failed or erred, on top when no ratio was measured); dashed: 1, above it a check fails"));
   }
 
   let openCell = null;
