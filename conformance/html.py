@@ -195,6 +195,22 @@ def drifted_most(history: list[dict] | None, top: int = DRIFT_TOP) -> list[dict]
     return out
 
 
+def _run_indices(runs: list[dict], points: list[dict]) -> list[int | None]:
+    """The index in ``runs`` of each trend point: points come in run order but skip the runs without the entry,
+    and two runs may share commit and time (one report appended twice): match in order, on the case too."""
+    def ran(run: dict, p: dict) -> bool:
+        same = (run.get("commit"), run.get("time")) == (p["commit"], p["time"])
+        return same and (p.get("case") is None or p["case"] in run.get("cases", {}))
+
+    out, k = [], 0
+    for p in points:
+        while k < len(runs) and not ran(runs[k], p):
+            k += 1
+        out.append(k if k < len(runs) else None)
+        k += 1
+    return out
+
+
 def _trend_point(run: int | None, point: dict) -> list:
     """``[run index, headroom]``, plus the status code when the entry failed or erred in that run (the chart
     draws it red: an error's headroom 0 is no measurement)."""
@@ -209,8 +225,7 @@ def page_data(data: dict, history: list[dict] | None = None) -> dict:
     s, tolerances = _Strings(), _Strings()  # tolerances: index 0 is none (an error or leak record)
     cases = _cases(data["records"], s, tolerances)
     runs = list(history or [])[-TREND_RUNS:]
-    run_index = {(r.get("commit"), r.get("time")): k for k, r in enumerate(runs)}
-    trend_rows = {entry: [_trend_point(run_index.get((p["commit"], p["time"])), p) for p in points]
+    trend_rows = {entry: [_trend_point(k, p) for k, p in zip(_run_indices(runs, points), points)]
                   for entry, points in trends(runs).items()}
     from conformance.history import DRIFT_RULE
 

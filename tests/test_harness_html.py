@@ -177,3 +177,11 @@ def test_the_matrix_is_plain_html_before_any_script_runs(data):
     assert matrix.count("<tr><td><code>") == 2 and 'class="cell fail">fail<' in matrix
     assert 'class="cell notrun"' in matrix and '<th data-col="complex128/cpu">' in matrix
     assert "<svg" in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_runs_of_one_commit_and_time_keep_their_own_points(data):
+    twice = history_runs([{"exp|float64|cpu": 1e-4}, {"exp|float64|cpu": 2e-4}, {"planted.wrong|float64|cpu": 1e-3},
+                          {"exp|float64|cpu": 3e-4}])
+    for run in twice:
+        run["commit"], run["time"] = "same", "same"  # a report appended more than once
+    assert html.page_data(data, twice)["trends"]["exp"] == [[0, 1e-4], [1, 2e-4], [3, 3e-4]]
