@@ -16,7 +16,8 @@ What fails (``gate --baseline`` and the exit status of ``diff``):
 * a headroom regression (tolerances.toml ``[regression]``): a check passing in both whose headroom grew
   ``headroom_factor``-fold or more while above its dtype's ``headroom_floor``, or crossed ``headroom_threshold``;
 * a vanished case: in BASE, not in NEW, although NEW is a complete run (not filtered, not a shard) of that
-  case's dtype and device, so the case was dropped, not skipped.
+  case's dtype and device, so the case was dropped, not skipped; likewise a check that passed in BASE and no
+  longer runs in a case that still does (a harness change that drops a comparison).
 
 Stated but not failing: fixed checks, new cases, coverage changes (a public name without a mirror already
 fails the plain gate), override changes (added, removed, loosened or tightened: each needs a reason in
@@ -86,7 +87,7 @@ class Diff:
     compared: str  # what was compared: the two commits and their numbers of checks
     new_failures: list[dict] = field(default_factory=list)  # NEW's failing rows
     fixed: list[dict] = field(default_factory=list)  # NEW's rows passing where BASE failed
-    vanished: list[str] = field(default_factory=list)  # case ids dropped from a complete run (fail)
+    vanished: list[str] = field(default_factory=list)  # case ids, or "case_id [check]", dropped from a complete run (fail)
     not_run: list[str] = field(default_factory=list)  # case ids missing from NEW because NEW did not cover them
     appeared: list[str] = field(default_factory=list)
     coverage: list[str] = field(default_factory=list)
@@ -212,6 +213,11 @@ def compare(base: dict, new: dict, policy: RegressionPolicy | None = None) -> Di
     old_cases, new_cases = {k[0] for k in old}, {k[0] for k in now}
     for cid in sorted(old_cases - new_cases):
         (diff.vanished if _complete_for(new, cid) else diff.not_run).append(cid)
+    # a check that stopped running in a case that still runs (a harness change that drops a comparison passes
+    # every plain gate); the error check comes and goes with failures, so only a passing one is missed
+    diff.vanished += [f"{cid} [{check}]" for (cid, check), row in sorted(old.items())
+                      if cid in new_cases and (cid, check) not in now and row["status"] == "pass" and check != "error"
+                      and _complete_for(new, cid)]
     diff.appeared = sorted(new_cases - old_cases)
     diff.coverage = _coverage_changes(base, new)
     diff.overrides = _override_changes(base, new)
@@ -246,7 +252,8 @@ def sections(diff: Diff, policy: RegressionPolicy, with_failures: bool = True) -
     parts += [
         (f"headroom regressions (factor {policy.headroom_factor:g}, threshold {policy.headroom_threshold:g}; "
          "tolerances.toml [regression])", [r.line(policy) for r in diff.regressions]),
-        ("cases vanished from a complete run", [f"{cid} (in the baseline, not run now)" for cid in diff.vanished]),
+        ("cases or checks vanished from a complete run",
+         [f"{cid} (in the baseline, not run now)" for cid in diff.vanished]),
     ]
     return [(title, lines) for title, lines in parts if lines]
 

@@ -151,13 +151,26 @@ def test_diff_lists_failures_fixes_coverage_overrides_and_vanished_cases(tmp_pat
     assert d.overrides == ["loosened: op=planted.regress check=forward: rtol None atol 1e-09 -> rtol None atol 1e-06"]
     assert d.failed
     text = diff.render_text(d, RegressionPolicy(), "base.json", "new.json")
-    for expected in ("new failures (1):", "fixed (1):", "cases vanished from a complete run (1):", "new cases (1):",
+    for expected in ("new failures (1):", "fixed (1):", "cases or checks vanished from a complete run (1):", "new cases (1):",
                      "coverage (", "overrides (1):", "diff: REGRESSED"):
         assert expected in text
     new["overrides"] = []
     assert diff.compare(base, new).overrides[0].startswith("removed: op=planted.regress check=forward")
     new["overrides"] = base["overrides"] + [{**base["overrides"][0], "op": "planted.more", "reason": "why"}]
     assert "added: op=planted.more check=forward (rtol None atol 1e-09): why" in diff.compare(base, new).overrides
+
+
+def test_a_check_that_stopped_running_in_a_case_that_still_runs_vanished(tmp_path):
+    base, _ = _report(tmp_path, 1e-9, "base.json")
+    new = copy.deepcopy(base)
+    new["records"] = [r for r in new["records"] if r["check"] != "double_backward"]  # a harness change dropped it
+    d = diff.compare(base, new)
+    assert d.vanished == ["planted.regress|float64|cpu [double_backward]"] and d.failed
+    new["run"] = {**new["run"], "filtered": True}  # a filtered run: stated as out of scope, not failed
+    assert diff.compare(base, new).vanished == []
+    failing = copy.deepcopy(base)  # an error record goes away with the failure that made it: that is a fix
+    failing["records"].append({**failing["records"][0], "check": "error", "status": "error", "headroom": None})
+    assert diff.compare(failing, base).vanished == []
 
 
 def test_a_filtered_or_sharded_run_does_not_count_missing_cases_as_vanished_a_merged_one_does(tmp_path):
