@@ -90,8 +90,10 @@ def markdown(data: dict, mutation: dict | None = None, base: dict | None = None,
     failures = _failures(data)
     if failures:
         out += ["", f"#### Failures ({len(failures)})", ""]
+        told = set()  # a case's rerun verdict once, with its first failing check
         for r in failures[:FAILURES]:
-            rerun = _rerun(data, r["case_id"])
+            rerun = "" if r["case_id"] in told else _rerun(data, r["case_id"])
+            told.add(r["case_id"])
             label = f" ({r['label']})" if r.get("label") else ""
             out.append(f"- **{md_escape(r['case_id'])}** [{r['check']}] {r['status']}{md_escape(label)}: "
                        f"{md_escape(' '.join(str(r['message']).split())[:120])} `{r['repro']}`"

@@ -67,6 +67,15 @@ def test_failures_carry_repro_and_rerun_verdict_and_are_capped(tmp_path):
     _assert_valid_tables(md)
 
 
+def test_a_case_failing_several_checks_gives_its_rerun_verdict_once(tmp_path):
+    data = _failing(_report(tmp_path, 1e-9, "r.json")[0], 1)
+    row = next(r for r in data["records"] if r["case_id"] == "planted.fail0|float64|cpu")
+    data["records"].append({**row, "check": "double_backward"})
+    md = summary.markdown(data)
+    assert "[backward] fail" in md and "[double_backward] fail" in md
+    assert md.count("rerun: fails again with seed 0") == 1
+
+
 def test_summary_against_a_baseline_names_the_regression(tmp_path):
     base, _ = _report(tmp_path, 1e-9, "base.json")
     new, _ = _report(tmp_path, 4e-9, "new.json")
