@@ -309,7 +309,7 @@
       for (const k of messages) panel.append(messageBlock(text(k, K.check), text(k, K.message)));
     }
     if (D.snippets[id]) panel.append(el("h3", {}, "Snippet"), snippetBlock(D.snippets[id]));
-    panel.append(el("h3", {}, `Headroom trend of ${entryOf(id)}`), trendBlock(entryOf(id)));
+    panel.append(el("h3", {}, `Headroom trend of ${entryOf(id)} (its worst case per run, over every dtype and device)`), trendBlock(entryOf(id)));
     const cell = table.querySelector(`td[data-case="${CSS.escape(id)}"]`);
     if (cell) { cell.classList.add("open"); openCell = cell; }
     panel.scrollTop = 0;
