@@ -316,6 +316,17 @@ def test_clicks_and_typing_go_through_the_hash(page, browser):
     assert browser.errors == []
 
 
+def test_a_cell_opens_from_the_keyboard(page, browser):
+    browser.open(page.as_uri())
+    browser.js("document.querySelector('td[data-case=\"exp|float32|cpu\"]').focus()")
+    assert browser.js("document.activeElement.dataset.case") == "exp|float32|cpu"  # Tab can reach a cell
+    for kind in ("keyDown", "keyUp"):  # a real key press, through the browser's input pipeline
+        browser.send("Input.dispatchKeyEvent", type=kind, key="Enter", code="Enter", windowsVirtualKeyCode=13)
+    state = browser.js(STATE)
+    assert state["hash"] == "#open=exp|float32|cpu" and state["open"]
+    assert browser.errors == []
+
+
 def test_devtools_sees_console_errors(page, browser):
     browser.open(page.as_uri())
     browser.js("console.error('planted'); 1")

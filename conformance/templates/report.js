@@ -26,7 +26,7 @@
     const cases = columns.map((col, k) => {
       const id = entry + "|" + col.split("/").join("|");
       const c = D.cases[id];
-      if (c) tr.cells[FIXED + k].dataset.case = id;
+      if (c) { tr.cells[FIXED + k].dataset.case = id; tr.cells[FIXED + k].tabIndex = 0; } // Tab reaches it, Enter opens it
       return c || null;
     });
     return {tr, entry, kind, cases, status: -1, worst: -1};
@@ -352,7 +352,11 @@
     ev.preventDefault();
     setState({open: target.hasAttribute("data-close") ? "" : target.dataset.case}, true);
   });
-  document.addEventListener("keydown", (ev) => { if (ev.key === "Escape" && readState().open) setState({open: ""}, true); });
+  document.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape" && readState().open) setState({open: ""}, true);
+    const cell = (ev.key === "Enter" || ev.key === " ") && ev.target.closest && ev.target.closest("td[data-case]");
+    if (cell) { ev.preventDefault(); setState({open: cell.dataset.case}, true); } // the keyboard's click on a cell
+  });
   window.addEventListener("hashchange", render);
   renderDrift();
   render();
