@@ -168,6 +168,10 @@ def test_a_check_that_stopped_running_in_a_case_that_still_runs_vanished(tmp_pat
     assert d.vanished == ["planted.regress|float64|cpu [double_backward]"] and d.failed
     new["run"] = {**new["run"], "filtered": True}  # a filtered run: stated as out of scope, not failed
     assert diff.compare(base, new).vanished == []
+    new["run"] = {**base["run"], "torch": "2.99.0"}  # another torch: the checks it allows differ; stated
+    d = diff.compare(base, new)
+    assert d.vanished == [] and d.torch_dropped == ["planted.regress|float64|cpu [double_backward]"] and not d.failed
+    assert "1 baseline check(s) not made under this run's torch: not compared" in diff.notes(d, "base.json")
     failing = copy.deepcopy(base)  # an error record goes away with the failure that made it: that is a fix
     failing["records"].append({**failing["records"][0], "check": "error", "status": "error", "headroom": None})
     assert diff.compare(failing, base).vanished == []
