@@ -213,6 +213,12 @@ def compare(base: dict, new: dict, policy: RegressionPolicy | None = None) -> Di
                                                    row["headroom"], why, row["rule"] or "", before["rule"] or "",
                                                    row["repro"]))
     old_cases, new_cases = {k[0] for k in old}, {k[0] for k in now}
+    # a case whose failing check made no record once it passed (an "error" record: the case erred before
+    # its comparisons) is fixed too, though no check matches it by name
+    fixed_cases = {row["case_id"] for row in diff.fixed}
+    clean = new_cases - {k[0] for k, row in now.items() if row["status"] != "pass"}
+    diff.fixed += [row for key, row in sorted(old.items()) if row["status"] != "pass" and key not in now
+                   and key[0] in clean and key[0] not in fixed_cases]
     for cid in sorted(old_cases - new_cases):
         (diff.vanished if _complete_for(new, cid) else diff.not_run).append(cid)
     # a check that stopped running in a case that still runs (a harness change that drops a comparison passes

@@ -175,6 +175,8 @@ def test_a_check_that_stopped_running_in_a_case_that_still_runs_vanished(tmp_pat
     failing = copy.deepcopy(base)  # an error record goes away with the failure that made it: that is a fix
     failing["records"].append({**failing["records"][0], "check": "error", "status": "error", "headroom": None})
     assert diff.compare(failing, base).vanished == []
+    assert [(r["case_id"], r["check"]) for r in diff.compare(failing, base).fixed] == \
+        [("planted.regress|float64|cpu", "error")]
 
 
 def test_a_filtered_or_sharded_run_does_not_count_missing_cases_as_vanished_a_merged_one_does(tmp_path):
