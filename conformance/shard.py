@@ -10,8 +10,6 @@ the case's kind and dtype (``ESTIMATE_SECONDS``). Every case lands in exactly on
 tolerances, coverage; every slice 1..N exactly once; no case in two slices), then rebuilds one report over
 the union of their records (``report.build`` recomputes the summary and the override statuses: an override
 that matched in any slice is ``ok``), keeping the slices' own snippets and reruns.
-
-Owner: issue 15, shard helper.
 """
 
 from __future__ import annotations
@@ -54,7 +52,7 @@ def _kind(entry: str) -> str | None:
 
 
 def _estimate(case_id: str) -> float:
-    entry, dtype = (case_id.split("|") + ["", ""])[:2]
+    entry, dtype = (case_id.rsplit("|", 2) + ["", ""])[:2] if case_id.count("|") >= 2 else (case_id, "")
     return ESTIMATE_SECONDS.get(_kind(entry), DEFAULT_ESTIMATE) * DTYPE_FACTOR.get(dtype, 1.0)
 
 
