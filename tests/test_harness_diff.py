@@ -24,6 +24,7 @@ from conformance.strategies import tensor
 from conformance.tolerances import RegressionPolicy, Tolerances
 from neuronix.ops.registry import apply
 from tests.planting import plant
+from tests.test_harness_report import _toml as report_toml
 
 ROOT = Path(__file__).resolve().parent.parent
 CLEAN = Coverage(["planted.regress"], ["planted.regress"], [], {}, [])
@@ -37,10 +38,7 @@ reason = "the repository's policy (test_the_tests_policy_is_the_repositorys)"
 
 
 def _toml(tmp_path, extra: str = "") -> Path:
-    path = tmp_path / "tolerances.toml"
-    path.write_text('schema = 1\n[defaults]\nfloat32 = { rtol = 1e-6, atol = 1e-6 }\nfloat64 = { rtol = 1e-7, atol = 1e-12 }\n'
-                    '[defaults.finite_difference]\nfloat64 = { rtol = 1e-6, atol = 1e-7 }\n' + POLICY + extra)
-    return path
+    return report_toml(tmp_path, POLICY + extra)
 
 
 def _sample(draw, dtype, device):

@@ -15,20 +15,13 @@ from conformance.coverage import Coverage
 from conformance.mirror import REGISTRY, OpMirror, Sample
 from conformance.strategies import tensor, unary
 from conformance.tolerances import Tolerances
+from tests.test_harness_report import _toml
 
 OPTS = {"dtypes": ["float64"], "devices": ["cpu"], "profile": "ci", "examples": 2, "tolerances": None}
 
 
-def _toml(tmp_path):
-    path = tmp_path / "tolerances.toml"
-    path.write_text("schema = 1\n[defaults]\nfloat32 = { rtol = 1e-6, atol = 1e-6 }\n"
-                    "float64 = { rtol = 1e-7, atol = 1e-12 }\n[defaults.finite_difference]\n"
-                    "float64 = { rtol = 1e-6, atol = 1e-7 }\n")
-    return str(path)
-
-
 def _opts(tmp_path) -> dict:
-    return {**OPTS, "tolerances": _toml(tmp_path)}
+    return {**OPTS, "tolerances": str(_toml(tmp_path, ""))}
 
 
 def _run(mirror, opts):

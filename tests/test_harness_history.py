@@ -13,32 +13,20 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-import neuronix as nx
 from conformance import history, report
 from conformance.coverage import Coverage
-from conformance.mirror import OpMirror
 from conformance.runner import run_case
-from conformance.strategies import unary
 from conformance.tolerances import Tolerances
+from tests.test_harness_report import EXP, _toml
 
 ROOT = Path(__file__).resolve().parent.parent
-EXP = OpMirror("planted.exp", nx.exp, torch.exp, unary())
-TOML = """schema = 1
-[defaults]
-float32 = { rtol = 1e-6, atol = 1e-6 }
-float64 = { rtol = 1e-7, atol = 1e-12 }
-[defaults.finite_difference]
-float64 = { rtol = 1e-6, atol = 1e-7 }
-"""
 
 
 @pytest.fixture(scope="module")
 def small_report(tmp_path_factory) -> dict:
     """A real report of one planted mirror over two dtypes (the pattern of tests/test_harness_report.py)."""
-    toml = tmp_path_factory.mktemp("tol") / "tolerances.toml"
-    toml.write_text(TOML)
+    toml = _toml(tmp_path_factory.mktemp("tol"), "")
     tol = Tolerances.load(toml)
     records = []
     for dtype in ("float32", "float64"):

@@ -286,16 +286,21 @@ def test_avg_pool1d_stores_tuples_and_has_no_divisor_override():
     assert not hasattr(n_mod, "divisor_override") and not hasattr(t_mod, "divisor_override")
 
 
-@pytest.mark.parametrize("name,args,x", [("MaxPool1d", (2,), torch.randn(2, 2, 2, 4)),
-                                         ("AvgPool3d", (2,), torch.randn(2, 4, 4)),
-                                         ("AdaptiveMaxPool3d", (2,), torch.randn(4, 4)),
-                                         ("LPPool1d", (2, 2), torch.randn(1, 1, 1, 4))])
-def test_pools_refuse_wrong_ranks_with_torchs_error_type(name, args, x):
+def _raises_as_torch(name: str, args: tuple, x: torch.Tensor) -> None:
+    """The module ``name(*args)`` refuses ``x`` in torch and in neuronix with the same exception type."""
     n_mod, t_mod = _pair(name, *args)
     with pytest.raises(Exception) as t_err:
         t_mod(x)
     with pytest.raises(type(t_err.value)):
         n_mod(nx.Tensor(x))
+
+
+@pytest.mark.parametrize("name,args,x", [("MaxPool1d", (2,), torch.randn(2, 2, 2, 4)),
+                                         ("AvgPool3d", (2,), torch.randn(2, 4, 4)),
+                                         ("AdaptiveMaxPool3d", (2,), torch.randn(4, 4)),
+                                         ("LPPool1d", (2, 2), torch.randn(1, 1, 1, 4))])
+def test_pools_refuse_wrong_ranks_with_torchs_error_type(name, args, x):
+    _raises_as_torch(name, args, x)
 
 
 # ----- fractional max pooling ----------------------------------------------------------------------------------------
@@ -416,11 +421,7 @@ def test_padding_layers_match_torch(prefix, dims, padding, shape):
                                          ("ReplicationPad3d", (1,), torch.randn(3, 3)),
                                          ("ConstantPad2d", ((1, 2, 3), 0.0), torch.randn(1, 2, 3))])
 def test_padding_errors_are_torchs(name, args, x):
-    n_mod, t_mod = _pair(name, *args)
-    with pytest.raises(Exception) as t_err:
-        t_mod(x)
-    with pytest.raises(type(t_err.value)):
-        n_mod(nx.Tensor(x))
+    _raises_as_torch(name, args, x)
 
 
 def test_zero_pad_is_a_constant_pad_as_torch():
