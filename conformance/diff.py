@@ -31,6 +31,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.gate import failure_line
 from conformance.report import SCHEMA
 from conformance.tolerances import DEFAULT_PATH, RegressionPolicy, Tolerances
 
@@ -239,12 +240,6 @@ def compare(base: dict, new: dict, policy: RegressionPolicy | None = None) -> Di
     return diff
 
 
-def _failure_line(row: dict) -> str:
-    label = f" ({row['label']})" if row.get("label") else ""
-    message = " ".join(str(row.get("message", "")).split())[:160]
-    return f"{row['case_id']} [{row['check']}] {row['status']}{label}: {message}\n      {row['repro']}"
-
-
 def notes(diff: Diff, base_name: str) -> list[str]:
     """The lines that say what was compared and how the environments differ."""
     out = [f"baseline {base_name}: {diff.compared}"]
@@ -264,7 +259,7 @@ def sections(diff: Diff, policy: RegressionPolicy, with_failures: bool = True) -
     """``(title, lines)`` for each non-empty part of the comparison; failing parts first."""
     parts = []
     if with_failures:
-        parts.append(("new failures", [_failure_line(r) for r in diff.new_failures]))
+        parts.append(("new failures", [failure_line(r) for r in diff.new_failures]))
     parts += [
         (f"headroom regressions (factor {policy.headroom_factor:g}, threshold {policy.headroom_threshold:g}; "
          "tolerances.toml [regression])", [r.line(policy) for r in diff.regressions]),
@@ -291,7 +286,8 @@ def _informational(diff: Diff) -> list[tuple[str, list[str]]]:
     return [(title, lines) for title, lines in parts if lines]
 
 
-def baseline_problems(base: dict, new: dict, base_name: str = "baseline") -> tuple[list[tuple[str, list[str]]], list[str]]:
+def baseline_problems(base: dict, new: dict, base_name: str = "baseline",
+                      compared: Diff | None = None) -> tuple[list[tuple[str, list[str]]], list[str]]:
     """``(sections, notes)``: the gate's failing sections for regressions of ``new`` against ``base``, and
     the lines that say what was compared (different torch, devices, profile: stated, not hidden).
 
@@ -301,7 +297,7 @@ def baseline_problems(base: dict, new: dict, base_name: str = "baseline") -> tup
     if new.get("schema") != SCHEMA:
         return [], []  # the plain gate already fails a foreign report
     policy = policy_for(new)
-    diff = compare(base, new, policy)
+    diff = compare(base, new, policy) if compared is None else compared  # the summary passes the one it made
     found = [(f"vs baseline: {title}", lines) for title, lines in sections(diff, policy, with_failures=False)]
     extra = [f"coverage: {'; '.join(diff.coverage)}"] if diff.coverage else []
     if diff.overrides:  # counted by change (added, removed, loosened, ...): `diff` prints each with its reason

@@ -30,10 +30,7 @@ def problems(data: dict) -> list[tuple[str, list[str]]]:
     rerun = _rerun_lines(data)
     failing = [r for r in records if r["status"] != "pass" and r["check"] != "leak"]
     if failing:
-        found.append(("failed checks", [f"{r['case_id']} [{r['check']}] {r['status']}"
-                                        + (f" ({r['label']})" if r.get("label") else "")
-                                        + f": {_short(r['message'])}\n      {r['repro']}" + rerun(r["case_id"])
-                                        for r in failing]))
+        found.append(("failed checks", [failure_line(r) + rerun(r["case_id"]) for r in failing]))
     leaks = [r for r in records if r["check"] == "leak" and r["status"] != "pass"]
     if leaks:
         found.append(("leaks", [f"{r['case_id']}: {_short(r['message'])}\n      {r['repro']}" + rerun(r["case_id"])
@@ -54,6 +51,12 @@ def problems(data: dict) -> list[tuple[str, list[str]]]:
     if stale:
         found.append(("recorded torch defects", stale))
     return found
+
+
+def failure_line(r: dict) -> str:
+    """A failing record as the gate (and ``diff``) prints it: case, check, status, label, message, repro."""
+    label = f" ({r['label']})" if r.get("label") else ""
+    return f"{r['case_id']} [{r['check']}] {r['status']}{label}: {_short(r['message'])}\n      {r['repro']}"
 
 
 def _rerun_lines(data: dict):

@@ -72,7 +72,7 @@ def _mutation_line(mutation: dict | None) -> str | None:
 
 def markdown(data: dict, mutation: dict | None = None, base: dict | None = None, base_name: str = "") -> str:
     compared = report_diff.compare(base, data) if base else None
-    baseline = report_diff.baseline_problems(base, data, base_name) if base else None
+    baseline = report_diff.baseline_problems(base, data, base_name, compared) if base else None
     found = _verdict(data, mutation, baseline)
     s = data["summary"]
     verdict = "❌ FAIL" if found else "✅ PASS"
